@@ -1,0 +1,138 @@
+//! Blocking client: one connection, one request, one answer, all within a
+//! deadline. No threads, no async runtime: it runs inside sshd and sudo.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+
+use crate::codec::encode_request;
+use crate::proto::{ALLOW, DENY, LEN_PREFIX, Request, Verdict};
+
+/// Why no verdict came back. The caller treats every one as a denial.
+#[derive(Debug)]
+pub enum ClientError {
+    Connect(io::Error),
+    Send(io::Error),
+    Receive(io::Error),
+    TimedOut,
+    /// The daemon answered with bytes that are neither ALLOW nor DENY.
+    Garbage,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect(e) => write!(f, "cannot connect to veild: {e}"),
+            ClientError::Send(e) => write!(f, "cannot send to veild: {e}"),
+            ClientError::Receive(e) => write!(f, "cannot read from veild: {e}"),
+            ClientError::TimedOut => write!(f, "veild did not answer in time"),
+            ClientError::Garbage => write!(f, "veild answered with an unknown frame"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Asks veild one question. Returns the verdict, or why there was none;
+/// never blocks past `timeout`.
+pub fn ask(socket: &Path, request: &Request, timeout: Duration) -> Result<Verdict, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let frame = encode_request(request);
+    let mut stream = connect(socket, deadline)?;
+    set_timeouts(&stream, deadline)?;
+    stream.write_all(&frame).map_err(|e| timed_out_or(e, ClientError::Send))?;
+    let response = read_response(&mut stream, deadline)?;
+    match response.as_slice() {
+        r if r == ALLOW => Ok(Verdict::Allow),
+        r if r == DENY => Ok(Verdict::Deny),
+        _ => Err(ClientError::Garbage),
+    }
+}
+
+/// A non-blocking connect: a plain `connect` on a Unix socket blocks while
+/// the listener's backlog is full (a stopped daemon), which would hang the login.
+fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
+    let addr = UnixAddr::new(path).map_err(|e| ClientError::Connect(e.into()))?;
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| ClientError::Connect(e.into()))?;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => break,
+            // Linux answers EAGAIN on a full backlog of a Unix listener.
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(ClientError::TimedOut);
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(ClientError::Connect(e.into())),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false).map_err(ClientError::Connect)?;
+    Ok(stream)
+}
+
+fn set_timeouts(stream: &UnixStream, deadline: Instant) -> Result<(), ClientError> {
+    let left = remaining(deadline)?;
+    stream.set_write_timeout(Some(left)).map_err(ClientError::Send)?;
+    stream.set_read_timeout(Some(left)).map_err(ClientError::Receive)
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    // A zero timeout means "block forever" to setsockopt.
+    if left < Duration::from_millis(1) { Err(ClientError::TimedOut) } else { Ok(left) }
+}
+
+fn timed_out_or(e: io::Error, wrap: fn(io::Error) -> ClientError) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::TimedOut,
+        _ => wrap(e),
+    }
+}
+
+/// Reads one response frame of at most the size of the larger constant.
+fn read_response(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, ClientError> {
+    let max = ALLOW.len().max(DENY.len());
+    let mut buf = vec![0u8; max + 1];
+    let mut got = 0;
+    loop {
+        stream.set_read_timeout(Some(remaining(deadline)?)).map_err(ClientError::Receive)?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got > max {
+                    return Err(ClientError::Garbage);
+                }
+                if got >= LEN_PREFIX {
+                    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                    if LEN_PREFIX + len > max {
+                        return Err(ClientError::Garbage);
+                    }
+                    if got == LEN_PREFIX + len {
+                        break;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(timed_out_or(e, ClientError::Receive)),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
