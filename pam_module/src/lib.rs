@@ -1,0 +1,1 @@
+//! pam_veil.so (being written).
