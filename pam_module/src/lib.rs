@@ -1,1 +1,25 @@
-//! pam_veil.so (being written).
+//! `pam_veil.so`: asks for a password and a verification code, then asks
+//! veild, and answers `PAM_SUCCESS` only for veild's exact ALLOW frame.
+//!
+//! Module arguments: `socket=PATH` (default `/run/veil/veild.sock`),
+//! `timeout=SECONDS` (default 5, from 1 to 60, decimals allowed; keep it above
+//! veild's failure delay), `use_first_pass`, `try_first_pass`, `debug`.
+//!
+//! Every failure, whatever its cause, is `PAM_AUTH_ERR` after the same
+//! prompts and without a message. `pam_sm_setcred` answers `PAM_SUCCESS`
+//! (no credentials to establish); `pam_sm_acct_mgmt` and `pam_sm_chauthtok`
+//! answer `PAM_IGNORE` (veil manages neither accounts nor, through PAM, its
+//! secrets). There are no session hooks.
+//!
+//! All `unsafe` is in [`ffi`]; every other module forbids it.
+
+pub mod args;
+pub mod auth;
+pub mod client;
+pub mod code;
+pub mod conv;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod pam;
+
+pub use ffi::{pam_sm_acct_mgmt, pam_sm_authenticate, pam_sm_chauthtok, pam_sm_setcred};

@@ -1,0 +1,370 @@
+//! Strict parsing of the module arguments from the PAM configuration line.
+//!
+//! `socket=PATH`, `timeout=SECONDS`, `use_first_pass`, `try_first_pass`,
+//! `debug`. Anything unknown, malformed, repeated or conflicting is a
+//! problem; the caller logs every problem and fails closed, after asking the
+//! usual prompts. The options that did parse still shape the prompts, so a
+//! typo in `timeout=` does not change what the person at the prompt sees.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pam::sanitize;
+
+/// Where veild listens unless `socket=` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/veil/veild.sock";
+/// How long the module waits for veild unless `timeout=` says otherwise; it
+/// must stay above the daemon's failure delay (2 s by default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bounds for `timeout=`, inclusive.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the password comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// Always prompt `Password: ` (the default).
+    Prompt,
+    /// Reuse PAM_AUTHTOK when an earlier module set it, else prompt.
+    TryFirstPass,
+    /// Only reuse PAM_AUTHTOK; never prompt for the password.
+    UseFirstPass,
+}
+
+/// The parsed options, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub socket: PathBuf,
+    pub timeout: Duration,
+    pub password: PasswordSource,
+    pub debug: bool,
+}
+
+impl Default for Args {
+    fn default() -> Args {
+        Args {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            timeout: DEFAULT_TIMEOUT,
+            password: PasswordSource::Prompt,
+            debug: false,
+        }
+    }
+}
+
+/// One thing wrong with the argument list. Its text is meant for syslog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgProblem {
+    /// libpam handed a null argument pointer or a broken argv.
+    Null,
+    NotUtf8,
+    Unknown(String),
+    Malformed {
+        name: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    Repeated(&'static str),
+    Conflict,
+}
+
+impl fmt::Display for ArgProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgProblem::Null => write!(f, "null argument"),
+            ArgProblem::NotUtf8 => write!(f, "argument is not UTF-8"),
+            ArgProblem::Unknown(arg) => write!(f, "unknown argument \"{}\"", sanitize(arg)),
+            ArgProblem::Malformed { name, value, why } => {
+                write!(f, "bad value \"{}\" for {name}=: {why}", sanitize(value))
+            }
+            ArgProblem::Repeated(name) => write!(f, "{name} given more than once"),
+            ArgProblem::Conflict => write!(f, "use_first_pass and try_first_pass are exclusive"),
+        }
+    }
+}
+
+/// The result of parsing: the options, and every problem found on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub args: Args,
+    pub problems: Vec<ArgProblem>,
+}
+
+impl Parsed {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Parses the raw arguments; `None` stands for a null pointer from libpam.
+pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
+    let mut args = Args::default();
+    let mut problems = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
+    let mut first_pass: Option<PasswordSource> = None;
+    for arg in raw {
+        let Some(bytes) = arg else {
+            problems.push(ArgProblem::Null);
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            problems.push(ArgProblem::NotUtf8);
+            continue;
+        };
+        let (name, value) = match text.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (text, None),
+        };
+        let name: &'static str = match (name, value) {
+            ("socket", Some(value)) => {
+                match parse_socket(value) {
+                    Ok(path) => args.socket = path,
+                    Err(why) => problems.push(malformed("socket", value, why)),
+                }
+                "socket"
+            }
+            ("timeout", Some(value)) => {
+                match parse_timeout(value) {
+                    Ok(timeout) => args.timeout = timeout,
+                    Err(why) => problems.push(malformed("timeout", value, why)),
+                }
+                "timeout"
+            }
+            ("use_first_pass", None) => {
+                first_pass =
+                    merge_first_pass(first_pass, PasswordSource::UseFirstPass, &mut problems);
+                "use_first_pass"
+            }
+            ("try_first_pass", None) => {
+                first_pass =
+                    merge_first_pass(first_pass, PasswordSource::TryFirstPass, &mut problems);
+                "try_first_pass"
+            }
+            ("debug", None) => {
+                args.debug = true;
+                "debug"
+            }
+            _ => {
+                problems.push(ArgProblem::Unknown(text.to_owned()));
+                continue;
+            }
+        };
+        if seen.contains(&name) {
+            problems.push(ArgProblem::Repeated(name));
+        }
+        seen.push(name);
+    }
+    if let Some(source) = first_pass {
+        args.password = source;
+    }
+    Parsed { args, problems }
+}
+
+fn malformed(name: &'static str, value: &str, why: &'static str) -> ArgProblem {
+    ArgProblem::Malformed {
+        name,
+        value: value.to_owned(),
+        why,
+    }
+}
+
+fn merge_first_pass(
+    current: Option<PasswordSource>,
+    new: PasswordSource,
+    problems: &mut Vec<ArgProblem>,
+) -> Option<PasswordSource> {
+    match current {
+        Some(existing) if existing != new => {
+            problems.push(ArgProblem::Conflict);
+            // The stricter of the two decides the prompts.
+            Some(PasswordSource::UseFirstPass)
+        }
+        _ => Some(new),
+    }
+}
+
+fn parse_socket(value: &str) -> Result<PathBuf, &'static str> {
+    if !value.starts_with('/') {
+        return Err("must be an absolute path");
+    }
+    if value.len() > MAX_SOCKET_PATH {
+        return Err("longer than a Unix socket path may be");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("holds a control character");
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// Seconds as `N` or `N.F` (at most three decimals), from 1 to 60 inclusive.
+fn parse_timeout(value: &str) -> Result<Duration, &'static str> {
+    const SHAPE: &str = "expected seconds such as 5 or 2.5";
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return Err(SHAPE);
+    }
+    if whole.len() > 3 {
+        return Err("out of range 1..=60");
+    }
+    let fraction = fraction.unwrap_or("");
+    if fraction.len() > 3 {
+        return Err("at most millisecond precision");
+    }
+    let secs: u64 = whole.parse().map_err(|_| SHAPE)?;
+    let millis: u64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<3}").parse().map_err(|_| SHAPE)?
+    };
+    let timeout = Duration::from_secs(secs) + Duration::from_millis(millis);
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+        return Err("out of range 1..=60");
+    }
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Parsed {
+        parse(args.iter().map(|a| Some(a.as_bytes())))
+    }
+
+    #[test]
+    fn no_arguments_give_the_defaults() {
+        let parsed = parse_strs(&[]);
+        assert!(parsed.is_ok());
+        assert_eq!(parsed.args, Args::default());
+        assert_eq!(parsed.args.socket, PathBuf::from("/run/veil/veild.sock"));
+        assert_eq!(parsed.args.timeout, Duration::from_secs(5));
+        assert_eq!(parsed.args.password, PasswordSource::Prompt);
+        assert!(!parsed.args.debug);
+    }
+
+    #[test]
+    fn every_known_argument_is_understood() {
+        let parsed = parse_strs(&[
+            "socket=/tmp/v.sock",
+            "timeout=2.5",
+            "try_first_pass",
+            "debug",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.problems);
+        assert_eq!(
+            parsed.args,
+            Args {
+                socket: PathBuf::from("/tmp/v.sock"),
+                timeout: Duration::from_millis(2500),
+                password: PasswordSource::TryFirstPass,
+                debug: true,
+            }
+        );
+        assert_eq!(
+            parse_strs(&["use_first_pass"]).args.password,
+            PasswordSource::UseFirstPass
+        );
+    }
+
+    #[test]
+    fn timeouts_are_whole_or_decimal_seconds_within_bounds() {
+        for (text, millis) in [
+            ("1", 1000),
+            ("5", 5000),
+            ("60", 60_000),
+            ("1.5", 1500),
+            ("2.25", 2250),
+            ("59.999", 59_999),
+            ("01", 1000),
+            ("60.0", 60_000),
+        ] {
+            assert_eq!(
+                parse_timeout(text),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "0",
+            "0.999",
+            "60.001",
+            "61",
+            "1000",
+            "99999999999999999999",
+            "-1",
+            "+5",
+            "1e1",
+            "inf",
+            "NaN",
+            "5s",
+            " 5",
+            "5 ",
+            ".5",
+            "5.",
+            "1.2345",
+            "1..2",
+            "0x10",
+            "٣",
+        ] {
+            assert!(parse_timeout(text).is_err(), "{text:?} accepted");
+        }
+    }
+
+    #[test]
+    fn unknown_and_malformed_arguments_are_problems() {
+        for bad in [
+            &["nodelay"][..],
+            &["socket"],
+            &["socket="],
+            &["socket=relative/path"],
+            &["timeout"],
+            &["timeout=abc"],
+            &["timeout=0"],
+            &["debug=1"],
+            &["use_first_pass=yes"],
+            &["Debug"],
+            &[" debug"],
+            &["socket=/a", "socket=/b"],
+            &["timeout=5", "timeout=5"],
+            &["use_first_pass", "try_first_pass"],
+        ] {
+            let parsed = parse_strs(bad);
+            assert!(!parsed.is_ok(), "{bad:?} accepted");
+        }
+        let long = format!("socket=/{}", "a".repeat(200));
+        assert!(!parse_strs(&[&long]).is_ok());
+    }
+
+    #[test]
+    fn null_and_non_utf8_arguments_are_problems() {
+        assert_eq!(parse([None]).problems, vec![ArgProblem::Null]);
+        assert_eq!(
+            parse([Some(&b"socket=/tmp/\xff"[..])]).problems,
+            vec![ArgProblem::NotUtf8]
+        );
+    }
+
+    #[test]
+    fn valid_options_still_apply_next_to_a_problem() {
+        let parsed = parse_strs(&["use_first_pass", "timeout=soon"]);
+        assert!(!parsed.is_ok());
+        assert_eq!(parsed.args.password, PasswordSource::UseFirstPass);
+        assert_eq!(parsed.args.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn problem_messages_are_sanitised() {
+        let parsed = parse_strs(&["evil\nline"]);
+        let text = parsed.problems[0].to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("evil?line"));
+    }
+}

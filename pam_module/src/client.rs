@@ -1,0 +1,106 @@
+//! The one round trip to veild.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use veil_proto::{ClientError, Request, Verdict};
+
+/// Asks veild for a verdict. The real one is [`SocketClient`]; tests use fakes.
+pub trait Veild {
+    fn ask(
+        &mut self,
+        socket: &Path,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Verdict, ClientError>;
+}
+
+/// One blocking connection with a deadline, through `veil_proto::ask`: no
+/// threads, no async runtime, nothing that outlives the call.
+#[derive(Debug, Default)]
+pub struct SocketClient;
+
+impl Veild for SocketClient {
+    fn ask(
+        &mut self,
+        socket: &Path,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Verdict, ClientError> {
+        veil_proto::ask(socket, request, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    use std::time::Instant;
+    use veil_proto::{DENY, Secret};
+
+    fn request() -> Request {
+        Request::new("alice", Secret::from("pw"), Secret::from("123456"))
+    }
+
+    #[test]
+    fn a_missing_socket_is_an_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let got = SocketClient.ask(
+            &dir.path().join("absent.sock"),
+            &request(),
+            Duration::from_secs(5),
+        );
+        assert!(matches!(got, Err(ClientError::Connect(_))), "{got:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_times_out_within_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut sink = Vec::new();
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = conn.read_to_end(&mut sink);
+        });
+        let started = Instant::now();
+        let got = SocketClient.ask(&path, &request(), Duration::from_millis(1000));
+        let took = started.elapsed();
+        assert!(matches!(got, Err(ClientError::TimedOut)), "{got:?}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_millis(2000),
+            "{took:?}"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn deny_bytes_are_a_deny_and_garbage_is_an_error() {
+        for (reply, want_deny) in [(&DENY[..], true), (&b"\x00\x00\x00\x02hi"[..], false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("d.sock");
+            let listener = UnixListener::bind(&path).unwrap();
+            let reply = reply.to_vec();
+            let server = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut prefix = [0u8; 4];
+                conn.read_exact(&mut prefix).unwrap();
+                let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+                conn.read_exact(&mut body).unwrap();
+                conn.write_all(&reply).unwrap();
+            });
+            let got = SocketClient.ask(&path, &request(), Duration::from_secs(2));
+            if want_deny {
+                assert!(matches!(got, Ok(Verdict::Deny)), "{got:?}");
+            } else {
+                assert!(matches!(got, Err(ClientError::Garbage)), "{got:?}");
+            }
+            server.join().unwrap();
+        }
+    }
+}
