@@ -1,0 +1,205 @@
+//! The audit trail: one key=value line per attempt, to syslog (authpriv)
+//! and optionally stderr. A dedicated thread does the writing; requests
+//! only hand over a line with a non-blocking send, so a stuck or missing
+//! syslog never delays a login. Values are sanitised so that a crafted
+//! user name cannot forge or split a line.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use syslog::{Facility, Formatter3164};
+
+/// Longest value kept in a line, in characters after escaping.
+pub const MAX_VALUE: usize = 128;
+const QUEUE: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Notice,
+    Warning,
+    Error,
+}
+
+/// Hands lines to the writer thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    tx: SyncSender<(Severity, String)>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Where lines go.
+#[derive(Debug, Clone, Copy)]
+pub struct Sinks {
+    pub syslog: bool,
+    pub stderr: bool,
+}
+
+impl Audit {
+    /// Starts the writer thread. It ends when every `Audit` clone is dropped.
+    pub fn start(sinks: Sinks) -> (Audit, JoinHandle<()>) {
+        let (tx, rx) = sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&dropped);
+        let handle = std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || write_lines(rx, sinks, &counter))
+            .unwrap_or_else(|e| {
+                // Without a writer thread lines are dropped and counted.
+                eprintln!("veild: cannot start the audit thread: {e}");
+                std::thread::spawn(|| {})
+            });
+        (Audit { tx, dropped }, handle)
+    }
+
+    /// Queues a line; never blocks. A full queue drops the line and counts it.
+    pub fn log(&self, severity: Severity, line: String) {
+        match self.tx.try_send((severity, line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, Formatter3164>;
+
+fn connect_syslog() -> Option<Syslog> {
+    let formatter = Formatter3164 {
+        facility: Facility::LOG_AUTHPRIV,
+        hostname: None,
+        process: "veild".into(),
+        pid: std::process::id(),
+    };
+    syslog::unix(formatter).ok()
+}
+
+fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, dropped: &AtomicU64) {
+    let mut syslog = if sinks.syslog { connect_syslog() } else { None };
+    let mut last_try = Instant::now();
+    let mut reported_drops = 0;
+    for (severity, line) in rx {
+        let drops = dropped.load(Ordering::Relaxed);
+        let line = if drops != reported_drops {
+            reported_drops = drops;
+            format!("{line} audit_dropped_total={drops}")
+        } else {
+            line
+        };
+        if sinks.stderr {
+            let _ = writeln!(std::io::stderr().lock(), "veild: {line}");
+        }
+        if sinks.syslog {
+            // /dev/log may appear later (syslog started after veild).
+            if syslog.is_none() && last_try.elapsed() > Duration::from_secs(30) {
+                last_try = Instant::now();
+                syslog = connect_syslog();
+            }
+            if let Some(logger) = syslog.as_mut() {
+                let sent = match severity {
+                    Severity::Info => logger.info(&line),
+                    Severity::Notice => logger.notice(&line),
+                    Severity::Warning => logger.warning(&line),
+                    Severity::Error => logger.err(&line),
+                };
+                if sent.is_err() {
+                    syslog = None;
+                    last_try = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Escapes everything but printable ASCII (and the characters that would
+/// break key=value parsing) and caps the length.
+pub fn sanitize(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_VALUE));
+    for c in value.chars() {
+        if out.len() >= MAX_VALUE {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            ' ' | '"' | '\\' | '=' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_ascii_graphic() => out.push(c),
+            c if (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    out
+}
+
+/// Builds one `key=value ...` line with every value sanitised.
+#[derive(Debug, Default)]
+pub struct Line(String);
+
+impl Line {
+    pub fn new(event: &str) -> Line {
+        Line(format!("event={}", sanitize(event)))
+    }
+
+    pub fn field(mut self, key: &str, value: impl std::fmt::Display) -> Line {
+        let _ = write!(self.0, " {key}={}", sanitize(&value.to_string()));
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_escapes_cannot_split_or_colour_a_line() {
+        let line = Line::new("attempt").field("user", "evil\nevent=attempt outcome=allow\x1b[2J").finish();
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
+        assert_eq!(line.matches("outcome=").count(), 0, "{line}");
+        assert!(line.starts_with("event=attempt user=evil\\x0aevent\\x3dattempt\\x20outcome"), "{line}");
+    }
+
+    #[test]
+    fn long_values_are_capped() {
+        let long = "a".repeat(10_000);
+        assert!(sanitize(&long).len() <= MAX_VALUE + 3);
+        let wide = "\u{202e}".repeat(1000);
+        assert!(sanitize(&wide).len() <= MAX_VALUE + 16);
+    }
+
+    #[test]
+    fn ordinary_values_are_kept() {
+        assert_eq!(sanitize("alice"), "alice");
+        assert_eq!(sanitize("192.0.2.1"), "192.0.2.1");
+        assert_eq!(sanitize("2001:db8::1"), "2001:db8::1");
+        assert_eq!(sanitize(""), "");
+    }
+
+    #[test]
+    fn logging_never_blocks_when_the_queue_is_full() {
+        let (tx, _rx) = sync_channel(1);
+        let audit = Audit { tx, dropped: Arc::new(AtomicU64::new(0)) };
+        for _ in 0..10 {
+            audit.log(Severity::Info, "x".into());
+        }
+        assert_eq!(audit.dropped(), 9);
+    }
+}

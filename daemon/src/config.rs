@@ -1,0 +1,263 @@
+//! veild's configuration: strict TOML, every default in one place.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where veild listens (unless systemd passes a socket).
+    pub socket: PathBuf,
+    /// The SQLite file holding users, TOTP secrets and the lockout ledger.
+    pub database: PathBuf,
+    /// Every denial leaves this long after the request arrived.
+    pub failure_delay_ms: u64,
+    pub lockout: Lockout,
+    pub totp: Totp,
+    pub argon2: Argon2,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockoutScope {
+    /// Three counters: (user, source), (user, any remote source), (remote source, any user).
+    Source,
+    /// pam_faillock's plain per-user counter.
+    User,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lockout {
+    pub scope: LockoutScope,
+    /// Failures of one user from one source before that pair locks.
+    pub deny: u32,
+    pub fail_interval_s: u64,
+    pub unlock_time_s: u64,
+    /// Failures of one user from all remote sources before remote logins lock.
+    pub user_deny: u32,
+    /// Failures from one remote source, over all users, before it is blocked.
+    pub source_deny: u32,
+    /// Cap on ledger rows; the stalest inactive rows are evicted first.
+    pub max_ledger_rows: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TotpPolicy {
+    /// A user without an active TOTP secret can never log in.
+    Required,
+    /// A user without an active TOTP secret logs in with the password alone.
+    IfEnrolled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Totp {
+    pub policy: TotpPolicy,
+    /// Accepted 30-second steps either side of now.
+    pub skew: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2 {
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open client connections; beyond it a new connection gets DENY at once.
+    pub max_connections: usize,
+    /// argon2 worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Requests waiting for a worker; beyond it the request is denied.
+    pub queue: usize,
+    /// A client must send its whole request within this time.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            socket: PathBuf::from("/run/veil/veild.sock"),
+            database: PathBuf::from("/var/lib/veil/veil.db"),
+            failure_delay_ms: 2000,
+            lockout: Lockout::default(),
+            totp: Totp::default(),
+            argon2: Argon2::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Lockout {
+    fn default() -> Lockout {
+        Lockout {
+            scope: LockoutScope::Source,
+            deny: 5,
+            fail_interval_s: 900,
+            unlock_time_s: 900,
+            user_deny: 20,
+            source_deny: 20,
+            max_ledger_rows: 100_000,
+        }
+    }
+}
+
+impl Default for Totp {
+    fn default() -> Totp {
+        Totp { policy: TotpPolicy::Required, skew: 1 }
+    }
+}
+
+impl Default for Argon2 {
+    /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Argon2 {
+        Argon2 { m_cost_kib: 19_456, t_cost: 2, p_cost: 1 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_connections: 1024, workers: 0, queue: 64, request_timeout_ms: 5000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: &'static str, message: String },
+}
+
+impl Config {
+    /// Reads and validates a config file. A missing file is an error: a
+    /// security daemon must not run on guessed settings.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: one_line(&e.to_string()) })?;
+        config.validate().map_err(|(key, message)| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn check(ok: bool, key: &'static str, message: &str) -> Result<(), (&'static str, String)> {
+            if ok { Ok(()) } else { Err((key, message.to_owned())) }
+        }
+        check(self.socket.is_absolute(), "socket", "must be an absolute path")?;
+        check(self.database.is_absolute(), "database", "must be an absolute path")?;
+        check(self.failure_delay_ms <= 30_000, "failure_delay_ms", "must be at most 30000")?;
+        let l = &self.lockout;
+        check((1..=100).contains(&l.deny), "lockout.deny", "must be between 1 and 100")?;
+        check(l.fail_interval_s >= 1, "lockout.fail_interval_s", "must be at least 1")?;
+        check(l.unlock_time_s >= 1, "lockout.unlock_time_s", "must be at least 1")?;
+        check(l.user_deny >= 1, "lockout.user_deny", "must be at least 1")?;
+        check(l.source_deny >= 1, "lockout.source_deny", "must be at least 1")?;
+        check(l.max_ledger_rows >= 100, "lockout.max_ledger_rows", "must be at least 100")?;
+        check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
+        let a = &self.argon2;
+        check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
+        check((1..=64).contains(&a.p_cost), "argon2.p_cost", "must be between 1 and 64")?;
+        check(
+            a.m_cost_kib >= 8 * a.p_cost && a.m_cost_kib <= 4 * 1024 * 1024,
+            "argon2.m_cost_kib",
+            "must be between 8*p_cost and 4194304",
+        )?;
+        let m = &self.limits;
+        check((1..=65_536).contains(&m.max_connections), "limits.max_connections", "must be between 1 and 65536")?;
+        check(m.workers <= 256, "limits.workers", "must be at most 256 (0 = one per core)")?;
+        check((1..=65_536).contains(&m.queue), "limits.queue", "must be between 1 and 65536")?;
+        check(
+            (100..=60_000).contains(&m.request_timeout_ms),
+            "limits.request_timeout_ms",
+            "must be between 100 and 60000",
+        )?;
+        Ok(())
+    }
+
+    /// Worker threads after resolving 0 to the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.limits.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/veil/veild.toml"))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.failure_delay_ms, 2000);
+        assert_eq!((c.lockout.deny, c.lockout.fail_interval_s, c.lockout.unlock_time_s), (5, 900, 900));
+        assert_eq!((c.argon2.m_cost_kib, c.argon2.t_cost, c.argon2.p_cost), (19_456, 2, 1));
+        assert_eq!(c.totp.policy, TotpPolicy::Required);
+    }
+
+    #[test]
+    fn the_shipped_example_parses_to_the_defaults() {
+        let text = include_str!("../../packaging/veild.toml");
+        assert_eq!(parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = parse("failure_delay = 10\n").unwrap_err().to_string();
+        assert!(err.contains("failure_delay"), "{err}");
+        let err = parse("[lockout]\ndenny = 3\n").unwrap_err().to_string();
+        assert!(err.contains("denny"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_key() {
+        let err = parse("[lockout]\ndeny = 0\n").unwrap_err().to_string();
+        assert!(err.contains("lockout.deny"), "{err}");
+        let err = parse("socket = \"relative.sock\"\n").unwrap_err().to_string();
+        assert!(err.contains("socket"), "{err}");
+        let err = parse("[totp]\npolicy = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(err.contains("policy") || err.contains("sometimes"), "{err}");
+        let err = parse("[argon2]\nm_cost_kib = \"lots\"\n").unwrap_err().to_string();
+        assert!(err.contains("m_cost_kib"), "{err}");
+    }
+
+    #[test]
+    fn policy_and_scope_spellings() {
+        let c = parse("[totp]\npolicy = \"if-enrolled\"\n[lockout]\nscope = \"user\"\n").unwrap();
+        assert_eq!(c.totp.policy, TotpPolicy::IfEnrolled);
+        assert_eq!(c.lockout.scope, LockoutScope::User);
+    }
+}

@@ -1,0 +1,433 @@
+//! The socket server: one event-loop thread does all I/O for every
+//! connection (non-blocking, bounded buffers, deadlines), a fixed pool of
+//! worker threads does the argon2 work. Denials are held by the loop until
+//! their deadline, so a worker is never tied up by a delay.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use veil_proto::{DENY, FrameReader, Request, Verdict, decode_request};
+use zeroize::Zeroizing;
+
+use crate::audit::{Audit, Line, Severity};
+use crate::config::Config;
+use crate::policy::Peer;
+use crate::verify::{Verifier, audit_decision};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+const FIRST_CONN: usize = 3;
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Unix time now. The one place the daemon reads the wall clock.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// When a denial for a request received at `received` may leave: at
+/// `received + delay`, or if that has passed (overload) at the next whole
+/// multiple of `delay`, so even a slow answer shows no per-request pattern.
+pub fn deny_at(received: Instant, now: Instant, delay: Duration) -> Instant {
+    if delay.is_zero() {
+        return now;
+    }
+    let first = received + delay;
+    if now <= first {
+        return first;
+    }
+    let late = now - received;
+    let periods = late.as_nanos().div_ceil(delay.as_nanos()).min(u32::MAX as u128) as u32;
+    received + delay * periods
+}
+
+enum Job {
+    Verify { token: Token, request: Box<Request>, peer: Peer, received: Instant },
+    Prune,
+}
+
+struct Done {
+    token: Token,
+    verdict: Verdict,
+    received: Instant,
+}
+
+enum State {
+    Reading { reader: FrameReader, deadline: Instant },
+    Working,
+    Delayed { until: Instant },
+}
+
+struct Conn {
+    stream: UnixStream,
+    peer: Peer,
+    state: State,
+}
+
+/// Where the listening socket came from.
+#[derive(Debug)]
+pub enum Listener {
+    /// Bound by veild; the path is removed at shutdown.
+    Bound(UnixListener, PathBuf),
+    /// Passed by systemd (`LISTEN_FDS`); systemd owns the path.
+    Inherited(UnixListener),
+}
+
+/// Takes a socket passed by systemd, or binds `path` with mode 0666 (the
+/// peer policy, not file permissions, decides who may ask what).
+pub fn listen(path: &Path) -> Result<Listener, String> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() > 0 {
+        let std_listener = fds
+            .take_unix_listener(0)
+            .map_err(|e| format!("socket passed by systemd: {e}"))?
+            .ok_or("systemd passed no Unix socket")?;
+        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        return Ok(Listener::Inherited(UnixListener::from_std(std_listener)));
+    }
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!("another veild is already listening on {}", path.display()));
+            }
+            // A socket nobody listens on is left over from a crash.
+            std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+        }
+        Ok(_) => return Err(format!("{} exists and is not a socket; refusing to replace it", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    Ok(Listener::Bound(listener, path.to_owned()))
+}
+
+/// Runs until SIGTERM or SIGINT, then finishes the requests in flight.
+pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audit: &Audit) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (mut listener, bound_path) = match listener {
+        Listener::Bound(l, p) => (l, Some(p)),
+        Listener::Inherited(l) => (l, None),
+    };
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+
+    let (signal_read, signal_write) = std::os::unix::net::UnixStream::pair()?;
+    signal_read.set_nonblocking(true)?;
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::low_level::pipe::register(signal, signal_write.try_clone()?)?;
+    }
+    let mut signal_read = UnixStream::from_std(signal_read);
+    poll.registry().register(&mut signal_read, SIGNALS, Interest::READABLE)?;
+
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.limits.queue);
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let workers = spawn_workers(verifiers, job_rx, done_tx, &waker, audit)?;
+
+    let mut loop_state = EventLoop {
+        conns: HashMap::new(),
+        timers: BinaryHeap::new(),
+        next_token: FIRST_CONN,
+        delay: Duration::from_millis(config.failure_delay_ms),
+        request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+        max_connections: config.limits.max_connections,
+        job_tx: Some(job_tx),
+        audit: audit.clone(),
+    };
+    let mut events = Events::with_capacity(256);
+    let mut draining = false;
+    let mut listener = Some(listener);
+    let mut next_prune = Instant::now() + PRUNE_EVERY;
+    audit.log(
+        Severity::Info,
+        Line::new("start").field("workers", workers.len()).field("failure_delay_ms", config.failure_delay_ms).finish(),
+    );
+
+    loop {
+        let now = Instant::now();
+        if draining && loop_state.conns.is_empty() {
+            break;
+        }
+        let next_timer = loop_state.timers.peek().map(|Reverse((t, _))| *t).unwrap_or(now + PRUNE_EVERY).min(next_prune);
+        let timeout = next_timer.saturating_duration_since(now);
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => {
+                    if let Some(l) = listener.as_mut() {
+                        loop_state.accept_all(l, poll.registry());
+                    }
+                }
+                WAKER => {}
+                SIGNALS => {
+                    let mut buf = [0u8; 64];
+                    while matches!(signal_read.read(&mut buf), Ok(n) if n > 0) {}
+                    if !draining {
+                        draining = true;
+                        if let Some(mut l) = listener.take() {
+                            let _ = poll.registry().deregister(&mut l);
+                        }
+                        if let Some(path) = &bound_path {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        audit.log(Severity::Info, Line::new("stopping").field("in_flight", loop_state.conns.len()).finish());
+                    }
+                }
+                token => loop_state.readable(token),
+            }
+        }
+        while let Ok(done) = done_rx.try_recv() {
+            loop_state.finished(done);
+        }
+        loop_state.fire_timers(Instant::now());
+        if Instant::now() >= next_prune {
+            next_prune = Instant::now() + PRUNE_EVERY;
+            if let Some(tx) = &loop_state.job_tx {
+                let _ = tx.try_send(Job::Prune);
+            }
+        }
+    }
+    // Closing the queue ends the workers once they finish what they hold.
+    loop_state.job_tx = None;
+    for w in workers {
+        let _ = w.join();
+    }
+    audit.log(Severity::Info, Line::new("stopped").finish());
+    Ok(())
+}
+
+fn spawn_workers(
+    verifiers: Vec<Verifier>,
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    waker: &Arc<Waker>,
+    audit: &Audit,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let jobs = Arc::new(Mutex::new(jobs));
+    let mut handles = Vec::new();
+    for (i, mut verifier) in verifiers.into_iter().enumerate() {
+        let jobs = Arc::clone(&jobs);
+        let done = done.clone();
+        let waker = Arc::clone(waker);
+        let audit = audit.clone();
+        handles.push(std::thread::Builder::new().name(format!("verify-{i}")).spawn(move || {
+            loop {
+                let job = match jobs.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(Job::Verify { token, request, peer, received }) => {
+                        let decision = verifier.decide(&request, peer, unix_now());
+                        audit_decision(&audit, &request, peer, &decision);
+                        drop(request);
+                        let _ = done.send(Done { token, verdict: decision.verdict, received });
+                        let _ = waker.wake();
+                    }
+                    Ok(Job::Prune) => match verifier.prune(unix_now()) {
+                        Ok(0) => {}
+                        Ok(n) => audit.log(Severity::Info, Line::new("prune").field("rows", n).finish()),
+                        Err(e) => audit.log(Severity::Error, Line::new("prune").field("error", e).finish()),
+                    },
+                    Err(_) => return,
+                }
+            }
+        })?);
+    }
+    Ok(handles)
+}
+
+struct EventLoop {
+    conns: HashMap<Token, Conn>,
+    timers: BinaryHeap<Reverse<(Instant, Token)>>,
+    next_token: usize,
+    delay: Duration,
+    request_timeout: Duration,
+    max_connections: usize,
+    job_tx: Option<SyncSender<Job>>,
+    audit: Audit,
+}
+
+impl EventLoop {
+    fn accept_all(&mut self, listener: &mut UnixListener, registry: &mio::Registry) {
+        loop {
+            let (mut stream, _) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and the like: the pending connection stays queued.
+                    self.audit.log(Severity::Error, Line::new("accept").field("error", e).finish());
+                    return;
+                }
+            };
+            if self.conns.len() >= self.max_connections {
+                // Overload fails closed, at once: holding it would need the fd we lack.
+                let _ = stream.write(&DENY);
+                self.audit.log(Severity::Warning, Line::new("overload").field("limit", "max_connections").finish());
+                continue;
+            }
+            let peer = match getsockopt(&stream, PeerCredentials) {
+                Ok(c) => Peer { uid: c.uid(), pid: c.pid() },
+                Err(_) => continue,
+            };
+            let token = Token(self.next_token);
+            self.next_token = self.next_token.wrapping_add(1).max(FIRST_CONN);
+            if registry.register(&mut stream, token, Interest::READABLE).is_err() {
+                continue;
+            }
+            let deadline = Instant::now() + self.request_timeout;
+            self.timers.push(Reverse((deadline, token)));
+            self.conns.insert(token, Conn { stream, peer, state: State::Reading { reader: FrameReader::new(), deadline } });
+        }
+    }
+
+    fn readable(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let State::Reading { reader, .. } = &mut conn.state else { return };
+        let mut buf = Zeroizing::new([0u8; 4096]);
+        let outcome: Result<Option<Request>, String> = loop {
+            match conn.stream.read(&mut buf[..]) {
+                Ok(0) => break reader.finish().map_err(|e| e.to_string()).and_then(|b| decode_request(b).map(Some).map_err(|e| e.to_string())),
+                Ok(n) => match reader.push(&buf[..n]) {
+                    Ok(Some(_)) => continue, // keep reading: trailing bytes are an error
+                    Ok(None) => continue,
+                    Err(e) => break Err(e.to_string()),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break match reader.finish() {
+                        Ok(body) => decode_request(body).map(Some).map_err(|e| e.to_string()),
+                        Err(_) => Ok(None),
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(format!("read: {e}")),
+            }
+        };
+        let received = Instant::now();
+        let peer = conn.peer;
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(request)) => {
+                conn.state = State::Working;
+                let job = Job::Verify { token, request: Box::new(request), peer, received };
+                let sent = match &self.job_tx {
+                    Some(tx) => tx.try_send(job),
+                    None => Err(TrySendError::Disconnected(job)),
+                };
+                if let Err(e) = sent {
+                    let job = match e {
+                        TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+                    };
+                    if let Job::Verify { request, .. } = job {
+                        self.audit.log(
+                            Severity::Warning,
+                            Line::new("attempt")
+                                .field("user", &request.user)
+                                .field("service", &request.service)
+                                .field("rhost", &request.rhost)
+                                .field("peer_uid", peer.uid)
+                                .field("outcome", "deny")
+                                .field("reason", "overload")
+                                .finish(),
+                        );
+                    }
+                    self.schedule_deny(token, received);
+                }
+            }
+            Err(why) => {
+                self.audit.log(
+                    Severity::Warning,
+                    Line::new("malformed").field("peer_uid", peer.uid).field("peer_pid", peer.pid).field("error", why).field("outcome", "deny").finish(),
+                );
+                self.schedule_deny(token, received);
+            }
+        }
+    }
+
+    fn schedule_deny(&mut self, token: Token, received: Instant) {
+        let until = deny_at(received, Instant::now(), self.delay);
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.state = State::Delayed { until };
+            self.timers.push(Reverse((until, token)));
+        }
+    }
+
+    fn finished(&mut self, done: Done) {
+        match done.verdict {
+            Verdict::Allow => self.reply(done.token, Verdict::Allow),
+            Verdict::Deny => self.schedule_deny(done.token, done.received),
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, token))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let due = match self.conns.get(&token).map(|c| &c.state) {
+                Some(State::Reading { deadline, .. }) => *deadline <= now,
+                Some(State::Delayed { until }) => *until <= now,
+                _ => false,
+            };
+            if due {
+                if let Some(Conn { state: State::Reading { .. }, peer, .. }) = self.conns.get(&token) {
+                    self.audit.log(
+                        Severity::Notice,
+                        Line::new("timeout").field("peer_uid", peer.uid).field("peer_pid", peer.pid).field("outcome", "deny").finish(),
+                    );
+                }
+                self.reply(token, Verdict::Deny);
+            }
+        }
+    }
+
+    /// Sends one of the two constants and closes. The answer is at most 16
+    /// bytes into an empty socket buffer, so a non-blocking write takes it whole.
+    fn reply(&mut self, token: Token, verdict: Verdict) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = conn.stream.write(verdict.frame());
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denial_leaves_at_the_deadline_or_the_next_multiple() {
+        let t0 = Instant::now();
+        let d = Duration::from_millis(100);
+        assert_eq!(deny_at(t0, t0 + Duration::from_millis(30), d), t0 + d);
+        assert_eq!(deny_at(t0, t0 + d, d), t0 + d);
+        assert_eq!(deny_at(t0, t0 + Duration::from_millis(101), d), t0 + 2 * d);
+        assert_eq!(deny_at(t0, t0 + Duration::from_millis(250), d), t0 + 3 * d);
+        let now = t0 + Duration::from_millis(7);
+        assert_eq!(deny_at(t0, now, Duration::ZERO), now);
+    }
+}

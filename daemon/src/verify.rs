@@ -1,0 +1,390 @@
+//! The verification pipeline, run by one worker thread per core. Every
+//! request that decodes does the same work whoever the user is: ledger
+//! reservation, one argon2id verify (the dummy hash for unknown users),
+//! one TOTP check over the same number of steps (a dummy secret when the
+//! user has none), and the same ledger writes.
+
+use std::path::PathBuf;
+
+use veil_proto::{Request, Verdict};
+
+use crate::audit::{Audit, Line, Severity};
+use crate::config::{Config, TotpPolicy};
+use crate::ledger::{self, Key, Limits, Refusal};
+use crate::password::{HashError, Hasher};
+use crate::policy::{self, Peer};
+use crate::store::{OpenMode, Store, UserRecord};
+use crate::totp::{self, CodeCheck};
+
+/// The real reason behind a verdict; only the audit log sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Success,
+    PeerNotPermitted,
+    Locked(Refusal),
+    UnknownUser,
+    WrongPassword,
+    NoTotp,
+    WrongCode,
+    ReplayedCode,
+    Store(String),
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Success => "success",
+            Reason::PeerNotPermitted => "peer-not-permitted",
+            Reason::Locked(_) => "locked",
+            Reason::UnknownUser => "unknown-user",
+            Reason::WrongPassword => "wrong-password",
+            Reason::NoTotp => "no-totp-enrolled",
+            Reason::WrongCode => "wrong-code",
+            Reason::ReplayedCode => "replayed-code",
+            Reason::Store(_) => "store-error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// Keys this failure locked.
+    pub locked: Vec<Key>,
+}
+
+/// One worker's verifier: its own database connection, the shared dummy record.
+pub struct Verifier {
+    limits: Limits,
+    policy: TotpPolicy,
+    skew: u8,
+    hasher: Hasher,
+    dummy: UserRecord,
+    database: PathBuf,
+    store: Option<Store>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+/// The record an unknown name is checked against: a hash of random bytes
+/// made at start with the current parameters, and a random TOTP secret.
+pub fn dummy_record(hasher: &Hasher) -> Result<UserRecord, HashError> {
+    Ok(UserRecord {
+        phc: hasher.dummy()?,
+        totp_secret: Some(totp::new_secret().map_err(HashError::Random)?),
+        totp_last_step: -1,
+    })
+}
+
+impl Verifier {
+    pub fn new(config: &Config, hasher: Hasher, dummy: UserRecord) -> Verifier {
+        Verifier {
+            limits: Limits::from(&config.lockout),
+            policy: config.totp.policy,
+            skew: config.totp.skew,
+            hasher,
+            dummy,
+            database: config.database.clone(),
+            store: None,
+        }
+    }
+
+    /// The store, reopened if it was never opened or the file was deleted
+    /// or replaced. A missing file is never recreated here.
+    fn store(&mut self) -> Result<&mut Store, String> {
+        if self.store.as_ref().is_some_and(|s| !s.still_on_disk()) {
+            self.store = None;
+        }
+        if self.store.is_none() {
+            self.store = Some(Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?);
+        }
+        self.store.as_mut().ok_or_else(|| "no store".to_owned())
+    }
+
+    /// Decides one request at Unix time `now`.
+    pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
+        let now_i = now.min(i64::MAX as u64) as i64;
+        let permitted = policy::permits(peer, &request.user);
+        let limits = self.limits.clone();
+
+        let mut store_error: Option<String> = None;
+        let reservation = match self.store() {
+            Ok(store) => match ledger::reserve(store.conn(), &limits, &request.user, &request.rhost, now_i) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    store_error = Some(format!("ledger: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
+                store_error = Some(e);
+                None
+            }
+        };
+        let record = match self.store.as_ref().map(|s| s.user(&request.user)) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                store_error.get_or_insert(format!("users: {e}"));
+                None
+            }
+            None => None,
+        };
+
+        // The same work for every request from here on.
+        let subject = record.as_ref().unwrap_or(&self.dummy);
+        let password_ok = self.hasher.verify(&subject.phc, request.password.expose().as_bytes());
+        let enrolled = subject.totp_secret.is_some();
+        let secret: &[u8] = subject.totp_secret.as_deref().or(self.dummy.totp_secret.as_deref()).map_or(&[], Vec::as_slice);
+        let code = totp::check(secret, request.code.expose(), now, self.skew, subject.totp_last_step);
+
+        let reason = if let Some(e) = store_error {
+            Reason::Store(e)
+        } else if !permitted {
+            Reason::PeerNotPermitted
+        } else if let Some(refusal) = reservation.as_ref().and_then(|r| r.refused.clone()) {
+            Reason::Locked(refusal)
+        } else if record.is_none() {
+            Reason::UnknownUser
+        } else if !password_ok {
+            Reason::WrongPassword
+        } else if !enrolled && self.policy == TotpPolicy::Required {
+            Reason::NoTotp
+        } else if !enrolled {
+            Reason::Success
+        } else {
+            match code {
+                CodeCheck::Accepted(_) => Reason::Success,
+                CodeCheck::Replayed => Reason::ReplayedCode,
+                CodeCheck::Wrong => Reason::WrongCode,
+            }
+        };
+
+        let reason = match (reason, reservation.as_ref(), record.as_ref()) {
+            (Reason::Success, Some(res), Some(rec)) => self.commit_success(request, res, rec, code, now_i),
+            (other, _, _) => other,
+        };
+        let locked = match (&reason, &reservation) {
+            (Reason::Success, _) | (_, None) => Vec::new(),
+            (_, Some(r)) => r.locking.clone(),
+        };
+        let verdict = if reason == Reason::Success { Verdict::Allow } else { Verdict::Deny };
+        Decision { verdict, reason, locked }
+    }
+
+    /// The writes of a success: the code's step (atomically, so a code
+    /// racing itself wins once), the ledger, a rehash if parameters changed.
+    fn commit_success(&mut self, request: &Request, reservation: &ledger::Reservation, record: &UserRecord, code: CodeCheck, now: i64) -> Reason {
+        let limits = self.limits.clone();
+        let hasher = self.hasher.clone();
+        let Ok(store) = self.store() else { return Reason::Store("store vanished".into()) };
+        if let CodeCheck::Accepted(step) = code
+            && record.totp_secret.is_some()
+        {
+            match store.accept_totp_step(&request.user, step) {
+                Ok(true) => {}
+                Ok(false) => return Reason::ReplayedCode,
+                Err(e) => return Reason::Store(format!("totp step: {e}")),
+            }
+        }
+        if let Err(e) = ledger::record_success(store.conn(), &limits, reservation, now) {
+            return Reason::Store(format!("ledger: {e}"));
+        }
+        if hasher.needs_rehash(&record.phc) {
+            // Keeps every stored hash at the dummy's cost (see `dummy_record`).
+            if let Ok(phc) = hasher.hash(request.password.expose().as_bytes()) {
+                let _ = store.set_password(&request.user, &phc, now);
+            }
+        }
+        Reason::Success
+    }
+
+    /// Deletes expired ledger rows.
+    pub fn prune(&mut self, now: u64) -> Result<usize, String> {
+        let limits = self.limits.clone();
+        let store = self.store()?;
+        ledger::prune(store.conn(), &limits, now.min(i64::MAX as u64) as i64).map_err(|e| e.to_string())
+    }
+}
+
+/// The audit line for one decided request.
+pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &Decision) {
+    let outcome = if decision.verdict == Verdict::Allow { "allow" } else { "deny" };
+    let mut line = Line::new("attempt")
+        .field("user", &request.user)
+        .field("service", &request.service)
+        .field("rhost", &request.rhost)
+        .field("tty", &request.tty)
+        .field("ruser", &request.ruser)
+        .field("source", ledger::source_of(&request.rhost))
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid)
+        .field("outcome", outcome)
+        .field("reason", decision.reason.as_str());
+    let mut severity = if decision.verdict == Verdict::Allow { Severity::Info } else { Severity::Notice };
+    match &decision.reason {
+        Reason::Locked(r) => {
+            line = line.field("key", &r.key).field("key_failures", r.failures).field("locked_until", r.locked_until);
+        }
+        Reason::Store(e) => {
+            line = line.field("error", e);
+            severity = Severity::Error;
+        }
+        Reason::PeerNotPermitted => severity = Severity::Warning,
+        _ => {}
+    }
+    audit.log(severity, line.finish());
+    for key in &decision.locked {
+        audit.log(
+            Severity::Warning,
+            Line::new("lock").field("key", key).field("user", &request.user).field("source", ledger::source_of(&request.rhost)).finish(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_proto::Secret;
+    use zeroize::Zeroizing;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        verifier: Verifier,
+        secret: Zeroizing<Vec<u8>>,
+    }
+
+    const NOW: u64 = 1_700_000_000;
+    const ROOT: Peer = Peer { uid: 0, pid: 1 };
+
+    fn fixture(policy: TotpPolicy) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { database: dir.path().join("v.db"), ..Config::default() };
+        config.argon2 = crate::config::Argon2 { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        config.lockout.deny = 3;
+        config.totp.policy = policy;
+        let hasher = Hasher::new(&config.argon2).unwrap();
+        let mut store = Store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+        store.add_user("alice", &hasher.hash(b"right").unwrap(), 0).unwrap();
+        let secret = totp::new_secret().unwrap();
+        store.set_totp_pending("alice", &secret, 0).unwrap();
+        store.activate_totp("alice", -1, 0).unwrap();
+        store.add_user("nototp", &hasher.hash(b"right").unwrap(), 0).unwrap();
+        let dummy = dummy_record(&hasher).unwrap();
+        Fixture { _dir: dir, verifier: Verifier::new(&config, hasher, dummy), secret }
+    }
+
+    fn ask(f: &mut Fixture, user: &str, password: &str, code: &str, now: u64) -> Decision {
+        let req = Request::new(user, Secret::from(password), Secret::from(code));
+        f.verifier.decide(&req, ROOT, now)
+    }
+
+    fn code(f: &Fixture, now: u64) -> String {
+        totp::code_at(&f.secret, totp::step_of(now)).to_string()
+    }
+
+    #[test]
+    fn right_password_and_code_allow() {
+        let mut f = fixture(TotpPolicy::Required);
+        let c = code(&f, NOW);
+        let d = ask(&mut f, "alice", "right", &c, NOW);
+        assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::Success));
+    }
+
+    #[test]
+    fn every_failure_is_a_deny_with_its_own_audit_reason() {
+        let mut f = fixture(TotpPolicy::Required);
+        let c = code(&f, NOW);
+        assert_eq!(ask(&mut f, "ghost", "right", &c, NOW).reason, Reason::UnknownUser);
+        assert_eq!(ask(&mut f, "alice", "wrong", &c, NOW).reason, Reason::WrongPassword);
+        assert_eq!(ask(&mut f, "alice", "right", "000000", NOW + 300).reason, Reason::WrongCode);
+        assert_eq!(ask(&mut f, "nototp", "right", "123456", NOW).reason, Reason::NoTotp);
+        for d in [ask(&mut f, "ghost", "x", "1", NOW)] {
+            assert_eq!(d.verdict, Verdict::Deny);
+        }
+    }
+
+    #[test]
+    fn a_replayed_code_is_denied() {
+        let mut f = fixture(TotpPolicy::Required);
+        let c = code(&f, NOW);
+        assert_eq!(ask(&mut f, "alice", "right", &c, NOW).verdict, Verdict::Allow);
+        assert_eq!(ask(&mut f, "alice", "right", &c, NOW + 1).reason, Reason::ReplayedCode);
+    }
+
+    #[test]
+    fn the_correct_password_while_locked_is_denied_and_unlock_ends_it() {
+        let mut f = fixture(TotpPolicy::Required);
+        for _ in 0..3 {
+            ask(&mut f, "alice", "wrong", "000000", NOW);
+        }
+        let c = code(&f, NOW);
+        let d = ask(&mut f, "alice", "right", &c, NOW);
+        assert!(matches!(d.reason, Reason::Locked(_)), "{:?}", d.reason);
+        let store = f.verifier.store().unwrap();
+        ledger::unlock_user(store.conn(), "alice").unwrap();
+        assert_eq!(ask(&mut f, "alice", "right", &c, NOW).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn unknown_names_lock_exactly_like_real_ones() {
+        let mut f = fixture(TotpPolicy::Required);
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for _ in 0..4 {
+            known.push(ask(&mut f, "alice", "wrong", "000000", NOW));
+            unknown.push(ask(&mut f, "ghost", "wrong", "000000", NOW));
+        }
+        let locked = |v: &[Decision]| v.iter().map(|d| matches!(d.reason, Reason::Locked(_))).collect::<Vec<_>>();
+        assert_eq!(locked(&known), locked(&unknown));
+        assert_eq!(locked(&known), [false, false, false, true]);
+        assert_eq!(known[2].locked.len(), 1);
+        assert_eq!(unknown[2].locked.len(), 1);
+    }
+
+    #[test]
+    fn if_enrolled_lets_a_user_without_totp_in_on_the_password() {
+        let mut f = fixture(TotpPolicy::IfEnrolled);
+        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
+        assert_eq!(ask(&mut f, "alice", "right", "", NOW).reason, Reason::WrongCode);
+    }
+
+    #[test]
+    fn a_non_root_peer_cannot_ask_about_another_user() {
+        let mut f = fixture(TotpPolicy::Required);
+        let c = code(&f, NOW);
+        let req = Request::new("alice", Secret::from("right"), Secret::from(c.as_str()));
+        let d = f.verifier.decide(&req, Peer { uid: 65534, pid: 9 }, NOW);
+        assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::PeerNotPermitted));
+    }
+
+    #[test]
+    fn old_parameters_are_rehashed_on_success() {
+        let mut f = fixture(TotpPolicy::IfEnrolled);
+        let old = Hasher::new(&crate::config::Argon2 { m_cost_kib: 32, t_cost: 1, p_cost: 1 }).unwrap();
+        let store = f.verifier.store().unwrap();
+        store.set_password("nototp", &old.hash(b"right").unwrap(), 0).unwrap();
+        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
+        let phc = f.verifier.store().unwrap().user("nototp").unwrap().unwrap().phc;
+        assert!(phc.contains("m=64,t=1,p=1"), "{phc}");
+    }
+
+    #[test]
+    fn a_deleted_database_denies_and_a_restored_one_recovers() {
+        let mut f = fixture(TotpPolicy::IfEnrolled);
+        let path = f.verifier.database.clone();
+        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
+        let saved = std::fs::read(&path).unwrap();
+        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        let d = ask(&mut f, "nototp", "right", "", NOW);
+        assert!(matches!(d.reason, Reason::Store(_)), "{:?}", d.reason);
+        assert!(!path.exists(), "never recreated");
+        std::fs::rename(path.with_extension("moved"), &path).unwrap();
+        let _ = saved;
+        assert_eq!(ask(&mut f, "nototp", "right", "", NOW + 1).verdict, Verdict::Allow);
+    }
+}
