@@ -171,10 +171,15 @@ mod tests {
 
     #[test]
     fn control_characters_and_escapes_cannot_split_or_colour_a_line() {
-        let line = Line::new("attempt").field("user", "evil\nevent=attempt outcome=allow\x1b[2J").finish();
+        let line = Line::new("attempt")
+            .field("user", "evil\nevent=attempt outcome=allow\x1b[2J")
+            .finish();
         assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
         assert_eq!(line.matches("outcome=").count(), 0, "{line}");
-        assert!(line.starts_with("event=attempt user=evil\\x0aevent\\x3dattempt\\x20outcome"), "{line}");
+        assert!(
+            line.starts_with("event=attempt user=evil\\x0aevent\\x3dattempt\\x20outcome"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn logging_never_blocks_when_the_queue_is_full() {
         let (tx, _rx) = sync_channel(1);
-        let audit = Audit { tx, dropped: Arc::new(AtomicU64::new(0)) };
+        let audit = Audit {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
         for _ in 0..10 {
             audit.log(Severity::Info, "x".into());
         }

@@ -114,81 +114,158 @@ impl Default for Lockout {
 
 impl Default for Totp {
     fn default() -> Totp {
-        Totp { policy: TotpPolicy::Required, skew: 1 }
+        Totp {
+            policy: TotpPolicy::Required,
+            skew: 1,
+        }
     }
 }
 
 impl Default for Argon2 {
     /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
     fn default() -> Argon2 {
-        Argon2 { m_cost_kib: 19_456, t_cost: 2, p_cost: 1 }
+        Argon2 {
+            m_cost_kib: 19_456,
+            t_cost: 2,
+            p_cost: 1,
+        }
     }
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_connections: 1024, workers: 0, queue: 64, request_timeout_ms: 5000 }
+        Limits {
+            max_connections: 1024,
+            workers: 0,
+            queue: 64,
+            request_timeout_ms: 5000,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {key}: {message}")]
-    Invalid { path: PathBuf, key: &'static str, message: String },
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
 }
 
 impl Config {
     /// Reads and validates a config file. A missing file is an error: a
     /// security daemon must not run on guessed settings.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 
     /// Parses config text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: one_line(&e.to_string()) })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            key,
-            message,
+            message: one_line(&e.to_string()),
         })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         fn check(ok: bool, key: &'static str, message: &str) -> Result<(), (&'static str, String)> {
-            if ok { Ok(()) } else { Err((key, message.to_owned())) }
+            if ok {
+                Ok(())
+            } else {
+                Err((key, message.to_owned()))
+            }
         }
-        check(self.socket.is_absolute(), "socket", "must be an absolute path")?;
-        check(self.database.is_absolute(), "database", "must be an absolute path")?;
-        check(self.failure_delay_ms <= 30_000, "failure_delay_ms", "must be at most 30000")?;
+        check(
+            self.socket.is_absolute(),
+            "socket",
+            "must be an absolute path",
+        )?;
+        check(
+            self.database.is_absolute(),
+            "database",
+            "must be an absolute path",
+        )?;
+        check(
+            self.failure_delay_ms <= 30_000,
+            "failure_delay_ms",
+            "must be at most 30000",
+        )?;
         let l = &self.lockout;
-        check((1..=100).contains(&l.deny), "lockout.deny", "must be between 1 and 100")?;
-        check(l.fail_interval_s >= 1, "lockout.fail_interval_s", "must be at least 1")?;
-        check(l.unlock_time_s >= 1, "lockout.unlock_time_s", "must be at least 1")?;
+        check(
+            (1..=100).contains(&l.deny),
+            "lockout.deny",
+            "must be between 1 and 100",
+        )?;
+        check(
+            l.fail_interval_s >= 1,
+            "lockout.fail_interval_s",
+            "must be at least 1",
+        )?;
+        check(
+            l.unlock_time_s >= 1,
+            "lockout.unlock_time_s",
+            "must be at least 1",
+        )?;
         check(l.user_deny >= 1, "lockout.user_deny", "must be at least 1")?;
-        check(l.source_deny >= 1, "lockout.source_deny", "must be at least 1")?;
-        check(l.max_ledger_rows >= 100, "lockout.max_ledger_rows", "must be at least 100")?;
+        check(
+            l.source_deny >= 1,
+            "lockout.source_deny",
+            "must be at least 1",
+        )?;
+        check(
+            l.max_ledger_rows >= 100,
+            "lockout.max_ledger_rows",
+            "must be at least 100",
+        )?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         let a = &self.argon2;
         check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
-        check((1..=64).contains(&a.p_cost), "argon2.p_cost", "must be between 1 and 64")?;
+        check(
+            (1..=64).contains(&a.p_cost),
+            "argon2.p_cost",
+            "must be between 1 and 64",
+        )?;
         check(
             a.m_cost_kib >= 8 * a.p_cost && a.m_cost_kib <= 4 * 1024 * 1024,
             "argon2.m_cost_kib",
             "must be between 8*p_cost and 4194304",
         )?;
         let m = &self.limits;
-        check((1..=65_536).contains(&m.max_connections), "limits.max_connections", "must be between 1 and 65536")?;
-        check(m.workers <= 256, "limits.workers", "must be at most 256 (0 = one per core)")?;
-        check((1..=65_536).contains(&m.queue), "limits.queue", "must be between 1 and 65536")?;
+        check(
+            (1..=65_536).contains(&m.max_connections),
+            "limits.max_connections",
+            "must be between 1 and 65536",
+        )?;
+        check(
+            m.workers <= 256,
+            "limits.workers",
+            "must be at most 256 (0 = one per core)",
+        )?;
+        check(
+            (1..=65_536).contains(&m.queue),
+            "limits.queue",
+            "must be between 1 and 65536",
+        )?;
         check(
             (100..=60_000).contains(&m.request_timeout_ms),
             "limits.request_timeout_ms",
@@ -223,8 +300,18 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.failure_delay_ms, 2000);
-        assert_eq!((c.lockout.deny, c.lockout.fail_interval_s, c.lockout.unlock_time_s), (5, 900, 900));
-        assert_eq!((c.argon2.m_cost_kib, c.argon2.t_cost, c.argon2.p_cost), (19_456, 2, 1));
+        assert_eq!(
+            (
+                c.lockout.deny,
+                c.lockout.fail_interval_s,
+                c.lockout.unlock_time_s
+            ),
+            (5, 900, 900)
+        );
+        assert_eq!(
+            (c.argon2.m_cost_kib, c.argon2.t_cost, c.argon2.p_cost),
+            (19_456, 2, 1)
+        );
         assert_eq!(c.totp.policy, TotpPolicy::Required);
     }
 
@@ -246,11 +333,17 @@ mod tests {
     fn bad_values_are_errors_that_name_the_key() {
         let err = parse("[lockout]\ndeny = 0\n").unwrap_err().to_string();
         assert!(err.contains("lockout.deny"), "{err}");
-        let err = parse("socket = \"relative.sock\"\n").unwrap_err().to_string();
+        let err = parse("socket = \"relative.sock\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("socket"), "{err}");
-        let err = parse("[totp]\npolicy = \"sometimes\"\n").unwrap_err().to_string();
+        let err = parse("[totp]\npolicy = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("policy") || err.contains("sometimes"), "{err}");
-        let err = parse("[argon2]\nm_cost_kib = \"lots\"\n").unwrap_err().to_string();
+        let err = parse("[argon2]\nm_cost_kib = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m_cost_kib"), "{err}");
     }
 

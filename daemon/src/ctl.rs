@@ -18,7 +18,11 @@ use crate::store::{OpenMode, Store, StoreError};
 use crate::totp::{self, CodeCheck};
 
 #[derive(Debug, Parser)]
-#[command(name = "veilctl", version, about = "Administer veil: users, TOTP secrets and lockouts")]
+#[command(
+    name = "veilctl",
+    version,
+    about = "Administer veil: users, TOTP secrets and lockouts"
+)]
 pub struct Cli {
     /// veild's configuration file (names the database and the argon2 parameters)
     #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_CONFIG)]
@@ -115,7 +119,10 @@ const EX_CONFIG: u8 = 78;
 
 impl Failure {
     fn new(code: u8, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -145,7 +152,10 @@ impl From<rusqlite::Error> for Failure {
 
 fn is_permission(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("permission") || m.contains("readonly") || m.contains("read-only") || m.contains("unable to open")
+    m.contains("permission")
+        || m.contains("readonly")
+        || m.contains("read-only")
+        || m.contains("unable to open")
 }
 
 /// veilctl's entry point.
@@ -165,12 +175,19 @@ fn execute(cli: Cli) -> Result<(), Failure> {
     let open = || -> Result<Store, Failure> {
         let path = &config.database;
         if let Ok(meta) = std::fs::metadata(path)
-            && std::fs::File::options().read(true).write(true).open(path).is_err()
+            && std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open(path)
+                .is_err()
         {
             let _ = meta;
             return Err(Failure::new(
                 EXIT_PERMISSION,
-                format!("database {}: permission denied (run veilctl as root)", path.display()),
+                format!(
+                    "database {}: permission denied (run veilctl as root)",
+                    path.display()
+                ),
             ));
         }
         Ok(Store::open(path, OpenMode::MustExist)?)
@@ -178,22 +195,37 @@ fn execute(cli: Cli) -> Result<(), Failure> {
     let limits = Limits::from(&config.lockout);
     let now = unix_now() as i64;
     match cli.command {
-        Command::User(UserCommand::Add { name, password_stdin }) => {
+        Command::User(UserCommand::Add {
+            name,
+            password_stdin,
+        }) => {
             check_name(&name)?;
             let mut store = open()?;
             if store.user(&name)?.is_some() {
-                return Err(Failure::new(EXIT_NO_SUCH_USER, format!("user already exists: {name}")));
+                return Err(Failure::new(
+                    EXIT_NO_SUCH_USER,
+                    format!("user already exists: {name}"),
+                ));
             }
             let password = read_new_password(password_stdin)?;
-            let phc = hasher(&config)?.hash(password.as_bytes()).map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
+            let phc = hasher(&config)?
+                .hash(password.as_bytes())
+                .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
             store.add_user(&name, &phc, now)?;
-            eprintln!("veilctl: added {name}; enrol a TOTP secret with: veilctl totp enroll {name}");
+            eprintln!(
+                "veilctl: added {name}; enrol a TOTP secret with: veilctl totp enroll {name}"
+            );
         }
-        Command::User(UserCommand::Passwd { name, password_stdin }) => {
+        Command::User(UserCommand::Passwd {
+            name,
+            password_stdin,
+        }) => {
             let mut store = open()?;
             require_user(&store, &name)?;
             let password = read_new_password(password_stdin)?;
-            let phc = hasher(&config)?.hash(password.as_bytes()).map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
+            let phc = hasher(&config)?
+                .hash(password.as_bytes())
+                .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
             store.set_password(&name, &phc, now)?;
             eprintln!("veilctl: password of {name} changed");
         }
@@ -211,29 +243,50 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             } else {
                 println!("{:<24} {:<10}", "USER", "TOTP");
                 for u in users {
-                    let totp = if u.totp { "active" } else if u.totp_pending { "pending" } else { "none" };
+                    let totp = if u.totp {
+                        "active"
+                    } else if u.totp_pending {
+                        "pending"
+                    } else {
+                        "none"
+                    };
                     println!("{:<24} {:<10}", u.name, totp);
                 }
             }
         }
-        Command::Totp(TotpCommand::Enroll { name, no_confirm, secret_stdin, no_qr }) => {
+        Command::Totp(TotpCommand::Enroll {
+            name,
+            no_confirm,
+            secret_stdin,
+            no_qr,
+        }) => {
             let mut store = open()?;
             require_user(&store, &name)?;
             let secret = if secret_stdin {
                 let line = read_line_stdin()?;
-                let secret = totp::from_base32(&line).ok_or_else(|| Failure::new(EXIT_FAILURE, "the secret is not valid base32"))?;
+                let secret = totp::from_base32(&line)
+                    .ok_or_else(|| Failure::new(EXIT_FAILURE, "the secret is not valid base32"))?;
                 if secret.len() < 10 {
-                    return Err(Failure::new(EXIT_FAILURE, "the secret is shorter than 80 bits"));
+                    return Err(Failure::new(
+                        EXIT_FAILURE,
+                        "the secret is shorter than 80 bits",
+                    ));
                 }
                 secret
             } else {
-                totp::new_secret().map_err(|e| Failure::new(EXIT_FAILURE, format!("no randomness from the OS: {e}")))?
+                totp::new_secret().map_err(|e| {
+                    Failure::new(EXIT_FAILURE, format!("no randomness from the OS: {e}"))
+                })?
             };
             store.set_totp_pending(&name, &secret, now)?;
             if !secret_stdin {
                 show_enrolment(&name, &secret, no_qr)?;
             }
-            let step = if no_confirm { -1 } else { confirm_code(&secret, config.totp.skew)? };
+            let step = if no_confirm {
+                -1
+            } else {
+                confirm_code(&secret, config.totp.skew)?
+            };
             store.activate_totp(&name, step, unix_now() as i64)?;
             eprintln!("veilctl: TOTP active for {name}");
         }
@@ -253,17 +306,30 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                     enrolled: bool,
                     counters: Vec<EntryView>,
                 }
-                print_json(&Status { user: &name, enrolled: known, counters: entries.iter().map(|e| EntryView::of(e, now)).collect() })?;
+                print_json(&Status {
+                    user: &name,
+                    enrolled: known,
+                    counters: entries.iter().map(|e| EntryView::of(e, now)).collect(),
+                })?;
             } else {
-                println!("user {name}: {}", if known { "enrolled" } else { "not a veil user" });
+                println!(
+                    "user {name}: {}",
+                    if known { "enrolled" } else { "not a veil user" }
+                );
                 print_entries(&entries, now);
             }
         }
         Command::Unlock { name, source } => {
             let mut store = open()?;
             let (what, n) = match (name, source) {
-                (_, Some(src)) => (format!("source {src}"), ledger::unlock_source(store.conn(), &src)?),
-                (Some(user), None) => (format!("user {user}"), ledger::unlock_user(store.conn(), &user)?),
+                (_, Some(src)) => (
+                    format!("source {src}"),
+                    ledger::unlock_source(store.conn(), &src)?,
+                ),
+                (Some(user), None) => (
+                    format!("user {user}"),
+                    ledger::unlock_user(store.conn(), &user)?,
+                ),
                 (None, None) => return Err(Failure::new(2, "name a user or --source ADDR")),
             };
             eprintln!("veilctl: cleared {n} counter(s) of {what}");
@@ -273,7 +339,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let mut store = store;
             let entries = ledger::locks(store.conn(), &limits, now)?;
             if json {
-                print_json(&entries.iter().map(|e| EntryView::of(e, now)).collect::<Vec<_>>())?;
+                print_json(
+                    &entries
+                        .iter()
+                        .map(|e| EntryView::of(e, now))
+                        .collect::<Vec<_>>(),
+                )?;
             } else if entries.is_empty() {
                 println!("no locks");
             } else {
@@ -311,11 +382,24 @@ impl EntryView {
 }
 
 fn print_entries(entries: &[Entry], now: i64) {
-    println!("{:<12} {:<24} {:<40} {:>9} {:>10}", "KEY", "USER", "SOURCE", "FAILURES", "LOCKED");
+    println!(
+        "{:<12} {:<24} {:<40} {:>9} {:>10}",
+        "KEY", "USER", "SOURCE", "FAILURES", "LOCKED"
+    );
     for e in entries {
         let v = EntryView::of(e, now);
-        let locked = if v.locked { format!("{}s left", v.seconds_left) } else { "no".into() };
-        let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
+        let locked = if v.locked {
+            format!("{}s left", v.seconds_left)
+        } else {
+            "no".into()
+        };
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
         println!(
             "{:<12} {:<24} {:<40} {:>9} {:>10}",
             v.kind,
@@ -328,7 +412,8 @@ fn print_entries(entries: &[Entry], now: i64) {
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
     println!("{text}");
     Ok(())
 }
@@ -340,22 +425,35 @@ fn hasher(config: &Config) -> Result<Hasher, Failure> {
 fn require_user(store: &Store, name: &str) -> Result<(), Failure> {
     match store.user(name)? {
         Some(_) => Ok(()),
-        None => Err(Failure::new(EXIT_NO_SUCH_USER, format!("no such user: {name}"))),
+        None => Err(Failure::new(
+            EXIT_NO_SUCH_USER,
+            format!("no such user: {name}"),
+        )),
     }
 }
 
 /// User names as PAM passes them: no control characters, no leading dash
 /// (it would read as an option in other tools), bounded length.
 fn check_name(name: &str) -> Result<(), Failure> {
-    if name.is_empty() || name.len() > 256 || name.starts_with('-') || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Failure::new(2, "invalid user name: use printable characters without spaces, not starting with '-'"));
+    if name.is_empty()
+        || name.len() > 256
+        || name.starts_with('-')
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Failure::new(
+            2,
+            "invalid user name: use printable characters without spaces, not starting with '-'",
+        ));
     }
     Ok(())
 }
 
 fn read_line_stdin() -> Result<Zeroizing<String>, Failure> {
     let mut line = Zeroizing::new(String::new());
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot read standard input: {e}")))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot read standard input: {e}")))?;
     while line.ends_with('\n') || line.ends_with('\r') {
         line.pop();
     }
@@ -367,20 +465,38 @@ fn read_new_password(from_stdin: bool) -> Result<Zeroizing<String>, Failure> {
         read_line_stdin()?
     } else {
         if !std::io::stdin().is_terminal() {
-            return Err(Failure::new(2, "no terminal to ask the password on; use --password-stdin"));
+            return Err(Failure::new(
+                2,
+                "no terminal to ask the password on; use --password-stdin",
+            ));
         }
-        let first = Zeroizing::new(rpassword::prompt_password("New password: ").map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?);
-        let second = Zeroizing::new(rpassword::prompt_password("Repeat password: ").map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?);
+        let first = Zeroizing::new(
+            rpassword::prompt_password("New password: ")
+                .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?,
+        );
+        let second = Zeroizing::new(
+            rpassword::prompt_password("Repeat password: ")
+                .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?,
+        );
         if first != second {
-            return Err(Failure::new(EXIT_FAILURE, "the passwords differ; nothing changed"));
+            return Err(Failure::new(
+                EXIT_FAILURE,
+                "the passwords differ; nothing changed",
+            ));
         }
         first
     };
     if password.is_empty() {
-        return Err(Failure::new(EXIT_FAILURE, "empty password refused; nothing changed"));
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            "empty password refused; nothing changed",
+        ));
     }
     if password.len() > 1024 {
-        return Err(Failure::new(EXIT_FAILURE, "password longer than 1024 bytes refused; nothing changed"));
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            "password longer than 1024 bytes refused; nothing changed",
+        ));
     }
     Ok(password)
 }
@@ -389,9 +505,14 @@ fn show_enrolment(name: &str, secret: &[u8], no_qr: bool) -> Result<(), Failure>
     let uri = totp::otpauth_uri("veil", name, secret);
     let mut out = std::io::stdout().lock();
     let fail = |e: std::io::Error| Failure::new(EXIT_FAILURE, e.to_string());
-    writeln!(out, "Scan this with an authenticator app, or enter the secret by hand.").map_err(fail)?;
+    writeln!(
+        out,
+        "Scan this with an authenticator app, or enter the secret by hand."
+    )
+    .map_err(fail)?;
     if !no_qr {
-        let code = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
+        let code = qrcode::QrCode::new(uri.as_bytes())
+            .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?;
         let drawing = code
             .render::<qrcode::render::unicode::Dense1x2>()
             .dark_color(qrcode::render::unicode::Dense1x2::Light)
@@ -409,14 +530,23 @@ fn show_enrolment(name: &str, secret: &[u8], no_qr: bool) -> Result<(), Failure>
 /// becomes the last used one so the confirming code cannot log in again.
 fn confirm_code(secret: &[u8], skew: u8) -> Result<i64, Failure> {
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::new(2, "no terminal to confirm a code on; use --no-confirm in scripts (the secret stays pending)"));
+        return Err(Failure::new(
+            2,
+            "no terminal to confirm a code on; use --no-confirm in scripts (the secret stays pending)",
+        ));
     }
     for _ in 0..3 {
-        let code = Zeroizing::new(rpassword::prompt_password("Code from the app: ").map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?);
+        let code = Zeroizing::new(
+            rpassword::prompt_password("Code from the app: ")
+                .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?,
+        );
         match totp::check(secret, code.trim(), unix_now(), skew, -1) {
             CodeCheck::Accepted(step) => return Ok(step),
             _ => eprintln!("veilctl: that code does not match; check the phone's clock"),
         }
     }
-    Err(Failure::new(EXIT_FAILURE, "no matching code; the secret stays pending and inactive"))
+    Err(Failure::new(
+        EXIT_FAILURE,
+        "no matching code; the secret stays pending and inactive",
+    ))
 }

@@ -44,7 +44,14 @@ impl KeyKind {
     }
 
     fn parse(s: &str) -> Option<KeyKind> {
-        [KeyKind::UserSource, KeyKind::UserRemote, KeyKind::Source, KeyKind::User].into_iter().find(|k| k.as_str() == s)
+        [
+            KeyKind::UserSource,
+            KeyKind::UserRemote,
+            KeyKind::Source,
+            KeyKind::User,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// A success clears this key outright (rather than only undoing its own reservation).
@@ -115,7 +122,11 @@ pub fn source_of(rhost: &str) -> &str {
 
 /// The keys an attempt counts against.
 pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
-    let key = |kind, user: &str, source: &str| Key { kind, user: user.to_owned(), source: source.to_owned() };
+    let key = |kind, user: &str, source: &str| Key {
+        kind,
+        user: user.to_owned(),
+        source: source.to_owned(),
+    };
     match limits.scope {
         LockoutScope::User => vec![key(KeyKind::User, user, "")],
         LockoutScope::Source if rhost.is_empty() => vec![key(KeyKind::UserSource, user, LOCAL)],
@@ -161,7 +172,11 @@ struct Counter {
 
 impl Counter {
     fn fresh(now: i64) -> Counter {
-        Counter { failures: 0, window_start: now, locked_until: 0 }
+        Counter {
+            failures: 0,
+            window_start: now,
+            locked_until: 0,
+        }
     }
 
     /// Drops an expired lock or window.
@@ -181,9 +196,16 @@ fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter
         "SELECT failures, window_start, locked_until FROM ledger
          WHERE kind = :kind AND user = :user AND source = :source",
     )?
-    .query_row(named_params! {":kind": key.kind.as_str(), ":user": key.user, ":source": key.source}, |r| {
-        Ok(Counter { failures: r.get(0)?, window_start: r.get(1)?, locked_until: r.get(2)? })
-    })
+    .query_row(
+        named_params! {":kind": key.kind.as_str(), ":user": key.user, ":source": key.source},
+        |r| {
+            Ok(Counter {
+                failures: r.get(0)?,
+                window_start: r.get(1)?,
+                locked_until: r.get(2)?,
+            })
+        },
+    )
     .optional()
 }
 
@@ -203,7 +225,13 @@ fn write_counter(conn: &Connection, key: &Key, c: Counter, now: i64) -> rusqlite
 }
 
 /// Checks and reserves one attempt on all its keys, atomically and durably.
-pub fn reserve(conn: &mut Connection, limits: &Limits, user: &str, rhost: &str, now: i64) -> rusqlite::Result<Reservation> {
+pub fn reserve(
+    conn: &mut Connection,
+    limits: &Limits,
+    user: &str,
+    rhost: &str,
+    now: i64,
+) -> rusqlite::Result<Reservation> {
     let keys = keys_for(limits, user, rhost);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut counters = Vec::with_capacity(keys.len());
@@ -212,7 +240,11 @@ pub fn reserve(conn: &mut Connection, limits: &Limits, user: &str, rhost: &str, 
         let c = read_counter(&tx, key)?.map_or(Counter::fresh(now), |c| c.at(now, limits));
         let limit = limits.limit(key.kind);
         if refused.is_none() && (c.locked_until > now || c.failures >= limit) {
-            refused = Some(Refusal { key: key.clone(), failures: c.failures, locked_until: c.locked_until });
+            refused = Some(Refusal {
+                key: key.clone(),
+                failures: c.failures,
+                locked_until: c.locked_until,
+            });
         }
         counters.push(c);
     }
@@ -242,19 +274,30 @@ pub fn reserve(conn: &mut Connection, limits: &Limits, user: &str, rhost: &str, 
         // Report the lock as it now stands on disk.
         r.locked_until = r.locked_until.max(now);
     }
-    Ok(Reservation { keys, refused, locking })
+    Ok(Reservation {
+        keys,
+        refused,
+        locking,
+    })
 }
 
 /// Undoes a successful attempt's reservation: its (user, source) or user
 /// key is cleared, the wider keys lose only the one count this attempt added.
-pub fn record_success(conn: &mut Connection, limits: &Limits, reservation: &Reservation, now: i64) -> rusqlite::Result<()> {
+pub fn record_success(
+    conn: &mut Connection,
+    limits: &Limits,
+    reservation: &Reservation,
+    now: i64,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for key in &reservation.keys {
         let params = named_params! {":kind": key.kind.as_str(), ":user": key.user, ":source": key.source,
-                                    ":limit": limits.limit(key.kind), ":now": now};
+        ":limit": limits.limit(key.kind), ":now": now};
         if key.kind.cleared_by_success() {
-            tx.prepare_cached("DELETE FROM ledger WHERE kind = :kind AND user = :user AND source = :source")?
-                .execute(&params[..3])?;
+            tx.prepare_cached(
+                "DELETE FROM ledger WHERE kind = :kind AND user = :user AND source = :source",
+            )?
+            .execute(&params[..3])?;
         } else {
             tx.prepare_cached(
                 "UPDATE ledger SET failures = max(failures - 1, 0),
@@ -272,7 +315,9 @@ pub fn record_success(conn: &mut Connection, limits: &Limits, reservation: &Rese
 /// seen rows that hold no active lock, down to 90 % of the cap (in batches,
 /// so a spray pays for eviction once per many inserts).
 fn enforce_cap(conn: &Connection, limits: &Limits, now: i64) -> rusqlite::Result<()> {
-    let rows: i64 = conn.prepare_cached("SELECT rows FROM ledger_size WHERE id = 1")?.query_row([], |r| r.get(0))?;
+    let rows: i64 = conn
+        .prepare_cached("SELECT rows FROM ledger_size WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
     if rows <= limits.max_rows {
         return Ok(());
     }
@@ -324,16 +369,31 @@ impl Entry {
     }
 }
 
-fn entries(conn: &Connection, limits: &Limits, sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]) -> rusqlite::Result<Vec<Entry>> {
+fn entries(
+    conn: &Connection,
+    limits: &Limits,
+    sql: &str,
+    params: &[(&str, &dyn rusqlite::ToSql)],
+) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params, |r| {
         let kind: String = r.get(0)?;
-        Ok((kind, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        Ok((
+            kind,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (kind, user, source, failures, window_start, locked_until, last_seen) = row?;
-        let Some(kind) = KeyKind::parse(&kind) else { continue };
+        let Some(kind) = KeyKind::parse(&kind) else {
+            continue;
+        };
         out.push(Entry {
             key: Key { kind, user, source },
             failures,
@@ -353,13 +413,20 @@ pub fn locks(conn: &Connection, limits: &Limits, now: i64) -> rusqlite::Result<V
     entries(
         conn,
         limits,
-        &format!("SELECT {COLUMNS} FROM ledger WHERE locked_until > :now ORDER BY locked_until DESC"),
+        &format!(
+            "SELECT {COLUMNS} FROM ledger WHERE locked_until > :now ORDER BY locked_until DESC"
+        ),
         named_params! {":now": now},
     )
 }
 
 /// Every live counter that concerns a user (expired ones are left out).
-pub fn status(conn: &Connection, limits: &Limits, user: &str, now: i64) -> rusqlite::Result<Vec<Entry>> {
+pub fn status(
+    conn: &Connection,
+    limits: &Limits,
+    user: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<Entry>> {
     let all = entries(
         conn,
         limits,
@@ -368,23 +435,34 @@ pub fn status(conn: &Connection, limits: &Limits, user: &str, now: i64) -> rusql
     )?;
     Ok(all
         .into_iter()
-        .filter(|e| e.locked_until > now || (e.locked_until == 0 && now - e.window_start < limits.fail_interval))
+        .filter(|e| {
+            e.locked_until > now
+                || (e.locked_until == 0 && now - e.window_start < limits.fail_interval)
+        })
         .collect())
 }
 
 /// Clears every key of a user. Returns the rows removed.
 pub fn unlock_user(conn: &mut Connection, user: &str) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM ledger WHERE user = :user", named_params! {":user": user})
+    conn.execute(
+        "DELETE FROM ledger WHERE user = :user",
+        named_params! {":user": user},
+    )
 }
 
 /// Clears every key of a source. Returns the rows removed.
 pub fn unlock_source(conn: &mut Connection, source: &str) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM ledger WHERE source = :source", named_params! {":source": source})
+    conn.execute(
+        "DELETE FROM ledger WHERE source = :source",
+        named_params! {":source": source},
+    )
 }
 
 /// Rows in the table (kept by triggers, so this is one lookup).
 pub fn row_count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT rows FROM ledger_size WHERE id = 1", [], |r| r.get(0))
+    conn.query_row("SELECT rows FROM ledger_size WHERE id = 1", [], |r| {
+        r.get(0)
+    })
 }
 
 #[cfg(test)]
@@ -393,7 +471,14 @@ mod tests {
     use crate::store::{OpenMode, Store};
 
     fn limits() -> Limits {
-        Limits::from(&Lockout { deny: 3, user_deny: 5, source_deny: 6, fail_interval_s: 100, unlock_time_s: 50, ..Lockout::default() })
+        Limits::from(&Lockout {
+            deny: 3,
+            user_deny: 5,
+            source_deny: 6,
+            fail_interval_s: 100,
+            unlock_time_s: 50,
+            ..Lockout::default()
+        })
     }
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -430,7 +515,10 @@ mod tests {
             fail(&mut s, &l, "alice", "", 1000 + i);
         }
         assert!(!fail(&mut s, &l, "alice", "", 1051).evaluated());
-        assert!(fail(&mut s, &l, "alice", "", 1052).evaluated(), "lock set at 1002 for 50 s");
+        assert!(
+            fail(&mut s, &l, "alice", "", 1052).evaluated(),
+            "lock set at 1002 for 50 s"
+        );
         assert!(locks(s.conn(), &l, 1052).unwrap().is_empty());
     }
 
@@ -441,7 +529,10 @@ mod tests {
         fail(&mut s, &l, "alice", "", 1000);
         fail(&mut s, &l, "alice", "", 1050);
         let r = fail(&mut s, &l, "alice", "", 1100);
-        assert!(r.evaluated() && r.locking.is_empty(), "window restarted at 1100");
+        assert!(
+            r.evaluated() && r.locking.is_empty(),
+            "window restarted at 1100"
+        );
         assert_eq!(status(s.conn(), &l, "alice", 1100).unwrap()[0].failures, 1);
     }
 
@@ -455,8 +546,14 @@ mod tests {
         assert_eq!(r.locking.len(), 1, "the third reaches deny=3 for the pair");
         record_success(s.conn(), &l, &r, 1002).unwrap();
         let st = status(s.conn(), &l, "alice", 1002).unwrap();
-        assert!(st.iter().all(|e| e.key.kind != KeyKind::UserSource), "{st:?}");
-        let remote = st.iter().find(|e| e.key.kind == KeyKind::UserRemote).unwrap();
+        assert!(
+            st.iter().all(|e| e.key.kind != KeyKind::UserSource),
+            "{st:?}"
+        );
+        let remote = st
+            .iter()
+            .find(|e| e.key.kind == KeyKind::UserRemote)
+            .unwrap();
         assert_eq!((remote.failures, remote.locked_until), (2, 0));
         assert!(locks(s.conn(), &l, 1002).unwrap().is_empty());
     }
@@ -470,7 +567,10 @@ mod tests {
         }
         assert!(!fail(&mut s, &l, "victim", "198.51.100.9", 1003).evaluated());
         assert!(fail(&mut s, &l, "victim", "", 1003).evaluated());
-        assert!(fail(&mut s, &l, "victim", "203.0.113.5", 1003).evaluated(), "another source too");
+        assert!(
+            fail(&mut s, &l, "victim", "203.0.113.5", 1003).evaluated(),
+            "another source too"
+        );
     }
 
     #[test]
@@ -505,14 +605,20 @@ mod tests {
             fail(&mut s, &l, "carol", "192.0.2.1", 1000 + i);
         }
         let remote = status(s.conn(), &l, "carol", 1010).unwrap();
-        let remote = remote.iter().find(|e| e.key.kind == KeyKind::UserRemote).unwrap();
+        let remote = remote
+            .iter()
+            .find(|e| e.key.kind == KeyKind::UserRemote)
+            .unwrap();
         assert_eq!(remote.failures, 3, "only the 3 evaluated attempts count");
     }
 
     #[test]
     fn user_scope_is_plain_per_user() {
         let (_d, mut s) = store();
-        let l = Limits { scope: LockoutScope::User, ..limits() };
+        let l = Limits {
+            scope: LockoutScope::User,
+            ..limits()
+        };
         fail(&mut s, &l, "dave", "192.0.2.1", 1000);
         fail(&mut s, &l, "dave", "192.0.2.2", 1000);
         fail(&mut s, &l, "dave", "", 1000);
@@ -546,7 +652,11 @@ mod tests {
             fail(&mut s, &l, "locked", "", 1060 + i);
         }
         fail(&mut s, &l, "recent", "", 1090);
-        assert_eq!(prune(s.conn(), &l, 1101).unwrap(), 1, "only 'old' is past its window and unlocked");
+        assert_eq!(
+            prune(s.conn(), &l, 1101).unwrap(),
+            1,
+            "only 'old' is past its window and unlocked"
+        );
         assert_eq!(row_count(s.conn()).unwrap(), 2);
         assert_eq!(prune(s.conn(), &l, 1200).unwrap(), 2);
         assert_eq!(row_count(s.conn()).unwrap(), 0);
@@ -555,7 +665,11 @@ mod tests {
     #[test]
     fn the_cap_evicts_stale_rows_and_never_an_active_lock() {
         let (_d, mut s) = store();
-        let l = Limits { max_rows: 100, unlock_time: 100_000, ..limits() };
+        let l = Limits {
+            max_rows: 100,
+            unlock_time: 100_000,
+            ..limits()
+        };
         for i in 0..3 {
             fail(&mut s, &l, "locked", "", 1000 + i);
         }
@@ -563,9 +677,15 @@ mod tests {
             fail(&mut s, &l, &format!("spray{i}"), "", 1010 + i);
             assert!(row_count(s.conn()).unwrap() <= 100);
         }
-        let real: i64 = s.conn().query_row("SELECT count(*) FROM ledger", [], |r| r.get(0)).unwrap();
+        let real: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(real, row_count(s.conn()).unwrap(), "trigger count matches");
-        assert!(!fail(&mut s, &l, "locked", "", 1020).evaluated(), "the lock survived eviction");
+        assert!(
+            !fail(&mut s, &l, "locked", "", 1020).evaluated(),
+            "the lock survived eviction"
+        );
     }
 
     #[test]

@@ -72,17 +72,25 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(1, e),
     };
-    let verifiers = (0..config.workers()).map(|_| Verifier::new(&config, hasher.clone(), dummy.clone())).collect();
+    let verifiers = (0..config.workers())
+        .map(|_| Verifier::new(&config, hasher.clone(), dummy.clone()))
+        .collect();
     let listener = match server::listen(&config.socket) {
         Ok(l) => l,
         Err(e) => return fail(1, e),
     };
-    let (audit, writer) = Audit::start(Sinks { syslog: true, stderr: options.log_stderr });
+    let (audit, writer) = Audit::start(Sinks {
+        syslog: true,
+        stderr: options.log_stderr,
+    });
     let result = server::serve(&config, listener, verifiers, &audit);
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            audit.log(Severity::Error, Line::new("fatal").field("error", &e).finish());
+            audit.log(
+                Severity::Error,
+                Line::new("fatal").field("error", &e).finish(),
+            );
             eprintln!("veild: {e}");
             ExitCode::from(1)
         }

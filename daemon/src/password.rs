@@ -23,7 +23,8 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(cfg: &config::Argon2) -> Result<Hasher, HashError> {
-        let params = Params::new(cfg.m_cost_kib, cfg.t_cost, cfg.p_cost, None).map_err(HashError::Params)?;
+        let params =
+            Params::new(cfg.m_cost_kib, cfg.t_cost, cfg.p_cost, None).map_err(HashError::Params)?;
         Ok(Hasher { params })
     }
 
@@ -37,7 +38,10 @@ impl Hasher {
         let mut salt = [0u8; 16];
         getrandom::getrandom(&mut salt).map_err(HashError::Random)?;
         let salt = SaltString::encode_b64(&salt).map_err(HashError::Hash)?;
-        let hash = self.argon2().hash_password(password, &salt).map_err(HashError::Hash)?;
+        let hash = self
+            .argon2()
+            .hash_password(password, &salt)
+            .map_err(HashError::Hash)?;
         Ok(hash.to_string())
     }
 
@@ -54,7 +58,9 @@ impl Hasher {
     /// A stored hash whose algorithm or parameters differ from the current
     /// ones; it is replaced at the next successful login.
     pub fn needs_rehash(&self, phc: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(phc) else { return true };
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
         if parsed.algorithm.as_str() != "argon2id" || parsed.version != Some(0x13) {
             return true;
         }
@@ -83,7 +89,12 @@ mod tests {
     use super::*;
 
     fn small() -> Hasher {
-        Hasher::new(&config::Argon2 { m_cost_kib: 64, t_cost: 1, p_cost: 1 }).unwrap()
+        Hasher::new(&config::Argon2 {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -101,9 +112,16 @@ mod tests {
     fn hashes_with_other_parameters_need_a_rehash() {
         let h = small();
         assert!(!h.needs_rehash(&h.hash(b"x").unwrap()));
-        let other = Hasher::new(&config::Argon2 { m_cost_kib: 128, t_cost: 1, p_cost: 1 }).unwrap();
+        let other = Hasher::new(&config::Argon2 {
+            m_cost_kib: 128,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap();
         assert!(h.needs_rehash(&other.hash(b"x").unwrap()));
-        assert!(h.needs_rehash("$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(h.needs_rehash(
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
         assert!(h.needs_rehash("garbage"));
     }
 
@@ -141,7 +159,12 @@ mod tests {
             return;
         };
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"battery staple").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"battery staple")
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         let phc = String::from_utf8(out.stdout).unwrap();

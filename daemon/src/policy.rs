@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn others_may_ask_only_about_their_own_account() {
         let nobody = User::from_name("nobody").unwrap().unwrap();
-        let peer = Peer { uid: nobody.uid.as_raw(), pid: 1 };
+        let peer = Peer {
+            uid: nobody.uid.as_raw(),
+            pid: 1,
+        };
         assert!(permits(peer, "nobody"));
         assert!(!permits(peer, "root"));
         assert!(!permits(peer, "no-such-user-xyz"));

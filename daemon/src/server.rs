@@ -33,7 +33,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Unix time now. The one place the daemon reads the wall clock.
 #[allow(clippy::disallowed_methods)]
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// When a denial for a request received at `received` may leave: at
@@ -48,12 +50,20 @@ pub fn deny_at(received: Instant, now: Instant, delay: Duration) -> Instant {
         return first;
     }
     let late = now - received;
-    let periods = late.as_nanos().div_ceil(delay.as_nanos()).min(u32::MAX as u128) as u32;
+    let periods = late
+        .as_nanos()
+        .div_ceil(delay.as_nanos())
+        .min(u32::MAX as u128) as u32;
     received + delay * periods
 }
 
 enum Job {
-    Verify { token: Token, request: Box<Request>, peer: Peer, received: Instant },
+    Verify {
+        token: Token,
+        request: Box<Request>,
+        peer: Peer,
+        received: Instant,
+    },
     Prune,
 }
 
@@ -64,9 +74,14 @@ struct Done {
 }
 
 enum State {
-    Reading { reader: FrameReader, deadline: Instant },
+    Reading {
+        reader: FrameReader,
+        deadline: Instant,
+    },
     Working,
-    Delayed { until: Instant },
+    Delayed {
+        until: Instant,
+    },
 }
 
 struct Conn {
@@ -93,41 +108,62 @@ pub fn listen(path: &Path) -> Result<Listener, String> {
             .take_unix_listener(0)
             .map_err(|e| format!("socket passed by systemd: {e}"))?
             .ok_or("systemd passed no Unix socket")?;
-        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
         return Ok(Listener::Inherited(UnixListener::from_std(std_listener)));
     }
     if let Some(dir) = path.parent()
         && !dir.exists()
     {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!("another veild is already listening on {}", path.display()));
+                return Err(format!(
+                    "another veild is already listening on {}",
+                    path.display()
+                ));
             }
             // A socket nobody listens on is left over from a crash.
-            std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
         }
-        Ok(_) => return Err(format!("{} exists and is not a socket; refusing to replace it", path.display())),
+        Ok(_) => {
+            return Err(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ));
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }
-    let listener = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     Ok(Listener::Bound(listener, path.to_owned()))
 }
 
 /// Runs until SIGTERM or SIGINT, then finishes the requests in flight.
-pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audit: &Audit) -> io::Result<()> {
+pub fn serve(
+    config: &Config,
+    listener: Listener,
+    verifiers: Vec<Verifier>,
+    audit: &Audit,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (mut listener, bound_path) = match listener {
         Listener::Bound(l, p) => (l, Some(p)),
         Listener::Inherited(l) => (l, None),
     };
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
 
     let (signal_read, signal_write) = std::os::unix::net::UnixStream::pair()?;
     signal_read.set_nonblocking(true)?;
@@ -135,7 +171,8 @@ pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audi
         signal_hook::low_level::pipe::register(signal, signal_write.try_clone()?)?;
     }
     let mut signal_read = UnixStream::from_std(signal_read);
-    poll.registry().register(&mut signal_read, SIGNALS, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut signal_read, SIGNALS, Interest::READABLE)?;
 
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.limits.queue);
     let (done_tx, done_rx) = mpsc::channel::<Done>();
@@ -157,7 +194,10 @@ pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audi
     let mut next_prune = Instant::now() + PRUNE_EVERY;
     audit.log(
         Severity::Info,
-        Line::new("start").field("workers", workers.len()).field("failure_delay_ms", config.failure_delay_ms).finish(),
+        Line::new("start")
+            .field("workers", workers.len())
+            .field("failure_delay_ms", config.failure_delay_ms)
+            .finish(),
     );
 
     loop {
@@ -165,7 +205,12 @@ pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audi
         if draining && loop_state.conns.is_empty() {
             break;
         }
-        let next_timer = loop_state.timers.peek().map(|Reverse((t, _))| *t).unwrap_or(now + PRUNE_EVERY).min(next_prune);
+        let next_timer = loop_state
+            .timers
+            .peek()
+            .map(|Reverse((t, _))| *t)
+            .unwrap_or(now + PRUNE_EVERY)
+            .min(next_prune);
         let timeout = next_timer.saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -192,7 +237,12 @@ pub fn serve(config: &Config, listener: Listener, verifiers: Vec<Verifier>, audi
                         if let Some(path) = &bound_path {
                             let _ = std::fs::remove_file(path);
                         }
-                        audit.log(Severity::Info, Line::new("stopping").field("in_flight", loop_state.conns.len()).finish());
+                        audit.log(
+                            Severity::Info,
+                            Line::new("stopping")
+                                .field("in_flight", loop_state.conns.len())
+                                .finish(),
+                        );
                     }
                 }
                 token => loop_state.readable(token),
@@ -232,29 +282,48 @@ fn spawn_workers(
         let done = done.clone();
         let waker = Arc::clone(waker);
         let audit = audit.clone();
-        handles.push(std::thread::Builder::new().name(format!("verify-{i}")).spawn(move || {
-            loop {
-                let job = match jobs.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                match job {
-                    Ok(Job::Verify { token, request, peer, received }) => {
-                        let decision = verifier.decide(&request, peer, unix_now());
-                        audit_decision(&audit, &request, peer, &decision);
-                        drop(request);
-                        let _ = done.send(Done { token, verdict: decision.verdict, received });
-                        let _ = waker.wake();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("verify-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(Job::Verify {
+                                token,
+                                request,
+                                peer,
+                                received,
+                            }) => {
+                                let decision = verifier.decide(&request, peer, unix_now());
+                                audit_decision(&audit, &request, peer, &decision);
+                                drop(request);
+                                let _ = done.send(Done {
+                                    token,
+                                    verdict: decision.verdict,
+                                    received,
+                                });
+                                let _ = waker.wake();
+                            }
+                            Ok(Job::Prune) => match verifier.prune(unix_now()) {
+                                Ok(0) => {}
+                                Ok(n) => audit.log(
+                                    Severity::Info,
+                                    Line::new("prune").field("rows", n).finish(),
+                                ),
+                                Err(e) => audit.log(
+                                    Severity::Error,
+                                    Line::new("prune").field("error", e).finish(),
+                                ),
+                            },
+                            Err(_) => return,
+                        }
                     }
-                    Ok(Job::Prune) => match verifier.prune(unix_now()) {
-                        Ok(0) => {}
-                        Ok(n) => audit.log(Severity::Info, Line::new("prune").field("rows", n).finish()),
-                        Err(e) => audit.log(Severity::Error, Line::new("prune").field("error", e).finish()),
-                    },
-                    Err(_) => return,
-                }
-            }
-        })?);
+                })?,
+        );
     }
     Ok(handles)
 }
@@ -279,38 +348,71 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE and the like: the pending connection stays queued.
-                    self.audit.log(Severity::Error, Line::new("accept").field("error", e).finish());
+                    self.audit.log(
+                        Severity::Error,
+                        Line::new("accept").field("error", e).finish(),
+                    );
                     return;
                 }
             };
             if self.conns.len() >= self.max_connections {
                 // Overload fails closed, at once: holding it would need the fd we lack.
                 let _ = stream.write(&DENY);
-                self.audit.log(Severity::Warning, Line::new("overload").field("limit", "max_connections").finish());
+                self.audit.log(
+                    Severity::Warning,
+                    Line::new("overload")
+                        .field("limit", "max_connections")
+                        .finish(),
+                );
                 continue;
             }
             let peer = match getsockopt(&stream, PeerCredentials) {
-                Ok(c) => Peer { uid: c.uid(), pid: c.pid() },
+                Ok(c) => Peer {
+                    uid: c.uid(),
+                    pid: c.pid(),
+                },
                 Err(_) => continue,
             };
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(FIRST_CONN);
-            if registry.register(&mut stream, token, Interest::READABLE).is_err() {
+            if registry
+                .register(&mut stream, token, Interest::READABLE)
+                .is_err()
+            {
                 continue;
             }
             let deadline = Instant::now() + self.request_timeout;
             self.timers.push(Reverse((deadline, token)));
-            self.conns.insert(token, Conn { stream, peer, state: State::Reading { reader: FrameReader::new(), deadline } });
+            self.conns.insert(
+                token,
+                Conn {
+                    stream,
+                    peer,
+                    state: State::Reading {
+                        reader: FrameReader::new(),
+                        deadline,
+                    },
+                },
+            );
         }
     }
 
     fn readable(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        let State::Reading { reader, .. } = &mut conn.state else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let State::Reading { reader, .. } = &mut conn.state else {
+            return;
+        };
         let mut buf = Zeroizing::new([0u8; 4096]);
         let outcome: Result<Option<Request>, String> = loop {
             match conn.stream.read(&mut buf[..]) {
-                Ok(0) => break reader.finish().map_err(|e| e.to_string()).and_then(|b| decode_request(b).map(Some).map_err(|e| e.to_string())),
+                Ok(0) => {
+                    break reader
+                        .finish()
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| decode_request(b).map(Some).map_err(|e| e.to_string()));
+                }
                 Ok(n) => match reader.push(&buf[..n]) {
                     Ok(Some(_)) => continue, // keep reading: trailing bytes are an error
                     Ok(None) => continue,
@@ -332,7 +434,12 @@ impl EventLoop {
             Ok(None) => {}
             Ok(Some(request)) => {
                 conn.state = State::Working;
-                let job = Job::Verify { token, request: Box::new(request), peer, received };
+                let job = Job::Verify {
+                    token,
+                    request: Box::new(request),
+                    peer,
+                    received,
+                };
                 let sent = match &self.job_tx {
                     Some(tx) => tx.try_send(job),
                     None => Err(TrySendError::Disconnected(job)),
@@ -357,10 +464,19 @@ impl EventLoop {
                     self.schedule_deny(token, received);
                 }
             }
+            Err(_) if reader.received() == 0 => {
+                // Connected and closed without a byte: a liveness probe.
+                self.reply(token, Verdict::Deny);
+            }
             Err(why) => {
                 self.audit.log(
                     Severity::Warning,
-                    Line::new("malformed").field("peer_uid", peer.uid).field("peer_pid", peer.pid).field("error", why).field("outcome", "deny").finish(),
+                    Line::new("malformed")
+                        .field("peer_uid", peer.uid)
+                        .field("peer_pid", peer.pid)
+                        .field("error", why)
+                        .field("outcome", "deny")
+                        .finish(),
                 );
                 self.schedule_deny(token, received);
             }
@@ -394,10 +510,19 @@ impl EventLoop {
                 _ => false,
             };
             if due {
-                if let Some(Conn { state: State::Reading { .. }, peer, .. }) = self.conns.get(&token) {
+                if let Some(Conn {
+                    state: State::Reading { .. },
+                    peer,
+                    ..
+                }) = self.conns.get(&token)
+                {
                     self.audit.log(
                         Severity::Notice,
-                        Line::new("timeout").field("peer_uid", peer.uid).field("peer_pid", peer.pid).field("outcome", "deny").finish(),
+                        Line::new("timeout")
+                            .field("peer_uid", peer.uid)
+                            .field("peer_pid", peer.pid)
+                            .field("outcome", "deny")
+                            .finish(),
                     );
                 }
                 self.reply(token, Verdict::Deny);

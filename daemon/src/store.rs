@@ -17,7 +17,11 @@ pub enum StoreError {
     #[error("database {path} is not a veil database or is damaged: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("database {path} has schema version {found}, newer than this veil ({supported})")]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("no such user: {0}")]
@@ -104,12 +108,17 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, mode: OpenMode) -> Result<Store, StoreError> {
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open { path: path.to_owned(), message: e.to_string() };
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         match std::fs::symlink_metadata(path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if mode == OpenMode::MustExist {
-                    return Err(StoreError::Missing { path: path.to_owned() });
+                    return Err(StoreError::Missing {
+                        path: path.to_owned(),
+                    });
                 }
                 // Created here with 0600 so SQLite never makes it with the
                 // process umask; its -wal and -shm files copy these bits.
@@ -124,11 +133,17 @@ impl Store {
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| open_err(&e))?;
         let meta = std::fs::metadata(path).map_err(|e| open_err(&e))?;
-        let mut store = Store { conn, path: path.to_owned(), identity: (meta.dev(), meta.ino()) };
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            identity: (meta.dev(), meta.ino()),
+        };
         store.configure().map_err(|e| store.classify(e))?;
         store.migrate().map_err(|e| match e {
             StoreError::Sql(e) => store.classify(e),
@@ -139,10 +154,15 @@ impl Store {
 
     fn classify(&self, e: rusqlite::Error) -> StoreError {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                StoreError::Corrupt { path: self.path.clone(), message: e.to_string() }
-            }
-            _ => StoreError::Open { path: self.path.clone(), message: e.to_string() },
+            Some(rusqlite::ErrorCode::NotADatabase)
+            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
+            _ => StoreError::Open {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
         }
     }
 
@@ -158,14 +178,22 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::TooNew { path: self.path.clone(), found: version, supported });
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                supported,
+            });
         }
         // An existing file that is not ours (version 0 but with tables) is refused.
         if version == 0 {
-            let tables: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            let tables: i64 =
+                self.conn
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
             if tables > 0 {
                 return Err(StoreError::Corrupt {
                     path: self.path.clone(),
@@ -174,7 +202,9 @@ impl Store {
             }
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -193,13 +223,17 @@ impl Store {
     /// False when the file was deleted or replaced since it was opened:
     /// writes would go to an orphaned inode, so the caller must stop.
     pub fn still_on_disk(&self) -> bool {
-        std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino()) == self.identity).unwrap_or(false)
+        std::fs::metadata(&self.path)
+            .map(|m| (m.dev(), m.ino()) == self.identity)
+            .unwrap_or(false)
     }
 
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT phc, totp_secret, totp_last_step FROM users WHERE name = :name")?
+            .prepare_cached(
+                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = :name",
+            )?
             .query_row(named_params! {":name": name}, |r| {
                 Ok(UserRecord {
                     phc: r.get(0)?,
@@ -231,7 +265,11 @@ impl Store {
     }
 
     pub fn delete_user(&mut self, name: &str) -> Result<(), StoreError> {
-        self.update_one(name, "DELETE FROM users WHERE name = :name", named_params! {":name": name})
+        self.update_one(
+            name,
+            "DELETE FROM users WHERE name = :name",
+            named_params! {":name": name},
+        )
     }
 
     pub fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
@@ -252,7 +290,12 @@ impl Store {
     }
 
     /// Stores a secret that is not used for logins until activated.
-    pub fn set_totp_pending(&mut self, name: &str, secret: &[u8], now: i64) -> Result<(), StoreError> {
+    pub fn set_totp_pending(
+        &mut self,
+        name: &str,
+        secret: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.update_one(
             name,
             "UPDATE users SET totp_pending = :s, updated_at = :now WHERE name = :name",
@@ -263,7 +306,11 @@ impl Store {
     pub fn totp_pending(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row: Option<Option<Vec<u8>>> = self
             .conn
-            .query_row("SELECT totp_pending FROM users WHERE name = :name", named_params! {":name": name}, |r| r.get(0))
+            .query_row(
+                "SELECT totp_pending FROM users WHERE name = :name",
+                named_params! {":name": name},
+                |r| r.get(0),
+            )
             .optional()?;
         match row {
             None => Err(StoreError::NoSuchUser(name.to_owned())),
@@ -273,7 +320,12 @@ impl Store {
 
     /// Makes the pending secret the active one. `used_step` is the step of
     /// the confirming code, so that code cannot be replayed at login.
-    pub fn activate_totp(&mut self, name: &str, used_step: i64, now: i64) -> Result<(), StoreError> {
+    pub fn activate_totp(
+        &mut self,
+        name: &str,
+        used_step: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.update_one(
             name,
             "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = :step,
@@ -302,7 +354,12 @@ impl Store {
         Ok(changed == 1)
     }
 
-    fn update_one(&mut self, name: &str, sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]) -> Result<(), StoreError> {
+    fn update_one(
+        &mut self,
+        name: &str,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<(), StoreError> {
         if self.conn.execute(sql, params)? == 0 {
             return Err(StoreError::NoSuchUser(name.to_owned()));
         }
@@ -339,11 +396,20 @@ mod tests {
     #[test]
     fn a_new_database_is_private_and_migrated() {
         let (dir, store) = temp_store();
-        let mode = std::fs::metadata(dir.path().join("veil.db")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("veil.db"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let v: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
-        let journal: String = store.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let journal: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(journal, "wal");
         drop(store);
         Store::open(&dir.path().join("veil.db"), OpenMode::MustExist).unwrap();
@@ -373,20 +439,32 @@ mod tests {
     fn a_foreign_sqlite_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
-        assert!(matches!(Store::open(&path, OpenMode::MustExist), Err(StoreError::Corrupt { .. })));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(matches!(
+            Store::open(&path, OpenMode::MustExist),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn users_are_added_listed_and_deleted() {
         let (_dir, mut store) = temp_store();
         store.add_user("alice", "$argon2id$x", 1).unwrap();
-        assert!(matches!(store.add_user("alice", "$argon2id$y", 2), Err(StoreError::UserExists(_))));
+        assert!(matches!(
+            store.add_user("alice", "$argon2id$y", 2),
+            Err(StoreError::UserExists(_))
+        ));
         assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$x");
         assert!(store.user("bob").unwrap().is_none());
         store.set_password("alice", "$argon2id$z", 3).unwrap();
         assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$z");
-        assert!(matches!(store.set_password("bob", "x", 3), Err(StoreError::NoSuchUser(_))));
+        assert!(matches!(
+            store.set_password("bob", "x", 3),
+            Err(StoreError::NoSuchUser(_))
+        ));
         assert_eq!(store.list_users().unwrap().len(), 1);
         store.delete_user("alice").unwrap();
         assert!(store.user("alice").unwrap().is_none());
@@ -396,13 +474,21 @@ mod tests {
     fn a_pending_secret_is_inactive_until_activated() {
         let (_dir, mut store) = temp_store();
         store.add_user("alice", "x", 1).unwrap();
-        store.set_totp_pending("alice", b"0123456789abcdefghij", 2).unwrap();
+        store
+            .set_totp_pending("alice", b"0123456789abcdefghij", 2)
+            .unwrap();
         assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
         store.activate_totp("alice", 100, 3).unwrap();
         let rec = store.user("alice").unwrap().unwrap();
-        assert_eq!(rec.totp_secret.as_deref().map(Vec::as_slice), Some(&b"0123456789abcdefghij"[..]));
+        assert_eq!(
+            rec.totp_secret.as_deref().map(Vec::as_slice),
+            Some(&b"0123456789abcdefghij"[..])
+        );
         assert_eq!(rec.totp_last_step, 100);
-        assert!(store.activate_totp("alice", 101, 4).is_err(), "nothing pending any more");
+        assert!(
+            store.activate_totp("alice", 101, 4).is_err(),
+            "nothing pending any more"
+        );
     }
 
     #[test]

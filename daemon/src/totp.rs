@@ -38,7 +38,11 @@ pub fn check(secret: &[u8], code: &str, unix_seconds: u64, skew: u8, last_step: 
     let well_formed = code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit());
     // A malformed code is still compared (against a fixed filler) so that
     // it costs the same as a well-formed one.
-    let typed: &[u8] = if well_formed { code.as_bytes() } else { b"xxxxxx" };
+    let typed: &[u8] = if well_formed {
+        code.as_bytes()
+    } else {
+        b"xxxxxx"
+    };
     let now = step_of(unix_seconds);
     let mut newest_match: Option<i64> = None;
     let mut stale_match = false;
@@ -75,9 +79,15 @@ pub fn to_base32(secret: &[u8]) -> Zeroizing<String> {
 /// Parses a base32 secret as typed by a person (any case, spaces, padding).
 pub fn from_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     let cleaned: Zeroizing<String> = Zeroizing::new(
-        text.chars().filter(|c| !c.is_whitespace() && *c != '=' && *c != '-').map(|c| c.to_ascii_uppercase()).collect(),
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
     );
-    data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).ok().map(Zeroizing::new)
+    data_encoding::BASE32_NOPAD
+        .decode(cleaned.as_bytes())
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// The `otpauth://` URI an authenticator app scans.
@@ -109,13 +119,18 @@ mod tests {
             (2_000_000_000, "69279037"),
             (20_000_000_000, "65353130"),
         ] {
-            assert_eq!(code_at(RFC_SECRET, step_of(time)).as_str(), &eight[2..], "t={time}");
+            assert_eq!(
+                code_at(RFC_SECRET, step_of(time)).as_str(),
+                &eight[2..],
+                "t={time}"
+            );
         }
     }
 
     #[test]
     fn codes_from_oathtool_are_accepted() {
-        let secret = b"\x3d\xc6\xca\xa4\x82\x4a\x6d\x28\x87\x67\xb2\x33\x1e\x20\xb4\x31\x66\xcb\x85\xd9";
+        let secret =
+            b"\x3d\xc6\xca\xa4\x82\x4a\x6d\x28\x87\x67\xb2\x33\x1e\x20\xb4\x31\x66\xcb\x85\xd9";
         let b32 = to_base32(secret);
         for time in [0u64, 1_000_000_000, 1_700_000_000, 2_000_000_029] {
             let out = std::process::Command::new("oathtool")
@@ -125,9 +140,17 @@ mod tests {
                 eprintln!("oathtool not installed; RFC vectors still checked");
                 return;
             };
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let code = String::from_utf8(out.stdout).unwrap();
-            assert_eq!(check(secret, code.trim(), time, 0, -1), CodeCheck::Accepted(step_of(time)), "t={time}");
+            assert_eq!(
+                check(secret, code.trim(), time, 0, -1),
+                CodeCheck::Accepted(step_of(time)),
+                "t={time}"
+            );
         }
     }
 
@@ -135,10 +158,21 @@ mod tests {
     fn skew_accepts_neighbouring_steps_only() {
         let t = 1_700_000_000u64;
         let now = step_of(t);
-        for (delta, skew, accepted) in [(-1, 1, true), (1, 1, true), (-2, 1, false), (2, 1, false), (0, 0, true), (1, 0, false)] {
+        for (delta, skew, accepted) in [
+            (-1, 1, true),
+            (1, 1, true),
+            (-2, 1, false),
+            (2, 1, false),
+            (0, 0, true),
+            (1, 0, false),
+        ] {
             let code = code_at(RFC_SECRET, now + delta);
             let got = check(RFC_SECRET, &code, t, skew, -1);
-            assert_eq!(got == CodeCheck::Accepted(now + delta), accepted, "delta={delta} skew={skew} got={got:?}");
+            assert_eq!(
+                got == CodeCheck::Accepted(now + delta),
+                accepted,
+                "delta={delta} skew={skew} got={got:?}"
+            );
         }
     }
 
@@ -146,20 +180,32 @@ mod tests {
     fn a_code_is_not_accepted_twice() {
         let t = 1_700_000_000u64;
         let code = code_at(RFC_SECRET, step_of(t));
-        let CodeCheck::Accepted(step) = check(RFC_SECRET, &code, t, 1, -1) else { panic!("first use refused") };
+        let CodeCheck::Accepted(step) = check(RFC_SECRET, &code, t, 1, -1) else {
+            panic!("first use refused")
+        };
         assert_eq!(check(RFC_SECRET, &code, t, 1, step), CodeCheck::Replayed);
-        assert_eq!(check(RFC_SECRET, &code, t + 5, 1, step), CodeCheck::Replayed);
+        assert_eq!(
+            check(RFC_SECRET, &code, t + 5, 1, step),
+            CodeCheck::Replayed
+        );
         // An older code within the skew is refused too once a newer one was used.
         let older = code_at(RFC_SECRET, step - 1);
         assert_eq!(check(RFC_SECRET, &older, t, 1, step), CodeCheck::Replayed);
         let newer = code_at(RFC_SECRET, step + 1);
-        assert_eq!(check(RFC_SECRET, &newer, t + 30, 1, step), CodeCheck::Accepted(step + 1));
+        assert_eq!(
+            check(RFC_SECRET, &newer, t + 30, 1, step),
+            CodeCheck::Accepted(step + 1)
+        );
     }
 
     #[test]
     fn malformed_codes_are_wrong() {
         for code in ["", "12345", "1234567", "12345a", " 12345", "١٢٣٤٥٦"] {
-            assert_eq!(check(RFC_SECRET, code, 59, 1, -1), CodeCheck::Wrong, "{code:?}");
+            assert_eq!(
+                check(RFC_SECRET, code, 59, 1, -1),
+                CodeCheck::Wrong,
+                "{code:?}"
+            );
         }
     }
 
@@ -170,7 +216,14 @@ mod tests {
         let b32 = to_base32(&secret);
         assert_eq!(b32.len(), 32);
         assert_eq!(from_base32(&b32).unwrap(), secret);
-        let spaced: String = b32.to_lowercase().chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        let spaced: String = b32
+            .to_lowercase()
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(from_base32(&spaced).unwrap(), secret);
         assert!(from_base32("not base32!").is_none());
     }
@@ -178,6 +231,12 @@ mod tests {
     #[test]
     fn otpauth_uri_escapes_the_account() {
         let uri = otpauth_uri("veil", "al ice", RFC_SECRET);
-        assert!(uri.starts_with("otpauth://totp/veil:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=veil"), "{}", uri.as_str());
+        assert!(
+            uri.starts_with(
+                "otpauth://totp/veil:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=veil"
+            ),
+            "{}",
+            uri.as_str()
+        );
     }
 }

@@ -67,7 +67,9 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("database", &self.database).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,7 +103,8 @@ impl Verifier {
             self.store = None;
         }
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?);
+            self.store =
+                Some(Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?);
         }
         self.store.as_mut().ok_or_else(|| "no store".to_owned())
     }
@@ -114,13 +117,15 @@ impl Verifier {
 
         let mut store_error: Option<String> = None;
         let reservation = match self.store() {
-            Ok(store) => match ledger::reserve(store.conn(), &limits, &request.user, &request.rhost, now_i) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    store_error = Some(format!("ledger: {e}"));
-                    None
+            Ok(store) => {
+                match ledger::reserve(store.conn(), &limits, &request.user, &request.rhost, now_i) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        store_error = Some(format!("ledger: {e}"));
+                        None
+                    }
                 }
-            },
+            }
             Err(e) => {
                 store_error = Some(e);
                 None
@@ -137,10 +142,22 @@ impl Verifier {
 
         // The same work for every request from here on.
         let subject = record.as_ref().unwrap_or(&self.dummy);
-        let password_ok = self.hasher.verify(&subject.phc, request.password.expose().as_bytes());
+        let password_ok = self
+            .hasher
+            .verify(&subject.phc, request.password.expose().as_bytes());
         let enrolled = subject.totp_secret.is_some();
-        let secret: &[u8] = subject.totp_secret.as_deref().or(self.dummy.totp_secret.as_deref()).map_or(&[], Vec::as_slice);
-        let code = totp::check(secret, request.code.expose(), now, self.skew, subject.totp_last_step);
+        let secret: &[u8] = subject
+            .totp_secret
+            .as_deref()
+            .or(self.dummy.totp_secret.as_deref())
+            .map_or(&[], Vec::as_slice);
+        let code = totp::check(
+            secret,
+            request.code.expose(),
+            now,
+            self.skew,
+            subject.totp_last_step,
+        );
 
         let reason = if let Some(e) = store_error {
             Reason::Store(e)
@@ -165,23 +182,42 @@ impl Verifier {
         };
 
         let reason = match (reason, reservation.as_ref(), record.as_ref()) {
-            (Reason::Success, Some(res), Some(rec)) => self.commit_success(request, res, rec, code, now_i),
+            (Reason::Success, Some(res), Some(rec)) => {
+                self.commit_success(request, res, rec, code, now_i)
+            }
             (other, _, _) => other,
         };
         let locked = match (&reason, &reservation) {
             (Reason::Success, _) | (_, None) => Vec::new(),
             (_, Some(r)) => r.locking.clone(),
         };
-        let verdict = if reason == Reason::Success { Verdict::Allow } else { Verdict::Deny };
-        Decision { verdict, reason, locked }
+        let verdict = if reason == Reason::Success {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
+        Decision {
+            verdict,
+            reason,
+            locked,
+        }
     }
 
     /// The writes of a success: the code's step (atomically, so a code
     /// racing itself wins once), the ledger, a rehash if parameters changed.
-    fn commit_success(&mut self, request: &Request, reservation: &ledger::Reservation, record: &UserRecord, code: CodeCheck, now: i64) -> Reason {
+    fn commit_success(
+        &mut self,
+        request: &Request,
+        reservation: &ledger::Reservation,
+        record: &UserRecord,
+        code: CodeCheck,
+        now: i64,
+    ) -> Reason {
         let limits = self.limits.clone();
         let hasher = self.hasher.clone();
-        let Ok(store) = self.store() else { return Reason::Store("store vanished".into()) };
+        let Ok(store) = self.store() else {
+            return Reason::Store("store vanished".into());
+        };
         if let CodeCheck::Accepted(step) = code
             && record.totp_secret.is_some()
         {
@@ -207,13 +243,18 @@ impl Verifier {
     pub fn prune(&mut self, now: u64) -> Result<usize, String> {
         let limits = self.limits.clone();
         let store = self.store()?;
-        ledger::prune(store.conn(), &limits, now.min(i64::MAX as u64) as i64).map_err(|e| e.to_string())
+        ledger::prune(store.conn(), &limits, now.min(i64::MAX as u64) as i64)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// The audit line for one decided request.
 pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &Decision) {
-    let outcome = if decision.verdict == Verdict::Allow { "allow" } else { "deny" };
+    let outcome = if decision.verdict == Verdict::Allow {
+        "allow"
+    } else {
+        "deny"
+    };
     let mut line = Line::new("attempt")
         .field("user", &request.user)
         .field("service", &request.service)
@@ -225,10 +266,17 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         .field("peer_pid", peer.pid)
         .field("outcome", outcome)
         .field("reason", decision.reason.as_str());
-    let mut severity = if decision.verdict == Verdict::Allow { Severity::Info } else { Severity::Notice };
+    let mut severity = if decision.verdict == Verdict::Allow {
+        Severity::Info
+    } else {
+        Severity::Notice
+    };
     match &decision.reason {
         Reason::Locked(r) => {
-            line = line.field("key", &r.key).field("key_failures", r.failures).field("locked_until", r.locked_until);
+            line = line
+                .field("key", &r.key)
+                .field("key_failures", r.failures)
+                .field("locked_until", r.locked_until);
         }
         Reason::Store(e) => {
             line = line.field("error", e);
@@ -241,7 +289,11 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     for key in &decision.locked {
         audit.log(
             Severity::Warning,
-            Line::new("lock").field("key", key).field("user", &request.user).field("source", ledger::source_of(&request.rhost)).finish(),
+            Line::new("lock")
+                .field("key", key)
+                .field("user", &request.user)
+                .field("source", ledger::source_of(&request.rhost))
+                .finish(),
         );
     }
 }
@@ -263,19 +315,34 @@ mod tests {
 
     fn fixture(policy: TotpPolicy) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config { database: dir.path().join("v.db"), ..Config::default() };
-        config.argon2 = crate::config::Argon2 { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        let mut config = Config {
+            database: dir.path().join("v.db"),
+            ..Config::default()
+        };
+        config.argon2 = crate::config::Argon2 {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
         config.lockout.deny = 3;
         config.totp.policy = policy;
         let hasher = Hasher::new(&config.argon2).unwrap();
         let mut store = Store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
-        store.add_user("alice", &hasher.hash(b"right").unwrap(), 0).unwrap();
+        store
+            .add_user("alice", &hasher.hash(b"right").unwrap(), 0)
+            .unwrap();
         let secret = totp::new_secret().unwrap();
         store.set_totp_pending("alice", &secret, 0).unwrap();
         store.activate_totp("alice", -1, 0).unwrap();
-        store.add_user("nototp", &hasher.hash(b"right").unwrap(), 0).unwrap();
+        store
+            .add_user("nototp", &hasher.hash(b"right").unwrap(), 0)
+            .unwrap();
         let dummy = dummy_record(&hasher).unwrap();
-        Fixture { _dir: dir, verifier: Verifier::new(&config, hasher, dummy), secret }
+        Fixture {
+            _dir: dir,
+            verifier: Verifier::new(&config, hasher, dummy),
+            secret,
+        }
     }
 
     fn ask(f: &mut Fixture, user: &str, password: &str, code: &str, now: u64) -> Decision {
@@ -299,21 +366,37 @@ mod tests {
     fn every_failure_is_a_deny_with_its_own_audit_reason() {
         let mut f = fixture(TotpPolicy::Required);
         let c = code(&f, NOW);
-        assert_eq!(ask(&mut f, "ghost", "right", &c, NOW).reason, Reason::UnknownUser);
-        assert_eq!(ask(&mut f, "alice", "wrong", &c, NOW).reason, Reason::WrongPassword);
-        assert_eq!(ask(&mut f, "alice", "right", "000000", NOW + 300).reason, Reason::WrongCode);
-        assert_eq!(ask(&mut f, "nototp", "right", "123456", NOW).reason, Reason::NoTotp);
-        for d in [ask(&mut f, "ghost", "x", "1", NOW)] {
-            assert_eq!(d.verdict, Verdict::Deny);
-        }
+        assert_eq!(
+            ask(&mut f, "ghost", "right", &c, NOW).reason,
+            Reason::UnknownUser
+        );
+        assert_eq!(
+            ask(&mut f, "alice", "wrong", &c, NOW).reason,
+            Reason::WrongPassword
+        );
+        assert_eq!(
+            ask(&mut f, "alice", "right", "000000", NOW + 300).reason,
+            Reason::WrongCode
+        );
+        assert_eq!(
+            ask(&mut f, "nototp", "right", "123456", NOW).reason,
+            Reason::NoTotp
+        );
+        assert_eq!(ask(&mut f, "ghost", "x", "1", NOW).verdict, Verdict::Deny);
     }
 
     #[test]
     fn a_replayed_code_is_denied() {
         let mut f = fixture(TotpPolicy::Required);
         let c = code(&f, NOW);
-        assert_eq!(ask(&mut f, "alice", "right", &c, NOW).verdict, Verdict::Allow);
-        assert_eq!(ask(&mut f, "alice", "right", &c, NOW + 1).reason, Reason::ReplayedCode);
+        assert_eq!(
+            ask(&mut f, "alice", "right", &c, NOW).verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            ask(&mut f, "alice", "right", &c, NOW + 1).reason,
+            Reason::ReplayedCode
+        );
     }
 
     #[test]
@@ -327,7 +410,10 @@ mod tests {
         assert!(matches!(d.reason, Reason::Locked(_)), "{:?}", d.reason);
         let store = f.verifier.store().unwrap();
         ledger::unlock_user(store.conn(), "alice").unwrap();
-        assert_eq!(ask(&mut f, "alice", "right", &c, NOW).verdict, Verdict::Allow);
+        assert_eq!(
+            ask(&mut f, "alice", "right", &c, NOW).verdict,
+            Verdict::Allow
+        );
     }
 
     #[test]
@@ -339,7 +425,11 @@ mod tests {
             known.push(ask(&mut f, "alice", "wrong", "000000", NOW));
             unknown.push(ask(&mut f, "ghost", "wrong", "000000", NOW));
         }
-        let locked = |v: &[Decision]| v.iter().map(|d| matches!(d.reason, Reason::Locked(_))).collect::<Vec<_>>();
+        let locked = |v: &[Decision]| {
+            v.iter()
+                .map(|d| matches!(d.reason, Reason::Locked(_)))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(locked(&known), locked(&unknown));
         assert_eq!(locked(&known), [false, false, false, true]);
         assert_eq!(known[2].locked.len(), 1);
@@ -349,8 +439,14 @@ mod tests {
     #[test]
     fn if_enrolled_lets_a_user_without_totp_in_on_the_password() {
         let mut f = fixture(TotpPolicy::IfEnrolled);
-        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
-        assert_eq!(ask(&mut f, "alice", "right", "", NOW).reason, Reason::WrongCode);
+        assert_eq!(
+            ask(&mut f, "nototp", "right", "", NOW).verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            ask(&mut f, "alice", "right", "", NOW).reason,
+            Reason::WrongCode
+        );
     }
 
     #[test]
@@ -359,17 +455,37 @@ mod tests {
         let c = code(&f, NOW);
         let req = Request::new("alice", Secret::from("right"), Secret::from(c.as_str()));
         let d = f.verifier.decide(&req, Peer { uid: 65534, pid: 9 }, NOW);
-        assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::PeerNotPermitted));
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Deny, Reason::PeerNotPermitted)
+        );
     }
 
     #[test]
     fn old_parameters_are_rehashed_on_success() {
         let mut f = fixture(TotpPolicy::IfEnrolled);
-        let old = Hasher::new(&crate::config::Argon2 { m_cost_kib: 32, t_cost: 1, p_cost: 1 }).unwrap();
+        let old = Hasher::new(&crate::config::Argon2 {
+            m_cost_kib: 32,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap();
         let store = f.verifier.store().unwrap();
-        store.set_password("nototp", &old.hash(b"right").unwrap(), 0).unwrap();
-        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
-        let phc = f.verifier.store().unwrap().user("nototp").unwrap().unwrap().phc;
+        store
+            .set_password("nototp", &old.hash(b"right").unwrap(), 0)
+            .unwrap();
+        assert_eq!(
+            ask(&mut f, "nototp", "right", "", NOW).verdict,
+            Verdict::Allow
+        );
+        let phc = f
+            .verifier
+            .store()
+            .unwrap()
+            .user("nototp")
+            .unwrap()
+            .unwrap()
+            .phc;
         assert!(phc.contains("m=64,t=1,p=1"), "{phc}");
     }
 
@@ -377,7 +493,10 @@ mod tests {
     fn a_deleted_database_denies_and_a_restored_one_recovers() {
         let mut f = fixture(TotpPolicy::IfEnrolled);
         let path = f.verifier.database.clone();
-        assert_eq!(ask(&mut f, "nototp", "right", "", NOW).verdict, Verdict::Allow);
+        assert_eq!(
+            ask(&mut f, "nototp", "right", "", NOW).verdict,
+            Verdict::Allow
+        );
         let saved = std::fs::read(&path).unwrap();
         std::fs::rename(&path, path.with_extension("moved")).unwrap();
         let d = ask(&mut f, "nototp", "right", "", NOW);
@@ -385,6 +504,9 @@ mod tests {
         assert!(!path.exists(), "never recreated");
         std::fs::rename(path.with_extension("moved"), &path).unwrap();
         let _ = saved;
-        assert_eq!(ask(&mut f, "nototp", "right", "", NOW + 1).verdict, Verdict::Allow);
+        assert_eq!(
+            ask(&mut f, "nototp", "right", "", NOW + 1).verdict,
+            Verdict::Allow
+        );
     }
 }

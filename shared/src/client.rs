@@ -45,7 +45,9 @@ pub fn ask(socket: &Path, request: &Request, timeout: Duration) -> Result<Verdic
     let frame = encode_request(request);
     let mut stream = connect(socket, deadline)?;
     set_timeouts(&stream, deadline)?;
-    stream.write_all(&frame).map_err(|e| timed_out_or(e, ClientError::Send))?;
+    stream
+        .write_all(&frame)
+        .map_err(|e| timed_out_or(e, ClientError::Send))?;
     let response = read_response(&mut stream, deadline)?;
     match response.as_slice() {
         r if r == ALLOW => Ok(Verdict::Allow),
@@ -82,20 +84,30 @@ fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
         }
     }
     let stream = UnixStream::from(fd);
-    stream.set_nonblocking(false).map_err(ClientError::Connect)?;
+    stream
+        .set_nonblocking(false)
+        .map_err(ClientError::Connect)?;
     Ok(stream)
 }
 
 fn set_timeouts(stream: &UnixStream, deadline: Instant) -> Result<(), ClientError> {
     let left = remaining(deadline)?;
-    stream.set_write_timeout(Some(left)).map_err(ClientError::Send)?;
-    stream.set_read_timeout(Some(left)).map_err(ClientError::Receive)
+    stream
+        .set_write_timeout(Some(left))
+        .map_err(ClientError::Send)?;
+    stream
+        .set_read_timeout(Some(left))
+        .map_err(ClientError::Receive)
 }
 
 fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
     let left = deadline.saturating_duration_since(Instant::now());
     // A zero timeout means "block forever" to setsockopt.
-    if left < Duration::from_millis(1) { Err(ClientError::TimedOut) } else { Ok(left) }
+    if left < Duration::from_millis(1) {
+        Err(ClientError::TimedOut)
+    } else {
+        Ok(left)
+    }
 }
 
 fn timed_out_or(e: io::Error, wrap: fn(io::Error) -> ClientError) -> ClientError {
@@ -111,7 +123,9 @@ fn read_response(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, 
     let mut buf = vec![0u8; max + 1];
     let mut got = 0;
     loop {
-        stream.set_read_timeout(Some(remaining(deadline)?)).map_err(ClientError::Receive)?;
+        stream
+            .set_read_timeout(Some(remaining(deadline)?))
+            .map_err(ClientError::Receive)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => {

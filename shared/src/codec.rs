@@ -119,7 +119,11 @@ impl FrameReader {
     /// Bytes beyond the frame are an error, as is a bad length prefix.
     pub fn push(&mut self, mut input: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
         if self.is_complete() {
-            return if input.is_empty() { Ok(Some(&self.body)) } else { Err(DecodeError::TrailingBytes) };
+            return if input.is_empty() {
+                Ok(Some(&self.body))
+            } else {
+                Err(DecodeError::TrailingBytes)
+            };
         }
         if self.expected.is_none() {
             let take = (LEN_PREFIX - self.prefix_len).min(input.len());
@@ -145,7 +149,11 @@ impl FrameReader {
         if take < input.len() {
             return Err(DecodeError::TrailingBytes);
         }
-        Ok(if self.is_complete() { Some(&self.body) } else { None })
+        Ok(if self.is_complete() {
+            Some(&self.body)
+        } else {
+            None
+        })
     }
 
     fn is_complete(&self) -> bool {
@@ -154,7 +162,11 @@ impl FrameReader {
 
     /// Called when the peer closed or the deadline passed.
     pub fn finish(&self) -> Result<&[u8], DecodeError> {
-        if self.is_complete() { Ok(&self.body) } else { Err(DecodeError::Truncated) }
+        if self.is_complete() {
+            Ok(&self.body)
+        } else {
+            Err(DecodeError::Truncated)
+        }
     }
 
     /// Bytes received so far, prefix included.
@@ -170,7 +182,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Request {
-        let mut r = Request::new("alice", Secret::from("correct horse"), Secret::from("123456"));
+        let mut r = Request::new(
+            "alice",
+            Secret::from("correct horse"),
+            Secret::from("123456"),
+        );
         r.service = "sshd".into();
         r.rhost = "192.0.2.7".into();
         r
@@ -212,22 +228,38 @@ mod tests {
         let mut reader = FrameReader::new();
         assert!(reader.push(&frame[..10]).unwrap().is_none());
         assert_eq!(reader.finish().unwrap_err(), DecodeError::Truncated);
-        assert_eq!(FrameReader::new().finish().unwrap_err(), DecodeError::Truncated);
+        assert_eq!(
+            FrameReader::new().finish().unwrap_err(),
+            DecodeError::Truncated
+        );
     }
 
     #[test]
     fn zero_length_is_refused() {
-        assert_eq!(FrameReader::new().push(&[0, 0, 0, 0]).unwrap_err(), DecodeError::ZeroLength);
+        assert_eq!(
+            FrameReader::new().push(&[0, 0, 0, 0]).unwrap_err(),
+            DecodeError::ZeroLength
+        );
         assert_eq!(decode_request(b"").unwrap_err(), DecodeError::ZeroLength);
     }
 
     #[test]
     fn oversize_is_refused_from_the_prefix_alone() {
         let mut reader = FrameReader::new();
-        assert_eq!(reader.push(&[0xff, 0xff, 0xff, 0xff]).unwrap_err(), DecodeError::Oversize(u32::MAX));
-        assert_eq!(reader.body.capacity(), 0, "nothing allocated for an oversize frame");
+        assert_eq!(
+            reader.push(&[0xff, 0xff, 0xff, 0xff]).unwrap_err(),
+            DecodeError::Oversize(u32::MAX)
+        );
+        assert_eq!(
+            reader.body.capacity(),
+            0,
+            "nothing allocated for an oversize frame"
+        );
         let just_over = (MAX_REQUEST as u32 + 1).to_be_bytes();
-        assert!(matches!(FrameReader::new().push(&just_over), Err(DecodeError::Oversize(_))));
+        assert!(matches!(
+            FrameReader::new().push(&just_over),
+            Err(DecodeError::Oversize(_))
+        ));
         let at_limit = (MAX_REQUEST as u32).to_be_bytes();
         assert!(FrameReader::new().push(&at_limit).unwrap().is_none());
     }
@@ -236,7 +268,10 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut frame = encode_request(&sample()).to_vec();
         frame.push(b'x');
-        assert_eq!(FrameReader::new().push(&frame).unwrap_err(), DecodeError::TrailingBytes);
+        assert_eq!(
+            FrameReader::new().push(&frame).unwrap_err(),
+            DecodeError::TrailingBytes
+        );
         let good = encode_request(&sample());
         let mut reader = FrameReader::new();
         reader.push(&good).unwrap();
@@ -245,18 +280,36 @@ mod tests {
 
     #[test]
     fn garbage_bodies_are_refused() {
-        assert_eq!(decode_request(&[0xff, 0xfe, b'{']).unwrap_err(), DecodeError::NotUtf8);
-        assert!(matches!(decode_request(b"not json"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_request(b"[1,2,3]"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_request(b"{\"v\":1}"), Err(DecodeError::Malformed(_))));
+        assert_eq!(
+            decode_request(&[0xff, 0xfe, b'{']).unwrap_err(),
+            DecodeError::NotUtf8
+        );
+        assert!(matches!(
+            decode_request(b"not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(b"[1,2,3]"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(b"{\"v\":1}"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn unknown_fields_and_versions_are_refused() {
         let extra = br#"{"v":1,"user":"a","password":"p","code":"1","admin":true}"#;
-        assert!(matches!(decode_request(extra), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode_request(extra),
+            Err(DecodeError::Malformed(_))
+        ));
         let v2 = br#"{"v":2,"user":"a","password":"p","code":"1"}"#;
-        assert_eq!(decode_request(v2).unwrap_err(), DecodeError::UnknownVersion(2));
+        assert_eq!(
+            decode_request(v2).unwrap_err(),
+            DecodeError::UnknownVersion(2)
+        );
     }
 
     #[test]
@@ -265,7 +318,11 @@ mod tests {
             let mut r = sample();
             r.user = user.into();
             let body = serde_json::to_vec(&r).unwrap();
-            assert_eq!(decode_request(&body).unwrap_err(), DecodeError::BadField("user"), "{user:?}");
+            assert_eq!(
+                decode_request(&body).unwrap_err(),
+                DecodeError::BadField("user"),
+                "{user:?}"
+            );
         }
     }
 

@@ -35,7 +35,11 @@ pub enum Verdict {
 impl Verdict {
     /// Only the exact ALLOW bytes allow; everything else denies.
     pub fn from_response(bytes: &[u8]) -> Verdict {
-        if bytes == ALLOW { Verdict::Allow } else { Verdict::Deny }
+        if bytes == ALLOW {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        }
     }
 
     pub fn frame(self) -> &'static [u8] {

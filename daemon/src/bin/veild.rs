@@ -22,5 +22,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    veil_daemon::run(&veil_daemon::Options { config: cli.config, check_config: cli.check_config, log_stderr: cli.log_stderr })
+    veil_daemon::run(&veil_daemon::Options {
+        config: cli.config,
+        check_config: cli.check_config,
+        log_stderr: cli.log_stderr,
+    })
 }

@@ -1,0 +1,531 @@
+//! veild over a real socket: a real process, a real database file, real
+//! veilctl runs. Timing is not asserted here (see the benchmark).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use veil_proto::{ALLOW, DENY, Request, Secret, Verdict, ask, encode_request};
+
+const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+const PASSWORD: &str = "Tr0ub4dor&3-correct";
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = format!(
+            "socket = \"{0}/veild.sock\"\ndatabase = \"{0}/veil.db\"\nfailure_delay_ms = 20\n{extra}\n\
+             [argon2]\nm_cost_kib = 256\nt_cost = 1\np_cost = 1\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("veild.toml"), config).unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let stderr = std::fs::File::create(self.dir.path().join("veild.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_veild"))
+            .args(["--log-stderr", "--config"])
+            .arg(self.config())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "veild did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("veild.toml")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("veild.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("veild.log")).unwrap_or_default()
+    }
+
+    /// The log once it has `lines` attempt lines: audit lines are written
+    /// by their own thread, just after the answer may have left.
+    fn log_with(&self, lines: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let n = log
+                .lines()
+                .filter(|l| l.contains("event=attempt") || l.contains("event=malformed"))
+                .count();
+            if n >= lines || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn veilctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_veilctl"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // veilctl may exit before reading (a refused name): a broken pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn enrol(&self, user: &str, totp: bool) {
+        let (rc, _, err) = self.veilctl(
+            &["user", "add", user, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert_eq!(rc, 0, "{err}");
+        if totp {
+            let (rc, _, err) = self.veilctl(
+                &["totp", "enroll", user, "--secret-stdin", "--no-confirm"],
+                SECRET_B32,
+            );
+            assert_eq!(rc, 0, "{err}");
+        }
+    }
+
+    /// Sends raw bytes, half-closes, returns every byte the daemon sent.
+    fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    }
+
+    fn ask(&self, user: &str, password: &str, code: &str) -> Vec<u8> {
+        self.ask_from(user, password, code, "")
+    }
+
+    fn ask_from(&self, user: &str, password: &str, code: &str, rhost: &str) -> Vec<u8> {
+        let mut req = Request::new(user, Secret::from(password), Secret::from(code));
+        req.service = "veil-test".into();
+        req.rhost = rhost.into();
+        self.raw(&encode_request(&req))
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        )
+        .unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn code_now() -> String {
+    code_at(0)
+}
+
+fn code_at(offset_steps: i64) -> String {
+    let secret = veil_daemon::totp::from_base32(SECRET_B32).unwrap();
+    let now = veil_daemon::server::unix_now();
+    veil_daemon::totp::code_at(&secret, veil_daemon::totp::step_of(now) + offset_steps).to_string()
+}
+
+/// A code that is certainly not one of the accepted ones right now.
+fn wrong_code() -> String {
+    code_at(5)
+}
+
+#[test]
+fn the_right_password_and_code_get_the_exact_allow_bytes() {
+    let d = Daemon::start("");
+    d.enrol("alice", true);
+    assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
+    let log = d.log_with(1);
+    assert!(
+        log.contains("user=alice service=veil-test")
+            && log.contains("outcome=allow reason=success"),
+        "{log}"
+    );
+}
+
+#[test]
+fn every_kind_of_failure_gets_the_exact_deny_bytes() {
+    let d = Daemon::start("[lockout]\ndeny = 3\n");
+    d.enrol("alice", true);
+    d.enrol("bob", true);
+    d.enrol("nototp", false);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("unknown user", d.ask("mallory", PASSWORD, &code_now())),
+        ("wrong password", d.ask("alice", "wrong", &code_now())),
+        ("wrong code", d.ask("alice", PASSWORD, &wrong_code())),
+        (
+            "no totp under policy required",
+            d.ask("nototp", PASSWORD, "123456"),
+        ),
+        ("empty password", d.ask("alice", "", &code_now())),
+        ("non-digit code", d.ask("alice", PASSWORD, "12a456")),
+    ];
+    let code = code_now();
+    assert_eq!(d.ask("bob", PASSWORD, &code), ALLOW);
+    cases.push(("replayed code", d.ask("bob", PASSWORD, &code)));
+    // alice has 3 failures above, the limit: locked now.
+    cases.push(("locked account", d.ask("alice", "wrong", &code_now())));
+    cases.push((
+        "correct password while locked",
+        d.ask("alice", PASSWORD, &code_now()),
+    ));
+    cases.push(("zero-length frame", d.raw(&[0, 0, 0, 0])));
+    cases.push((
+        "oversize frame (4 GiB prefix)",
+        d.raw(&[0xff, 0xff, 0xff, 0xff]),
+    ));
+    let mut just_over = ((8 * 1024 + 1) as u32).to_be_bytes().to_vec();
+    just_over.extend(vec![b' '; 8 * 1024 + 1]);
+    cases.push(("8 KiB + 1", d.raw(&just_over)));
+    let good = encode_request(&Request::new(
+        "alice",
+        Secret::from(PASSWORD),
+        Secret::from("123456"),
+    ));
+    cases.push(("truncated frame", d.raw(&good[..good.len() - 3])));
+    let mut trailing = good.to_vec();
+    trailing.extend_from_slice(b"junk");
+    cases.push(("trailing bytes", d.raw(&trailing)));
+    cases.push(("garbage", d.raw(b"\x00\x00\x00\x05hello")));
+    cases.push(("invalid utf-8", d.raw(b"\x00\x00\x00\x03\xff\xfe\xfd")));
+    let body = br#"{"v":2,"user":"alice","password":"x","code":"1"}"#;
+    cases.push((
+        "wrong version",
+        d.raw(&[&(body.len() as u32).to_be_bytes()[..], body].concat()),
+    ));
+    let body = br#"{"v":1,"user":"alice","password":"x","code":"1","admin":true}"#;
+    cases.push((
+        "unknown field",
+        d.raw(&[&(body.len() as u32).to_be_bytes()[..], body].concat()),
+    ));
+    for (name, reply) in &cases {
+        assert_eq!(reply.as_slice(), DENY.as_slice(), "{name}");
+    }
+    let log = d.log_with(cases.len() + 1);
+    for reason in [
+        "unknown-user",
+        "wrong-password",
+        "wrong-code",
+        "no-totp-enrolled",
+        "replayed-code",
+        "locked",
+    ] {
+        assert!(
+            log.contains(&format!("reason={reason}")),
+            "no {reason} in {log}"
+        );
+    }
+    assert!(
+        log.contains("event=lock key=user+source:alice@local"),
+        "{log}"
+    );
+    assert_eq!(
+        d.ask("bob", PASSWORD, &code_at(1)),
+        ALLOW,
+        "still serving after all that"
+    );
+}
+
+#[test]
+fn a_lock_ends_with_veilctl_unlock() {
+    let d = Daemon::start("[lockout]\ndeny = 2\n");
+    d.enrol("carol", true);
+    assert_eq!(d.ask("carol", "nope", "000000"), DENY);
+    assert_eq!(d.ask("carol", "nope", "000000"), DENY);
+    assert_eq!(d.ask("carol", PASSWORD, &code_now()), DENY, "locked");
+    let (rc, out, _) = d.veilctl(&["locks", "--json"], "");
+    assert_eq!(rc, 0);
+    let locks: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(locks[0]["user"], "carol");
+    assert_eq!(locks[0]["locked"], true);
+    let (rc, out, _) = d.veilctl(&["status", "carol"], "");
+    assert_eq!(rc, 0);
+    assert!(out.contains("user+source") && out.contains("2/2"), "{out}");
+    let (rc, _, err) = d.veilctl(&["unlock", "carol"], "");
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(d.ask("carol", PASSWORD, &code_now()), ALLOW);
+}
+
+#[test]
+fn fifty_concurrent_wrong_guesses_evaluate_at_most_deny_and_then_the_right_password_is_denied() {
+    let d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 128\n");
+    d.enrol("dave", true);
+    let replies: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || d.ask("dave", &format!("guess{i}"), "000000"))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(replies.iter().all(|r| r == &DENY));
+    let log = d.log_with(50);
+    let evaluated = log
+        .lines()
+        .filter(|l| l.contains("user=dave") && l.contains("reason=wrong-password"))
+        .count();
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("user=dave") && l.contains("reason=locked"))
+        .count();
+    assert!(evaluated <= 5, "{evaluated} passwords evaluated:\n{log}");
+    assert_eq!(evaluated + refused, 50, "{log}");
+    assert_eq!(d.ask("dave", PASSWORD, &code_now()), DENY);
+}
+
+#[test]
+fn no_password_or_code_appears_in_the_audit_output() {
+    let d = Daemon::start("[lockout]\ndeny = 2\n");
+    d.enrol("erin", true);
+    let code = code_now();
+    let secrets = ["S3cret-Pa55-xyzzy", "another-s3cret-plugh", PASSWORD];
+    for s in secrets {
+        d.ask("erin", s, "918273");
+        d.ask("nosuchuser", s, &code);
+    }
+    d.ask("erin", PASSWORD, &code);
+    let body = br#"{"v":1,"user":"erin","password":777888999,"code":"1"}"#;
+    d.raw(&[&(body.len() as u32).to_be_bytes()[..], body].concat());
+    let log = d.log_with(8);
+    assert!(log.lines().count() >= 7, "{log}");
+    for s in secrets
+        .iter()
+        .copied()
+        .chain([code.as_str(), "918273", "777888999", SECRET_B32])
+    {
+        assert!(!log.contains(s), "{s} leaked into the audit log:\n{log}");
+    }
+}
+
+#[test]
+fn a_non_root_peer_may_ask_only_about_its_own_account() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to switch uid (CI runs as root)");
+        return;
+    }
+    let d = Daemon::start("[totp]\npolicy = \"if-enrolled\"\n");
+    d.enrol("nobody", false);
+    d.enrol("root", false);
+    // This test binary, re-run as `nobody`, asks through the same client.
+    let ask_as_nobody = |user: &str| {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "peer_client", "--nocapture", "--include-ignored"])
+            .env("VEIL_PEER_SOCKET", d.socket())
+            .env("VEIL_PEER_USER", user)
+            .env("VEIL_PEER_PASSWORD", PASSWORD)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    use std::os::unix::process::CommandExt;
+    assert!(ask_as_nobody("nobody").contains("VERDICT=Allow"));
+    assert!(ask_as_nobody("root").contains("VERDICT=Deny"));
+    let log = d.log_with(2);
+    assert!(
+        log.contains("user=root")
+            && log.contains("peer_uid=65534")
+            && log.contains("reason=peer-not-permitted"),
+        "{log}"
+    );
+}
+
+/// Runs only as the child of the test above.
+#[test]
+fn peer_client() {
+    let (Ok(socket), Ok(user), Ok(password)) = (
+        std::env::var("VEIL_PEER_SOCKET"),
+        std::env::var("VEIL_PEER_USER"),
+        std::env::var("VEIL_PEER_PASSWORD"),
+    ) else {
+        return;
+    };
+    let req = Request::new(&user, Secret::new(password), Secret::from(""));
+    let verdict = ask(Path::new(&socket), &req, Duration::from_secs(10)).unwrap();
+    println!("VERDICT={verdict:?}");
+}
+
+#[test]
+fn sigterm_removes_the_socket_and_a_stale_socket_is_replaced() {
+    let mut d = Daemon::start("");
+    let status = d.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(!d.socket().exists());
+    // A socket file left by a crash (nobody listening) does not stop a restart.
+    let stale = std::os::unix::net::UnixListener::bind(d.socket()).unwrap();
+    drop(stale);
+    assert!(d.socket().exists());
+    d.spawn();
+    assert_eq!(d.ask("ghost", "x", "000000"), DENY);
+}
+
+#[test]
+fn a_second_veild_on_the_same_socket_refuses_to_start() {
+    let d = Daemon::start("");
+    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
+        .arg("--config")
+        .arg(d.config())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"));
+}
+
+#[test]
+fn bad_configs_stop_veild_with_a_message_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("veild.toml");
+    std::fs::write(&path, "[lockout]\ndeny = 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
+        .args(["--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lockout.deny"));
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
+        .args(["--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"));
+}
+
+#[test]
+fn a_corrupt_database_stops_veild_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("veil.db");
+    std::fs::write(&db, vec![0x42u8; 4096]).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = dir.path().join("veild.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "socket = \"{0}/s.sock\"\ndatabase = \"{0}/veil.db\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("refusing to start"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x42u8; 4096]);
+}
+
+#[test]
+fn veilctl_reports_clear_errors_with_exit_codes() {
+    let d = Daemon::start("");
+    let (rc, _, err) = d.veilctl(
+        &["user", "passwd", "nobody-here", "--password-stdin"],
+        "x\n",
+    );
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("no such user"), "{err}");
+    d.enrol("frank", false);
+    let (rc, _, err) = d.veilctl(&["user", "add", "frank", "--password-stdin"], "x\n");
+    assert_eq!(rc, 3);
+    assert!(err.contains("already exists"), "{err}");
+    let (rc, _, err) = d.veilctl(&["user", "add", "x\ny", "--password-stdin"], "x\n");
+    assert_eq!(rc, 2, "{err}");
+    let (rc, _, err) = d.veilctl(&["user", "add", "gina", "--password-stdin"], "\n");
+    assert_eq!(rc, 1);
+    assert!(err.contains("empty password"), "{err}");
+    let (rc, out, _) = d.veilctl(&["user", "list", "--json"], "");
+    assert_eq!(rc, 0);
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    let (rc, _, _) = d.veilctl(&["user", "del", "frank"], "");
+    assert_eq!(rc, 0);
+    let missing = d.dir.path().join("elsewhere.toml");
+    std::fs::write(
+        &missing,
+        format!("database = \"{}/none.db\"\n", d.dir.path().display()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veilctl"))
+        .arg("--config")
+        .arg(&missing)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn the_client_reports_a_missing_daemon_as_an_error_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = Request::new("a", Secret::from("b"), Secret::from("c"));
+    assert!(
+        ask(
+            &dir.path().join("none.sock"),
+            &req,
+            Duration::from_millis(200)
+        )
+        .is_err()
+    );
+    let _ = Verdict::Deny;
+}
