@@ -192,12 +192,6 @@ mod tests {
         r
     }
 
-    fn frame_of(body: &[u8]) -> Vec<u8> {
-        let mut f = (body.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(body);
-        f
-    }
-
     #[test]
     fn a_request_round_trips_through_a_frame() {
         let frame = encode_request(&sample());
