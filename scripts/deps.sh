@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages veil's build, tests or demo need,
+# only those that are missing. Usage: scripts/deps.sh build|test|demo|package
+set -euo pipefail
+
+want=(libpam0g-dev)
+case "${1:-build}" in
+  build) ;;
+  demo) want+=(oathtool) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper) ;;
+  package) want+=(oathtool lintian openssh-server openssh-client sudo expect) ;;
+  *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "veil: installing missing packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "veil: please install as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
