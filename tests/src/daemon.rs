@@ -12,8 +12,8 @@ use tempfile::TempDir;
 
 use crate::paths;
 
-/// The settings a test varies; everything else is veild's default, except
-/// the cheap argon2 parameters (tests, not production).
+/// The settings a test varies; everything else is veild's default. The
+/// default argon2 parameters here are cheap (tests, not production).
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub failure_delay_ms: u64,
@@ -23,6 +23,9 @@ pub struct DaemonConfig {
     pub scope: &'static str,
     /// `"required"` or `"if-enrolled"`.
     pub totp_policy: &'static str,
+    /// `[argon2] m_cost_kib` and `t_cost` for new hashes (tests use cheap ones).
+    pub argon2_m_cost_kib: u32,
+    pub argon2_t_cost: u32,
 }
 
 impl Default for DaemonConfig {
@@ -32,6 +35,8 @@ impl Default for DaemonConfig {
             deny: 3,
             scope: "source",
             totp_policy: "required",
+            argon2_m_cost_kib: 1024,
+            argon2_t_cost: 1,
         }
     }
 }
@@ -44,11 +49,13 @@ impl DaemonConfig {
              failure_delay_ms = {delay}\n\
              \n[lockout]\nscope = {scope:?}\ndeny = {deny}\n\
              \n[totp]\npolicy = {policy:?}\n\
-             \n[argon2]\nm_cost_kib = 1024\nt_cost = 1\np_cost = 1\n",
+             \n[argon2]\nm_cost_kib = {m_cost}\nt_cost = {t_cost}\np_cost = 1\n",
             delay = self.failure_delay_ms,
             scope = self.scope,
             deny = self.deny,
             policy = self.totp_policy,
+            m_cost = self.argon2_m_cost_kib,
+            t_cost = self.argon2_t_cost,
         )
     }
 }
@@ -80,7 +87,9 @@ impl Veild {
         )
         .expect("write veild.toml");
         let stderr = File::create(veild.stderr_path()).expect("create the stderr file");
-        let child = Command::new(paths::veild())
+        let mut command = Command::new(paths::veild());
+        crate::ffi::kill_with_parent(&mut command);
+        let child = command
             .arg("--config")
             .arg(veild.config_path())
             .arg("--log-stderr")

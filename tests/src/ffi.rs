@@ -3,6 +3,9 @@
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::ptr;
 
 /// Opaque `pam_handle_t`.
@@ -202,4 +205,20 @@ unsafe fn free_replies(replies: *mut PamResponse, filled: usize) {
     }
     // SAFETY: the array came from calloc.
     unsafe { libc::free(replies.cast()) };
+}
+
+/// Asks the kernel to SIGKILL the child when the thread that spawned it
+/// exits, so a veild started by a test or the demo never outlives it, even
+/// when the parent is killed and no destructor runs.
+pub fn kill_with_parent(command: &mut Command) {
+    // SAFETY: the hook runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe; it touches no Rust state.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
 }

@@ -13,6 +13,7 @@ pub mod daemon;
 mod ffi;
 pub mod pam;
 pub mod paths;
+pub mod recorder;
 pub mod totp;
 
 pub use daemon::{DaemonConfig, Veild};
