@@ -11,6 +11,8 @@
 //! (`.ci/run` builds them before testing.) The harness finds them in
 //! `VEIL_BIN_DIR`, or next to the test executable, or in `target/debug`.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};

@@ -11,6 +11,8 @@
 //! veild (`veil_tests::recorder`): they are the bytes veild really sent in
 //! that very conversation.
 
+#![forbid(unsafe_code)]
+
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
