@@ -14,7 +14,9 @@ mod ffi;
 pub mod pam;
 pub mod paths;
 pub mod recorder;
+pub mod stats;
 pub mod totp;
 
 pub use daemon::{DaemonConfig, Veild};
+pub use ffi::kill_with_parent;
 pub use pam::{Attempt, Exchange, PamRun, PamStack, Style, code_name};

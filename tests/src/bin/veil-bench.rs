@@ -1,0 +1,445 @@
+//! veil-bench: starts real veild processes and drives them through real
+//! libpam and pam_veil.so, then prints a markdown report: the argon2 floor,
+//! success latency, throughput, memory, and denial timing per failure class
+//! with two-sample Kolmogorov–Smirnov tests.
+//!
+//! Run with `scripts/bench.sh` (release build, as root). `--quick` runs a
+//! short version (N = 100 per class, the delayed run skipped).
+#![forbid(unsafe_code)]
+#![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use veil_daemon::config::Argon2;
+use veil_daemon::password::Hasher;
+use veil_tests::pam::{PamStack, authenticate, socket_args};
+use veil_tests::stats::{ks_two_sample, median, quantile};
+use veil_tests::totp::{DEMO_SECRET, code_now, wrong_code};
+use veil_tests::{Attempt, kill_with_parent, paths};
+
+const PASSWORD: &str = "bench-Passw0rd";
+const PAM_OK: i32 = 0;
+
+struct Options {
+    n: usize,
+    quick: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options { n: 500, quick: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => {
+                o.quick = true;
+                o.n = 100;
+            }
+            "--n" => o.n = args.next().and_then(|v| v.parse().ok()).ok_or("--n takes a number")?,
+            "-h" | "--help" => {
+                println!("usage: veil-bench [--quick] [--n PER_CLASS]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// A veild on a temp socket and database; killed and removed on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(extra: &str) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("veil-bench-").tempdir().expect("temp dir");
+        let mut d = Daemon { dir, child: None };
+        d.restart(extra);
+        d
+    }
+
+    fn restart(&mut self, extra: &str) {
+        self.stop();
+        let config = format!(
+            "socket = {:?}\ndatabase = {:?}\n{extra}\n",
+            self.socket(),
+            self.dir.path().join("veil.db")
+        );
+        std::fs::write(self.config(), config).expect("write config");
+        let log = std::fs::File::create(self.dir.path().join("veild.log")).expect("log file");
+        let mut cmd = Command::new(paths::veild());
+        kill_with_parent(&mut cmd);
+        let child = cmd
+            .arg("--config")
+            .arg(self.config())
+            .arg("--log-stderr")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn veild");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !veil_tests::daemon::is_listening(&self.socket()) {
+            assert!(Instant::now() < deadline, "veild did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("veild.sock")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("veild.toml")
+    }
+
+    fn veilctl(&self, args: &[&str], stdin: &str) {
+        let mut child = Command::new(paths::veilctl())
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn veilctl");
+        let _ = child.stdin.take().map(|mut s| s.write_all(stdin.as_bytes()));
+        let out = child.wait_with_output().expect("veilctl");
+        assert!(out.status.success(), "veilctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn enrol(&self, user: &str) {
+        self.veilctl(&["user", "add", user, "--password-stdin"], &format!("{PASSWORD}\n"));
+        self.veilctl(&["totp", "enroll", user, "--secret-stdin", "--no-confirm", "--no-qr"], DEMO_SECRET);
+    }
+
+    fn clear_ledger_except(&self, keep_user: &str) {
+        let mut store = veil_daemon::store::Store::open(&self.dir.path().join("veil.db"), veil_daemon::store::OpenMode::MustExist)
+            .expect("open the bench database");
+        store.conn().execute("DELETE FROM ledger WHERE user != ?1", [keep_user]).expect("clear ledger");
+    }
+
+    fn stack(&self) -> PamStack {
+        PamStack::veil(&socket_args(&self.socket(), "30"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**not met**" }
+}
+
+/// A small deterministic generator for the interleaving order.
+struct Lcg(u64);
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Class {
+    Unknown,
+    WrongPassword,
+    WrongCode,
+    Locked,
+}
+
+const CLASSES: [Class; 4] = [Class::Unknown, Class::WrongPassword, Class::WrongCode, Class::Locked];
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Unknown => "unknown user",
+            Class::WrongPassword => "wrong password",
+            Class::WrongCode => "wrong code",
+            Class::Locked => "locked (right password and code)",
+        }
+    }
+}
+
+/// Runs N attempts of each class in random interleaved order with
+/// `concurrency` clients; returns the latencies (ms) per class.
+fn denial_timing(d: &mut Daemon, delay_ms: u64, n: usize, concurrency: usize, real_users: &[String]) -> Vec<Vec<f64>> {
+    d.clear_ledger_except("locked-user");
+    d.restart(&format!("failure_delay_ms = {delay_ms}\n[limits]\nqueue = 256\n"));
+    let stack = d.stack();
+    let mut plan: Vec<Class> = CLASSES.iter().flat_map(|c| std::iter::repeat_n(*c, n)).collect();
+    let mut rng = Lcg(0x5eed + delay_ms);
+    for i in (1..plan.len()).rev() {
+        plan.swap(i, rng.below(i + 1));
+    }
+    // Each real user takes at most 4 wrong answers (deny = 5), so only
+    // locked-user is ever locked.
+    let mut real = 0usize;
+    let attempts: Vec<(Class, Attempt)> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, class)| {
+            let attempt = match class {
+                Class::Unknown => Attempt::new(&format!("nx{i:05}"), &[PASSWORD, &code_now(DEMO_SECRET)]),
+                Class::WrongPassword | Class::WrongCode => {
+                    let user = &real_users[real / 4];
+                    real += 1;
+                    if *class == Class::WrongPassword {
+                        Attempt::new(user, &["not-the-password", &code_now(DEMO_SECRET)])
+                    } else {
+                        Attempt::new(user, &[PASSWORD, &wrong_code(DEMO_SECRET)])
+                    }
+                }
+                Class::Locked => Attempt::new("locked-user", &[PASSWORD, &code_now(DEMO_SECRET)]),
+            };
+            (*class, attempt)
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(vec![Vec::new(); CLASSES.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..concurrency {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((class, attempt)) = attempts.get(i) else { break };
+                    let run = authenticate(&stack, attempt);
+                    assert_ne!(run.code, PAM_OK, "a denial class succeeded: {class:?}");
+                    let idx = CLASSES.iter().position(|c| c == class).unwrap_or(0);
+                    if let Ok(mut r) = results.lock() {
+                        r[idx].push(ms(run.elapsed));
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("veil-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("veil-bench: run as root (veild answers a non-root caller only about its own account)");
+        return ExitCode::from(2);
+    }
+    // 1 000 idle connections need more descriptors than some defaults give.
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard.min(8192), hard);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let argon = Argon2::default();
+    let out = &mut String::new();
+    let mut say = |s: String| {
+        println!("{s}");
+        out.push_str(&s);
+        out.push('\n');
+    };
+    say("# veil benchmark\n".into());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    say(format!(
+        "Machine: {cores} cores ({cpu}), Linux {}; argon2id m={} KiB t={} p={} (veild's defaults); veild workers = {cores} (one per core); N = {} per timing class.\n",
+        kernel.trim(),
+        argon.m_cost_kib,
+        argon.t_cost,
+        argon.p_cost,
+        opts.n
+    ));
+
+    // 1. The physical floor.
+    let hasher = Hasher::new(&argon).expect("argon2 parameters");
+    let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
+    let samples = if opts.quick { 50 } else { 200 };
+    let argon_ms: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            assert!(hasher.verify(&phc, PASSWORD.as_bytes()));
+            ms(t.elapsed())
+        })
+        .collect();
+    let argon_median = median(&argon_ms);
+    say("## 1. Bare argon2id verify (the floor)\n".into());
+    say(format!("| samples | median | p99 |\n|---|---|---|\n| {samples} | {:.2} ms | {:.2} ms |\n", argon_median, quantile(&argon_ms, 0.99)));
+
+    // 2. Success through libpam + pam_veil + veild.
+    let mut d = Daemon::start("failure_delay_ms = 2000\n[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
+    let (idle_rss, _) = memory_kib(d.pid());
+    let successes = if opts.quick { 30 } else { 150 };
+    let real_needed = (2 * opts.n).div_ceil(4) + 1;
+    eprintln!("veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)", successes + real_needed + 1);
+    let success_users: Vec<String> = (0..successes).map(|i| format!("ok{i:04}")).collect();
+    let real_users: Vec<String> = (0..real_needed).map(|i| format!("real{i:04}")).collect();
+    for u in success_users.iter().chain(&real_users).chain(std::iter::once(&"locked-user".to_owned())) {
+        d.enrol(u);
+    }
+    let stack = d.stack();
+    let mut success_ms = Vec::new();
+    for u in &success_users {
+        let run = authenticate(&stack, &Attempt::new(u, &[PASSWORD, &code_now(DEMO_SECRET)]));
+        assert_eq!(run.code, PAM_OK, "success case failed for {u}");
+        success_ms.push(ms(run.elapsed));
+    }
+    let success_median = median(&success_ms);
+    let ratio = success_median / argon_median;
+    say("## 2. Successful login end to end (libpam → pam_veil.so → veild)\n".into());
+    say(format!(
+        "| samples | median | p99 | median / argon2 median | target ≤ 1.10 |\n|---|---|---|---|---|\n| {} | {:.2} ms | {:.2} ms | {:.3} | {} |\n",
+        success_ms.len(),
+        success_median,
+        quantile(&success_ms, 0.99),
+        ratio,
+        verdict(ratio <= 1.10)
+    ));
+
+    // 3. Saturated throughput (denials with failure_delay_ms = 0 cost the same argon2 work).
+    d.restart("failure_delay_ms = 0\n[lockout]\ndeny = 100\nuser_deny = 1000000\nsource_deny = 1000000\n[limits]\nqueue = 256\n");
+    let limit = cores as f64 * 1000.0 / argon_median;
+    let secs = if opts.quick { 3.0 } else { 8.0 };
+    say("## 3. Saturated throughput\n".into());
+    say(format!("Limit = cores / argon2 median = {cores} / {argon_median:.2} ms = {limit:.1} req/s. Each client loops pam_authenticate for {secs} s (unknown names, `failure_delay_ms = 0`).\n"));
+    say("| clients K | req/s | % of limit | target (K = cores) ≥ 90 % |\n|---|---|---|---|".into());
+    let stack = d.stack();
+    for k in [1, cores, 4 * cores, 64] {
+        let stop = AtomicBool::new(false);
+        let done = AtomicUsize::new(0);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for c in 0..k {
+                let (stop, done, stack) = (&stop, &done, &stack);
+                s.spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let run = authenticate(stack, &Attempt::new(&format!("tp{k}-{c}-{i}"), &["x", "000000"]));
+                        assert_ne!(run.code, PAM_OK);
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        let pct = 100.0 * rate / limit;
+        let target = if k == cores { verdict(pct >= 90.0) } else { "" };
+        say(format!("| {k} | {rate:.1} | {pct:.0} % | {target} |"));
+    }
+    let (_, saturated_hwm) = memory_kib(d.pid());
+
+    // 4. Memory with 1 000 idle connections.
+    let conns: Vec<UnixStream> = (0..1000).filter_map(|_| UnixStream::connect(d.socket()).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (conn_rss, conn_hwm) = memory_kib(d.pid());
+    let fds = open_fds(d.pid());
+    drop(conns);
+    let budget = cores as f64 * f64::from(argon.m_cost_kib) / 1024.0 + 16.0;
+    let peak = mib(saturated_hwm.max(conn_hwm));
+    say("\n## 4. veild memory\n".into());
+    say(format!(
+        "| state | RSS |\n|---|---|\n| idle, after start | {:.1} MiB |\n| peak at saturation (VmHWM) | {:.1} MiB |\n| {} idle connections open ({fds} fds) | {:.1} MiB (VmHWM {:.1} MiB) |\n\nBudget = workers × argon2 memory + 16 MiB = {budget:.1} MiB: {}\n",
+        mib(idle_rss),
+        mib(saturated_hwm),
+        1000,
+        mib(conn_rss),
+        mib(conn_hwm),
+        verdict(peak <= budget)
+    ));
+
+    // 5. Denial timing per class.
+    say("## 5. Denial timing per class\n".into());
+    let runs: Vec<(u64, usize)> = if opts.quick { vec![(0, 1)] } else { vec![(0, 1), (2000, 32)] };
+    for (delay, concurrency) in runs {
+        eprintln!("veil-bench: timing run, failure_delay_ms = {delay}");
+        let lat = denial_timing(&mut d, delay, opts.n, concurrency, &real_users);
+        say(format!(
+            "### failure_delay_ms = {delay} ({} attempts interleaved at random, {concurrency} client(s))\n",
+            lat.iter().map(Vec::len).sum::<usize>()
+        ));
+        say("| class | n | median | p10 | p90 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|".into());
+        let unknown = &lat[0];
+        for (class, l) in CLASSES.iter().zip(&lat) {
+            let (dstat, p) = if l == unknown { (0.0, 1.0) } else { ks_two_sample(unknown, l) };
+            say(format!(
+                "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
+                class.name(),
+                l.len(),
+                median(l),
+                quantile(l, 0.1),
+                quantile(l, 0.9),
+                dstat,
+                p,
+                median(l) - median(unknown)
+            ));
+        }
+        let (_, p) = ks_two_sample(unknown, &lat[1]);
+        let dm = (median(&lat[1]) - median(unknown)).abs();
+        let target = if delay == 0 {
+            format!("Target (unknown vs wrong password, no delay): KS p > 0.01 and |Δ median| < 1 ms: p = {p:.3}, |Δ| = {dm:.3} ms: {}", verdict(p > 0.01 && dm < 1.0))
+        } else {
+            format!("Target (with the default delay): |Δ median| < 0.5 ms: {dm:.3} ms: {}", verdict(dm < 0.5))
+        };
+        say(format!("\n{target}\n"));
+    }
+    say(format!(
+        "Command: `scripts/bench.sh{}`",
+        if opts.quick { " --quick" } else { "" }
+    ));
+    let _ = Path::new(".");
+    ExitCode::SUCCESS
+}
