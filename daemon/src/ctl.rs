@@ -58,6 +58,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make veil the only authenticator of one PAM service (backs up
+    /// /etc/pam.d/SERVICE; refuses while nobody could log in)
+    Enable(crate::enable::EnableArgs),
+    /// Give a PAM service back its original authentication
+    Disable(crate::enable::DisableArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +176,12 @@ pub fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> Result<(), Failure> {
+    // Needs neither the config nor the database: it must work on removal.
+    if let Command::Disable(args) = &cli.command {
+        let report = crate::enable::disable(args).map_err(|e| Failure::new(e.code, e.message))?;
+        eprint!("veilctl: {report}");
+        return Ok(());
+    }
     let config = Config::load(&cli.config).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
     let open = || -> Result<Store, Failure> {
         let path = &config.database;
@@ -334,6 +345,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             };
             eprintln!("veilctl: cleared {n} counter(s) of {what}");
         }
+        Command::Enable(args) => {
+            let report = crate::enable::enable(&config, &args)
+                .map_err(|e| Failure::new(e.code, e.message))?;
+            eprint!("veilctl: {report}");
+        }
+        Command::Disable(_) => unreachable!("handled before the config is read"),
         Command::Locks { json } => {
             let store = open()?;
             let mut store = store;

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod config;
 pub mod ctl;
+pub mod enable;
 pub mod ledger;
 pub mod password;
 pub mod policy;
