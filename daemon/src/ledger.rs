@@ -282,24 +282,25 @@ pub fn reserve(
 }
 
 /// Undoes a successful attempt's reservation: its (user, source) or user
-/// key is cleared, the wider keys lose only the one count this attempt added.
+/// key is cleared, the wider keys lose only the one count this attempt
+/// added. Runs inside the caller's transaction (with the other writes of a
+/// success, so a success costs one commit).
 pub fn record_success(
-    conn: &mut Connection,
+    conn: &Connection,
     limits: &Limits,
     reservation: &Reservation,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for key in &reservation.keys {
         let params = named_params! {":kind": key.kind.as_str(), ":user": key.user, ":source": key.source,
         ":limit": limits.limit(key.kind), ":now": now};
         if key.kind.cleared_by_success() {
-            tx.prepare_cached(
+            conn.prepare_cached(
                 "DELETE FROM ledger WHERE kind = :kind AND user = :user AND source = :source",
             )?
             .execute(&params[..3])?;
         } else {
-            tx.prepare_cached(
+            conn.prepare_cached(
                 "UPDATE ledger SET failures = max(failures - 1, 0),
                      locked_until = CASE WHEN failures - 1 < :limit THEN 0 ELSE locked_until END,
                      last_seen = :now
@@ -308,7 +309,7 @@ pub fn record_success(
             .execute(params)?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 /// Keeps the table under `max_rows`: when over, evicts the least recently
@@ -545,6 +546,7 @@ mod tests {
         let r = fail(&mut s, &l, "alice", "192.0.2.1", 1002);
         assert_eq!(r.locking.len(), 1, "the third reaches deny=3 for the pair");
         record_success(s.conn(), &l, &r, 1002).unwrap();
+        assert!(s.conn().is_autocommit());
         let st = status(s.conn(), &l, "alice", 1002).unwrap();
         assert!(
             st.iter().all(|e| e.key.kind != KeyKind::UserSource),

@@ -1,8 +1,10 @@
 //! argon2id hashing with the configured parameters, and the dummy hash
 //! that makes an unknown user cost exactly what a real one does.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config;
 
@@ -49,10 +51,49 @@ impl Hasher {
     /// written in the hash, so stored hashes must carry the current
     /// parameters (see [`Hasher::needs_rehash`]) for timing to match the dummy.
     pub fn verify(&self, phc: &str, password: &[u8]) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self.argon2().verify_password(password, &parsed).is_ok(),
-            Err(_) => false,
-        }
+        self.verify_with(&mut Memory::default(), phc, password)
+    }
+
+    /// [`Hasher::verify`] in a worker's own memory: argon2's blocks are
+    /// allocated once per worker, not per request, so memory stays at
+    /// workers × m_cost and no request pays for fresh pages.
+    pub fn verify_with(&self, memory: &mut Memory, phc: &str, password: &[u8]) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from) {
+            None => Version::V0x13,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let needed = params.block_count();
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        let computed = if needed <= self.params.block_count() {
+            if memory.0.len() < needed {
+                memory.0.resize(self.params.block_count(), Block::default());
+            }
+            argon2.hash_password_into_with_memory(password, salt, &mut out, &mut memory.0[..needed])
+        } else {
+            // An old hash costlier than the current parameters: its memory
+            // is borrowed for this verify only (it is rehashed on success).
+            let mut borrowed = Memory(vec![Block::default(); needed]);
+            argon2.hash_password_into_with_memory(password, salt, &mut out, &mut borrowed.0[..])
+        };
+        computed.is_ok() && bool::from(expected.as_bytes().ct_eq(&out))
     }
 
     /// A stored hash whose algorithm or parameters differ from the current
@@ -84,6 +125,23 @@ impl Hasher {
     }
 }
 
+/// One worker's argon2 working memory, reused from request to request and
+/// wiped when dropped.
+#[derive(Default)]
+pub struct Memory(Vec<Block>);
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memory({} KiB)", self.0.len())
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +164,35 @@ mod tests {
         assert!(!h.verify(&phc, b"correct horse "));
         assert!(!h.verify(&phc, b""));
         assert!(!h.verify("not a phc string", b"correct horse"));
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_gives_the_same_answers() {
+        let h = small();
+        let mut memory = Memory::default();
+        let phc = h.hash(b"pw").unwrap();
+        for _ in 0..3 {
+            assert!(h.verify_with(&mut memory, &phc, b"pw"));
+            assert!(!h.verify_with(&mut memory, &phc, b"pX"));
+        }
+        // A costlier old hash verifies too, without growing the worker's memory.
+        let big = Hasher::new(&config::Argon2 {
+            m_cost_kib: 256,
+            t_cost: 1,
+            p_cost: 2,
+        })
+        .unwrap();
+        assert!(h.verify_with(&mut memory, &big.hash(b"pw").unwrap(), b"pw"));
+        assert_eq!(memory.0.len(), 64);
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let old = argon2i.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(h.verify_with(&mut memory, &old, b"pw"), "{old}");
+        assert!(!h.verify_with(&mut memory, &old, b"px"));
     }
 
     #[test]

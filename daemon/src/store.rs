@@ -347,11 +347,7 @@ impl Store {
     /// Records an accepted code's step; false if that step (or a newer one)
     /// was already used, so two concurrent logins cannot share one code.
     pub fn accept_totp_step(&mut self, name: &str, step: i64) -> Result<bool, StoreError> {
-        let changed = self.conn.prepare_cached(
-            "UPDATE users SET totp_last_step = :step WHERE name = :name AND totp_last_step < :step",
-        )?
-        .execute(named_params! {":name": name, ":step": step})?;
-        Ok(changed == 1)
+        Ok(accept_totp_step(&self.conn, name, step)?)
     }
 
     fn update_one(
@@ -365,6 +361,23 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// [`Store::accept_totp_step`] inside a caller's transaction.
+pub fn accept_totp_step(conn: &Connection, name: &str, step: i64) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET totp_last_step = :step WHERE name = :name AND totp_last_step < :step",
+        )?
+        .execute(named_params! {":name": name, ":step": step})?;
+    Ok(changed == 1)
+}
+
+/// Replaces a hash inside a caller's transaction (a rehash at login).
+pub fn replace_hash(conn: &Connection, name: &str, phc: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET phc = :phc, updated_at = :now WHERE name = :name")?
+        .execute(named_params! {":name": name, ":phc": phc, ":now": now})?;
+    Ok(())
 }
 
 /// Refuses a file that someone other than its owner may write: a config or

@@ -11,7 +11,7 @@ use veil_proto::{Request, Verdict};
 use crate::audit::{Audit, Line, Severity};
 use crate::config::{Config, TotpPolicy};
 use crate::ledger::{self, Key, Limits, Refusal};
-use crate::password::{HashError, Hasher};
+use crate::password::{HashError, Hasher, Memory};
 use crate::policy::{self, Peer};
 use crate::store::{OpenMode, Store, UserRecord};
 use crate::totp::{self, CodeCheck};
@@ -63,6 +63,7 @@ pub struct Verifier {
     dummy: UserRecord,
     database: PathBuf,
     store: Option<Store>,
+    memory: Memory,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -93,6 +94,7 @@ impl Verifier {
             dummy,
             database: config.database.clone(),
             store: None,
+            memory: Memory::default(),
         }
     }
 
@@ -142,9 +144,11 @@ impl Verifier {
 
         // The same work for every request from here on.
         let subject = record.as_ref().unwrap_or(&self.dummy);
-        let password_ok = self
-            .hasher
-            .verify(&subject.phc, request.password.expose().as_bytes());
+        let password_ok = self.hasher.verify_with(
+            &mut self.memory,
+            &subject.phc,
+            request.password.expose().as_bytes(),
+        );
         let enrolled = subject.totp_secret.is_some();
         let secret: &[u8] = subject
             .totp_secret
@@ -203,8 +207,9 @@ impl Verifier {
         }
     }
 
-    /// The writes of a success: the code's step (atomically, so a code
-    /// racing itself wins once), the ledger, a rehash if parameters changed.
+    /// The writes of a success, in one transaction (one fsync): the code's
+    /// step (compare-and-set, so a code racing itself wins once), the
+    /// ledger, and a rehash if the parameters changed.
     fn commit_success(
         &mut self,
         request: &Request,
@@ -214,29 +219,33 @@ impl Verifier {
         now: i64,
     ) -> Reason {
         let limits = self.limits.clone();
-        let hasher = self.hasher.clone();
+        // Hashed before the transaction, so the write lock is not held for it.
+        let new_hash = if self.hasher.needs_rehash(&record.phc) {
+            self.hasher.hash(request.password.expose().as_bytes()).ok()
+        } else {
+            None
+        };
         let Ok(store) = self.store() else {
             return Reason::Store("store vanished".into());
         };
-        if let CodeCheck::Accepted(step) = code
-            && record.totp_secret.is_some()
-        {
-            match store.accept_totp_step(&request.user, step) {
-                Ok(true) => {}
-                Ok(false) => return Reason::ReplayedCode,
-                Err(e) => return Reason::Store(format!("totp step: {e}")),
+        let result = (|| -> rusqlite::Result<Reason> {
+            let tx = store
+                .conn()
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let CodeCheck::Accepted(step) = code
+                && record.totp_secret.is_some()
+                && !crate::store::accept_totp_step(&tx, &request.user, step)?
+            {
+                return Ok(Reason::ReplayedCode);
             }
-        }
-        if let Err(e) = ledger::record_success(store.conn(), &limits, reservation, now) {
-            return Reason::Store(format!("ledger: {e}"));
-        }
-        if hasher.needs_rehash(&record.phc) {
-            // Keeps every stored hash at the dummy's cost (see `dummy_record`).
-            if let Ok(phc) = hasher.hash(request.password.expose().as_bytes()) {
-                let _ = store.set_password(&request.user, &phc, now);
+            ledger::record_success(&tx, &limits, reservation, now)?;
+            if let Some(phc) = &new_hash {
+                crate::store::replace_hash(&tx, &request.user, phc, now)?;
             }
-        }
-        Reason::Success
+            tx.commit()?;
+            Ok(Reason::Success)
+        })();
+        result.unwrap_or_else(|e| Reason::Store(format!("success writes: {e}")))
     }
 
     /// Deletes expired ledger rows.
