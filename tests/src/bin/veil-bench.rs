@@ -32,7 +32,10 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let mut o = Options { n: 500, quick: false };
+    let mut o = Options {
+        n: 500,
+        quick: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -40,7 +43,12 @@ fn options() -> Result<Options, String> {
                 o.quick = true;
                 o.n = 100;
             }
-            "--n" => o.n = args.next().and_then(|v| v.parse().ok()).ok_or("--n takes a number")?,
+            "--n" => {
+                o.n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--n takes a number")?
+            }
             "-h" | "--help" => {
                 println!("usage: veil-bench [--quick] [--n PER_CLASS]");
                 std::process::exit(0);
@@ -59,7 +67,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(extra: &str) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("veil-bench-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("veil-bench-")
+            .tempdir()
+            .expect("temp dir");
         let mut d = Daemon { dir, child: None };
         d.restart(extra);
         d
@@ -94,7 +105,10 @@ impl Daemon {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::SIGTERM,
+            );
             let _ = c.wait();
         }
     }
@@ -121,20 +135,46 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn veilctl");
-        let _ = child.stdin.take().map(|mut s| s.write_all(stdin.as_bytes()));
+        let _ = child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(stdin.as_bytes()));
         let out = child.wait_with_output().expect("veilctl");
-        assert!(out.status.success(), "veilctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "veilctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn enrol(&self, user: &str) {
-        self.veilctl(&["user", "add", user, "--password-stdin"], &format!("{PASSWORD}\n"));
-        self.veilctl(&["totp", "enroll", user, "--secret-stdin", "--no-confirm", "--no-qr"], DEMO_SECRET);
+        self.veilctl(
+            &["user", "add", user, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        self.veilctl(
+            &[
+                "totp",
+                "enroll",
+                user,
+                "--secret-stdin",
+                "--no-confirm",
+                "--no-qr",
+            ],
+            DEMO_SECRET,
+        );
     }
 
     fn clear_ledger_except(&self, keep_user: &str) {
-        let mut store = veil_daemon::store::Store::open(&self.dir.path().join("veil.db"), veil_daemon::store::OpenMode::MustExist)
-            .expect("open the bench database");
-        store.conn().execute("DELETE FROM ledger WHERE user != ?1", [keep_user]).expect("clear ledger");
+        let mut store = veil_daemon::store::Store::open(
+            &self.dir.path().join("veil.db"),
+            veil_daemon::store::OpenMode::MustExist,
+        )
+        .expect("open the bench database");
+        store
+            .conn()
+            .execute("DELETE FROM ledger WHERE user != ?1", [keep_user])
+            .expect("clear ledger");
     }
 
     fn stack(&self) -> PamStack {
@@ -182,7 +222,10 @@ fn verdict(ok: bool) -> &'static str {
 struct Lcg(u64);
 impl Lcg {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n
     }
 }
@@ -195,7 +238,12 @@ enum Class {
     Locked,
 }
 
-const CLASSES: [Class; 4] = [Class::Unknown, Class::WrongPassword, Class::WrongCode, Class::Locked];
+const CLASSES: [Class; 4] = [
+    Class::Unknown,
+    Class::WrongPassword,
+    Class::WrongCode,
+    Class::Locked,
+];
 
 impl Class {
     fn name(self) -> &'static str {
@@ -210,11 +258,26 @@ impl Class {
 
 /// Runs N attempts of each class in random interleaved order with
 /// `concurrency` clients; returns the latencies (ms) per class.
-fn denial_timing(d: &mut Daemon, delay_ms: u64, n: usize, concurrency: usize, real_users: &[String]) -> Vec<Vec<f64>> {
+fn denial_timing(
+    d: &mut Daemon,
+    delay_ms: u64,
+    n: usize,
+    concurrency: usize,
+    real_users: &[String],
+) -> Vec<Vec<f64>> {
     d.clear_ledger_except("locked-user");
-    d.restart(&format!("failure_delay_ms = {delay_ms}\n[limits]\nqueue = 256\n"));
+    d.restart(&format!(
+        "failure_delay_ms = {delay_ms}\n[limits]\nqueue = 256\n"
+    ));
     let stack = d.stack();
-    let mut plan: Vec<Class> = CLASSES.iter().flat_map(|c| std::iter::repeat_n(*c, n)).collect();
+    // deny = 5 failures lock locked-user (already locked on a second run).
+    for _ in 0..5 {
+        authenticate(&stack, &Attempt::new("locked-user", &["wrong", "000000"]));
+    }
+    let mut plan: Vec<Class> = CLASSES
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(*c, n))
+        .collect();
     let mut rng = Lcg(0x5eed + delay_ms);
     for i in (1..plan.len()).rev() {
         plan.swap(i, rng.below(i + 1));
@@ -227,7 +290,9 @@ fn denial_timing(d: &mut Daemon, delay_ms: u64, n: usize, concurrency: usize, re
         .enumerate()
         .map(|(i, class)| {
             let attempt = match class {
-                Class::Unknown => Attempt::new(&format!("nx{i:05}"), &[PASSWORD, &code_now(DEMO_SECRET)]),
+                Class::Unknown => {
+                    Attempt::new(&format!("nx{i:05}"), &[PASSWORD, &code_now(DEMO_SECRET)])
+                }
                 Class::WrongPassword | Class::WrongCode => {
                     let user = &real_users[real / 4];
                     real += 1;
@@ -249,7 +314,9 @@ fn denial_timing(d: &mut Daemon, delay_ms: u64, n: usize, concurrency: usize, re
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((class, attempt)) = attempts.get(i) else { break };
+                    let Some((class, attempt)) = attempts.get(i) else {
+                        break;
+                    };
                     let run = authenticate(&stack, attempt);
                     assert_ne!(run.code, PAM_OK, "a denial class succeeded: {class:?}");
                     let idx = CLASSES.iter().position(|c| c == class).unwrap_or(0);
@@ -272,12 +339,20 @@ fn main() -> ExitCode {
         }
     };
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("veil-bench: run as root (veild answers a non-root caller only about its own account)");
+        eprintln!(
+            "veil-bench: run as root (veild answers a non-root caller only about its own account)"
+        );
         return ExitCode::from(2);
     }
     // 1 000 idle connections need more descriptors than some defaults give.
-    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard.min(8192), hard);
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            hard.min(8192),
+            hard,
+        );
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let argon = Argon2::default();
@@ -290,7 +365,11 @@ fn main() -> ExitCode {
     say("# veil benchmark\n".into());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     say(format!(
@@ -315,23 +394,54 @@ fn main() -> ExitCode {
         .collect();
     let argon_median = median(&argon_ms);
     say("## 1. Bare argon2id verify (the floor)\n".into());
-    say(format!("| samples | median | p99 |\n|---|---|---|\n| {samples} | {:.2} ms | {:.2} ms |\n", argon_median, quantile(&argon_ms, 0.99)));
+    say(format!(
+        "| samples | median | p99 |\n|---|---|---|\n| {samples} | {:.2} ms | {:.2} ms |\n",
+        argon_median,
+        quantile(&argon_ms, 0.99)
+    ));
 
     // 2. Success through libpam + pam_veil + veild.
-    let mut d = Daemon::start("failure_delay_ms = 2000\n[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
+    let mut d =
+        Daemon::start("failure_delay_ms = 2000\n[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
     let (idle_rss, _) = memory_kib(d.pid());
     let successes = if opts.quick { 30 } else { 150 };
     let real_needed = (2 * opts.n).div_ceil(4) + 1;
-    eprintln!("veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)", successes + real_needed + 1);
-    let success_users: Vec<String> = (0..successes).map(|i| format!("ok{i:04}")).collect();
+    eprintln!(
+        "veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)",
+        2 * successes + real_needed + 1
+    );
+    let success_users: Vec<String> = (0..2 * successes).map(|i| format!("ok{i:04}")).collect();
     let real_users: Vec<String> = (0..real_needed).map(|i| format!("real{i:04}")).collect();
-    for u in success_users.iter().chain(&real_users).chain(std::iter::once(&"locked-user".to_owned())) {
+    for u in success_users
+        .iter()
+        .chain(&real_users)
+        .chain(std::iter::once(&"locked-user".to_owned()))
+    {
         d.enrol(u);
     }
     let stack = d.stack();
     let mut success_ms = Vec::new();
-    for u in &success_users {
-        let run = authenticate(&stack, &Attempt::new(u, &[PASSWORD, &code_now(DEMO_SECRET)]));
+    let mut socket_ms = Vec::new();
+    for u in &success_users[successes..] {
+        let request = veil_proto::Request::new(
+            u,
+            veil_proto::Secret::from(PASSWORD),
+            veil_proto::Secret::new(code_now(DEMO_SECRET)),
+        );
+        let t = Instant::now();
+        let verdict = veil_proto::ask(&d.socket(), &request, Duration::from_secs(30));
+        socket_ms.push(ms(t.elapsed()));
+        assert_eq!(
+            verdict.ok(),
+            Some(veil_proto::Verdict::Allow),
+            "socket success failed for {u}"
+        );
+    }
+    for u in &success_users[..successes] {
+        let run = authenticate(
+            &stack,
+            &Attempt::new(u, &[PASSWORD, &code_now(DEMO_SECRET)]),
+        );
         assert_eq!(run.code, PAM_OK, "success case failed for {u}");
         success_ms.push(ms(run.elapsed));
     }
@@ -346,13 +456,21 @@ fn main() -> ExitCode {
         ratio,
         verdict(ratio <= 1.10)
     ));
+    say(format!(
+        "Over the socket alone (veil_proto::ask, no libpam): median {:.2} ms, p99 {:.2} ms ({} samples).\n",
+        median(&socket_ms),
+        quantile(&socket_ms, 0.99),
+        socket_ms.len()
+    ));
 
     // 3. Saturated throughput (denials with failure_delay_ms = 0 cost the same argon2 work).
     d.restart("failure_delay_ms = 0\n[lockout]\ndeny = 100\nuser_deny = 1000000\nsource_deny = 1000000\n[limits]\nqueue = 256\n");
     let limit = cores as f64 * 1000.0 / argon_median;
     let secs = if opts.quick { 3.0 } else { 8.0 };
     say("## 3. Saturated throughput\n".into());
-    say(format!("Limit = cores / argon2 median = {cores} / {argon_median:.2} ms = {limit:.1} req/s. Each client loops pam_authenticate for {secs} s (unknown names, `failure_delay_ms = 0`).\n"));
+    say(format!(
+        "Limit = cores / argon2 median = {cores} / {argon_median:.2} ms = {limit:.1} req/s. Each client loops pam_authenticate for {secs} s (unknown names, `failure_delay_ms = 0`).\n"
+    ));
     say("| clients K | req/s | % of limit | target (K = cores) ≥ 90 % |\n|---|---|---|---|".into());
     let stack = d.stack();
     for k in [1, cores, 4 * cores, 64] {
@@ -365,7 +483,10 @@ fn main() -> ExitCode {
                 s.spawn(move || {
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        let run = authenticate(stack, &Attempt::new(&format!("tp{k}-{c}-{i}"), &["x", "000000"]));
+                        let run = authenticate(
+                            stack,
+                            &Attempt::new(&format!("tp{k}-{c}-{i}"), &["x", "000000"]),
+                        );
                         assert_ne!(run.code, PAM_OK);
                         done.fetch_add(1, Ordering::Relaxed);
                         i += 1;
@@ -383,7 +504,9 @@ fn main() -> ExitCode {
     let (_, saturated_hwm) = memory_kib(d.pid());
 
     // 4. Memory with 1 000 idle connections.
-    let conns: Vec<UnixStream> = (0..1000).filter_map(|_| UnixStream::connect(d.socket()).ok()).collect();
+    let conns: Vec<UnixStream> = (0..1000)
+        .filter_map(|_| UnixStream::connect(d.socket()).ok())
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
     let (conn_rss, conn_hwm) = memory_kib(d.pid());
     let fds = open_fds(d.pid());
@@ -403,7 +526,11 @@ fn main() -> ExitCode {
 
     // 5. Denial timing per class.
     say("## 5. Denial timing per class\n".into());
-    let runs: Vec<(u64, usize)> = if opts.quick { vec![(0, 1)] } else { vec![(0, 1), (2000, 32)] };
+    let runs: Vec<(u64, usize)> = if opts.quick {
+        vec![(0, 1)]
+    } else {
+        vec![(0, 1), (2000, 32)]
+    };
     for (delay, concurrency) in runs {
         eprintln!("veil-bench: timing run, failure_delay_ms = {delay}");
         let lat = denial_timing(&mut d, delay, opts.n, concurrency, &real_users);
@@ -414,7 +541,11 @@ fn main() -> ExitCode {
         say("| class | n | median | p10 | p90 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|".into());
         let unknown = &lat[0];
         for (class, l) in CLASSES.iter().zip(&lat) {
-            let (dstat, p) = if l == unknown { (0.0, 1.0) } else { ks_two_sample(unknown, l) };
+            let (dstat, p) = if l == unknown {
+                (0.0, 1.0)
+            } else {
+                ks_two_sample(unknown, l)
+            };
             say(format!(
                 "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
                 class.name(),
@@ -430,9 +561,15 @@ fn main() -> ExitCode {
         let (_, p) = ks_two_sample(unknown, &lat[1]);
         let dm = (median(&lat[1]) - median(unknown)).abs();
         let target = if delay == 0 {
-            format!("Target (unknown vs wrong password, no delay): KS p > 0.01 and |Δ median| < 1 ms: p = {p:.3}, |Δ| = {dm:.3} ms: {}", verdict(p > 0.01 && dm < 1.0))
+            format!(
+                "Target (unknown vs wrong password, no delay): KS p > 0.01 and |Δ median| < 1 ms: p = {p:.3}, |Δ| = {dm:.3} ms: {}",
+                verdict(p > 0.01 && dm < 1.0)
+            )
         } else {
-            format!("Target (with the default delay): |Δ median| < 0.5 ms: {dm:.3} ms: {}", verdict(dm < 0.5))
+            format!(
+                "Target (with the default delay): |Δ median| < 0.5 ms: {dm:.3} ms: {}",
+                verdict(dm < 0.5)
+            )
         };
         say(format!("\n{target}\n"));
     }
