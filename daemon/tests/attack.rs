@@ -343,10 +343,10 @@ fn legitimate_logins_succeed_through_a_flood_of_idle_and_slow_loris_connections(
             std::thread::sleep(Duration::from_millis(50));
         }
         let started = Instant::now();
-        let mut flooded = timed_logins(&socket, 100);
+        let mut flooded = timed_logins(socket, 100);
         // Keep going past a few request timeouts so the reconnect churn is in.
         while started.elapsed() < Duration::from_secs(7) {
-            flooded.extend(timed_logins(&socket, 10));
+            flooded.extend(timed_logins(socket, 10));
         }
         flooded.sort();
         let flood_time = started.elapsed();
