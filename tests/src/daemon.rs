@@ -146,6 +146,11 @@ impl Veild {
         }
     }
 
+    /// veild's process id while it runs (for signals and /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills veild, leaving its socket file behind (a crashed daemon).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -222,3 +222,23 @@ pub fn kill_with_parent(command: &mut Command) {
         })
     };
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// (children started afterwards inherit it) and returns the new limit.
+/// Flood and backlog tests hold thousands of connections.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit only reads the valid struct passed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(limit.rlim_cur)
+}

@@ -18,5 +18,5 @@ pub mod stats;
 pub mod totp;
 
 pub use daemon::{DaemonConfig, Veild};
-pub use ffi::kill_with_parent;
+pub use ffi::{kill_with_parent, raise_fd_limit};
 pub use pam::{Attempt, Exchange, PamRun, PamStack, Style, code_name};
