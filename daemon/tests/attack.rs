@@ -164,6 +164,11 @@ fn malformed_codes_never_pass_even_with_the_right_password() {
         ALLOW,
         "the right code still works"
     );
+    let log = d.log_with(cases.len() + 1);
+    assert!(!log.contains(PASSWORD), "{log}");
+    for word in log.split(|c: char| !c.is_ascii_digit()) {
+        assert_ne!(word, right, "the code leaked: {log}");
+    }
 }
 
 /// What a flood run measured in veild.
@@ -524,5 +529,165 @@ fn more_requests_than_workers_and_queue_are_denied_as_overload_not_queued_withou
     );
     assert_eq!(overload + evaluated, 200, "{log}");
     assert_eq!(usage(pid).threads, before.threads, "no extra threads");
+    assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
+}
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    if nix::unistd::Uid::effective().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root to switch uid (CI runs as root)");
+    false
+}
+
+/// Owner uid of `/proc/<pid>/environ`: the process's uid while it is dumpable,
+/// root once it has made itself non-dumpable (the kernel's
+/// `task_dump_owner`), which closes its memory, environ and fds to its own
+/// uid and to ptrace.
+fn proc_owner(pid: u32) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .uid()
+}
+
+/// Whether uid nobody can read `/proc/<pid>/environ`.
+fn nobody_reads_environ(pid: u32) -> bool {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new("cat")
+        .arg(format!("/proc/{pid}/environ"))
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn veild_makes_itself_non_dumpable_so_even_its_own_uid_cannot_read_its_memory() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return;
+    }
+    // veild runs as root in production, where /proc/<pid> is root's anyway;
+    // run it as nobody, so non-dumpable is visible as a change of owner.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("veild.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = \"{0}/veild.sock\"\ndatabase = \"{0}/veil.db\"\n\
+             [argon2]\nm_cost_kib = 256\nt_cost = 1\np_cost = 1\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut veild = std::process::Command::new(env!("CARGO_BIN_EXE_veild"))
+        .arg("--config")
+        .arg(&config)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut control = std::process::Command::new("sleep")
+        .arg("30")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(dir.path().join("veild.sock")).is_err() {
+        assert!(Instant::now() < deadline, "veild as nobody did not start");
+        assert!(
+            veild.try_wait().unwrap().is_none(),
+            "veild as nobody exited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", veild.id())).unwrap();
+    assert!(
+        status.contains(&format!("Uid:\t{NOBODY}\t{NOBODY}")),
+        "{status}"
+    );
+    let (veild_owner, control_owner) = (proc_owner(veild.id()), proc_owner(control.id()));
+    let (veild_environ, control_environ) = (
+        nobody_reads_environ(veild.id()),
+        nobody_reads_environ(control.id()),
+    );
+    let _ = veild.kill();
+    let _ = veild.wait();
+    let _ = control.kill();
+    let _ = control.wait();
+    eprintln!(
+        "/proc/<pid>/environ owner: veild (uid nobody) {veild_owner}, a dumpable process of nobody \
+         {control_owner}; nobody reads environ: veild {veild_environ}, control {control_environ}"
+    );
+    assert_eq!(control_owner, NOBODY, "the control is dumpable");
+    assert!(control_environ);
+    assert_eq!(veild_owner, 0, "veild is non-dumpable");
+    assert!(!veild_environ, "nobody can read veild's environ");
+}
+
+#[test]
+fn veilctl_run_by_another_uid_cannot_touch_a_root_owned_database() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    d.enrol("alice", true);
+    let db = d.dir.path().join("veil.db");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let writes: &[&[&str]] = &[
+        &["user", "add", "mallory", "--password-stdin"],
+        &["user", "passwd", "alice", "--password-stdin"],
+        &["user", "del", "alice"],
+        &["totp", "disable", "alice"],
+        &["unlock", "alice"],
+        &["user", "list"],
+    ];
+    for args in writes {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_veilctl"))
+            .arg("--config")
+            .arg(d.config())
+            .args(*args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"attacker-chosen-pw\n");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "veilctl {args:?}: {err}");
+        assert!(
+            err.contains(&db.display().to_string()) && err.contains("permission denied"),
+            "veilctl {args:?}: {err}"
+        );
+    }
+    let (rc, out, _) = d.veilctl(&["user", "list", "--json"], "");
+    assert_eq!(rc, 0);
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(users[0]["name"], "alice");
+    assert_eq!(users[0]["totp"], true);
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
 }

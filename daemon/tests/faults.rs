@@ -122,6 +122,11 @@ fn wait_for_allow(d: &Daemon) -> usize {
 
 /// Store-error audit lines so far.
 fn store_errors(d: &Daemon) -> Vec<String> {
+    assert!(
+        !d.log().contains(PASSWORD),
+        "the password leaked: {}",
+        d.log()
+    );
     d.log()
         .lines()
         .filter(|l| l.contains("reason=store-error"))
