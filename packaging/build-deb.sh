@@ -18,9 +18,9 @@ case "$(dpkg --print-architecture)" in
 esac
 
 cargo build --release --locked -p veil-daemon -p pam-veil >&2
-rm -f target/debian/veil_*.deb
-cargo deb -p veil-daemon --no-build --locked "${variant[@]}" >&2
-deb=$(ls target/debian/veil_*.deb)
+# cargo deb prints the absolute path of the package it made.
+deb=$(cargo deb -p veil-daemon --no-build --locked "${variant[@]}" | tail -n 1)
+[ -f "$deb" ] || { echo "veil: cargo deb made no package" >&2; exit 1; }
 
 # The PAM module must sit in this machine's multiarch security directory.
 want="./usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/security/pam_veil.so"

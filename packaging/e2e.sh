@@ -14,7 +14,6 @@
 # veild's audit lines are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "e2e: run as root (it installs a package and edits /etc/pam.d/sudo)" >&2
@@ -118,7 +117,7 @@ echo "systemd-analyze exposure: $exposure" >&2
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure > 2.0"
 
 say "install $deb"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$repo/$deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
 for f in "$tmp"/before/common-*; do
   cmp -s "$f" "/etc/pam.d/${f##*/}" || fail "installing changed /etc/pam.d/${f##*/}"
 done
@@ -128,7 +127,7 @@ triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 [ -f "/usr/lib/$triplet/security/pam_veil.so" ] || fail "pam_veil.so not in the multiarch security dir"
 grep -q pam_veil /etc/pam.d/common-auth && fail "pam_veil in common-auth after install"
 # Installing twice must be harmless (idempotent maintainer scripts).
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$repo/$deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null
 
 # ---------------------------------------------------------------- veild
 say "start veild as user veil (no systemd here: by hand, like the unit)"
