@@ -423,10 +423,10 @@ fn effective<'a>(directives: &'a [Directive], keys: &[&str]) -> Option<&'a Direc
     directives.iter().find(|d| keys.contains(&d.key.as_str()))
 }
 
-fn now_of(d: Option<&Directive>, default: &str) -> String {
+fn now_of(d: Option<&Directive>, keyword: &str, default: &str) -> String {
     match d {
-        Some(d) => format!("{} {} at {}", d.key, d.value, d.origin),
-        None => format!("unset, default {default}"),
+        Some(d) => format!("{keyword} {} at {}", d.value, d.origin),
+        None => format!("{keyword} unset, default {default}"),
     }
 }
 
@@ -444,7 +444,7 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
     if !is_yes(use_pam, false) {
         advice.required.push(SshdChange {
             line: "UsePAM yes".into(),
-            now: now_of(use_pam, "no"),
+            now: now_of(use_pam, "UsePAM", "no"),
             why: "without PAM sshd never asks veil",
         });
     }
@@ -458,7 +458,7 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
     if !is_yes(kbd, true) {
         advice.required.push(SshdChange {
             line: "KbdInteractiveAuthentication yes".into(),
-            now: now_of(kbd, "yes"),
+            now: now_of(kbd, "KbdInteractiveAuthentication", "yes"),
             why: "veil's two prompts (password, verification code) need keyboard-interactive",
         });
     }
@@ -475,7 +475,7 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
     if !lists.is_empty() && !lists.iter().any(|l| l.iter().any(is_kbd)) {
         advice.required.push(SshdChange {
             line: "AuthenticationMethods keyboard-interactive".into(),
-            now: now_of(methods, "any"),
+            now: now_of(methods, "AuthenticationMethods", "any"),
             why: "no allowed method list includes keyboard-interactive",
         });
     }
@@ -483,7 +483,7 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
     if is_yes(password, true) {
         advice.advised.push(SshdChange {
             line: "PasswordAuthentication no".into(),
-            now: now_of(password, "yes"),
+            now: now_of(password, "PasswordAuthentication", "yes"),
             why: "sshd's password method answers both of veil's prompts with the password, so it always fails",
         });
     }
@@ -492,7 +492,7 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
     if is_yes(pubkey, true) && !kbd_always {
         advice.advised.push(SshdChange {
             line: "AuthenticationMethods publickey,keyboard-interactive".into(),
-            now: now_of(pubkey, "yes"),
+            now: now_of(pubkey, "PubkeyAuthentication", "yes"),
             why: "a public key logs in without PAM auth, so without veil; require both (or set PubkeyAuthentication no)",
         });
     }
