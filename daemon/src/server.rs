@@ -187,6 +187,7 @@ pub fn serve(
         max_connections: config.limits.max_connections,
         job_tx: Some(job_tx),
         audit: audit.clone(),
+        accept_blocked: false,
     };
     let mut events = Events::with_capacity(256);
     let mut draining = false;
@@ -252,6 +253,14 @@ pub fn serve(
             loop_state.finished(done);
         }
         loop_state.fire_timers(Instant::now());
+        // The listener is edge-triggered: after an accept failed for want
+        // of descriptors, clients already queued would wait for the next
+        // new connection. Retry once this round has closed connections.
+        if loop_state.accept_blocked
+            && let Some(l) = listener.as_mut()
+        {
+            loop_state.accept_all(l, poll.registry());
+        }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;
             if let Some(tx) = &loop_state.job_tx {
@@ -337,6 +346,8 @@ struct EventLoop {
     max_connections: usize,
     job_tx: Option<SyncSender<Job>>,
     audit: Audit,
+    /// The last accept failed (EMFILE and the like) with clients still queued.
+    accept_blocked: bool,
 }
 
 impl EventLoop {
@@ -344,14 +355,21 @@ impl EventLoop {
         loop {
             let (mut stream, _) = match listener.accept() {
                 Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_blocked = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and the like: the pending connection stays queued.
-                    self.audit.log(
-                        Severity::Error,
-                        Line::new("accept").field("error", e).finish(),
-                    );
+                    // EMFILE and the like: the pending connection stays
+                    // queued, and is retried once a connection closes.
+                    if !self.accept_blocked {
+                        self.audit.log(
+                            Severity::Error,
+                            Line::new("accept").field("error", e).finish(),
+                        );
+                    }
+                    self.accept_blocked = true;
                     return;
                 }
             };

@@ -691,3 +691,74 @@ fn veilctl_run_by_another_uid_cannot_touch_a_root_owned_database() {
     assert_eq!(users[0]["totp"], true);
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
 }
+
+#[test]
+fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descriptors_free_up() {
+    // The default max_connections (1024) is above systemd's default soft
+    // RLIMIT_NOFILE (1024) minus veild's own descriptors, so a flood can make
+    // accept fail with EMFILE before the connection limit is reached. Here
+    // veild gets 64 descriptors and a long request timeout, so only the
+    // flood going away frees any.
+    raise_fd_limit();
+    let d =
+        Daemon::start("[totp]\npolicy = \"if-enrolled\"\n[limits]\nrequest_timeout_ms = 20000\n");
+    d.enrol("alice", false);
+    let pid = d.child.as_ref().unwrap().id();
+    assert_eq!(d.ask("alice", PASSWORD, ""), ALLOW);
+    let out = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=64:64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cpu_ticks = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let flood: Vec<UnixStream> = (0..200)
+        .map(|_| UnixStream::connect(d.socket()).unwrap())
+        .collect();
+    let request = Request::new("alice", Secret::from(PASSWORD), Secret::from(""));
+    let cpu_before = cpu_ticks();
+    let starved = ask(&d.socket(), &request, Duration::from_secs(1));
+    let cpu_spent = cpu_ticks() - cpu_before;
+    let held = usage(pid).fds;
+    assert!(
+        starved.is_err(),
+        "no descriptor, no verdict (fails closed): {starved:?}"
+    );
+    // A client waiting in the backlog when the flood goes away.
+    let (queued, took) = std::thread::scope(|s| {
+        let waiting = s.spawn(|| {
+            let started = Instant::now();
+            (
+                ask(&d.socket(), &request, Duration::from_secs(5)),
+                started.elapsed(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(flood);
+        waiting.join().unwrap()
+    });
+    eprintln!(
+        "out of descriptors (64): veild held {held} fds, a login got {starved:?}, \
+         veild used {cpu_spent} CPU ticks meanwhile; the flood gone, a queued login got \
+         {queued:?} after {took:?}"
+    );
+    assert!(d.log().contains("event=accept error="), "{}", d.log());
+    assert_eq!(
+        queued.ok(),
+        Some(veil_proto::Verdict::Allow),
+        "a client queued in the backlog must be served once descriptors are free:\n{}",
+        d.log()
+    );
+}
