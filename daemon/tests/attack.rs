@@ -201,11 +201,16 @@ fn usage(pid: u32) -> Usage {
     }
 }
 
-/// Raises this process's soft descriptor limit to its hard limit (veild,
-/// started afterwards, inherits it). Returns the new soft limit.
+/// Raises this process's descriptor limit (veild, started afterwards,
+/// inherits it) to at least 65536 where allowed (root), else to the hard
+/// limit. Returns the new soft limit.
 fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = hard.max(65_536);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
     hard
 }
