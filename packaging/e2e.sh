@@ -317,7 +317,7 @@ rm -f "/etc/pam.d/$service"
 say "transcripts"
 for t in ssh-success ssh-wrong-password ssh-unknown-user sudo-success sudo-wrong-password sudo-locked; do
   printf -- '--- %s (exit %s)\n' "$t" "$(cat "$tmp/$t.rc")"
-  sed -e 's/\r$//' "$tmp/$t.log"
+  sed -e 's/\r$//' -e '$a\' "$tmp/$t.log"
 done
 printf -- '--- veild audit lines (the real reasons, for the admin only)\n'
 grep -v '^$' "$tmp/veild.log" | tail -n 30
