@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, real-socket veild
-# tests and real-libpam module tests. Installs missing system packages.
+# tests, real-libpam module tests, and (as root) the Debian package against
+# real sshd and sudo. Installs missing system packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -10,3 +11,11 @@ cargo fmt --all --check
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+
+if [ "$(id -u)" -eq 0 ]; then
+  # Builds the .deb, installs it, logs in through a second sshd and sudo,
+  # then purges it and checks the machine is as it was.
+  bash packaging/e2e.sh
+else
+  echo "packaging/e2e.sh skipped: it needs root (installs the .deb, runs sshd and sudo)"
+fi
