@@ -767,3 +767,34 @@ fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descript
         d.log()
     );
 }
+
+/// Found by the `request_parser` fuzz target: its code, `"nvalid "`, is a
+/// substring of the error text, which the first oracle took for an echo. It
+/// is not one: every decode error is a fixed sentence (numbers aside), so
+/// nothing the peer sent can reach the audit line through it.
+#[test]
+fn decode_errors_are_fixed_sentences_that_quote_nothing_sent() {
+    let body = include_bytes!("../../fuzz/seeds/request_parser/code-inside-error-text");
+    let err = veil_proto::decode_request(body).unwrap_err().to_string();
+    assert_eq!(err, "invalid field rhost");
+    for (body, want) in [
+        (
+            &br#"{"v":1,"user":"a","password":99887766,"code":"1"}"#[..],
+            "malformed request: Data error at column",
+        ),
+        (
+            br#"{"v":1,"user":"a","password":"x","code":"1","p4ss":"s3cr3t"}"#,
+            "malformed request: Data error at column",
+        ),
+        (
+            br#"{"v":1,"user":"a","password":"s3cr3t-pw"#,
+            "malformed request: Eof error at column",
+        ),
+    ] {
+        let err = veil_proto::decode_request(body).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{err}");
+        for sent in ["99887766", "p4ss", "s3cr3t"] {
+            assert!(!err.contains(sent), "{err}");
+        }
+    }
+}
