@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use syslog::{Facility, Formatter3164};
 
-/// Longest value kept in a line, in characters after escaping.
-pub const MAX_VALUE: usize = 128;
+pub use veil_proto::sanitize::{MAX_VALUE, sanitize};
 const QUEUE: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,31 +118,6 @@ fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, dropped: &AtomicU
             }
         }
     }
-}
-
-/// Escapes everything but printable ASCII (and the characters that would
-/// break key=value parsing) and caps the length.
-pub fn sanitize(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(MAX_VALUE));
-    for c in value.chars() {
-        if out.len() >= MAX_VALUE {
-            out.push_str("...");
-            break;
-        }
-        match c {
-            ' ' | '"' | '\\' | '=' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_ascii_graphic() => out.push(c),
-            c if (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        }
-    }
-    out
 }
 
 /// Builds one `key=value ...` line with every value sanitised.

@@ -365,6 +365,6 @@ mod tests {
         let parsed = parse_strs(&["evil\nline"]);
         let text = parsed.problems[0].to_string();
         assert!(!text.contains('\n'), "{text}");
-        assert!(text.contains("evil?line"));
+        assert!(text.contains("evil\\x0aline"), "{text}");
     }
 }

@@ -73,35 +73,23 @@ pub trait Pam {
     fn log(&self, level: Level, message: &str);
 }
 
-/// Longest value quoted in a log line.
-const MAX_LOGGED: usize = 64;
-
-/// A value fit to quote in a log line: control characters become `?` (so a
-/// crafted user name cannot forge a line), at most 64 characters.
-pub fn sanitize(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(MAX_LOGGED)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if value.chars().nth(MAX_LOGGED).is_some() {
-        out.push_str("...");
-    }
-    out
-}
+/// Log-safe text, the same escaping as veild's audit lines (a crafted
+/// user name can neither split nor forge a line).
+pub use veil_proto::sanitize::sanitize;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_removes_control_characters_and_bounds_length() {
+    fn sanitize_escapes_what_could_forge_a_line() {
         assert_eq!(sanitize("alice"), "alice");
-        assert_eq!(sanitize("a\nb\rc\u{1b}[31m\u{0}"), "a?b?c?[31m?");
-        let long = "x".repeat(500);
-        let shown = sanitize(&long);
-        assert_eq!(shown.len(), MAX_LOGGED + 3);
-        assert!(shown.ends_with("..."));
-        assert_eq!(sanitize(&"é".repeat(64)), "é".repeat(64));
+        let forged = sanitize("root\nveild: event=attempt user=root outcome=allow");
+        assert!(
+            !forged.contains(' ') && !forged.contains('\n') && !forged.contains('='),
+            "{forged}"
+        );
+        assert_eq!(sanitize("a\u{1b}[31m"), "a\\x1b[31m");
+        assert!(sanitize(&"x".repeat(500)).ends_with("..."));
     }
 }

@@ -2,7 +2,7 @@
 //! deadline. No threads, no async runtime: it runs inside sshd and sudo.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,9 +45,7 @@ pub fn ask(socket: &Path, request: &Request, timeout: Duration) -> Result<Verdic
     let frame = encode_request(request);
     let mut stream = connect(socket, deadline)?;
     set_timeouts(&stream, deadline)?;
-    stream
-        .write_all(&frame)
-        .map_err(|e| timed_out_or(e, ClientError::Send))?;
+    send_all(&stream, &frame)?;
     let response = read_response(&mut stream, deadline)?;
     match response.as_slice() {
         r if r == ALLOW => Ok(Verdict::Allow),
@@ -115,6 +113,27 @@ fn timed_out_or(e: io::Error, wrap: fn(io::Error) -> ClientError) -> ClientError
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::TimedOut,
         _ => wrap(e),
     }
+}
+
+/// Writes the whole frame with MSG_NOSIGNAL: a daemon that closes early
+/// must not raise SIGPIPE in the host (sshd or sudo may not ignore it),
+/// whatever the compiler's std does for plain writes.
+fn send_all(stream: &UnixStream, mut buf: &[u8]) -> Result<(), ClientError> {
+    while !buf.is_empty() {
+        match socket::send(
+            std::os::fd::AsRawFd::as_raw_fd(stream),
+            buf,
+            socket::MsgFlags::MSG_NOSIGNAL,
+        ) {
+            Ok(0) => return Err(ClientError::Send(io::ErrorKind::WriteZero.into())),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => continue,
+            // SO_SNDTIMEO ran out.
+            Err(Errno::EAGAIN) => return Err(ClientError::TimedOut),
+            Err(e) => return Err(ClientError::Send(e.into())),
+        }
+    }
+    Ok(())
 }
 
 /// Reads one response frame of at most the size of the larger constant.

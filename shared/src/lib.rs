@@ -9,6 +9,7 @@
 pub mod client;
 pub mod codec;
 pub mod proto;
+pub mod sanitize;
 
 pub use client::{ClientError, ask};
 pub use codec::{DecodeError, FrameReader, decode_request, encode_request};
