@@ -157,22 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_capped() {
-        let long = "a".repeat(10_000);
-        assert!(sanitize(&long).len() <= MAX_VALUE + 3);
-        let wide = "\u{202e}".repeat(1000);
-        assert!(sanitize(&wide).len() <= MAX_VALUE + 16);
-    }
-
-    #[test]
-    fn ordinary_values_are_kept() {
-        assert_eq!(sanitize("alice"), "alice");
-        assert_eq!(sanitize("192.0.2.1"), "192.0.2.1");
-        assert_eq!(sanitize("2001:db8::1"), "2001:db8::1");
-        assert_eq!(sanitize(""), "");
-    }
-
-    #[test]
     fn logging_never_blocks_when_the_queue_is_full() {
         let (tx, _rx) = sync_channel(1);
         let audit = Audit {
