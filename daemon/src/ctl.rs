@@ -49,7 +49,9 @@ enum Command {
     Unlock {
         #[arg(required_unless_present = "source", conflicts_with = "source")]
         name: Option<String>,
-        /// Clear the counters of this source (an address, or "local")
+        /// Clear the counters of this source: an address ("local" for the
+        /// console and sudo; an IPv6 address clears its /64), or uid:N for
+        /// a local user's own peer counter
         #[arg(long, value_name = "ADDR")]
         source: Option<String>,
     },
@@ -335,7 +337,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let (what, n) = match (name, source) {
                 (_, Some(src)) => (
                     format!("source {src}"),
-                    ledger::unlock_source(store.conn(), &src)?,
+                    ledger::unlock_source(store.conn(), &ledger::source_from_admin(&src))?,
                 ),
                 (Some(user), None) => (
                     format!("user {user}"),
@@ -389,7 +391,11 @@ impl EntryView {
         EntryView {
             kind: e.key.kind.as_str(),
             user: e.key.user.clone(),
-            source: e.key.source.clone(),
+            source: if e.key.kind == ledger::KeyKind::UserSource {
+                ledger::source_of(&e.key.source).to_owned()
+            } else {
+                e.key.source.clone()
+            },
             failures: e.failures,
             limit: e.limit,
             locked: e.locked_at(now),

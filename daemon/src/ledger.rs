@@ -2,9 +2,13 @@
 //!
 //! Keys (scope "source", the default): (user, source) with limit `deny`;
 //! (user, any remote source) with `user_deny`; (remote source, any user)
-//! with `source_deny`. The source is PAM_RHOST, or "local" when unset. A
-//! local source has no source-wide key: otherwise any local user could lock
-//! the console for everyone. Scope "user" keeps one counter per user.
+//! with `source_deny`. The source is PAM_RHOST (an IPv6 address counts as
+//! its /64, which one host can rotate through), or local when unset; local
+//! is stored as the empty string, which no PAM_RHOST can be, and shown as
+//! "local". A local source has no source-wide key: otherwise any local user
+//! could lock the console for everyone. Scope "user" keeps one counter per
+//! user. A non-root peer asking about an account that is not its own is
+//! charged to its own uid (`peer`), never to the account it names.
 //!
 //! Every attempt is *reserved* before its password is checked: each key's
 //! counter goes up by one in one `BEGIN IMMEDIATE` transaction, committed
@@ -18,7 +22,7 @@ use serde::Serialize;
 
 use crate::config::{Lockout, LockoutScope};
 
-/// The source of an attempt without PAM_RHOST.
+/// How the source of an attempt without PAM_RHOST is shown.
 pub const LOCAL: &str = "local";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +35,9 @@ pub enum KeyKind {
     Source,
     #[serde(rename = "user")]
     User,
+    /// A non-root peer asking about someone else's account.
+    #[serde(rename = "peer")]
+    Peer,
 }
 
 impl KeyKind {
@@ -40,6 +47,7 @@ impl KeyKind {
             KeyKind::UserRemote => "user+remote",
             KeyKind::Source => "source",
             KeyKind::User => "user",
+            KeyKind::Peer => "peer",
         }
     }
 
@@ -49,6 +57,7 @@ impl KeyKind {
             KeyKind::UserRemote,
             KeyKind::Source,
             KeyKind::User,
+            KeyKind::Peer,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -71,10 +80,13 @@ pub struct Key {
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
-            KeyKind::UserSource => write!(f, "user+source:{}@{}", self.user, self.source),
+            KeyKind::UserSource => {
+                write!(f, "user+source:{}@{}", self.user, source_of(&self.source))
+            }
             KeyKind::UserRemote => write!(f, "user+remote:{}", self.user),
             KeyKind::Source => write!(f, "source:{}", self.source),
             KeyKind::User => write!(f, "user:{}", self.user),
+            KeyKind::Peer => write!(f, "peer:{}", self.source),
         }
     }
 }
@@ -108,7 +120,7 @@ impl From<&Lockout> for Limits {
 impl Limits {
     fn limit(&self, kind: KeyKind) -> i64 {
         i64::from(match kind {
-            KeyKind::UserSource | KeyKind::User => self.deny,
+            KeyKind::UserSource | KeyKind::User | KeyKind::Peer => self.deny,
             KeyKind::UserRemote => self.user_deny,
             KeyKind::Source => self.source_deny,
         })
@@ -120,6 +132,32 @@ pub fn source_of(rhost: &str) -> &str {
     if rhost.is_empty() { LOCAL } else { rhost }
 }
 
+/// The stored source for a PAM_RHOST: empty for local, an IPv6 address as
+/// its /64 (IPv4-mapped ones as IPv4), anything else as given.
+pub fn source_key(rhost: &str) -> String {
+    let bare = rhost.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Err(_) => rhost.to_owned(),
+    }
+}
+
+/// The stored form of a source an admin typed (`veilctl unlock --source`).
+pub fn source_from_admin(typed: &str) -> String {
+    if typed == LOCAL {
+        String::new()
+    } else {
+        source_key(typed)
+    }
+}
+
 /// The keys an attempt counts against.
 pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
     let key = |kind, user: &str, source: &str| Key {
@@ -127,15 +165,25 @@ pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
         user: user.to_owned(),
         source: source.to_owned(),
     };
+    let source = source_key(rhost);
     match limits.scope {
         LockoutScope::User => vec![key(KeyKind::User, user, "")],
-        LockoutScope::Source if rhost.is_empty() => vec![key(KeyKind::UserSource, user, LOCAL)],
+        LockoutScope::Source if source.is_empty() => vec![key(KeyKind::UserSource, user, "")],
         LockoutScope::Source => vec![
-            key(KeyKind::UserSource, user, rhost),
+            key(KeyKind::UserSource, user, &source),
             key(KeyKind::UserRemote, user, ""),
-            key(KeyKind::Source, "", rhost),
+            key(KeyKind::Source, "", &source),
         ],
     }
+}
+
+/// The one key of a non-root peer that asked about an account not its own.
+pub fn peer_keys(uid: u32) -> Vec<Key> {
+    vec![Key {
+        kind: KeyKind::Peer,
+        user: String::new(),
+        source: format!("uid:{uid}"),
+    }]
 }
 
 /// A key that refused an attempt, for the audit line.
@@ -232,7 +280,16 @@ pub fn reserve(
     rhost: &str,
     now: i64,
 ) -> rusqlite::Result<Reservation> {
-    let keys = keys_for(limits, user, rhost);
+    reserve_keys(conn, limits, keys_for(limits, user, rhost), now)
+}
+
+/// [`reserve`] on keys the caller chose (see [`peer_keys`]).
+pub fn reserve_keys(
+    conn: &mut Connection,
+    limits: &Limits,
+    keys: Vec<Key>,
+    now: i64,
+) -> rusqlite::Result<Reservation> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut counters = Vec::with_capacity(keys.len());
     let mut refused = None;
@@ -612,6 +669,64 @@ mod tests {
             .find(|e| e.key.kind == KeyKind::UserRemote)
             .unwrap();
         assert_eq!(remote.failures, 3, "only the 3 evaluated attempts count");
+    }
+
+    #[test]
+    fn a_remote_host_named_local_is_not_the_console() {
+        let (_d, mut s) = store();
+        let l = limits();
+        for i in 0..3 {
+            fail(&mut s, &l, "frank", "local", 1000 + i);
+        }
+        assert!(!fail(&mut s, &l, "frank", "local", 1003).evaluated());
+        assert!(fail(&mut s, &l, "frank", "", 1003).evaluated());
+    }
+
+    #[test]
+    fn an_ipv6_source_counts_as_its_64() {
+        assert_eq!(source_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(source_key("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_eq!(source_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(source_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(source_key("host.example"), "host.example");
+        assert_eq!(source_key(""), "");
+        assert_eq!(source_from_admin("local"), "");
+        let (_d, mut s) = store();
+        let l = limits();
+        for i in 0..6 {
+            fail(
+                &mut s,
+                &l,
+                &format!("n{i}"),
+                &format!("2001:db8:1:2::{i:x}"),
+                1000,
+            );
+        }
+        let r = fail(&mut s, &l, "alice", "2001:db8:1:2::ffff", 1000);
+        assert_eq!(
+            r.refused.unwrap().key.to_string(),
+            "source:2001:db8:1:2::/64"
+        );
+    }
+
+    #[test]
+    fn a_peer_key_is_its_own_counter() {
+        let (_d, mut s) = store();
+        let l = limits();
+        for _ in 0..3 {
+            assert!(
+                reserve_keys(s.conn(), &l, peer_keys(1000), 1000)
+                    .unwrap()
+                    .evaluated()
+            );
+        }
+        let r = reserve_keys(s.conn(), &l, peer_keys(1000), 1000).unwrap();
+        assert_eq!(r.refused.unwrap().key.to_string(), "peer:uid:1000");
+        assert!(
+            fail(&mut s, &l, "root", "", 1000).evaluated(),
+            "root's own keys untouched"
+        );
+        assert_eq!(unlock_source(s.conn(), "uid:1000").unwrap(), 1);
     }
 
     #[test]

@@ -116,18 +116,25 @@ impl Verifier {
         let now_i = now.min(i64::MAX as u64) as i64;
         let permitted = policy::permits(peer, &request.user);
         let limits = self.limits.clone();
+        // Only root (sshd, sudo, login) speaks for a remote host. A local
+        // user's screen locker counts as local, and a local user naming
+        // someone else's account is charged to itself, so no local account
+        // can run up, let alone lock, another account's or a host's keys.
+        let keys = match (peer.uid, permitted) {
+            (0, _) => ledger::keys_for(&limits, &request.user, &request.rhost),
+            (_, true) => ledger::keys_for(&limits, &request.user, ""),
+            (uid, false) => ledger::peer_keys(uid),
+        };
 
         let mut store_error: Option<String> = None;
         let reservation = match self.store() {
-            Ok(store) => {
-                match ledger::reserve(store.conn(), &limits, &request.user, &request.rhost, now_i) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        store_error = Some(format!("ledger: {e}"));
-                        None
-                    }
+            Ok(store) => match ledger::reserve_keys(store.conn(), &limits, keys, now_i) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    store_error = Some(format!("ledger: {e}"));
+                    None
                 }
-            }
+            },
             Err(e) => {
                 store_error = Some(e);
                 None
@@ -257,6 +264,14 @@ impl Verifier {
     }
 }
 
+/// The source the ledger charged: only root's PAM_RHOST is believed.
+fn audit_source(request: &Request, peer: Peer) -> String {
+    match peer.uid {
+        0 => ledger::source_of(&ledger::source_key(&request.rhost)).to_owned(),
+        _ => ledger::LOCAL.to_owned(),
+    }
+}
+
 /// The audit line for one decided request.
 pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &Decision) {
     let outcome = if decision.verdict == Verdict::Allow {
@@ -270,7 +285,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         .field("rhost", &request.rhost)
         .field("tty", &request.tty)
         .field("ruser", &request.ruser)
-        .field("source", ledger::source_of(&request.rhost))
+        .field("source", audit_source(request, peer))
         .field("peer_uid", peer.uid)
         .field("peer_pid", peer.pid)
         .field("outcome", outcome)
@@ -301,7 +316,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
             Line::new("lock")
                 .field("key", key)
                 .field("user", &request.user)
-                .field("source", ledger::source_of(&request.rhost))
+                .field("source", audit_source(request, peer))
                 .finish(),
         );
     }
@@ -467,6 +482,29 @@ mod tests {
         assert_eq!(
             (d.verdict, d.reason),
             (Verdict::Deny, Reason::PeerNotPermitted)
+        );
+    }
+
+    #[test]
+    fn a_local_user_cannot_lock_another_account_or_a_host() {
+        let mut f = fixture(TotpPolicy::Required);
+        let nobody = Peer { uid: 65534, pid: 9 };
+        for i in 0..10 {
+            let mut req = Request::new("alice", Secret::from("wrong"), Secret::from("000000"));
+            req.rhost = format!("198.51.100.{i}");
+            assert_eq!(f.verifier.decide(&req, nobody, NOW).verdict, Verdict::Deny);
+        }
+        let limits = f.verifier.limits.clone();
+        let store = f.verifier.store().unwrap();
+        let alice = ledger::status(store.conn(), &limits, "alice", NOW as i64).unwrap();
+        assert!(alice.is_empty(), "alice's keys were charged: {alice:?}");
+        let locks = ledger::locks(store.conn(), &limits, NOW as i64).unwrap();
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].key.to_string(), "peer:uid:65534");
+        let c = code(&f, NOW);
+        assert_eq!(
+            ask(&mut f, "alice", "right", &c, NOW).verdict,
+            Verdict::Allow
         );
     }
 

@@ -198,7 +198,7 @@ fn no_answered_failure_is_lost_when_veild_is_killed() {
             client.join().unwrap()
         });
         let _ = d.child.take().unwrap().wait();
-        let counted = ledger_failures(&d, "user+source", &user, "local");
+        let counted = ledger_failures(&d, "user+source", &user, "");
         assert!(
             counted >= denies,
             "round {round}: {denies} DENY answers but {counted} failures on disk"
