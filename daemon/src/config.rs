@@ -76,6 +76,8 @@ pub struct Argon2 {
 pub struct Limits {
     /// Open client connections; beyond it a new connection gets DENY at once.
     pub max_connections: usize,
+    /// Open connections of one non-root peer uid.
+    pub max_connections_per_user: usize,
     /// argon2 worker threads; 0 means one per core.
     pub workers: usize,
     /// Requests waiting for a worker; beyond it the request is denied.
@@ -136,6 +138,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 1024,
+            max_connections_per_user: 16,
             workers: 0,
             queue: 64,
             request_timeout_ms: 5000,
@@ -255,6 +258,11 @@ impl Config {
             (1..=65_536).contains(&m.max_connections),
             "limits.max_connections",
             "must be between 1 and 65536",
+        )?;
+        check(
+            (1..=m.max_connections.max(1)).contains(&m.max_connections_per_user),
+            "limits.max_connections_per_user",
+            "must be between 1 and limits.max_connections",
         )?;
         check(
             m.workers <= 256,

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use crate::audit::{Audit, Line, Severity};
 use crate::config::Config;
 use crate::policy::Peer;
-use crate::verify::{Verifier, audit_decision};
+use crate::verify::{Decision, Reason, Verifier, audit_decision};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -185,6 +185,8 @@ pub fn serve(
         delay: Duration::from_millis(config.failure_delay_ms),
         request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
         max_connections: config.limits.max_connections,
+        max_per_user: config.limits.max_connections_per_user,
+        per_user: HashMap::new(),
         job_tx: Some(job_tx),
         audit: audit.clone(),
         accept_blocked: false,
@@ -307,7 +309,20 @@ fn spawn_workers(
                                 peer,
                                 received,
                             }) => {
-                                let decision = verifier.decide(&request, peer, unix_now());
+                                // A bug in the check must cost one denial, not a worker.
+                                let decision =
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        verifier.decide(&request, peer, unix_now())
+                                    }))
+                                    .unwrap_or_else(|_| {
+                                        Decision {
+                                            verdict: Verdict::Deny,
+                                            reason: Reason::Store(
+                                                "internal error: the check panicked".into(),
+                                            ),
+                                            locked: Vec::new(),
+                                        }
+                                    });
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
                                 let _ = done.send(Done {
@@ -344,6 +359,9 @@ struct EventLoop {
     delay: Duration,
     request_timeout: Duration,
     max_connections: usize,
+    /// Open connections of each non-root peer uid, capped at `max_per_user`.
+    max_per_user: usize,
+    per_user: HashMap<u32, usize>,
     job_tx: Option<SyncSender<Job>>,
     audit: Audit,
     /// The last accept failed (EMFILE and the like) with clients still queued.
@@ -391,12 +409,28 @@ impl EventLoop {
                 },
                 Err(_) => continue,
             };
+            if peer.uid != 0 {
+                let open = self.per_user.entry(peer.uid).or_insert(0);
+                if *open >= self.max_per_user {
+                    let _ = stream.write(&DENY);
+                    self.audit.log(
+                        Severity::Warning,
+                        Line::new("overload")
+                            .field("limit", "max_connections_per_user")
+                            .field("peer_uid", peer.uid)
+                            .finish(),
+                    );
+                    continue;
+                }
+                *open += 1;
+            }
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(FIRST_CONN);
             if registry
                 .register(&mut stream, token, Interest::READABLE)
                 .is_err()
             {
+                self.release(peer);
                 continue;
             }
             let deadline = Instant::now() + self.request_timeout;
@@ -554,6 +588,20 @@ impl EventLoop {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = conn.stream.write(verdict.frame());
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            self.release(conn.peer);
+        }
+    }
+
+    /// Gives back a non-root peer's connection slot.
+    fn release(&mut self, peer: Peer) {
+        if peer.uid == 0 {
+            return;
+        }
+        if let Some(open) = self.per_user.get_mut(&peer.uid) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.per_user.remove(&peer.uid);
+            }
         }
     }
 }

@@ -220,6 +220,65 @@ fn a_non_root_peer_may_ask_only_about_its_own_account() {
     );
 }
 
+#[test]
+fn one_local_user_cannot_take_every_connection() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to switch uid (CI runs as root)");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let d = Daemon::start("[limits]\nmax_connections_per_user = 4\n");
+    d.enrol("root", true);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "peer_hoarder", "--nocapture"])
+        .env("VEIL_HOARD_SOCKET", d.socket())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("HELD=4 REFUSED=4"), "{text}");
+    let log = d.log();
+    assert!(
+        log.contains("limit=max_connections_per_user peer_uid=65534"),
+        "{log}"
+    );
+    assert_eq!(
+        d.ask("root", PASSWORD, &code_now()),
+        ALLOW,
+        "root is not crowded out"
+    );
+}
+
+/// Runs only as the child of the test above: opens 8 idle connections and
+/// counts those answered at once (refused) and those held open.
+#[test]
+fn peer_hoarder() {
+    let Ok(socket) = std::env::var("VEIL_HOARD_SOCKET") else {
+        return;
+    };
+    use std::io::Read;
+    let conns: Vec<_> = (0..8)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    let (mut held, mut refused) = (0, 0);
+    for mut c in conns.iter() {
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 32];
+        match c.read(&mut buf) {
+            Ok(n) if n > 0 && buf[..n] == DENY => refused += 1,
+            _ => held += 1,
+        }
+    }
+    println!("HELD={held} REFUSED={refused}");
+}
+
 /// Runs only as the child of the test above.
 #[test]
 fn peer_client() {

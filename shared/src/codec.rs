@@ -42,14 +42,16 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Serialises a request into one frame. The buffer holds secrets and is
-/// wiped when dropped.
+/// Serialises a request into one frame. The buffer holds secrets: it is
+/// sized up front (so no reallocation leaves a copy behind) and wiped when
+/// dropped.
 pub fn encode_request(request: &Request) -> Zeroizing<Vec<u8>> {
+    let mut frame = Zeroizing::new(Vec::with_capacity(LEN_PREFIX + MAX_REQUEST));
+    frame.extend_from_slice(&[0; LEN_PREFIX]);
     // A Request always serialises: every field is a string or an integer.
-    let body = Zeroizing::new(serde_json::to_vec(request).unwrap_or_default());
-    let mut frame = Zeroizing::new(Vec::with_capacity(LEN_PREFIX + body.len()));
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let _ = serde_json::to_writer(&mut *frame, request);
+    let len = (frame.len() - LEN_PREFIX) as u32;
+    frame[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
     frame
 }
 
