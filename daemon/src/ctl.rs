@@ -250,11 +250,17 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::User(UserCommand::List { json }) => {
             let store = open()?;
-            let users = store.list_users()?;
+            let hasher = hasher(&config)?;
+            let mut users = store.list_users()?;
+            for u in &mut users {
+                u.hash_current = !hasher.needs_rehash(&u.phc);
+            }
             if json {
                 print_json(&users)?;
             } else {
-                println!("{:<24} {:<10}", "USER", "TOTP");
+                // A hash with old argon2 parameters costs a different time
+                // than the dummy until the user's next successful login.
+                println!("{:<24} {:<10} {:<10}", "USER", "TOTP", "HASH");
                 for u in users {
                     let totp = if u.totp {
                         "active"
@@ -263,7 +269,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                     } else {
                         "none"
                     };
-                    println!("{:<24} {:<10}", u.name, totp);
+                    let hash = if u.hash_current {
+                        "current"
+                    } else {
+                        "old-params"
+                    };
+                    println!("{:<24} {:<10} {:<10}", u.name, totp, hash);
                 }
             }
         }

@@ -926,6 +926,8 @@ mod tests {
             totp_pending: false,
             created_at: 0,
             updated_at: 0,
+            phc: String::new(),
+            hash_current: true,
         }
     }
 

@@ -84,6 +84,14 @@ pub fn run(options: &Options) -> ExitCode {
         syslog: true,
         stderr: options.log_stderr,
     });
+    if config.failure_delay_ms == 0 {
+        audit.log(
+            Severity::Warning,
+            Line::new("config")
+                .field("warning", "failure_delay_ms=0: denials leave as soon as they are decided, so their timing is visible")
+                .finish(),
+        );
+    }
     let result = server::serve(&config, listener, verifiers, &audit);
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

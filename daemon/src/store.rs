@@ -96,6 +96,11 @@ pub struct UserSummary {
     pub totp_pending: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The stored hash, to compare its parameters with the current ones.
+    #[serde(skip)]
+    pub phc: String,
+    /// Filled in by the caller that knows the current parameters.
+    pub hash_current: bool,
 }
 
 #[derive(Debug)]
@@ -274,7 +279,7 @@ impl Store {
 
     pub fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at, updated_at
+            "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at, updated_at, phc
              FROM users ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -284,6 +289,8 @@ impl Store {
                 totp_pending: r.get(2)?,
                 created_at: r.get(3)?,
                 updated_at: r.get(4)?,
+                phc: r.get(5)?,
+                hash_current: true,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

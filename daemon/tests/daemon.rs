@@ -394,6 +394,25 @@ fn veilctl_reports_clear_errors_with_exit_codes() {
     assert_eq!(rc, 0);
     let users: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1);
+    // After a change of argon2 parameters, the admin sees who still has an old hash.
+    let retuned = d.dir.path().join("retuned.toml");
+    let text = std::fs::read_to_string(d.config())
+        .unwrap()
+        .replace("m_cost_kib = 256", "m_cost_kib = 512");
+    std::fs::write(&retuned, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veilctl"))
+        .arg("--config")
+        .arg(&retuned)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("frank") && listing.contains("old-params"),
+        "{listing}"
+    );
+    let (_, listing, _) = d.veilctl(&["user", "list"], "");
+    assert!(listing.contains("current"), "{listing}");
     let (rc, _, _) = d.veilctl(&["user", "del", "frank"], "");
     assert_eq!(rc, 0);
     let missing = d.dir.path().join("elsewhere.toml");
