@@ -191,24 +191,15 @@ fn a_non_root_peer_may_ask_only_about_its_own_account() {
     d.enrol("root", false);
     // This test binary, re-run as `nobody`, asks through the same client.
     let ask_as_nobody = |user: &str| {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "peer_client", "--nocapture", "--include-ignored"])
-            .env("VEIL_PEER_SOCKET", d.socket())
-            .env("VEIL_PEER_USER", user)
-            .env("VEIL_PEER_PASSWORD", PASSWORD)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        run_test_as_nobody(
+            "peer_client",
+            &[
+                ("VEIL_PEER_SOCKET", d.socket().to_str().unwrap()),
+                ("VEIL_PEER_USER", user),
+                ("VEIL_PEER_PASSWORD", PASSWORD),
+            ],
+        )
     };
-    use std::os::unix::process::CommandExt;
     assert!(ask_as_nobody("nobody").contains("VERDICT=Allow"));
     assert!(ask_as_nobody("root").contains("VERDICT=Deny"));
     let log = d.log_with(2);
@@ -226,21 +217,11 @@ fn one_local_user_cannot_take_every_connection() {
         eprintln!("skipped: needs root to switch uid (CI runs as root)");
         return;
     }
-    use std::os::unix::process::CommandExt;
     let d = Daemon::start("[limits]\nmax_connections_per_user = 4\n");
     d.enrol("root", true);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "peer_hoarder", "--nocapture"])
-        .env("VEIL_HOARD_SOCKET", d.socket())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = run_test_as_nobody(
+        "peer_hoarder",
+        &[("VEIL_HOARD_SOCKET", d.socket().to_str().unwrap())],
     );
     assert!(text.contains("HELD=4 REFUSED=4"), "{text}");
     let log = d.log();
@@ -253,6 +234,25 @@ fn one_local_user_cannot_take_every_connection() {
         ALLOW,
         "root is not crowded out"
     );
+}
+
+/// Re-runs one test of this binary as uid `nobody` and returns its stdout.
+fn run_test_as_nobody(test: &str, env: &[(&str, &str)]) -> String {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .envs(env.iter().copied())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 /// Runs only as the child of the test above: opens 8 idle connections and

@@ -11,7 +11,7 @@
 //! answer `PAM_IGNORE` (veil manages neither accounts nor, through PAM, its
 //! secrets). There are no session hooks.
 //!
-//! All `unsafe` is in [`ffi`]; every other module forbids it.
+//! Only [`ffi`] may use `unsafe_code`; every other module forbids it.
 
 pub mod args;
 pub mod auth;
