@@ -7,7 +7,7 @@ want=(libpam0g-dev)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac
