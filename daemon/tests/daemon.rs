@@ -236,6 +236,16 @@ fn one_local_user_cannot_take_every_connection() {
     );
 }
 
+/// Runs veild or veilctl with `--config config` and `args`, to completion.
+fn run(bin: &str, config: impl AsRef<Path>, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .arg("--config")
+        .arg(config.as_ref())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Re-runs one test of this binary as uid `nobody` and returns its stdout.
 fn run_test_as_nobody(test: &str, env: &[(&str, &str)]) -> String {
     use std::os::unix::process::CommandExt;
@@ -311,11 +321,7 @@ fn sigterm_removes_the_socket_and_a_stale_socket_is_replaced() {
 #[test]
 fn a_second_veild_on_the_same_socket_refuses_to_start() {
     let d = Daemon::start("");
-    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
-        .arg("--config")
-        .arg(d.config())
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veild"), d.config(), &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"));
 }
@@ -325,20 +331,12 @@ fn bad_configs_stop_veild_with_a_message_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("veild.toml");
     std::fs::write(&path, "[lockout]\ndeny = 0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
-        .args(["--check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &["--check-config"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lockout.deny"));
     std::fs::write(&path, "").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
-        .args(["--check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &["--check-config"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"));
 }
@@ -358,11 +356,7 @@ fn a_corrupt_database_stops_veild_and_is_left_untouched() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veild"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -400,12 +394,7 @@ fn veilctl_reports_clear_errors_with_exit_codes() {
         .unwrap()
         .replace("m_cost_kib = 256", "m_cost_kib = 512");
     std::fs::write(&retuned, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veilctl"))
-        .arg("--config")
-        .arg(&retuned)
-        .args(["user", "list"])
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veilctl"), &retuned, &["user", "list"]);
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
         listing.contains("frank") && listing.contains("old-params"),
@@ -421,12 +410,7 @@ fn veilctl_reports_clear_errors_with_exit_codes() {
         format!("database = \"{}/none.db\"\n", d.dir.path().display()),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veilctl"))
-        .arg("--config")
-        .arg(&missing)
-        .args(["user", "list"])
-        .output()
-        .unwrap();
+    let out = run(env!("CARGO_BIN_EXE_veilctl"), &missing, &["user", "list"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
