@@ -37,7 +37,16 @@ pub struct Lockout {
     /// Failures of one user from one source before that pair locks.
     pub deny: u32,
     pub fail_interval_s: u64,
+    /// How long a key's first lock lasts; each further lock of the same key
+    /// (no success in between) lasts twice the one before.
     pub unlock_time_s: u64,
+    /// The longest a lock lasts however often it repeats. A key forgets its
+    /// earlier locks once this long has passed after the last one ended.
+    pub unlock_time_max_s: u64,
+    /// A (user, source) pair that succeeded within this many days is
+    /// known-good: the wide keys (`user_deny`, `source_deny`) do not lock
+    /// it out, only its own `deny` does. 0 turns the exemption off.
+    pub known_good_days: u32,
     /// Failures of one user from all remote sources before remote logins lock.
     pub user_deny: u32,
     /// Failures from one remote source, over all users, before it is blocked.
@@ -107,6 +116,8 @@ impl Default for Lockout {
             deny: 5,
             fail_interval_s: 900,
             unlock_time_s: 900,
+            unlock_time_max_s: 86_400,
+            known_good_days: 30,
             user_deny: 20,
             source_deny: 20,
             max_ledger_rows: 100_000,
@@ -228,6 +239,16 @@ impl Config {
             l.unlock_time_s >= 1,
             "lockout.unlock_time_s",
             "must be at least 1",
+        )?;
+        check(
+            l.unlock_time_max_s >= l.unlock_time_s,
+            "lockout.unlock_time_max_s",
+            "must be at least lockout.unlock_time_s",
+        )?;
+        check(
+            l.known_good_days <= 3650,
+            "lockout.known_good_days",
+            "must be at most 3650",
         )?;
         check(l.user_deny >= 1, "lockout.user_deny", "must be at least 1")?;
         check(

@@ -574,7 +574,7 @@ fn confirm_code(secret: &[u8], skew: u8) -> Result<i64, Failure> {
             rpassword::prompt_password("Code from the app: ")
                 .map_err(|e| Failure::new(EXIT_FAILURE, e.to_string()))?,
         );
-        match totp::check(secret, code.trim(), unix_now(), skew, -1) {
+        match totp::check(secret, code.trim().as_bytes(), unix_now(), skew, -1) {
             CodeCheck::Accepted(step) => return Ok(step),
             _ => eprintln!("veilctl: that code does not match; check the phone's clock"),
         }

@@ -1,14 +1,25 @@
 //! The lockout ledger: failure counters that lock a key for a while.
 //!
 //! Keys (scope "source", the default): (user, source) with limit `deny`;
-//! (user, any remote source) with `user_deny`; (remote source, any user)
-//! with `source_deny`. The source is PAM_RHOST (an IPv6 address counts as
-//! its /64, which one host can rotate through), or local when unset; local
-//! is stored as the empty string, which no PAM_RHOST can be, and shown as
-//! "local". A local source has no source-wide key: otherwise any local user
-//! could lock the console for everyone. Scope "user" keeps one counter per
-//! user. A non-root peer asking about an account that is not its own is
-//! charged to its own uid (`peer`), never to the account it names.
+//! (user, any remote source) with `user_deny`; (source, any user) with
+//! `source_deny`. The source ([`Origin`]) is PAM_RHOST for a remote attempt
+//! (an IPv6 address counts as its /64, which one host can rotate through);
+//! for a local attempt it is whoever asked: the caller of a root front end
+//! (`ruser:NAME`, from PAM_RUSER: su, sudo) or a local user's own program
+//! (`uid:N`), so mallory's `su alice` failures lock mallory's attempts at
+//! alice and never alice's own sudo or console. The console (root, neither
+//! PAM_RHOST nor PAM_RUSER) is stored as the empty string, shown as
+//! "local", and has no source-wide key: otherwise one console user could
+//! block it for everyone. Scope "user" keeps one counter per user. A
+//! non-root peer asking about an account that is not its own is charged to
+//! its own uid (`peer`), never to the account it names.
+//!
+//! A (user, source) pair that succeeded within `known_good_days` is
+//! known-good: its attempts are charged to its own (user, source) key only,
+//! so a botnet or a spray that runs up the wide keys cannot lock the real
+//! user out of the place they log in from. Each further lock of one key
+//! lasts twice the one before (capped), and a key forgets its locks only
+//! `unlock_time_max` after the last one ended.
 //!
 //! Every attempt is *reserved* before its password is checked: each key's
 //! counter goes up by one in one `BEGIN IMMEDIATE` transaction, committed
@@ -100,6 +111,9 @@ pub struct Limits {
     pub source_deny: u32,
     pub fail_interval: i64,
     pub unlock_time: i64,
+    pub unlock_time_max: i64,
+    /// Seconds a success keeps its (user, source) pair known-good; 0: never.
+    pub known_good: i64,
     pub max_rows: i64,
 }
 
@@ -112,6 +126,8 @@ impl From<&Lockout> for Limits {
             source_deny: l.source_deny,
             fail_interval: l.fail_interval_s.min(i64::MAX as u64) as i64,
             unlock_time: l.unlock_time_s.min(i64::MAX as u64) as i64,
+            unlock_time_max: l.unlock_time_max_s.min(i64::MAX as u64) as i64,
+            known_good: i64::from(l.known_good_days) * 86_400,
             max_rows: l.max_ledger_rows.min(i64::MAX as u64) as i64,
         }
     }
@@ -124,6 +140,16 @@ impl Limits {
             KeyKind::UserRemote => self.user_deny,
             KeyKind::Source => self.source_deny,
         })
+    }
+
+    /// How long the `nth` consecutive lock of a key lasts (n from 1):
+    /// `unlock_time` doubled per earlier lock, at most `unlock_time_max`.
+    pub fn lock_time(&self, nth: i64) -> i64 {
+        let doublings = nth.saturating_sub(1).clamp(0, 62) as u32;
+        self.unlock_time
+            .saturating_mul(1i64 << doublings)
+            .min(self.unlock_time_max)
+            .max(self.unlock_time)
     }
 }
 
@@ -158,32 +184,98 @@ pub fn source_from_admin(typed: &str) -> String {
     }
 }
 
-/// The keys an attempt counts against.
-pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
+/// Where an attempt comes from, as the ledger charges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// PAM_RHOST as root reported it, in its stored form ([`source_key`]).
+    Remote(String),
+    /// A local requester: `ruser:NAME` for a root front end's caller,
+    /// `uid:N` for a local user's own program.
+    Caller(String),
+    /// root with neither PAM_RHOST nor PAM_RUSER: the console.
+    Console,
+}
+
+impl Origin {
+    /// Root's report: PAM_RHOST if set, else PAM_RUSER, else the console.
+    pub fn from_root(rhost: &str, ruser: &str) -> Origin {
+        if !rhost.is_empty() {
+            Origin::Remote(source_key(rhost))
+        } else if !ruser.is_empty() {
+            Origin::Caller(format!("ruser:{ruser}"))
+        } else {
+            Origin::Console
+        }
+    }
+
+    /// A local user's own program, asking about its own account.
+    pub fn local_uid(uid: u32) -> Origin {
+        Origin::Caller(format!("uid:{uid}"))
+    }
+
+    /// The stored source string.
+    pub fn source(&self) -> &str {
+        match self {
+            Origin::Remote(s) | Origin::Caller(s) => s,
+            Origin::Console => "",
+        }
+    }
+}
+
+/// What one attempt is charged to: its keys, and the (user, source) pair
+/// whose known-good standing can spare it the wide keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub user: String,
+    pub source: String,
+    pub keys: Vec<Key>,
+}
+
+/// The keys an attempt at `user` from `origin` counts against.
+pub fn charge_for(limits: &Limits, user: &str, origin: &Origin) -> Charge {
     let key = |kind, user: &str, source: &str| Key {
         kind,
         user: user.to_owned(),
         source: source.to_owned(),
     };
-    let source = source_key(rhost);
-    match limits.scope {
-        LockoutScope::User => vec![key(KeyKind::User, user, "")],
-        LockoutScope::Source if source.is_empty() => vec![key(KeyKind::UserSource, user, "")],
-        LockoutScope::Source => vec![
-            key(KeyKind::UserSource, user, &source),
-            key(KeyKind::UserRemote, user, ""),
-            key(KeyKind::Source, "", &source),
+    let source = origin.source();
+    let keys = match (limits.scope, origin) {
+        (LockoutScope::User, _) => vec![key(KeyKind::User, user, "")],
+        (LockoutScope::Source, Origin::Console) => vec![key(KeyKind::UserSource, user, "")],
+        (LockoutScope::Source, Origin::Caller(_)) => vec![
+            key(KeyKind::UserSource, user, source),
+            key(KeyKind::Source, "", source),
         ],
+        (LockoutScope::Source, Origin::Remote(_)) => vec![
+            key(KeyKind::UserSource, user, source),
+            key(KeyKind::UserRemote, user, ""),
+            key(KeyKind::Source, "", source),
+        ],
+    };
+    Charge {
+        user: user.to_owned(),
+        source: source.to_owned(),
+        keys,
     }
 }
 
+/// The keys of a root attempt with PAM_RHOST `rhost` and no PAM_RUSER.
+pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
+    charge_for(limits, user, &Origin::from_root(rhost, "")).keys
+}
+
 /// The one key of a non-root peer that asked about an account not its own.
-pub fn peer_keys(uid: u32) -> Vec<Key> {
-    vec![Key {
-        kind: KeyKind::Peer,
+pub fn peer_charge(uid: u32) -> Charge {
+    let source = format!("uid:{uid}");
+    Charge {
         user: String::new(),
-        source: format!("uid:{uid}"),
-    }]
+        keys: vec![Key {
+            kind: KeyKind::Peer,
+            user: String::new(),
+            source: source.clone(),
+        }],
+        source,
+    }
 }
 
 /// A key that refused an attempt, for the audit line.
@@ -197,7 +289,13 @@ pub struct Refusal {
 /// What reserving an attempt decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
+    /// The pair a success makes known-good.
+    pub user: String,
+    pub source: String,
+    /// The keys reserved (a known-good pair's own key only).
     pub keys: Vec<Key>,
+    /// The pair was known-good, so the wide keys were left alone.
+    pub known_good: bool,
     /// None: the attempt may be evaluated. Some: it is a failure whatever
     /// the password says.
     pub refused: Option<Refusal>,
@@ -216,6 +314,9 @@ struct Counter {
     failures: i64,
     window_start: i64,
     locked_until: i64,
+    /// Consecutive locks of this key, remembered until `locks_remembered_until`.
+    locks: i64,
+    locks_remembered_until: i64,
 }
 
 impl Counter {
@@ -224,24 +325,40 @@ impl Counter {
             failures: 0,
             window_start: now,
             locked_until: 0,
+            locks: 0,
+            locks_remembered_until: 0,
         }
     }
 
-    /// Drops an expired lock or window.
+    /// Drops an expired lock or window; the lock history stays until it
+    /// too has expired.
     fn at(self, now: i64, limits: &Limits) -> Counter {
-        if self.locked_until > 0 && self.locked_until <= now {
-            return Counter::fresh(now);
+        let mut c = self;
+        if c.locks > 0 && c.locks_remembered_until <= now {
+            c.locks = 0;
+            c.locks_remembered_until = 0;
         }
-        if self.locked_until == 0 && now - self.window_start >= limits.fail_interval {
-            return Counter::fresh(now);
+        let lock_ended = c.locked_until > 0 && c.locked_until <= now;
+        let window_over = c.locked_until == 0 && now - c.window_start >= limits.fail_interval;
+        if lock_ended || window_over {
+            c.failures = 0;
+            c.window_start = now;
+            c.locked_until = 0;
         }
-        self
+        c
+    }
+
+    /// Locks the key from `now`, for longer the more often it was locked.
+    fn lock(&mut self, now: i64, limits: &Limits) {
+        self.locks = self.locks.saturating_add(1);
+        self.locked_until = now.saturating_add(limits.lock_time(self.locks));
+        self.locks_remembered_until = self.locked_until.saturating_add(limits.unlock_time_max);
     }
 }
 
 fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter>> {
     conn.prepare_cached(
-        "SELECT failures, window_start, locked_until FROM ledger
+        "SELECT failures, window_start, locked_until, locks, locks_remembered_until FROM ledger
          WHERE kind = :kind AND user = :user AND source = :source",
     )?
     .query_row(
@@ -251,6 +368,8 @@ fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter
                 failures: r.get(0)?,
                 window_start: r.get(1)?,
                 locked_until: r.get(2)?,
+                locks: r.get(3)?,
+                locks_remembered_until: r.get(4)?,
             })
         },
     )
@@ -259,20 +378,44 @@ fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter
 
 fn write_counter(conn: &Connection, key: &Key, c: Counter, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO ledger (kind, user, source, failures, window_start, locked_until, last_seen)
-         VALUES (:kind, :user, :source, :failures, :window_start, :locked_until, :now)
+        "INSERT INTO ledger (kind, user, source, failures, window_start, locked_until, last_seen,
+                             locks, locks_remembered_until)
+         VALUES (:kind, :user, :source, :failures, :window_start, :locked_until, :now,
+                 :locks, :remembered)
          ON CONFLICT (kind, user, source) DO UPDATE SET
              failures = excluded.failures, window_start = excluded.window_start,
-             locked_until = excluded.locked_until, last_seen = excluded.last_seen",
+             locked_until = excluded.locked_until, last_seen = excluded.last_seen,
+             locks = excluded.locks, locks_remembered_until = excluded.locks_remembered_until",
     )?
     .execute(named_params! {
         ":kind": key.kind.as_str(), ":user": key.user, ":source": key.source,
-        ":failures": c.failures, ":window_start": c.window_start, ":locked_until": c.locked_until, ":now": now,
+        ":failures": c.failures, ":window_start": c.window_start, ":locked_until": c.locked_until,
+        ":now": now, ":locks": c.locks, ":remembered": c.locks_remembered_until,
     })?;
     Ok(())
 }
 
-/// Checks and reserves one attempt on all its keys, atomically and durably.
+/// Whether (user, source) succeeded within the known-good window. Every
+/// attempt runs this one read, unknown names and peers too.
+fn is_known_good(
+    conn: &Connection,
+    limits: &Limits,
+    user: &str,
+    source: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT last_success FROM known_good WHERE user = :user AND source = :source",
+        )?
+        .query_row(named_params! {":user": user, ":source": source}, |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good))
+}
+
+/// Checks and reserves one root attempt (PAM_RHOST `rhost`, no PAM_RUSER).
 pub fn reserve(
     conn: &mut Connection,
     limits: &Limits,
@@ -280,17 +423,31 @@ pub fn reserve(
     rhost: &str,
     now: i64,
 ) -> rusqlite::Result<Reservation> {
-    reserve_keys(conn, limits, keys_for(limits, user, rhost), now)
+    reserve_charge(
+        conn,
+        limits,
+        charge_for(limits, user, &Origin::from_root(rhost, "")),
+        now,
+    )
 }
 
-/// [`reserve`] on keys the caller chose (see [`peer_keys`]).
-pub fn reserve_keys(
+/// Checks and reserves one attempt on all its keys, atomically and durably.
+pub fn reserve_charge(
     conn: &mut Connection,
     limits: &Limits,
-    keys: Vec<Key>,
+    charge: Charge,
     now: i64,
 ) -> rusqlite::Result<Reservation> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Charge {
+        user,
+        source,
+        mut keys,
+    } = charge;
+    let known_good = is_known_good(&tx, limits, &user, &source, now)?;
+    if known_good {
+        keys.retain(|k| !matches!(k.kind, KeyKind::UserRemote | KeyKind::Source));
+    }
     let mut counters = Vec::with_capacity(keys.len());
     let mut refused = None;
     for key in &keys {
@@ -311,7 +468,7 @@ pub fn reserve_keys(
         if refused.is_none() {
             c.failures += 1;
             if c.failures >= limit {
-                c.locked_until = now.saturating_add(limits.unlock_time);
+                c.lock(now, limits);
                 locking.push(key.clone());
             }
             write_counter(&tx, key, c, now)?;
@@ -320,7 +477,7 @@ pub fn reserve_keys(
             // reached a password must not count against other keys (one
             // locked source could otherwise run up the user's remote count).
             if c.locked_until <= now {
-                c.locked_until = now.saturating_add(limits.unlock_time);
+                c.lock(now, limits);
             }
             write_counter(&tx, key, c, now)?;
         }
@@ -332,7 +489,10 @@ pub fn reserve_keys(
         r.locked_until = r.locked_until.max(now);
     }
     Ok(Reservation {
+        user,
+        source,
         keys,
+        known_good,
         refused,
         locking,
     })
@@ -340,8 +500,9 @@ pub fn reserve_keys(
 
 /// Undoes a successful attempt's reservation: its (user, source) or user
 /// key is cleared, the wider keys lose only the one count this attempt
-/// added. Runs inside the caller's transaction (with the other writes of a
-/// success, so a success costs one commit).
+/// added, and the pair becomes (or stays) known-good. Runs inside the
+/// caller's transaction (with the other writes of a success, so a success
+/// costs one commit).
 pub fn record_success(
     conn: &Connection,
     limits: &Limits,
@@ -365,6 +526,15 @@ pub fn record_success(
             )?
             .execute(params)?;
         }
+    }
+    if limits.known_good > 0 {
+        conn.prepare_cached(
+            "INSERT INTO known_good (user, source, last_success) VALUES (:user, :source, :now)
+             ON CONFLICT (user, source) DO UPDATE SET last_success = excluded.last_success",
+        )?
+        .execute(
+            named_params! {":user": reservation.user, ":source": reservation.source, ":now": now},
+        )?;
     }
     Ok(())
 }
@@ -399,12 +569,19 @@ pub fn prune(conn: &mut Connection, limits: &Limits, now: i64) -> rusqlite::Resu
             .prepare_cached(
                 "DELETE FROM ledger WHERE (kind, user, source) IN (
                      SELECT kind, user, source FROM ledger
-                     WHERE locked_until <= :now AND window_start <= :now - :interval LIMIT 1000)",
+                     WHERE locked_until <= :now AND window_start <= :now - :interval
+                       AND locks_remembered_until <= :now LIMIT 1000)",
             )?
             .execute(named_params! {":now": now, ":interval": limits.fail_interval})?;
+        let old_successes = tx
+            .prepare_cached(
+                "DELETE FROM known_good WHERE (user, source) IN (
+                     SELECT user, source FROM known_good WHERE last_success <= :now - :window LIMIT 1000)",
+            )?
+            .execute(named_params! {":now": now, ":window": limits.known_good})?;
         tx.commit()?;
         total += n;
-        if n < 1000 {
+        if n < 1000 && old_successes < 1000 {
             return Ok(total);
         }
     }
@@ -419,6 +596,8 @@ pub struct Entry {
     pub window_start: i64,
     pub locked_until: i64,
     pub last_seen: i64,
+    /// Consecutive locks the key remembers (the next lasts longer).
+    pub locks: i64,
 }
 
 impl Entry {
@@ -444,11 +623,12 @@ fn entries(
             r.get(4)?,
             r.get(5)?,
             r.get(6)?,
+            r.get(7)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (kind, user, source, failures, window_start, locked_until, last_seen) = row?;
+        let (kind, user, source, failures, window_start, locked_until, last_seen, locks) = row?;
         let Some(kind) = KeyKind::parse(&kind) else {
             continue;
         };
@@ -459,12 +639,13 @@ fn entries(
             window_start,
             locked_until,
             last_seen,
+            locks,
         });
     }
     Ok(out)
 }
 
-const COLUMNS: &str = "kind, user, source, failures, window_start, locked_until, last_seen";
+const COLUMNS: &str = "kind, user, source, failures, window_start, locked_until, last_seen, locks";
 
 /// Every lock in force.
 pub fn locks(conn: &Connection, limits: &Limits, now: i64) -> rusqlite::Result<Vec<Entry>> {
@@ -715,12 +896,12 @@ mod tests {
         let l = limits();
         for _ in 0..3 {
             assert!(
-                reserve_keys(s.conn(), &l, peer_keys(1000), 1000)
+                reserve_charge(s.conn(), &l, peer_charge(1000), 1000)
                     .unwrap()
                     .evaluated()
             );
         }
-        let r = reserve_keys(s.conn(), &l, peer_keys(1000), 1000).unwrap();
+        let r = reserve_charge(s.conn(), &l, peer_charge(1000), 1000).unwrap();
         assert_eq!(r.refused.unwrap().key.to_string(), "peer:uid:1000");
         assert!(
             fail(&mut s, &l, "root", "", 1000).evaluated(),
@@ -775,7 +956,13 @@ mod tests {
             "only 'old' is past its window and unlocked"
         );
         assert_eq!(row_count(s.conn()).unwrap(), 2);
-        assert_eq!(prune(s.conn(), &l, 1200).unwrap(), 2);
+        assert_eq!(
+            prune(s.conn(), &l, 1200).unwrap(),
+            1,
+            "'locked' remembers its lock"
+        );
+        assert_eq!(row_count(s.conn()).unwrap(), 1);
+        assert_eq!(prune(s.conn(), &l, 1112 + l.unlock_time_max).unwrap(), 1);
         assert_eq!(row_count(s.conn()).unwrap(), 0);
     }
 
@@ -824,5 +1011,205 @@ mod tests {
             }
         });
         assert_eq!(evaluated.into_inner(), 3);
+    }
+
+    fn attempt(s: &mut Store, l: &Limits, user: &str, origin: &Origin, now: i64) -> Reservation {
+        reserve_charge(s.conn(), l, charge_for(l, user, origin), now).unwrap()
+    }
+
+    fn succeed(s: &mut Store, l: &Limits, user: &str, origin: &Origin, now: i64) {
+        let r = attempt(s, l, user, origin, now);
+        assert!(
+            r.evaluated(),
+            "{user} from {origin:?} refused: {:?}",
+            r.refused
+        );
+        record_success(s.conn(), l, &r, now).unwrap();
+    }
+
+    #[test]
+    fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
+        let (_d, mut s) = store();
+        let l = limits();
+        let mallory = Origin::from_root("", "mallory");
+        for i in 0..6 {
+            attempt(&mut s, &l, "alice", &mallory, 1000 + i);
+        }
+        let refused = attempt(&mut s, &l, "alice", &mallory, 1010)
+            .refused
+            .unwrap();
+        assert_eq!(refused.key.to_string(), "user+source:alice@ruser:mallory");
+        for other in [
+            Origin::from_root("", "alice"),
+            Origin::Console,
+            Origin::local_uid(1000),
+        ] {
+            assert!(
+                attempt(&mut s, &l, "alice", &other, 1010).evaluated(),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_caller_spraying_names_blocks_only_itself() {
+        let (_d, mut s) = store();
+        let l = limits();
+        let mallory = Origin::from_root("", "mallory");
+        for i in 0..6 {
+            assert!(attempt(&mut s, &l, &format!("n{i}"), &mallory, 1000).evaluated());
+        }
+        let r = attempt(&mut s, &l, "root", &mallory, 1000);
+        assert_eq!(r.refused.unwrap().key.to_string(), "source:ruser:mallory");
+        assert!(attempt(&mut s, &l, "root", &Origin::Console, 1000).evaluated());
+    }
+
+    #[test]
+    fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
+        let (_d, mut s) = store();
+        let l = limits();
+        let home = Origin::from_root("192.0.2.10", "");
+        succeed(&mut s, &l, "alice", &home, 1000);
+        // user_deny = 5 here: two sources with 3 failures each pass it.
+        for (i, bot) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+            .iter()
+            .enumerate()
+        {
+            for j in 0..3 {
+                attempt(
+                    &mut s,
+                    &l,
+                    "alice",
+                    &Origin::from_root(bot, ""),
+                    1001 + (i * 3 + j) as i64,
+                );
+            }
+        }
+        let unseen = attempt(
+            &mut s,
+            &l,
+            "alice",
+            &Origin::from_root("203.0.113.9", ""),
+            1020,
+        );
+        assert_eq!(unseen.refused.unwrap().key.kind, KeyKind::UserRemote);
+        let from_home = attempt(&mut s, &l, "alice", &home, 1020);
+        assert!(from_home.known_good && from_home.evaluated());
+        assert_eq!(
+            from_home.keys.len(),
+            1,
+            "only its own key: {:?}",
+            from_home.keys
+        );
+    }
+
+    #[test]
+    fn a_known_good_source_still_locks_on_its_own_deny() {
+        let (_d, mut s) = store();
+        let l = limits();
+        let home = Origin::from_root("192.0.2.10", "");
+        succeed(&mut s, &l, "alice", &home, 1000);
+        for i in 0..3 {
+            assert!(attempt(&mut s, &l, "alice", &home, 1001 + i).evaluated());
+        }
+        let r = attempt(&mut s, &l, "alice", &home, 1005);
+        assert_eq!(
+            r.refused.unwrap().key.to_string(),
+            "user+source:alice@192.0.2.10"
+        );
+    }
+
+    #[test]
+    fn known_good_standing_ends_after_its_window() {
+        let (_d, mut s) = store();
+        let l = Limits {
+            known_good: 100,
+            ..limits()
+        };
+        let home = Origin::from_root("192.0.2.10", "");
+        succeed(&mut s, &l, "alice", &home, 1000);
+        assert!(attempt(&mut s, &l, "alice", &home, 1099).known_good);
+        assert!(!attempt(&mut s, &l, "alice", &home, 1100).known_good);
+        let off = Limits {
+            known_good: 0,
+            ..limits()
+        };
+        succeed(&mut s, &off, "bob", &home, 1000);
+        assert!(!attempt(&mut s, &off, "bob", &home, 1001).known_good);
+    }
+
+    #[test]
+    fn each_consecutive_lock_of_a_key_lasts_twice_the_one_before() {
+        let (_d, mut s) = store();
+        let l = Limits {
+            unlock_time_max: 400,
+            ..limits()
+        };
+        let from = Origin::Console;
+        // deny = 3, unlock_time = 50: locks of 50, 100, 200, then 400 (cap), 400.
+        let mut now = 1000;
+        let mut durations = Vec::new();
+        for _ in 0..5 {
+            let mut locked_at = None;
+            for _ in 0..3 {
+                let r = attempt(&mut s, &l, "alice", &from, now);
+                assert!(r.evaluated(), "at {now}: {:?}", r.refused);
+                if !r.locking.is_empty() {
+                    locked_at = Some(now);
+                }
+                now += 1;
+            }
+            let locked_at = locked_at.expect("the third failure locks");
+            let entry = status(s.conn(), &l, "alice", now).unwrap()[0].clone();
+            durations.push(entry.locked_until - locked_at);
+            assert!(!attempt(&mut s, &l, "alice", &from, entry.locked_until - 1).evaluated());
+            now = entry.locked_until;
+        }
+        assert_eq!(durations, vec![50, 100, 200, 400, 400]);
+    }
+
+    #[test]
+    fn lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success() {
+        let (_d, mut s) = store();
+        let l = Limits {
+            unlock_time_max: 400,
+            ..limits()
+        };
+        let console = Origin::Console;
+        for i in 0..3 {
+            attempt(&mut s, &l, "alice", &console, 1000 + i);
+        }
+        // Locked at 1002 for 50 s; remembered until 1052 + 400.
+        for i in 0..3 {
+            attempt(&mut s, &l, "alice", &console, 1060 + i);
+        }
+        let second = status(s.conn(), &l, "alice", 1062).unwrap()[0].clone();
+        assert_eq!((second.locks, second.locked_until), (2, 1062 + 100));
+        // Long after: the history is gone, the next lock is a first one again.
+        for i in 0..3 {
+            attempt(&mut s, &l, "alice", &console, 1162 + 400 + i);
+        }
+        let later = status(s.conn(), &l, "alice", 1564).unwrap()[0].clone();
+        assert_eq!((later.locks, later.locked_until), (1, 1564 + 50));
+        // A success clears the pair, history and all.
+        succeed(&mut s, &l, "alice", &console, 1614);
+        assert!(status(s.conn(), &l, "alice", 1614).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pruning_keeps_a_key_while_it_remembers_its_locks() {
+        let (_d, mut s) = store();
+        let l = Limits {
+            unlock_time_max: 400,
+            ..limits()
+        };
+        for i in 0..3 {
+            attempt(&mut s, &l, "alice", &Origin::Console, 1000 + i);
+        }
+        // Lock ends at 1052, window long over by 1300: kept, it remembers.
+        prune(s.conn(), &l, 1300).unwrap();
+        assert_eq!(row_count(s.conn()).unwrap(), 1);
+        prune(s.conn(), &l, 1052 + 400).unwrap();
+        assert_eq!(row_count(s.conn()).unwrap(), 0);
     }
 }

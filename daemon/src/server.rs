@@ -88,6 +88,22 @@ struct Conn {
     stream: UnixStream,
     peer: Peer,
     state: State,
+    /// Set once a root peer's request is read: the slot it holds.
+    requester: Option<String>,
+}
+
+/// Who a root peer's request is really from, for the fair share of the
+/// queue: the remote source (PAM_RHOST), else the caller of the front end
+/// (PAM_RUSER of su, sudo), else root's own console logins. Non-root peers
+/// are capped by uid when they connect.
+fn requester_of(request: &Request) -> String {
+    if !request.rhost.is_empty() {
+        format!("rhost:{}", crate::ledger::source_key(&request.rhost))
+    } else if !request.ruser.is_empty() {
+        format!("ruser:{}", request.ruser)
+    } else {
+        "console".to_owned()
+    }
 }
 
 /// Where the listening socket came from.
@@ -120,6 +136,17 @@ pub fn listen(path: &Path) -> Result<Listener, String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
+    }
+    // Whoever can write the directory can bind the path before veild does
+    // (and answer ALLOW) or swap the socket: refuse such a place.
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        crate::store::check_not_writable_by_others(dir)
+            .map_err(|e| format!("socket directory: {e}"))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -187,6 +214,7 @@ pub fn serve(
         max_connections: config.limits.max_connections,
         max_per_user: config.limits.max_connections_per_user,
         per_user: HashMap::new(),
+        per_requester: HashMap::new(),
         job_tx: Some(job_tx),
         audit: audit.clone(),
         accept_blocked: false,
@@ -362,6 +390,10 @@ struct EventLoop {
     /// Open connections of each non-root peer uid, capped at `max_per_user`.
     max_per_user: usize,
     per_user: HashMap<u32, usize>,
+    /// Requests in flight per real requester of root peers (see
+    /// [`requester_of`]), capped at `max_per_user` too, so that a local
+    /// user's flood through setuid sudo or su cannot crowd out sshd.
+    per_requester: HashMap<String, usize>,
     job_tx: Option<SyncSender<Job>>,
     audit: Audit,
     /// The last accept failed (EMFILE and the like) with clients still queued.
@@ -444,6 +476,7 @@ impl EventLoop {
                         reader: FrameReader::new(),
                         deadline,
                     },
+                    requester: None,
                 },
             );
         }
@@ -486,6 +519,27 @@ impl EventLoop {
             Ok(None) => {}
             Ok(Some(request)) => {
                 conn.state = State::Working;
+                if peer.uid == 0 {
+                    let requester = requester_of(&request);
+                    let open = self.per_requester.entry(requester.clone()).or_insert(0);
+                    if *open >= self.max_per_user {
+                        self.audit.log(
+                            Severity::Warning,
+                            Line::new("overload")
+                                .field("limit", "max_connections_per_user")
+                                .field("requester", &requester)
+                                .field("user", &request.user)
+                                .field("outcome", "deny")
+                                .finish(),
+                        );
+                        // Held to the deadline like any denial, and not
+                        // evaluated: the flood gains no guesses.
+                        self.schedule_deny(token, received);
+                        return;
+                    }
+                    *open += 1;
+                    conn.requester = Some(requester);
+                }
                 let job = Job::Verify {
                     token,
                     request: Box::new(request),
@@ -589,6 +643,14 @@ impl EventLoop {
             let _ = conn.stream.write(verdict.frame());
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             self.release(conn.peer);
+            if let Some(requester) = conn.requester {
+                if let Some(open) = self.per_requester.get_mut(&requester) {
+                    *open = open.saturating_sub(1);
+                    if *open == 0 {
+                        self.per_requester.remove(&requester);
+                    }
+                }
+            }
         }
     }
 

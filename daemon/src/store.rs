@@ -60,6 +60,16 @@ const MIGRATIONS: &[&str] = &[
          BEGIN UPDATE ledger_size SET rows = rows + 1 WHERE id = 1; END;
      CREATE TRIGGER ledger_count_delete AFTER DELETE ON ledger
          BEGIN UPDATE ledger_size SET rows = rows - 1 WHERE id = 1; END;",
+    // 2: escalating locks, and the (user, source) pairs that succeeded.
+    "ALTER TABLE ledger ADD COLUMN locks INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE ledger ADD COLUMN locks_remembered_until INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE known_good (
+         user TEXT NOT NULL,
+         source TEXT NOT NULL,
+         last_success INTEGER NOT NULL,
+         PRIMARY KEY (user, source)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX known_good_by_time ON known_good(last_success);",
 ];
 
 /// How a caller wants the file opened.
@@ -397,6 +407,16 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
             "{} is writable by group or others (mode {:o}); run: chmod go-w {}",
             path.display(),
             mode & 0o7777,
+            path.display()
+        ));
+    }
+    // Whoever owns it can make it writable again, or replace its contents.
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "{} is owned by uid {}, neither root nor veild's own uid {me}; run: chown root {}",
+            path.display(),
+            meta.uid(),
             path.display()
         ));
     }

@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
-use veil_proto::{Request, Verdict};
+use veil_proto::{Reply, ReplyState, Request, Verdict};
 
 use crate::audit::{Audit, Line, Severity};
 use crate::config::{Config, TotpPolicy};
-use crate::ledger::{self, Key, Limits, Refusal};
+use crate::ledger::{self, Key, Limits, Origin, Refusal};
 use crate::password::{HashError, Hasher, Memory};
 use crate::policy::{self, Peer};
 use crate::store::{OpenMode, Store, UserRecord};
@@ -24,6 +24,12 @@ pub enum Reason {
     Locked(Refusal),
     UnknownUser,
     WrongPassword,
+    /// A reply the conversation did not give, or one longer than the
+    /// wire carries: verified like any other, and never a match.
+    UnusableReply {
+        field: &'static str,
+        state: ReplyState,
+    },
     NoTotp,
     WrongCode,
     ReplayedCode,
@@ -38,6 +44,12 @@ impl Reason {
             Reason::Locked(_) => "locked",
             Reason::UnknownUser => "unknown-user",
             Reason::WrongPassword => "wrong-password",
+            Reason::UnusableReply { field, state } => match (*field, state) {
+                ("password", ReplyState::Overlong) => "overlong-password",
+                ("password", _) => "no-password",
+                (_, ReplyState::Overlong) => "overlong-code",
+                _ => "no-code",
+            },
             Reason::NoTotp => "no-totp-enrolled",
             Reason::WrongCode => "wrong-code",
             Reason::ReplayedCode => "replayed-code",
@@ -116,19 +128,11 @@ impl Verifier {
         let now_i = now.min(i64::MAX as u64) as i64;
         let permitted = policy::permits(peer, &request.user);
         let limits = self.limits.clone();
-        // Only root (sshd, sudo, login) speaks for a remote host. A local
-        // user's screen locker counts as local, and a local user naming
-        // someone else's account is charged to itself, so no local account
-        // can run up, let alone lock, another account's or a host's keys.
-        let keys = match (peer.uid, permitted) {
-            (0, _) => ledger::keys_for(&limits, &request.user, &request.rhost),
-            (_, true) => ledger::keys_for(&limits, &request.user, ""),
-            (uid, false) => ledger::peer_keys(uid),
-        };
+        let charge = charge_of(&limits, request, peer, permitted);
 
         let mut store_error: Option<String> = None;
         let reservation = match self.store() {
-            Ok(store) => match ledger::reserve_keys(store.conn(), &limits, keys, now_i) {
+            Ok(store) => match ledger::reserve_charge(store.conn(), &limits, charge, now_i) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     store_error = Some(format!("ledger: {e}"));
@@ -151,11 +155,9 @@ impl Verifier {
 
         // The same work for every request from here on.
         let subject = record.as_ref().unwrap_or(&self.dummy);
-        let password_ok = self.hasher.verify_with(
-            &mut self.memory,
-            &subject.phc,
-            request.password.expose().as_bytes(),
-        );
+        let password_ok =
+            self.hasher
+                .verify_with(&mut self.memory, &subject.phc, request.password.bytes());
         let enrolled = subject.totp_secret.is_some();
         let secret: &[u8] = subject
             .totp_secret
@@ -164,7 +166,7 @@ impl Verifier {
             .map_or(&[], Vec::as_slice);
         let code = totp::check(
             secret,
-            request.code.expose(),
+            request.code.bytes(),
             now,
             self.skew,
             subject.totp_last_step,
@@ -178,12 +180,16 @@ impl Verifier {
             Reason::Locked(refusal)
         } else if record.is_none() {
             Reason::UnknownUser
+        } else if let Some(unusable) = unusable("password", &request.password) {
+            unusable
         } else if !password_ok {
             Reason::WrongPassword
         } else if !enrolled && self.policy == TotpPolicy::Required {
             Reason::NoTotp
         } else if !enrolled {
             Reason::Success
+        } else if let Some(unusable) = unusable("code", &request.code) {
+            unusable
         } else {
             match code {
                 CodeCheck::Accepted(_) => Reason::Success,
@@ -228,7 +234,7 @@ impl Verifier {
         let limits = self.limits.clone();
         // Hashed before the transaction, so the write lock is not held for it.
         let new_hash = if self.hasher.needs_rehash(&record.phc) {
-            self.hasher.hash(request.password.expose().as_bytes()).ok()
+            self.hasher.hash(request.password.bytes()).ok()
         } else {
             None
         };
@@ -264,11 +270,43 @@ impl Verifier {
     }
 }
 
-/// The source the ledger charged: only root's PAM_RHOST is believed.
+/// A reply that can never match: missing, or cut to the wire's size.
+fn unusable(field: &'static str, reply: &Reply) -> Option<Reason> {
+    (!reply.is_whole()).then_some(Reason::UnusableReply {
+        field,
+        state: reply.state(),
+    })
+}
+
+/// Who an attempt is charged to. Only root (sshd, sudo, su, login) speaks
+/// for a remote host or a caller; a local user's own program (a screen
+/// locker) is charged to its uid, and a local user naming someone else's
+/// account only to itself, so no local account can run up, let alone
+/// lock, another account's or a host's keys.
+pub fn charge_of(
+    limits: &Limits,
+    request: &Request,
+    peer: Peer,
+    permitted: bool,
+) -> ledger::Charge {
+    match (peer.uid, permitted) {
+        (0, _) => ledger::charge_for(
+            limits,
+            &request.user,
+            &Origin::from_root(&request.rhost, &request.ruser),
+        ),
+        (uid, true) => ledger::charge_for(limits, &request.user, &Origin::local_uid(uid)),
+        (uid, false) => ledger::peer_charge(uid),
+    }
+}
+
+/// The source the ledger charged, as the audit line shows it.
 fn audit_source(request: &Request, peer: Peer) -> String {
     match peer.uid {
-        0 => ledger::source_of(&ledger::source_key(&request.rhost)).to_owned(),
-        _ => ledger::LOCAL.to_owned(),
+        0 => {
+            ledger::source_of(Origin::from_root(&request.rhost, &request.ruser).source()).to_owned()
+        }
+        uid => format!("uid:{uid}"),
     }
 }
 
@@ -279,12 +317,19 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     } else {
         "deny"
     };
+    // A non-root peer's rhost and ruser are only what it claims: marked
+    // so, never shown as if the system had reported them.
+    let (rhost_key, ruser_key) = if peer.uid == 0 {
+        ("rhost", "ruser")
+    } else {
+        ("claimed_rhost", "claimed_ruser")
+    };
     let mut line = Line::new("attempt")
         .field("user", &request.user)
         .field("service", &request.service)
-        .field("rhost", &request.rhost)
+        .field(rhost_key, &request.rhost)
         .field("tty", &request.tty)
-        .field("ruser", &request.ruser)
+        .field(ruser_key, &request.ruser)
         .field("source", audit_source(request, peer))
         .field("peer_uid", peer.uid)
         .field("peer_pid", peer.pid)
@@ -325,7 +370,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use veil_proto::Secret;
+    use veil_proto::Reply;
     use zeroize::Zeroizing;
 
     struct Fixture {
@@ -370,7 +415,7 @@ mod tests {
     }
 
     fn ask(f: &mut Fixture, user: &str, password: &str, code: &str, now: u64) -> Decision {
-        let req = Request::new(user, Secret::from(password), Secret::from(code));
+        let req = Request::new(user, Reply::from(password), Reply::from(code));
         f.verifier.decide(&req, ROOT, now)
     }
 
@@ -477,7 +522,7 @@ mod tests {
     fn a_non_root_peer_cannot_ask_about_another_user() {
         let mut f = fixture(TotpPolicy::Required);
         let c = code(&f, NOW);
-        let req = Request::new("alice", Secret::from("right"), Secret::from(c.as_str()));
+        let req = Request::new("alice", Reply::from("right"), Reply::from(c.as_str()));
         let d = f.verifier.decide(&req, Peer { uid: 65534, pid: 9 }, NOW);
         assert_eq!(
             (d.verdict, d.reason),
@@ -490,7 +535,7 @@ mod tests {
         let mut f = fixture(TotpPolicy::Required);
         let nobody = Peer { uid: 65534, pid: 9 };
         for i in 0..10 {
-            let mut req = Request::new("alice", Secret::from("wrong"), Secret::from("000000"));
+            let mut req = Request::new("alice", Reply::from("wrong"), Reply::from("000000"));
             req.rhost = format!("198.51.100.{i}");
             assert_eq!(f.verifier.decide(&req, nobody, NOW).verdict, Verdict::Deny);
         }
@@ -555,5 +600,96 @@ mod tests {
             ask(&mut f, "nototp", "right", "", NOW + 1).verdict,
             Verdict::Allow
         );
+    }
+
+    fn ask_replies(
+        f: &mut Fixture,
+        user: &str,
+        password: Reply,
+        code: Reply,
+        now: u64,
+    ) -> Decision {
+        let req = Request::new(user, password, code);
+        f.verifier.decide(&req, ROOT, now)
+    }
+
+    #[test]
+    fn a_reply_cut_to_the_wire_size_never_matches_even_when_its_prefix_is_the_password() {
+        let mut f = fixture(TotpPolicy::IfEnrolled);
+        let long = vec![b'a'; veil_proto::REPLY_CAP];
+        let phc = f.verifier.hasher.hash(&long).unwrap();
+        f.verifier
+            .store()
+            .unwrap()
+            .add_user("longpw", &phc, 0)
+            .unwrap();
+        let exact = ask_replies(
+            &mut f,
+            "longpw",
+            Reply::given(long.clone()),
+            Reply::from(""),
+            NOW,
+        );
+        assert_eq!(exact.reason, Reason::Success);
+        let mut longer = long;
+        longer.push(b'a');
+        let cut = ask_replies(&mut f, "longpw", Reply::given(longer), Reply::from(""), NOW);
+        assert_eq!(cut.verdict, Verdict::Deny);
+        assert_eq!(cut.reason.as_str(), "overlong-password");
+    }
+
+    #[test]
+    fn missing_and_non_utf8_replies_are_verified_and_denied_with_their_reason() {
+        let mut f = fixture(TotpPolicy::Required);
+        let c = code(&f, NOW);
+        let no_password = ask_replies(
+            &mut f,
+            "alice",
+            Reply::missing(),
+            Reply::from(c.as_str()),
+            NOW,
+        );
+        assert_eq!(no_password.reason.as_str(), "no-password");
+        let no_code = ask_replies(&mut f, "alice", Reply::from("right"), Reply::missing(), NOW);
+        assert_eq!(no_code.reason.as_str(), "no-code");
+        let bytes = ask_replies(
+            &mut f,
+            "alice",
+            Reply::given(vec![0xff]),
+            Reply::given(vec![0xc3, 0x28]),
+            NOW,
+        );
+        assert_eq!(bytes.reason, Reason::WrongPassword);
+        // An unknown name says unknown-user whatever its replies were.
+        let ghost = ask_replies(&mut f, "ghost", Reply::missing(), Reply::missing(), NOW);
+        assert_eq!(ghost.reason, Reason::UnknownUser);
+        for d in [no_password, no_code, bytes, ghost] {
+            assert_eq!(d.verdict, Verdict::Deny);
+        }
+    }
+
+    #[test]
+    fn root_front_ends_are_charged_to_their_caller_and_sshd_to_its_host() {
+        let limits = Limits::from(&Config::default().lockout);
+        let mut req = Request::new("alice", Reply::from("x"), Reply::from("1"));
+        req.ruser = "mallory".into();
+        let su = charge_of(&limits, &req, ROOT, true);
+        assert_eq!(su.source, "ruser:mallory");
+        req.rhost = "192.0.2.7".into();
+        assert_eq!(charge_of(&limits, &req, ROOT, true).source, "192.0.2.7");
+        req.rhost.clear();
+        req.ruser.clear();
+        assert_eq!(
+            charge_of(&limits, &req, ROOT, true).source,
+            "",
+            "the console"
+        );
+        // A non-root peer's own claims count for nothing.
+        req.rhost = "192.0.2.7".into();
+        req.ruser = "root".into();
+        let me = Peer { uid: 1000, pid: 2 };
+        assert_eq!(charge_of(&limits, &req, me, true).source, "uid:1000");
+        let other = charge_of(&limits, &req, me, false);
+        assert_eq!(other.keys[0].to_string(), "peer:uid:1000");
     }
 }

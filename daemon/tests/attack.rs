@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use veil_proto::{ALLOW, DENY, Request, Secret, ask, encode_request};
+use veil_proto::{ALLOW, DENY, Reply, Request, ask, encode_request};
 
 /// A frame around any JSON body, valid or not.
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -99,25 +99,32 @@ fn hostile_user_names_are_denied_and_logged_as_one_sanitised_line_each() {
 }
 
 #[test]
-fn a_one_mebibyte_password_is_refused_by_its_length_before_any_hashing() {
+fn a_one_mebibyte_password_is_cut_verified_counted_and_denied_like_any_wrong_one() {
     let d = Daemon::start("");
     d.enrol("alice", true);
     let huge = "p".repeat(1024 * 1024);
-    let request = Request::new("alice", Secret::new(huge), Secret::new(code_now()));
+    let request = Request::new(
+        "alice",
+        Reply::from(huge.as_str()),
+        Reply::from(code_now().as_str()),
+    );
+    let frame = encode_request(&request);
+    let ordinary = encode_request(&Request::new("alice", Reply::from("x"), Reply::from("1")));
+    assert_eq!(
+        frame.len(),
+        ordinary.len(),
+        "the frame's size never depends on the reply"
+    );
     let started = Instant::now();
-    let reply = d.raw(&encode_request(&request));
+    let reply = d.raw(&frame);
     let took = started.elapsed();
     assert_eq!(reply, DENY);
     let log = d.log_with(1);
     let lines = request_lines(&log);
     assert_eq!(lines.len(), 1, "{log}");
     assert!(
-        lines[0].contains("event=malformed") && lines[0].contains("exceeds\\x208192"),
-        "refused from the length prefix: {log}"
-    );
-    assert!(
-        !log.contains("user=alice"),
-        "never reached the pipeline: {log}"
+        lines[0].contains("user=alice") && lines[0].contains("reason=overlong-password"),
+        "went through the pipeline like any attempt: {log}"
     );
     eprintln!("1 MiB password: DENY after {took:?}");
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
@@ -219,9 +226,14 @@ fn raise_fd_limit() -> u64 {
 fn timed_logins(socket: &Path, n: usize) -> Vec<Duration> {
     let mut took = Vec::with_capacity(n);
     for i in 0..n {
-        let request = Request::new("alice", Secret::from(PASSWORD), Secret::from(""));
+        let request = Request::new("alice", Reply::from(PASSWORD), Reply::from(""));
         let started = Instant::now();
-        let verdict = ask(socket, &request, Duration::from_secs(10));
+        let verdict = ask(
+            socket,
+            &request,
+            Duration::from_secs(10),
+            Some(nix::unistd::getuid().as_raw()),
+        );
         took.push(started.elapsed());
         assert_eq!(
             verdict.ok(),
@@ -276,7 +288,7 @@ fn idle_flood(
 /// `n` clients each sending a real request one byte a second, reconnecting
 /// whenever veild gives up on them.
 fn slow_loris(socket: &Path, n: usize, stop: &AtomicBool, cut_off: &AtomicUsize) {
-    let request = Request::new("mallory", Secret::from("guess"), Secret::from("000000"));
+    let request = Request::new("mallory", Reply::from("guess"), Reply::from("000000"));
     let bytes = encode_request(&request).to_vec();
     let connect = || {
         let s = UnixStream::connect(socket).unwrap();
@@ -732,9 +744,14 @@ fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descript
     let flood: Vec<UnixStream> = (0..200)
         .map(|_| UnixStream::connect(d.socket()).unwrap())
         .collect();
-    let request = Request::new("alice", Secret::from(PASSWORD), Secret::from(""));
+    let request = Request::new("alice", Reply::from(PASSWORD), Reply::from(""));
     let cpu_before = cpu_ticks();
-    let starved = ask(&d.socket(), &request, Duration::from_secs(1));
+    let starved = ask(
+        &d.socket(),
+        &request,
+        Duration::from_secs(1),
+        Some(nix::unistd::getuid().as_raw()),
+    );
     let cpu_spent = cpu_ticks() - cpu_before;
     let held = usage(pid).fds;
     assert!(
@@ -746,7 +763,12 @@ fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descript
         let waiting = s.spawn(|| {
             let started = Instant::now();
             (
-                ask(&d.socket(), &request, Duration::from_secs(5)),
+                ask(
+                    &d.socket(),
+                    &request,
+                    Duration::from_secs(5),
+                    Some(nix::unistd::getuid().as_raw()),
+                ),
                 started.elapsed(),
             )
         });

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use veil_proto::{ALLOW, DENY, Request, Secret, Verdict, ask, encode_request};
+use veil_proto::{ALLOW, DENY, Reply, Request, Verdict, ask, encode_request};
 
 mod common;
 
@@ -61,8 +61,8 @@ fn every_kind_of_failure_gets_the_exact_deny_bytes() {
     cases.push(("8 KiB + 1", d.raw(&just_over)));
     let good = encode_request(&Request::new(
         "alice",
-        Secret::from(PASSWORD),
-        Secret::from("123456"),
+        Reply::from(PASSWORD),
+        Reply::from("123456"),
     ));
     cases.push(("truncated frame", d.raw(&good[..good.len() - 3])));
     let mut trailing = good.to_vec();
@@ -299,8 +299,14 @@ fn peer_client() {
     ) else {
         return;
     };
-    let req = Request::new(&user, Secret::new(password), Secret::from(""));
-    let verdict = ask(Path::new(&socket), &req, Duration::from_secs(10)).unwrap();
+    let req = Request::new(&user, Reply::from(password.as_str()), Reply::from(""));
+    let verdict = ask(
+        Path::new(&socket),
+        &req,
+        Duration::from_secs(10),
+        Some(nix::unistd::getuid().as_raw()),
+    )
+    .unwrap();
     println!("VERDICT={verdict:?}");
 }
 
@@ -418,12 +424,13 @@ fn veilctl_reports_clear_errors_with_exit_codes() {
 #[test]
 fn the_client_reports_a_missing_daemon_as_an_error_not_a_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let req = Request::new("a", Secret::from("b"), Secret::from("c"));
+    let req = Request::new("a", Reply::from("b"), Reply::from("c"));
     assert!(
         ask(
             &dir.path().join("none.sock"),
             &req,
-            Duration::from_millis(200)
+            Duration::from_millis(200),
+            Some(nix::unistd::getuid().as_raw()),
         )
         .is_err()
     );

@@ -1,7 +1,7 @@
 //! Strict parsing of the module arguments from the PAM configuration line.
 //!
-//! `socket=PATH`, `timeout=SECONDS`, `use_first_pass`, `try_first_pass`,
-//! `debug`. Anything unknown, malformed, repeated or conflicting is a
+//! `socket=PATH`, `timeout=SECONDS`, `server_user=NAME`, `use_first_pass`,
+//! `try_first_pass`, `debug`. Anything unknown, malformed, repeated or conflicting is a
 //! problem; the caller logs every problem and fails closed, after asking the
 //! usual prompts. The options that did parse still shape the prompts, so a
 //! typo in `timeout=` does not change what the person at the prompt sees.
@@ -21,6 +21,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds for `timeout=`, inclusive.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// The account veild runs as (the Debian package's); root is always trusted.
+pub const DEFAULT_SERVER_USER: &str = "veil";
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -40,6 +42,8 @@ pub enum PasswordSource {
 pub struct Args {
     pub socket: PathBuf,
     pub timeout: Duration,
+    /// Besides root, the only uid the module sends secrets to.
+    pub server_user: String,
     pub password: PasswordSource,
     pub debug: bool,
 }
@@ -49,6 +53,7 @@ impl Default for Args {
         Args {
             socket: PathBuf::from(DEFAULT_SOCKET),
             timeout: DEFAULT_TIMEOUT,
+            server_user: DEFAULT_SERVER_USER.to_owned(),
             password: PasswordSource::Prompt,
             debug: false,
         }
@@ -133,6 +138,13 @@ pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
                 }
                 "timeout"
             }
+            ("server_user", Some(value)) => {
+                match parse_user_name(value) {
+                    Ok(name) => args.server_user = name,
+                    Err(why) => problems.push(malformed("server_user", value, why)),
+                }
+                "server_user"
+            }
             ("use_first_pass", None) => {
                 first_pass =
                     merge_first_pass(first_pass, PasswordSource::UseFirstPass, &mut problems);
@@ -183,6 +195,22 @@ fn merge_first_pass(
             Some(PasswordSource::UseFirstPass)
         }
         _ => Some(new),
+    }
+}
+
+/// A plausible account name: what useradd accepts, nothing that could
+/// reach NSS as something else.
+fn parse_user_name(value: &str) -> Result<String, &'static str> {
+    let plausible = !value.is_empty()
+        && value.len() <= 32
+        && !value.starts_with('-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plausible {
+        Ok(value.to_owned())
+    } else {
+        Err("not an account name")
     }
 }
 
@@ -254,6 +282,7 @@ mod tests {
         let parsed = parse_strs(&[
             "socket=/tmp/v.sock",
             "timeout=2.5",
+            "server_user=_veil",
             "try_first_pass",
             "debug",
         ]);
@@ -263,6 +292,7 @@ mod tests {
             Args {
                 socket: PathBuf::from("/tmp/v.sock"),
                 timeout: Duration::from_millis(2500),
+                server_user: "_veil".to_owned(),
                 password: PasswordSource::TryFirstPass,
                 debug: true,
             }
@@ -333,6 +363,10 @@ mod tests {
             &["Debug"],
             &[" debug"],
             &["socket=/a", "socket=/b"],
+            &["server_user="],
+            &["server_user=-x"],
+            &["server_user=a b"],
+            &["server_user=a", "server_user=b"],
             &["timeout=5", "timeout=5"],
             &["use_first_pass", "try_first_pass"],
         ] {

@@ -5,12 +5,12 @@
 //! the person on failure, and every failure is `PAM_AUTH_ERR`.
 #![forbid(unsafe_code)]
 
-use veil_proto::{Request, Verdict};
+use veil_proto::{Request, Secret, Verdict};
 
 use crate::args::{self, Args};
 use crate::client::Veild;
 use crate::code::{Denial, Outcome, PamCode, pam_code};
-use crate::conv::{self, Credentials, PasswordError};
+use crate::conv::{self, Credentials};
 use crate::pam::{Item, Level, Pam, sanitize};
 
 /// Runs one authentication. `raw_args` are the module arguments; `None`
@@ -31,17 +31,23 @@ pub fn authenticate<'a>(
     // Everything the person sees happens here, before any decision.
     let user = pam.user();
     let credentials = conv::ask_credentials(pam, args.password);
-    if let Ok(password) = &credentials.password {
-        if password.typed {
-            if let Err(e) = pam.set_authtok(&password.secret) {
-                pam.log(
-                    Level::Err,
-                    &format!("cannot store PAM_AUTHTOK for later modules: {e}"),
-                );
-            }
+    for problem in &credentials.problems {
+        pam.log(
+            Level::Err,
+            &format!("{problem}; veild decides as for any reply"),
+        );
+    }
+    if credentials.typed && credentials.password.is_whole() {
+        let token = Secret::from(credentials.password.bytes());
+        if let Err(e) = pam.set_authtok(&token) {
+            pam.log(
+                Level::Err,
+                &format!("cannot store PAM_AUTHTOK for later modules: {e}"),
+            );
         }
     }
 
+    // The only local denials; neither can depend on the account (see Denial).
     let outcome = if !parsed.problems.is_empty() {
         Outcome::Denied(Denial::BadArguments)
     } else {
@@ -54,6 +60,7 @@ pub fn authenticate<'a>(
     pam_code(&outcome)
 }
 
+/// One request to veild, of the same size whatever the replies were.
 fn decide(
     pam: &impl Pam,
     veild: &mut impl Veild,
@@ -61,21 +68,12 @@ fn decide(
     user: String,
     credentials: Credentials,
 ) -> Outcome {
-    let password = match credentials.password {
-        Ok(password) => password.secret,
-        Err(PasswordError::NoStoredToken) => return Outcome::Denied(Denial::NoStoredPassword),
-        Err(PasswordError::Failed(e)) => return Outcome::Denied(Denial::Password(e)),
-    };
-    let code = match credentials.code {
-        Ok(code) => code,
-        Err(e) => return Outcome::Denied(Denial::Code(e)),
-    };
-    let mut request = Request::new(&user, password, code);
+    let mut request = Request::new(&user, credentials.password, credentials.code);
     request.service = pam.item(Item::Service).unwrap_or_default();
     request.rhost = pam.item(Item::RHost).unwrap_or_default();
     request.tty = pam.item(Item::Tty).unwrap_or_default();
     request.ruser = pam.item(Item::RUser).unwrap_or_default();
-    match veild.ask(&args.socket, &request, args.timeout) {
+    match veild.ask(&args.socket, &request, args.timeout, &args.server_user) {
         Ok(Verdict::Allow) => Outcome::Allowed,
         Ok(Verdict::Deny) => Outcome::Denied(Denial::DaemonDenied),
         Err(e) => Outcome::Denied(Denial::DaemonTrouble(e)),
@@ -103,17 +101,6 @@ fn report(pam: &impl Pam, args: &Args, outcome: &Outcome) {
         Outcome::Denied(Denial::NoUser(e)) => {
             (Level::Err, format!("denied: cannot get the user name: {e}"))
         }
-        Outcome::Denied(Denial::Password(e)) => {
-            (Level::Err, format!("denied: cannot read the password: {e}"))
-        }
-        Outcome::Denied(Denial::NoStoredPassword) => (
-            Level::Err,
-            "denied: use_first_pass, but no earlier module set a password".to_owned(),
-        ),
-        Outcome::Denied(Denial::Code(e)) => (
-            Level::Err,
-            format!("denied: cannot read the verification code: {e}"),
-        ),
         Outcome::Denied(Denial::DaemonTrouble(e)) => (
             Level::Err,
             format!(
@@ -145,14 +132,14 @@ mod tests {
     const PASSWORD: &str = "correct horse battery";
     const CODE: &str = "492039";
 
-    type Reply = Result<Secret, PamFailure>;
+    type Scripted = Result<Secret, PamFailure>;
 
     /// A scripted libpam: every prompt must be the next one in the script.
     struct FakePam {
         user: Result<String, PamFailure>,
         items: HashMap<Item, String>,
         authtok: Option<Secret>,
-        script: VecDeque<(MessageStyle, &'static str, Reply)>,
+        script: VecDeque<(MessageStyle, &'static str, Scripted)>,
         transcript: Vec<(MessageStyle, String)>,
         stored: Vec<Secret>,
         logs: RefCell<Vec<(Level, String)>>,
@@ -185,7 +172,7 @@ mod tests {
                 .expect(CODE_PROMPT, Ok(Secret::from(CODE)))
         }
 
-        fn expect(mut self, text: &'static str, reply: Reply) -> FakePam {
+        fn expect(mut self, text: &'static str, reply: Scripted) -> FakePam {
             self.script
                 .push_back((MessageStyle::PromptEchoOff, text, reply));
             self
@@ -242,6 +229,7 @@ mod tests {
     struct FakeVeild {
         answer: Answer,
         asked: Vec<(PathBuf, Request, Duration)>,
+        server_user: &'static str,
     }
 
     impl FakeVeild {
@@ -249,6 +237,7 @@ mod tests {
             FakeVeild {
                 answer: Box::new(answer),
                 asked: Vec::new(),
+                server_user: "veil",
             }
         }
     }
@@ -259,7 +248,9 @@ mod tests {
             socket: &Path,
             request: &Request,
             timeout: Duration,
+            server_user: &str,
         ) -> Result<Verdict, ClientError> {
+            assert_eq!(server_user, self.server_user, "the trusted server account");
             self.asked
                 .push((socket.to_owned(), request.clone(), timeout));
             (self.answer)()
@@ -315,8 +306,8 @@ mod tests {
         assert_eq!(socket, Path::new("/run/veil/veild.sock"));
         assert_eq!(*timeout, Duration::from_secs(5));
         assert_eq!(request.user, "alice");
-        assert_eq!(request.password.expose(), PASSWORD);
-        assert_eq!(request.code.expose(), CODE);
+        assert_eq!(request.password.bytes(), PASSWORD.as_bytes());
+        assert_eq!(request.code.bytes(), CODE.as_bytes());
         assert_eq!(
             (
                 &*request.service,
@@ -331,7 +322,7 @@ mod tests {
             1,
             "the typed password becomes PAM_AUTHTOK"
         );
-        assert_eq!(got.stored[0].expose(), PASSWORD);
+        assert_eq!(got.stored[0].expose(), PASSWORD.as_bytes());
         assert!(
             got.logs.is_empty(),
             "success logs nothing without debug: {:?}",
@@ -530,19 +521,114 @@ mod tests {
     }
 
     #[test]
-    fn local_failures_never_reach_veild_and_are_logged_as_errors() {
+    fn only_argument_and_user_name_failures_stay_local_and_they_are_logged() {
         for (name, got) in failure_runs() {
-            if name.starts_with("veild") {
-                assert_eq!(got.asked.len(), 1, "{name}");
-                continue;
+            let local = [
+                "unknown argument",
+                "malformed timeout",
+                "timeout out of range",
+                "relative socket",
+                "pam_get_user failed",
+                "null argument",
+            ]
+            .contains(&name);
+            assert_eq!(got.asked.len(), usize::from(!local), "{name}");
+            if local || name.contains("conversation") {
+                assert!(
+                    got.logs.iter().any(|(level, _)| *level == Level::Err),
+                    "{name}: {:?}",
+                    got.logs
+                );
             }
-            assert!(got.asked.is_empty(), "{name}: veild was asked");
-            assert!(
-                got.logs.iter().any(|(level, _)| *level == Level::Err),
-                "{name}: {:?}",
-                got.logs
-            );
         }
+    }
+
+    /// sshd gives PAM the client's bytes for a real account and its own
+    /// ASCII junk of the same length for an unknown one: whatever comes
+    /// back must reach veild, in a request of one and the same size.
+    #[test]
+    fn every_reply_shape_reaches_veild_in_a_request_of_one_size() {
+        let conv_failed = || {
+            Err(PamFailure::Call {
+                call: "the conversation",
+                code: PamCode::ConvErr,
+            })
+        };
+        let shapes: Vec<(&str, Scripted, Scripted)> = vec![
+            (
+                "ordinary",
+                Ok(Secret::from(PASSWORD)),
+                Ok(Secret::from(CODE)),
+            ),
+            (
+                "not UTF-8",
+                Ok(Secret::new(vec![0xff])),
+                Ok(Secret::new(vec![0xc3, 0x28])),
+            ),
+            ("empty", Ok(Secret::from("")), Ok(Secret::from(""))),
+            (
+                "sshd's junk",
+                Ok(Secret::from("\x08\n\r\x7fINCORRECT")),
+                Ok(Secret::from("\x08\n")),
+            ),
+            (
+                "JSON-heavy, long",
+                Ok(Secret::new(vec![b'"'; 7000])),
+                Ok(Secret::new(vec![b'\\'; 600])),
+            ),
+            (
+                "just over the cap",
+                Ok(Secret::new(vec![b'a'; veil_proto::REPLY_CAP + 1])),
+                Ok(Secret::from(CODE)),
+            ),
+            ("no replies", conv_failed(), conv_failed()),
+            (
+                "null reply",
+                Err(PamFailure::Null("the conversation")),
+                Ok(Secret::from(CODE)),
+            ),
+        ];
+        let mut sizes = Vec::new();
+        for (name, password, code) in shapes {
+            let got = run(
+                FakePam::new()
+                    .expect(PASSWORD_PROMPT, password)
+                    .expect(CODE_PROMPT, code),
+                FakeVeild::answering(|| Ok(Verdict::Deny)),
+                &[],
+            );
+            assert_eq!(got.code, PamCode::AuthErr, "{name}");
+            assert_eq!(got.transcript, both_prompts(), "{name}");
+            assert_eq!(got.asked.len(), 1, "{name}: veild must be asked");
+            sizes.push((name, veil_proto::encode_request(&got.asked[0].1).len()));
+        }
+        assert!(sizes.iter().all(|(_, n)| *n == sizes[0].1), "{sizes:?}");
+    }
+
+    #[test]
+    fn a_missing_reply_is_sent_as_missing_never_as_an_empty_password() {
+        let got = run(
+            FakePam::new()
+                .expect(PASSWORD_PROMPT, Err(PamFailure::Null("the conversation")))
+                .expect(CODE_PROMPT, Ok(Secret::from(CODE))),
+            FakeVeild::answering(|| Ok(Verdict::Allow)),
+            &[],
+        );
+        let request = &got.asked[0].1;
+        assert_eq!(request.password.state(), veil_proto::ReplyState::Missing);
+        assert!(request.code.is_whole());
+        assert!(got.stored.is_empty(), "no reply is no PAM_AUTHTOK");
+        // veild's ALLOW is still the only thing that allows; it never
+        // allows a missing reply (daemon tests), but the module obeys it.
+        assert_eq!(got.code, PamCode::Success);
+    }
+
+    #[test]
+    fn server_user_is_passed_to_the_client() {
+        let mut veild = FakeVeild::answering(|| Ok(Verdict::Deny));
+        veild.server_user = "_veild";
+        let got = run(FakePam::answering_both(), veild, &["server_user=_veild"]);
+        assert_eq!(got.asked.len(), 1);
     }
 
     #[test]
@@ -656,12 +742,12 @@ mod tests {
             got.transcript,
             vec![(MessageStyle::PromptEchoOff, CODE_PROMPT.to_owned())]
         );
-        assert_eq!(got.asked[0].1.password.expose(), "from pam_unix");
+        assert_eq!(got.asked[0].1.password.bytes(), b"from pam_unix");
         assert!(got.stored.is_empty(), "a reused token is not stored again");
     }
 
     #[test]
-    fn use_first_pass_without_a_token_still_asks_the_code_then_denies() {
+    fn use_first_pass_without_a_token_asks_the_code_and_sends_a_missing_password() {
         let with_token = {
             let mut pam = FakePam::new().expect(CODE_PROMPT, Ok(Secret::from(CODE)));
             pam.authtok = Some(Secret::from("wrong"));
@@ -673,11 +759,15 @@ mod tests {
         };
         let without = run(
             FakePam::new().expect(CODE_PROMPT, Ok(Secret::from(CODE))),
-            FakeVeild::answering(|| Ok(Verdict::Allow)),
+            FakeVeild::answering(|| Ok(Verdict::Deny)),
             &["use_first_pass"],
         );
         assert_eq!(without.code, PamCode::AuthErr);
-        assert!(without.asked.is_empty());
+        assert_eq!(without.asked.len(), 1);
+        assert_eq!(
+            without.asked[0].1.password.state(),
+            veil_proto::ReplyState::Missing
+        );
         assert_eq!(without.transcript, with_token.transcript);
         assert_eq!(with_token.code, PamCode::AuthErr);
     }
@@ -692,7 +782,7 @@ mod tests {
             &["try_first_pass"],
         );
         assert_eq!(reused.code, PamCode::Success);
-        assert_eq!(reused.asked[0].1.password.expose(), "stored");
+        assert_eq!(reused.asked[0].1.password.bytes(), b"stored");
 
         let prompted = run(
             FakePam::answering_both(),
@@ -701,7 +791,7 @@ mod tests {
         );
         assert_eq!(prompted.code, PamCode::Success);
         assert_eq!(prompted.transcript, both_prompts());
-        assert_eq!(prompted.asked[0].1.password.expose(), PASSWORD);
+        assert_eq!(prompted.asked[0].1.password.bytes(), PASSWORD.as_bytes());
         assert_eq!(prompted.stored.len(), 1);
     }
 }

@@ -8,11 +8,14 @@ use veil_proto::{ClientError, Request, Verdict};
 
 /// Asks veild for a verdict. The real one is [`SocketClient`]; tests use fakes.
 pub trait Veild {
+    /// One round trip to the veild on `socket`, which must be served by
+    /// root or by the account `server_user`.
     fn ask(
         &mut self,
         socket: &Path,
         request: &Request,
         timeout: Duration,
+        server_user: &str,
     ) -> Result<Verdict, ClientError>;
 }
 
@@ -27,8 +30,14 @@ impl Veild for SocketClient {
         socket: &Path,
         request: &Request,
         timeout: Duration,
+        server_user: &str,
     ) -> Result<Verdict, ClientError> {
-        veil_proto::ask(socket, request, timeout)
+        // An account that does not exist leaves only root trusted.
+        let server_uid = nix::unistd::User::from_name(server_user)
+            .ok()
+            .flatten()
+            .map(|user| user.uid.as_raw());
+        veil_proto::ask(socket, request, timeout, server_uid)
     }
 }
 
@@ -38,10 +47,18 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
     use std::time::Instant;
-    use veil_proto::{DENY, Secret};
+    use veil_proto::{DENY, Reply};
 
     fn request() -> Request {
-        Request::new("alice", Secret::from("pw"), Secret::from("123456"))
+        Request::new("alice", Reply::from("pw"), Reply::from("123456"))
+    }
+
+    /// The name of the account running the tests (the server in them).
+    fn me() -> String {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name
     }
 
     #[test]
@@ -52,6 +69,7 @@ mod tests {
             &dir.path().join("absent.sock"),
             &request(),
             Duration::from_secs(5),
+            "veil",
         );
         assert!(matches!(got, Err(ClientError::Connect(_))), "{got:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -69,7 +87,7 @@ mod tests {
             let _ = conn.read_to_end(&mut sink);
         });
         let started = Instant::now();
-        let got = SocketClient.ask(&path, &request(), Duration::from_millis(1000));
+        let got = SocketClient.ask(&path, &request(), Duration::from_millis(1000), &me());
         let took = started.elapsed();
         assert!(matches!(got, Err(ClientError::TimedOut)), "{got:?}");
         assert!(
@@ -94,7 +112,7 @@ mod tests {
                 conn.read_exact(&mut body).unwrap();
                 conn.write_all(&reply).unwrap();
             });
-            let got = SocketClient.ask(&path, &request(), Duration::from_secs(2));
+            let got = SocketClient.ask(&path, &request(), Duration::from_secs(2), &me());
             if want_deny {
                 assert!(matches!(got, Ok(Verdict::Deny)), "{got:?}");
             } else {

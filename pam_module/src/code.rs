@@ -122,19 +122,16 @@ pub enum Outcome {
 }
 
 /// Why the module denied. Only the system log ever sees this; the user gets
-/// `PAM_AUTH_ERR` and the same two prompts whatever it is.
+/// `PAM_AUTH_ERR` and the same two prompts whatever it is. The two local
+/// denials cannot depend on the account: the arguments are the stack's,
+/// and without a user name there is no account to tell apart. Everything
+/// about the replies is veild's to judge (see `conv::ask_credentials`).
 #[derive(Debug)]
 pub enum Denial {
     /// An unknown, malformed, repeated or conflicting module argument.
     BadArguments,
     /// `pam_get_user` failed.
     NoUser(PamFailure),
-    /// The password could not be read (conversation failure, no reply).
-    Password(PamFailure),
-    /// `use_first_pass` and no earlier module left a PAM_AUTHTOK.
-    NoStoredPassword,
-    /// The verification code could not be read.
-    Code(PamFailure),
     /// veild answered DENY; the daemon logs the reason.
     DaemonDenied,
     /// No verdict: veild missing, refusing, slow or answering garbage.
@@ -190,9 +187,6 @@ mod tests {
         let denials = [
             Denial::BadArguments,
             Denial::NoUser(failure()),
-            Denial::Password(failure()),
-            Denial::NoStoredPassword,
-            Denial::Code(failure()),
             Denial::DaemonDenied,
             Denial::DaemonTrouble(ClientError::TimedOut),
             Denial::DaemonTrouble(ClientError::Garbage),

@@ -2,10 +2,10 @@
 //! anything about the account is known.
 #![forbid(unsafe_code)]
 
-use veil_proto::Secret;
+use veil_proto::Reply;
 
 use crate::args::PasswordSource;
-use crate::pam::{Pam, PamFailure};
+use crate::pam::Pam;
 
 /// The first prompt (echo off), unless the password comes from an earlier module.
 pub const PASSWORD_PROMPT: &str = "Password: ";
@@ -53,59 +53,68 @@ impl MessageStyle {
 /// `PAM_BINARY_PROMPT` (Linux-PAM extension; not public in pam-bindings).
 const BINARY_PROMPT: i32 = 7;
 
-/// What the person (or an earlier module) supplied.
+/// What the person (or an earlier module) supplied. Whatever it is, it
+/// goes to veild: nothing here may end the attempt early (see
+/// [`ask_credentials`]).
 #[derive(Debug)]
 pub struct Credentials {
-    pub password: Result<Password, PasswordError>,
-    pub code: Result<Secret, PamFailure>,
-}
-
-/// The password, and whether it was typed at veil's own prompt (and so
-/// should be offered to later modules as PAM_AUTHTOK).
-#[derive(Debug)]
-pub struct Password {
-    pub secret: Secret,
+    pub password: Reply,
+    /// The password was typed at veil's own prompt (so it is offered to
+    /// later modules as PAM_AUTHTOK).
     pub typed: bool,
-}
-
-#[derive(Debug)]
-pub enum PasswordError {
-    /// `use_first_pass` and no PAM_AUTHTOK was set.
-    NoStoredToken,
-    Failed(PamFailure),
+    pub code: Reply,
+    /// Why a reply is missing, for the administrator's log only.
+    pub problems: Vec<String>,
 }
 
 /// Asks for the password (per `source`) and then, always, for the code.
 ///
-/// A failed password prompt does not stop the code prompt: the transcript
-/// must be the same for every failure, and it never depends on the account.
-/// With `use_first_pass` and no stored token the password prompt is not
-/// asked (that is what the option means) but the code prompt still is, so
-/// the person sees the same single prompt as every other attempt under that
-/// configuration; the attempt is then denied without asking veild.
+/// Every reply becomes a [`Reply`] and is sent to veild, whatever its bytes
+/// or length, and a failed prompt becomes [`Reply::missing`]: sshd answers
+/// an unknown account's prompts with its own junk of the same length, so
+/// any local decision on a reply would single out the real accounts. A
+/// failed password prompt does not stop the code prompt: the transcript is
+/// the same for every attempt. With `use_first_pass` and no stored token
+/// the password prompt is not asked (that is what the option means), which
+/// depends on the stack, never on the account.
 pub fn ask_credentials(pam: &mut impl Pam, source: PasswordSource) -> Credentials {
+    let mut problems = Vec::new();
     let stored = match source {
         PasswordSource::Prompt => Ok(None),
         PasswordSource::TryFirstPass | PasswordSource::UseFirstPass => pam.authtok(),
     };
-    let password = match (source, stored) {
-        (_, Ok(Some(secret))) => Ok(Password {
-            secret,
-            typed: false,
-        }),
-        (PasswordSource::UseFirstPass, Ok(None)) => Err(PasswordError::NoStoredToken),
-        (PasswordSource::UseFirstPass, Err(e)) => Err(PasswordError::Failed(e)),
+    let (password, typed) = match (source, stored) {
+        (_, Ok(Some(secret))) => (Reply::given(secret.into_bytes()), false),
+        (PasswordSource::UseFirstPass, Ok(None)) => {
+            problems.push("use_first_pass, but no earlier module set a password".to_owned());
+            (Reply::missing(), false)
+        }
+        (PasswordSource::UseFirstPass, Err(e)) => {
+            problems.push(format!("cannot read PAM_AUTHTOK: {e}"));
+            (Reply::missing(), false)
+        }
         // Prompt, or try_first_pass with nothing (or nothing readable) stored.
-        (_, _) => pam
-            .prompt(MessageStyle::PromptEchoOff, PASSWORD_PROMPT)
-            .map(|secret| Password {
-                secret,
-                typed: true,
-            })
-            .map_err(PasswordError::Failed),
+        (_, _) => match pam.prompt(MessageStyle::PromptEchoOff, PASSWORD_PROMPT) {
+            Ok(secret) => (Reply::given(secret.into_bytes()), true),
+            Err(e) => {
+                problems.push(format!("cannot read the password: {e}"));
+                (Reply::missing(), false)
+            }
+        },
     };
-    let code = pam.prompt(MessageStyle::PromptEchoOff, CODE_PROMPT);
-    Credentials { password, code }
+    let code = match pam.prompt(MessageStyle::PromptEchoOff, CODE_PROMPT) {
+        Ok(secret) => Reply::given(secret.into_bytes()),
+        Err(e) => {
+            problems.push(format!("cannot read the verification code: {e}"));
+            Reply::missing()
+        }
+    };
+    Credentials {
+        password,
+        typed,
+        code,
+        problems,
+    }
 }
 
 #[cfg(test)]

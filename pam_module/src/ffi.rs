@@ -127,10 +127,7 @@ impl Pam for FfiPam {
     }
 
     fn authtok(&self) -> Result<Option<Secret>, PamFailure> {
-        let Some(bytes) = self.string_item(ItemType::AuthTok)? else {
-            return Ok(None);
-        };
-        secret_from(bytes, "PAM_AUTHTOK").map(Some)
+        Ok(self.string_item(ItemType::AuthTok)?.map(Secret::new))
     }
 
     fn prompt(&mut self, style: MessageStyle, text: &str) -> Result<Secret, PamFailure> {
@@ -143,7 +140,7 @@ impl Pam for FfiPam {
         let (Some(function), appdata) = (unsafe { ((*conv).conv, (*conv).appdata_ptr) }) else {
             return Err(PamFailure::NoConversation);
         };
-        let text = to_c_string(text);
+        let text = to_c_string(text.as_bytes());
         let message = PamMessage {
             msg_style: style.to_raw(),
             msg: text.as_ptr().cast(),
@@ -160,8 +157,9 @@ impl Pam for FfiPam {
         // conversation function returned for our one message.
         let reply = unsafe { take_response(responses) };
         match PamCode::from_raw(rc) {
+            // Any bytes: what they are is veild's to judge, never the module's.
             PamCode::Success => match reply {
-                Some(bytes) => secret_from(bytes, "the reply"),
+                Some(bytes) => Ok(Secret::new(bytes)),
                 None => Err(PamFailure::Null("the conversation")),
             },
             code => Err(PamFailure::Call {
@@ -196,7 +194,7 @@ fn log_raw(pamh: *const PamHandle, level: Level, message: &str) {
         Level::Err => libc::LOG_ERR,
         Level::Debug => libc::LOG_DEBUG,
     };
-    let message = to_c_string(message);
+    let message = to_c_string(message.as_bytes());
     // SAFETY: valid handle; a constant "%s" format with exactly one
     // NUL-terminated string argument, so no text is read as a format.
     unsafe {
@@ -210,25 +208,14 @@ fn log_raw(pamh: *const PamHandle, level: Level, message: &str) {
 }
 
 /// A NUL-terminated copy, wiped when dropped. An inner NUL (impossible for
-/// what the module passes) ends the string early rather than failing.
-fn to_c_string(text: &str) -> Zeroizing<Vec<u8>> {
-    let bytes = text.as_bytes();
+/// what the module passes: replies come from C strings) ends the string
+/// early rather than failing.
+fn to_c_string(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     let mut out = Zeroizing::new(Vec::with_capacity(end + 1));
     out.extend_from_slice(&bytes[..end]);
     out.push(0);
     out
-}
-
-/// Moves bytes into a [`Secret`] without leaving a copy behind.
-fn secret_from(bytes: Vec<u8>, what: &'static str) -> Result<Secret, PamFailure> {
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(Secret::new(text)),
-        Err(e) => {
-            e.into_bytes().zeroize();
-            Err(PamFailure::NotUtf8(what))
-        }
-    }
 }
 
 /// Copies the reply out of a conversation's response array, overwrites the

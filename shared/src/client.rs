@@ -22,6 +22,11 @@ pub enum ClientError {
     TimedOut,
     /// The daemon answered with bytes that are neither ALLOW nor DENY.
     Garbage,
+    /// The process listening on the socket is neither root nor the
+    /// configured daemon user: nothing was sent to it.
+    UntrustedServer {
+        uid: u32,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -32,6 +37,10 @@ impl fmt::Display for ClientError {
             ClientError::Receive(e) => write!(f, "cannot read from veild: {e}"),
             ClientError::TimedOut => write!(f, "veild did not answer in time"),
             ClientError::Garbage => write!(f, "veild answered with an unknown frame"),
+            ClientError::UntrustedServer { uid } => write!(
+                f,
+                "the socket is served by uid {uid}, neither root nor veild's user; nothing sent"
+            ),
         }
     }
 }
@@ -39,11 +48,20 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// Asks veild one question. Returns the verdict, or why there was none;
-/// never blocks past `timeout`.
-pub fn ask(socket: &Path, request: &Request, timeout: Duration) -> Result<Verdict, ClientError> {
+/// never blocks past `timeout`. The secrets go only to a server running as
+/// root or as `server_uid` (veild's own user): a socket path in a place
+/// someone else could bind first must not hand them a password, nor let
+/// them answer ALLOW.
+pub fn ask(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+    server_uid: Option<u32>,
+) -> Result<Verdict, ClientError> {
     let deadline = Instant::now() + timeout;
     let frame = encode_request(request);
     let mut stream = connect(socket, deadline)?;
+    check_server(&stream, server_uid)?;
     set_timeouts(&stream, deadline)?;
     send_all(&stream, &frame)?;
     let response = read_response(&mut stream, deadline)?;
@@ -86,6 +104,18 @@ fn connect(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
         .set_nonblocking(false)
         .map_err(ClientError::Connect)?;
     Ok(stream)
+}
+
+/// The kernel's word (SO_PEERCRED) on who listens: root or `server_uid`.
+fn check_server(stream: &UnixStream, server_uid: Option<u32>) -> Result<(), ClientError> {
+    let creds = socket::getsockopt(stream, socket::sockopt::PeerCredentials)
+        .map_err(|e| ClientError::Connect(e.into()))?;
+    let uid = creds.uid();
+    if uid == 0 || Some(uid) == server_uid {
+        Ok(())
+    } else {
+        Err(ClientError::UntrustedServer { uid })
+    }
 }
 
 fn set_timeouts(stream: &UnixStream, deadline: Instant) -> Result<(), ClientError> {

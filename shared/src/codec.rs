@@ -43,16 +43,32 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Serialises a request into one frame. The buffer holds secrets: it is
-/// sized up front (so no reallocation leaves a copy behind) and wiped when
-/// dropped.
+/// sized exactly from a first, counting pass (so no reallocation leaves a
+/// copy behind) and wiped when dropped.
 pub fn encode_request(request: &Request) -> Zeroizing<Vec<u8>> {
-    let mut frame = Zeroizing::new(Vec::with_capacity(LEN_PREFIX + MAX_REQUEST));
-    frame.extend_from_slice(&[0; LEN_PREFIX]);
+    let mut counter = Counter(0);
     // A Request always serialises: every field is a string or an integer.
+    let _ = serde_json::to_writer(&mut counter, request);
+    let mut frame = Zeroizing::new(Vec::with_capacity(LEN_PREFIX + counter.0));
+    frame.extend_from_slice(&[0; LEN_PREFIX]);
     let _ = serde_json::to_writer(&mut *frame, request);
     let len = (frame.len() - LEN_PREFIX) as u32;
     frame[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
     frame
+}
+
+/// A writer that only counts bytes.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses and validates one request body (the bytes after the prefix).
@@ -180,15 +196,11 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Secret;
+    use crate::proto::{REPLY_CAP, Reply};
     use proptest::prelude::*;
 
     fn sample() -> Request {
-        let mut r = Request::new(
-            "alice",
-            Secret::from("correct horse"),
-            Secret::from("123456"),
-        );
+        let mut r = Request::new("alice", Reply::from("correct horse"), Reply::from("123456"));
         r.service = "sshd".into();
         r.rhost = "192.0.2.7".into();
         r
@@ -296,16 +308,20 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_versions_are_refused() {
-        let extra = br#"{"v":1,"user":"a","password":"p","code":"1","admin":true}"#;
+        let good = String::from_utf8(encode_request(&sample())[LEN_PREFIX..].to_vec()).unwrap();
+        let extra = good.replacen("{", "{\"admin\":true,", 1);
         assert!(matches!(
-            decode_request(extra),
+            decode_request(extra.as_bytes()),
             Err(DecodeError::Malformed(_))
         ));
-        let v2 = br#"{"v":2,"user":"a","password":"p","code":"1"}"#;
+        let v1 = good.replacen("\"v\":2", "\"v\":1", 1);
         assert_eq!(
-            decode_request(v2).unwrap_err(),
-            DecodeError::UnknownVersion(2)
+            decode_request(v1.as_bytes()).unwrap_err(),
+            DecodeError::UnknownVersion(1)
         );
+        // Version 1 sent replies as plain strings: refused, not misread.
+        let old = br#"{"v":1,"user":"a","password":"p","code":"1"}"#;
+        assert!(decode_request(old).is_err());
     }
 
     #[test]
@@ -323,17 +339,29 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_is_allocated_once_at_its_exact_size() {
+        let mut r = sample();
+        r.user = "\"".repeat(500);
+        r.rhost = "\\".repeat(500);
+        r.password = Reply::given(vec![b'"'; REPLY_CAP * 3]);
+        let frame = encode_request(&r);
+        assert_eq!(frame.capacity(), frame.len());
+    }
+
+    #[test]
     fn malformed_messages_never_echo_the_password() {
-        let body = br#"{"v":1,"user":"a","password":12345678,"code":"1"}"#;
+        let body = br#"{"v":2,"user":"a","password":12345678,"code":"1"}"#;
         let err = decode_request(body).unwrap_err().to_string();
         assert!(!err.contains("12345678"), "{err}");
     }
 
     proptest! {
         #[test]
-        fn any_request_round_trips(user in "[a-z_][a-z0-9_.-]{0,40}", pw in ".{0,200}", code in "[0-9]{0,8}",
+        fn any_request_round_trips(user in "[a-z_][a-z0-9_.-]{0,40}",
+                                   pw in proptest::collection::vec(any::<u8>(), 0..700),
+                                   code in proptest::collection::vec(any::<u8>(), 0..20),
                                    rhost in "[0-9a-f.:]{0,45}") {
-            let mut r = Request::new(&user, Secret::new(pw), Secret::new(code));
+            let mut r = Request::new(&user, Reply::given(pw), Reply::given(code));
             r.rhost = rhost;
             let frame = encode_request(&r);
             let mut reader = FrameReader::new();

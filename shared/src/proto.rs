@@ -3,10 +3,11 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Version carried in every request; anything else is a decode error.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: replies are fixed-size byte fields ([`Reply`]) instead of strings.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Size of the big-endian length prefix.
 pub const LEN_PREFIX: usize = 4;
@@ -50,18 +51,25 @@ impl Verdict {
     }
 }
 
-/// A password or one-time code: wiped on drop, never printed.
-#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A password or one-time code: wiped on drop, never printed. Bytes, not
+/// text: what a conversation returns need not be UTF-8, and veil must treat
+/// every reply alike (sshd replaces an unknown account's reply with ASCII
+/// junk, so anything that singles out non-UTF-8 bytes marks real accounts).
+#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Secret(Vec<u8>);
 
 impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
     }
 
-    pub fn expose(&self) -> &str {
+    pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The bytes, moved out (no copy is left behind).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
     }
 
     pub fn len(&self) -> usize {
@@ -75,13 +83,182 @@ impl Secret {
 
 impl From<&str> for Secret {
     fn from(value: &str) -> Secret {
-        Secret(value.to_owned())
+        Secret(value.as_bytes().to_vec())
+    }
+}
+
+impl From<&[u8]> for Secret {
+    fn from(value: &[u8]) -> Secret {
+        Secret(value.to_vec())
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// Bytes of a reply carried on the wire: Linux-PAM's `PAM_MAX_RESP_SIZE`
+/// (pam_unix refuses longer passwords too). A longer reply is cut to this
+/// and marked [`ReplyState::Overlong`]: veild still does all the work on
+/// it and then denies, so the length of what was typed changes nothing.
+pub const REPLY_CAP: usize = 512;
+
+/// Characters of one reply field on the wire: hex of a 2-byte header and
+/// [`REPLY_CAP`] bytes, whatever the reply. The request's size therefore
+/// never depends on what was typed (sshd's fake password for an unknown
+/// account escapes differently under JSON than the real bytes would).
+pub const REPLY_WIRE_CHARS: usize = 2 * (2 + REPLY_CAP);
+
+const HEADER_MISSING: u16 = 0xffff;
+const HEADER_OVERLONG: u16 = 0xfffe;
+
+/// What the conversation gave for one prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyState {
+    /// Bytes the person (or sshd's substitute) typed, all of them.
+    Given,
+    /// No reply: the conversation failed, returned nothing, or
+    /// `use_first_pass` found no stored password.
+    Missing,
+    /// Longer than [`REPLY_CAP`]; the first [`REPLY_CAP`] bytes are kept.
+    Overlong,
+}
+
+/// One prompt's answer as veild receives it. Every state is verified with
+/// the same work; only [`ReplyState::Given`] can ever match.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    bytes: Secret,
+    state: ReplyState,
+}
+
+impl Reply {
+    /// A reply of any bytes and any length; longer than [`REPLY_CAP`] is
+    /// cut (the tail wiped first) and marked overlong.
+    pub fn given(mut bytes: Vec<u8>) -> Reply {
+        let state = if bytes.len() > REPLY_CAP {
+            bytes[REPLY_CAP..].zeroize();
+            bytes.truncate(REPLY_CAP);
+            ReplyState::Overlong
+        } else {
+            ReplyState::Given
+        };
+        Reply {
+            bytes: Secret::new(bytes),
+            state,
+        }
+    }
+
+    /// No reply at all.
+    pub fn missing() -> Reply {
+        Reply {
+            bytes: Secret::default(),
+            state: ReplyState::Missing,
+        }
+    }
+
+    /// The bytes to verify (empty when missing, cut when overlong).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.expose()
+    }
+
+    pub fn state(&self) -> ReplyState {
+        self.state
+    }
+
+    /// Whether these bytes are the whole reply (only then can it match).
+    pub fn is_whole(&self) -> bool {
+        self.state == ReplyState::Given
+    }
+}
+
+impl From<&str> for Reply {
+    fn from(value: &str) -> Reply {
+        Reply::given(value.as_bytes().to_vec())
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Reply({:?}, <redacted>)", self.state)
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let header = match self.state {
+            ReplyState::Given => self.bytes.len() as u16,
+            ReplyState::Missing => HEADER_MISSING,
+            ReplyState::Overlong => HEADER_OVERLONG,
+        };
+        // Sized once, so no reallocation leaves a copy of the secret behind.
+        let mut text = Zeroizing::new(String::with_capacity(REPLY_WIRE_CHARS));
+        let padded = self
+            .bytes
+            .expose()
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0))
+            .take(REPLY_CAP);
+        for byte in header.to_be_bytes().into_iter().chain(padded) {
+            text.push(HEX[usize::from(byte >> 4)] as char);
+            text.push(HEX[usize::from(byte & 0x0f)] as char);
+        }
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reply {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reply, D::Error> {
+        deserializer.deserialize_str(ReplyVisitor)
+    }
+}
+
+struct ReplyVisitor;
+
+impl serde::de::Visitor<'_> for ReplyVisitor {
+    type Value = Reply;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{REPLY_WIRE_CHARS} lowercase hex digits")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Reply, E> {
+        // The error never quotes the value: it holds a secret.
+        let bad = || E::custom("a reply field is not of the fixed hex form");
+        let digits = text.as_bytes();
+        if digits.len() != REPLY_WIRE_CHARS {
+            return Err(bad());
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut raw = Zeroizing::new(Vec::with_capacity(2 + REPLY_CAP));
+        for pair in digits.chunks_exact(2) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => raw.push(hi << 4 | lo),
+                _ => return Err(bad()),
+            }
+        }
+        let header = u16::from_be_bytes([raw[0], raw[1]]);
+        let (len, state) = match header {
+            HEADER_MISSING => (0, ReplyState::Missing),
+            HEADER_OVERLONG => (REPLY_CAP, ReplyState::Overlong),
+            n if usize::from(n) <= REPLY_CAP => (usize::from(n), ReplyState::Given),
+            _ => return Err(bad()),
+        };
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(&raw[2..2 + len]);
+        Ok(Reply {
+            bytes: Secret::new(bytes),
+            state,
+        })
     }
 }
 
@@ -92,8 +269,8 @@ pub struct Request {
     /// Protocol version; must equal [`PROTOCOL_VERSION`].
     pub v: u32,
     pub user: String,
-    pub password: Secret,
-    pub code: Secret,
+    pub password: Reply,
+    pub code: Reply,
     #[serde(default)]
     pub service: String,
     #[serde(default)]
@@ -106,7 +283,7 @@ pub struct Request {
 
 impl Request {
     /// A request at the current protocol version.
-    pub fn new(user: &str, password: Secret, code: Secret) -> Request {
+    pub fn new(user: &str, password: Reply, code: Reply) -> Request {
         Request {
             v: PROTOCOL_VERSION,
             user: user.to_owned(),
@@ -147,10 +324,87 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let req = Request::new("alice", Secret::from("hunter2"), Secret::from("123456"));
+        let req = Request::new("alice", Reply::from("hunter2"), Reply::from("123456"));
         let shown = format!("{req:?}");
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("123456"));
         assert!(shown.contains("<redacted>"));
+    }
+
+    fn wire(request: &Request) -> String {
+        serde_json::to_string(request).unwrap()
+    }
+
+    #[test]
+    fn the_request_size_never_depends_on_the_reply() {
+        let size = |pw: Reply, code: Reply| wire(&Request::new("alice", pw, code)).len();
+        let base = size(Reply::from(""), Reply::from(""));
+        let fake = "\x08\n\r\x7fINCORRECT".repeat(900);
+        for (pw, code) in [
+            (Reply::given(vec![0xff]), Reply::from("123456")),
+            (Reply::given(b"\"\\".repeat(300)), Reply::missing()),
+            (Reply::from(fake.as_str()), Reply::given(vec![b'"'; 7000])),
+            (
+                Reply::given(vec![b'a'; REPLY_CAP]),
+                Reply::given(vec![0; 3]),
+            ),
+            (Reply::missing(), Reply::missing()),
+        ] {
+            assert_eq!(size(pw, code), base);
+        }
+    }
+
+    #[test]
+    fn every_reply_state_round_trips() {
+        for reply in [
+            Reply::from(""),
+            Reply::given(vec![0xff, 0x00, 0x80]),
+            Reply::given(vec![7; REPLY_CAP]),
+            Reply::given(vec![9; REPLY_CAP + 1]),
+            Reply::missing(),
+        ] {
+            let request = Request::new("a", reply.clone(), Reply::from("1"));
+            let back: Request = serde_json::from_str(&wire(&request)).unwrap();
+            assert_eq!(back.password, reply);
+        }
+        let cut = Reply::given(vec![9; REPLY_CAP + 1]);
+        assert_eq!(cut.state(), ReplyState::Overlong);
+        assert_eq!(cut.bytes().len(), REPLY_CAP);
+        assert!(!cut.is_whole() && !Reply::missing().is_whole());
+        assert!(Reply::given(vec![0xff]).is_whole());
+    }
+
+    #[test]
+    fn reply_fields_of_another_form_are_refused_without_quoting_them() {
+        let good = wire(&Request::new("a", Reply::from("s3cret"), Reply::from("1")));
+        let hex_of_len = |n: u16| {
+            let mut field = format!("{n:04x}");
+            field.push_str(&"0".repeat(REPLY_WIRE_CHARS - 4));
+            field
+        };
+        let field = serde_json::to_value(Reply::from("s3cret")).unwrap();
+        let field = field.as_str().unwrap().to_owned();
+        for bad in [
+            field[..field.len() - 2].to_owned(),
+            field.replacen('0', "g", 1),
+            format!("{field}00"),
+            hex_of_len(REPLY_CAP as u16 + 1),
+            "s3cret".to_owned(),
+        ] {
+            let body = good.replacen(&field, &bad, 1);
+            let err = serde_json::from_str::<Request>(&body)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("s3cret") && !err.contains(&bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn replies_are_redacted_in_debug_output() {
+        let shown = format!("{:?}", Reply::from("hunter2"));
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

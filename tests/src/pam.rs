@@ -61,9 +61,23 @@ pub fn veil_line(control: &str, args: &str) -> String {
         .to_owned()
 }
 
-/// The arguments for talking to `socket` with `timeout`.
+/// The arguments for talking to `socket` with `timeout`, trusting a
+/// server that runs as this test's own account (the tests' veild does).
 pub fn socket_args(socket: &Path, timeout: &str) -> String {
-    format!("socket={} timeout={timeout}", socket.display())
+    format!(
+        "socket={} timeout={timeout} server_user={}",
+        socket.display(),
+        current_user()
+    )
+}
+
+/// The name of the account running this process.
+pub fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .expect("the test's own account has a passwd entry")
 }
 
 /// How a message was shown.

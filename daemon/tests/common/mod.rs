@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use veil_proto::{Request, Secret, encode_request};
+use veil_proto::{Reply, Request, encode_request};
 
 pub const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 pub const PASSWORD: &str = "Tr0ub4dor&3-correct";
@@ -143,7 +143,7 @@ impl Daemon {
     }
 
     pub fn ask_from(&self, user: &str, password: &str, code: &str, rhost: &str) -> Vec<u8> {
-        let mut req = Request::new(user, Secret::from(password), Secret::from(code));
+        let mut req = Request::new(user, Reply::from(password), Reply::from(code));
         req.service = "veil-test".into();
         req.rhost = rhost.into();
         self.raw(&encode_request(&req))

@@ -425,11 +425,16 @@ fn main() -> ExitCode {
     for u in &success_users[successes..] {
         let request = veil_proto::Request::new(
             u,
-            veil_proto::Secret::from(PASSWORD),
-            veil_proto::Secret::new(code_now(DEMO_SECRET)),
+            veil_proto::Reply::from(PASSWORD),
+            veil_proto::Reply::given(code_now(DEMO_SECRET).into_bytes()),
         );
         let t = Instant::now();
-        let verdict = veil_proto::ask(&d.socket(), &request, Duration::from_secs(30));
+        let verdict = veil_proto::ask(
+            &d.socket(),
+            &request,
+            Duration::from_secs(30),
+            Some(nix::unistd::getuid().as_raw()),
+        );
         socket_ms.push(ms(t.elapsed()));
         assert_eq!(
             verdict.ok(),
