@@ -251,6 +251,17 @@ grep -q 'Verification code: ' "$tmp/ssh-unknown-user.norm" || fail "unknown user
 echo "  all four failures: identical transcripts" >&2
 veilctl unlock "$user" >&2
 
+say "crafted replies over sshd: $user and $ghost must fail alike, whatever the bytes"
+# sshd hands PAM the client's bytes only for a known account; the ghost's
+# replies become sshd's own junk of the same length. Every shape must give
+# the same outcome, the same ledger effect and a denial at the delay.
+/usr/bin/python3 packaging/crafted_replies.py --port "$port" --real "$user" --ghost "$ghost" \
+  --veilctl /usr/sbin/veilctl >"$tmp/crafted.log" 2>&1 || fail "crafted replies: $(cat "$tmp/crafted.log")"
+cat "$tmp/crafted.log" >&2
+veilctl unlock "$user" >&2
+veilctl unlock "$ghost" >&2
+veilctl unlock --source 127.0.0.1 >&2
+
 # ---------------------------------------------------------------- sudo
 say "sudo with /etc/pam.d/sudo behind veil"
 echo "$user ALL=(ALL:ALL) ALL" >/etc/sudoers.d/veil-e2e

@@ -8,7 +8,7 @@ case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool) ;;
   test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux) ;;
-  package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2) ;;
+  package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac
 

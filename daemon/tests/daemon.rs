@@ -130,7 +130,9 @@ fn a_lock_ends_with_veilctl_unlock() {
 
 #[test]
 fn fifty_concurrent_wrong_guesses_evaluate_at_most_deny_and_then_the_right_password_is_denied() {
-    let d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 128\n");
+    let d = Daemon::start(
+        "[lockout]\ndeny = 5\n[limits]\nqueue = 128\nmax_connections_per_user = 64\n",
+    );
     d.enrol("dave", true);
     let replies: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)

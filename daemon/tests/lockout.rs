@@ -35,7 +35,9 @@ fn ledger_failures(d: &Daemon, kind: &str, user: &str, source: &str) -> i64 {
 
 #[test]
 fn a_hundred_concurrent_guesses_from_one_source_evaluate_at_most_deny() {
-    let d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
+    let d = Daemon::start(
+        "[lockout]\ndeny = 5\n[limits]\nqueue = 256\nmax_connections_per_user = 128\n",
+    );
     d.enrol("alice", true);
     let replies: Vec<Vec<u8>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..100)

@@ -26,6 +26,10 @@ pub struct DaemonConfig {
     /// `[argon2] m_cost_kib` and `t_cost` for new hashes (tests use cheap ones).
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
+    /// More `[lockout]` lines, e.g. `"user_deny = 10\n"`.
+    pub lockout_extra: String,
+    /// More `[limits]` lines, e.g. `"queue = 32\n"`.
+    pub limits_extra: String,
 }
 
 impl Default for DaemonConfig {
@@ -37,6 +41,8 @@ impl Default for DaemonConfig {
             totp_policy: "required",
             argon2_m_cost_kib: 1024,
             argon2_t_cost: 1,
+            lockout_extra: String::new(),
+            limits_extra: String::new(),
         }
     }
 }
@@ -47,15 +53,18 @@ impl DaemonConfig {
             "socket = {socket:?}\n\
              database = {database:?}\n\
              failure_delay_ms = {delay}\n\
-             \n[lockout]\nscope = {scope:?}\ndeny = {deny}\n\
+             \n[lockout]\nscope = {scope:?}\ndeny = {deny}\n{lockout_extra}\
              \n[totp]\npolicy = {policy:?}\n\
-             \n[argon2]\nm_cost_kib = {m_cost}\nt_cost = {t_cost}\np_cost = 1\n",
+             \n[argon2]\nm_cost_kib = {m_cost}\nt_cost = {t_cost}\np_cost = 1\n\
+             \n[limits]\n{limits_extra}",
             delay = self.failure_delay_ms,
             scope = self.scope,
             deny = self.deny,
             policy = self.totp_policy,
             m_cost = self.argon2_m_cost_kib,
             t_cost = self.argon2_t_cost,
+            lockout_extra = self.lockout_extra,
+            limits_extra = self.limits_extra,
         )
     }
 }

@@ -59,6 +59,7 @@ pub const PAM_BUF_ERR: c_int = 5;
 pub const PAM_PROMPT_ECHO_OFF: c_int = 1;
 pub const PAM_PROMPT_ECHO_ON: c_int = 2;
 pub const PAM_RHOST: c_int = 4;
+pub const PAM_RUSER: c_int = 8;
 pub const PAM_AUTHTOK: c_int = 6;
 
 /// One message the application was shown: its style and text, and whether

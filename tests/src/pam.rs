@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::ffi::{
-    self, PAM_AUTHTOK, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST, RawMessage, Script,
+    self, PAM_AUTHTOK, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_RUSER, RawMessage,
+    Script,
 };
 use crate::paths;
 
@@ -127,6 +128,8 @@ impl fmt::Display for Exchange {
 pub struct Attempt {
     pub user: String,
     pub rhost: Option<String>,
+    /// PAM_RUSER, as su and sudo set it: the account asking.
+    pub ruser: Option<String>,
     /// Answers to the prompts, in order.
     pub answers: Vec<String>,
     /// Tried with `pam_set_item(PAM_AUTHTOK)` as the application, before
@@ -145,6 +148,12 @@ impl Attempt {
 
     pub fn from_host(mut self, rhost: &str) -> Attempt {
         self.rhost = Some(rhost.to_owned());
+        self
+    }
+
+    /// As a setuid front end (su, sudo) run by `ruser` would ask.
+    pub fn by(mut self, ruser: &str) -> Attempt {
+        self.ruser = Some(ruser.to_owned());
         self
     }
 }
@@ -186,6 +195,9 @@ pub fn authenticate(stack: &PamStack, attempt: &Attempt) -> PamRun {
     let mut items = Vec::new();
     if let Some(rhost) = &attempt.rhost {
         items.push((PAM_RHOST, c_string(rhost)));
+    }
+    if let Some(ruser) = &attempt.ruser {
+        items.push((PAM_RUSER, c_string(ruser)));
     }
     if let Some(token) = &attempt.app_authtok {
         items.push((PAM_AUTHTOK, c_string(token)));

@@ -52,6 +52,11 @@ pub fn veilctl() -> PathBuf {
     built("veilctl", "cargo build -p veil-daemon")
 }
 
+/// A stand-in server that answers ALLOW to anyone (see its source).
+pub fn fake_veild() -> PathBuf {
+    built("fake-veild", "cargo build -p veil-tests")
+}
+
 fn built(name: &str, how: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
