@@ -10,7 +10,7 @@ junk for the ghost. For each case, each name gets a fresh SSH connection
 (the two run concurrently, never more than two at once) and the script
 checks that both get the same outcome (never success), the same prompts,
 the same exception class and the same ledger effect (`veilctl status NAME
---json`: sum of `failures` over the counters of NAME, before and after),
+--json`: `failures` of NAME's own (user, source) counter, before and after),
 that a denial after both prompts was counted (>= 1) and came no earlier
 than --min-delay-ms after the last reply (a quick denial means the module
 decided locally: the old non-UTF-8 bug). It also checks each case's
@@ -267,11 +267,20 @@ def veilctl(*args):
 
 
 def ledger(name):
-    """Sum of `failures` over NAME's counters in `veilctl status NAME --json`."""
+    """`failures` of NAME's own (user, source) counter in `veilctl status
+    NAME --json`. Only that key: a real account that has logged in from
+    127.0.0.1 is known-good there, so its attempts are charged to that pair
+    alone while a name never seen also runs up the wide keys; the attacker
+    sees nothing of this (the same denial at the same time), and the pair's
+    own counter is what both names must share."""
     out = veilctl("status", name, "--json")
     try:
         status = json.loads(out)
-        return sum(int(c["failures"]) for c in status["counters"] if c.get("user") == name)
+        return sum(
+            int(c["failures"])
+            for c in status["counters"]
+            if c.get("user") == name and c.get("kind") == "user+source"
+        )
     except (ValueError, KeyError, TypeError) as e:
         die(f"veilctl status {name} --json: unexpected output ({e}): {out[:200]!r}")
 

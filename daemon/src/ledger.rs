@@ -472,11 +472,13 @@ pub fn reserve_charge(
                 locking.push(key.clone());
             }
             write_counter(&tx, key, c, now)?;
-        } else if c.locked_until > now || c.failures >= limit {
-            // Only the refusing keys are touched: an attempt that never
-            // reached a password must not count against other keys (one
-            // locked source could otherwise run up the user's remote count).
-            if c.locked_until <= now {
+        } else {
+            // A refused attempt counts against no key (one locked source
+            // could otherwise run up the user's remote count); its refusing
+            // keys are (re)locked. Every key is still written, unchanged
+            // but for last_seen, so that a refused attempt does the same
+            // statements as an evaluated one and takes the same time.
+            if c.locked_until <= now && c.failures >= limit {
                 c.lock(now, limits);
             }
             write_counter(&tx, key, c, now)?;

@@ -4,7 +4,9 @@
 //! with two-sample Kolmogorov–Smirnov tests.
 //!
 //! Run with `scripts/bench.sh` (release build, as root). `--quick` runs a
-//! short version (N = 100 per class, the delayed run skipped).
+//! short version (N = 100 per class, the delayed run skipped). `--pairs`
+//! runs only the paired two-class timing (real vs unknown, locked vs
+//! fresh, delay 0, N per class); `--flood` only the fair-share figure.
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
@@ -29,12 +31,16 @@ const PAM_OK: i32 = 0;
 struct Options {
     n: usize,
     quick: bool,
+    pairs: bool,
+    flood: bool,
 }
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
         n: 500,
         quick: false,
+        pairs: false,
+        flood: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -43,6 +49,8 @@ fn options() -> Result<Options, String> {
                 o.quick = true;
                 o.n = 100;
             }
+            "--pairs" => o.pairs = true,
+            "--flood" => o.flood = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -50,7 +58,7 @@ fn options() -> Result<Options, String> {
                     .ok_or("--n takes a number")?
             }
             "-h" | "--help" => {
-                println!("usage: veil-bench [--quick] [--n PER_CLASS]");
+                println!("usage: veil-bench [--quick] [--pairs] [--flood] [--n PER_CLASS]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -330,6 +338,192 @@ fn denial_timing(
     results.into_inner().unwrap_or_default()
 }
 
+/// Two classes of denial, `n` each, interleaved at random, one client,
+/// through libpam; returns each class's latencies (ms).
+fn paired(
+    stack: &PamStack,
+    n: usize,
+    seed: u64,
+    a: impl Fn(usize) -> Attempt,
+    b: impl Fn(usize) -> Attempt,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut plan: Vec<bool> = std::iter::repeat_n(true, n)
+        .chain(std::iter::repeat_n(false, n))
+        .collect();
+    let mut rng = Lcg(seed);
+    for i in (1..plan.len()).rev() {
+        plan.swap(i, rng.below(i + 1));
+    }
+    let (mut la, mut lb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut ia, mut ib) = (0, 0);
+    for first in plan {
+        let attempt = if first { a(ia) } else { b(ib) };
+        let run = authenticate(stack, &attempt);
+        assert_ne!(run.code, PAM_OK, "a denial class succeeded");
+        if first {
+            ia += 1;
+            la.push(ms(run.elapsed));
+        } else {
+            ib += 1;
+            lb.push(ms(run.elapsed));
+        }
+    }
+    (la, lb)
+}
+
+/// One row of a paired report: medians, Δ in µs and the KS test.
+fn pair_row(run: usize, a: &[f64], b: &[f64]) -> (String, bool) {
+    let (dstat, p) = ks_two_sample(a, b);
+    let delta_us = (median(a) - median(b)) * 1000.0;
+    let met = delta_us.abs() < 20.0 && p > 0.01;
+    (
+        format!(
+            "| {run} | {} | {:.3} ms | {:.3} ms | {delta_us:+.1} µs | {dstat:.4} | {p:.3} | {} |",
+            a.len(),
+            median(a),
+            median(b),
+            verdict(met)
+        ),
+        met,
+    )
+}
+
+/// Paired timing at delay 0: wrong password for a real account against an
+/// unknown name, then a locked key against a fresh one; three runs each.
+fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
+    const PEOPLE: usize = 100;
+    say(format!(
+        "## Paired denial timing at failure_delay_ms = 0 ({n} attempts per class, 2 classes interleaved at random, 1 client, through libpam)\n"
+    ));
+    // Nothing locks in the first pair: both classes write the same
+    // existing ledger rows, so the user lookup is all that differs.
+    let mut d = Daemon::start(
+        "failure_delay_ms = 0\n[lockout]\ndeny = 100000000\nuser_deny = 100000000\nsource_deny = 100000000\n[limits]\nqueue = 256\n",
+    );
+    eprintln!("veil-bench: enrolling {PEOPLE} users for the paired runs");
+    for i in 0..PEOPLE {
+        d.enrol(&format!("real{i:03}"));
+    }
+    let stack = d.stack();
+    let attempt = |user: String| {
+        Attempt::new(&user, &["not-the-password", &code_now(DEMO_SECRET)]).from_host("192.0.2.1")
+    };
+    say("### Wrong password for a real account vs an unknown name\n".into());
+    say(format!(
+        "{PEOPLE} real accounts and {PEOPLE} unknown names, each asked in turn from one remote source; nothing locks (limits raised), so both classes update the same kinds of ledger rows.\n"
+    ));
+    say("| run | n | median real | median unknown | Δ median | KS D | KS p | target |Δ| < 20 µs, p > 0.01 |\n|---|---|---|---|---|---|---|---|".into());
+    for run in 1..=3 {
+        eprintln!("veil-bench: paired run {run}/3: real vs unknown");
+        let (real, unknown) = paired(
+            &stack,
+            n,
+            0x9a1 + run as u64,
+            |i| attempt(format!("real{:03}", i % PEOPLE)),
+            |i| attempt(format!("ghost{:03}", i % PEOPLE)),
+        );
+        say(pair_row(run, &real, &unknown).0);
+    }
+    // The second pair: deny = 5, so a locked key refuses, and a fresh
+    // name each time is evaluated (its first attempt).
+    d.restart(
+        "failure_delay_ms = 0\n[lockout]\ndeny = 5\nunlock_time_s = 100000000\nunlock_time_max_s = 100000000\nuser_deny = 100000000\nsource_deny = 100000000\n[limits]\nqueue = 256\n",
+    );
+    let stack = d.stack();
+    for who in ["real000", "ghost-locked"] {
+        for _ in 0..5 {
+            authenticate(&stack, &attempt(who.to_owned()));
+        }
+    }
+    say("\n### A locked key vs a fresh one\n".into());
+    say("Locked: a real account and an unknown name, each locked (deny = 5), asked in turn. Fresh: a new unknown name each time (no ledger row yet). Same source, same wrong password.\n".into());
+    say("| run | n | median locked | median fresh | Δ median | KS D | KS p | target |Δ| < 20 µs, p > 0.01 |\n|---|---|---|---|---|---|---|---|".into());
+    for run in 1..=3 {
+        eprintln!("veil-bench: paired run {run}/3: locked vs fresh");
+        let (locked, fresh) = paired(
+            &stack,
+            n,
+            0x10c + run as u64,
+            |i| {
+                attempt(if i % 2 == 0 {
+                    "real000".into()
+                } else {
+                    "ghost-locked".into()
+                })
+            },
+            |i| attempt(format!("fresh{run}-{i:06}")),
+        );
+        say(pair_row(run, &locked, &fresh).0);
+    }
+    say(String::new());
+}
+
+/// A remote login's latency, idle and while several hundred local clients
+/// flood veild through a root front end (as `sudo -S` by one user would).
+fn flood_report(quick: bool, say: &mut dyn FnMut(String)) {
+    let flooders = 300;
+    let logins = if quick { 30 } else { 200 };
+    let d = Daemon::start(
+        "failure_delay_ms = 2000\n[totp]\npolicy = \"if-enrolled\"\n[limits]\nqueue = 64\n",
+    );
+    d.veilctl(
+        &["user", "add", "alice", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let stack = d.stack();
+    let login = || {
+        let run = authenticate(
+            &stack,
+            &Attempt::new("alice", &[PASSWORD, ""]).from_host("192.0.2.50"),
+        );
+        assert_eq!(run.code, PAM_OK, "the legitimate login failed");
+        ms(run.elapsed)
+    };
+    let idle: Vec<f64> = (0..logins).map(|_| login()).collect();
+    let stop = AtomicBool::new(false);
+    let flooded = AtomicUsize::new(0);
+    let under: Vec<f64> = std::thread::scope(|s| {
+        for i in 0..flooders {
+            let (stack, stop, flooded) = (&stack, &stop, &flooded);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let attempt =
+                        Attempt::new("mallory", &[&format!("guess {i}"), ""]).by("mallory");
+                    authenticate(stack, &attempt);
+                    flooded.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let started = Instant::now();
+        while flooded.load(Ordering::Relaxed) < flooders
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let under = (0..logins).map(|_| login()).collect();
+        stop.store(true, Ordering::Relaxed);
+        under
+    });
+    say("## Fair share under a local flood\n".into());
+    say(format!(
+        "A remote login (PAM_RHOST set, the right password) while {flooders} local clients, all one user through a root front end (PAM_RUSER = mallory, as `sudo -S` sets it), send wrong passwords without pause; default delay, queue and per-requester share (16). {} flood attempts were answered meanwhile.\n",
+        flooded.load(Ordering::Relaxed)
+    ));
+    say("| | logins | median | p99 |\n|---|---|---|---|".into());
+    say(format!(
+        "| idle | {} | {:.2} ms | {:.2} ms |",
+        idle.len(),
+        median(&idle),
+        quantile(&idle, 0.99)
+    ));
+    say(format!(
+        "| under the flood | {} | {:.2} ms | {:.2} ms |\n",
+        under.len(),
+        median(&under),
+        quantile(&under, 0.99)
+    ));
+}
+
 fn main() -> ExitCode {
     let opts = match options() {
         Ok(o) => o,
@@ -380,6 +574,26 @@ fn main() -> ExitCode {
         argon.p_cost,
         opts.n
     ));
+
+    if opts.pairs || opts.flood {
+        if opts.flood {
+            flood_report(opts.quick, &mut say);
+        }
+        if opts.pairs {
+            pairs_report(opts.n, &mut say);
+        }
+        say(format!(
+            "Command: `scripts/bench.sh{}{}{}`",
+            if opts.flood { " --flood" } else { "" },
+            if opts.pairs { " --pairs" } else { "" },
+            if opts.pairs {
+                format!(" --n {}", opts.n)
+            } else {
+                String::new()
+            }
+        ));
+        return ExitCode::SUCCESS;
+    }
 
     // 1. The physical floor.
     let hasher = Hasher::new(&argon).expect("argon2 parameters");
@@ -612,6 +826,8 @@ fn main() -> ExitCode {
         median(&cost_us),
         quantile(&cost_us, 0.99)
     ));
+    // 7. Fair share under a flood.
+    flood_report(opts.quick, &mut say);
     say(format!(
         "Command: `scripts/bench.sh{}`",
         if opts.quick { " --quick" } else { "" }
