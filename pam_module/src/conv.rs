@@ -5,53 +5,13 @@
 use veil_proto::Reply;
 
 use crate::args::PasswordSource;
-use crate::pam::Pam;
+use crate::handle::Pam;
+use crate::vocab::MessageStyle;
 
 /// The first prompt (echo off), unless the password comes from an earlier module.
 pub const PASSWORD_PROMPT: &str = "Password: ";
 /// The second prompt (echo off), asked every time.
 pub const CODE_PROMPT: &str = "Verification code: ";
-
-/// Linux-PAM message styles, total over C ints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageStyle {
-    PromptEchoOff,
-    PromptEchoOn,
-    ErrorMsg,
-    TextInfo,
-    RadioType,
-    BinaryPrompt,
-    Unknown(i32),
-}
-
-impl MessageStyle {
-    pub fn from_raw(raw: i32) -> MessageStyle {
-        match raw {
-            pam::constants::PAM_PROMPT_ECHO_OFF => MessageStyle::PromptEchoOff,
-            pam::constants::PAM_PROMPT_ECHO_ON => MessageStyle::PromptEchoOn,
-            pam::constants::PAM_ERROR_MSG => MessageStyle::ErrorMsg,
-            pam::constants::PAM_TEXT_INFO => MessageStyle::TextInfo,
-            pam::constants::PAM_RADIO_TYPE => MessageStyle::RadioType,
-            BINARY_PROMPT => MessageStyle::BinaryPrompt,
-            other => MessageStyle::Unknown(other),
-        }
-    }
-
-    pub fn to_raw(self) -> i32 {
-        match self {
-            MessageStyle::PromptEchoOff => pam::constants::PAM_PROMPT_ECHO_OFF,
-            MessageStyle::PromptEchoOn => pam::constants::PAM_PROMPT_ECHO_ON,
-            MessageStyle::ErrorMsg => pam::constants::PAM_ERROR_MSG,
-            MessageStyle::TextInfo => pam::constants::PAM_TEXT_INFO,
-            MessageStyle::RadioType => pam::constants::PAM_RADIO_TYPE,
-            MessageStyle::BinaryPrompt => BINARY_PROMPT,
-            MessageStyle::Unknown(raw) => raw,
-        }
-    }
-}
-
-/// `PAM_BINARY_PROMPT` (Linux-PAM extension; not public in pam-bindings).
-const BINARY_PROMPT: i32 = 7;
 
 /// What the person (or an earlier module) supplied. Whatever it is, it
 /// goes to veild: nothing here may end the attempt early (see
@@ -114,24 +74,5 @@ pub fn ask_credentials(pam: &mut impl Pam, source: PasswordSource) -> Credential
         typed,
         code,
         problems,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_message_style_round_trips() {
-        for raw in (-100..100).chain([i32::MIN, i32::MAX]) {
-            assert_eq!(MessageStyle::from_raw(raw).to_raw(), raw, "{raw}");
-        }
-        assert_eq!(MessageStyle::from_raw(1), MessageStyle::PromptEchoOff);
-        assert_eq!(MessageStyle::from_raw(2), MessageStyle::PromptEchoOn);
-        assert_eq!(MessageStyle::from_raw(3), MessageStyle::ErrorMsg);
-        assert_eq!(MessageStyle::from_raw(4), MessageStyle::TextInfo);
-        assert_eq!(MessageStyle::from_raw(5), MessageStyle::RadioType);
-        assert_eq!(MessageStyle::from_raw(7), MessageStyle::BinaryPrompt);
-        assert_eq!(MessageStyle::from_raw(6), MessageStyle::Unknown(6));
     }
 }

@@ -15,37 +15,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth;
 use crate::client::SocketClient;
-use crate::code::PamCode;
-use crate::conv::MessageStyle;
-use crate::pam::{Item, Level, Pam, PamFailure};
-
-/// `struct pam_message` from `<security/_pam_types.h>`.
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-/// `struct pam_response`.
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int;
-
-/// `struct pam_conv`.
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
+use crate::handle::Pam;
+use crate::sys::{PamConv, PamMessage, PamResponse};
+use crate::vocab::{Item, Level, MessageStyle, PamCode, PamFailure};
 
 #[link(name = "pam")]
 unsafe extern "C" {

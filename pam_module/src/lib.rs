@@ -3,7 +3,8 @@
 //!
 //! Module arguments: `socket=PATH` (default `/run/veil/veild.sock`),
 //! `timeout=SECONDS` (default 5, from 1 to 60, decimals allowed; keep it above
-//! veild's failure delay), `use_first_pass`, `try_first_pass`, `debug`.
+//! veild's failure delay), `server_user=NAME`, `use_first_pass`,
+//! `try_first_pass`, `debug`.
 //!
 //! Every failure, whatever its cause, is `PAM_AUTH_ERR` after the same
 //! prompts and without a message. `pam_sm_setcred` answers `PAM_SUCCESS`
@@ -11,15 +12,22 @@
 //! answer `PAM_IGNORE` (veil manages neither accounts nor, through PAM, its
 //! secrets). There are no session hooks.
 //!
-//! Only [`ffi`] may use `unsafe_code`; every other module forbids it.
+//! The modules, leaves first (each uses only those above it):
+//! [`vocab`] (codes, styles, items, levels, failures) and [`sys`] (the C
+//! structs); [`args`] and [`client`]; [`handle`] (the [`handle::Pam`] trait)
+//! and [`outcome`]; [`conv`]; [`auth`]; and `ffi`, the entry points.
+//!
+//! Only `ffi` may use `unsafe_code`; every other module forbids it.
 
 pub mod args;
 pub mod auth;
 pub mod client;
-pub mod code;
 pub mod conv;
 #[allow(unsafe_code)]
 mod ffi;
-pub mod pam;
+pub mod handle;
+pub mod outcome;
+pub mod sys;
+pub mod vocab;
 
 pub use ffi::{pam_sm_acct_mgmt, pam_sm_authenticate, pam_sm_chauthtok, pam_sm_setcred};

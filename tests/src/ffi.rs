@@ -1,5 +1,6 @@
 //! Every `unsafe` line of the harness: libpam's application API and a
-//! scripted conversation function.
+//! scripted conversation function. The conversation's C structs are the
+//! module's own ([`pam_veil::sys`]), checked there against libpam's header.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -8,35 +9,12 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::ptr;
 
+use pam_veil::sys::{PamConv, PamMessage, PamResponse};
+
 /// Opaque `pam_handle_t`.
 #[repr(C)]
 pub struct PamHandle {
     _private: [u8; 0],
-}
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = unsafe extern "C" fn(
-    c_int,
-    *mut *const PamMessage,
-    *mut *mut PamResponse,
-    *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
 }
 
 #[link(name = "pam")]

@@ -1,12 +1,10 @@
-//! Linux-PAM return codes as a total enum, and the one function that turns
-//! an authentication outcome into a code.
+//! The FFI vocabulary every other module may use: PAM return codes and
+//! message styles as total enums over C ints, the items veil reads, the log
+//! levels it writes, and [`PamFailure`] for a libpam call that went wrong.
+//! A leaf: it uses nothing else from the crate.
 #![forbid(unsafe_code)]
 
 use std::fmt;
-
-use veil_proto::ClientError;
-
-use crate::pam::PamFailure;
 
 /// Every Linux-PAM return code, plus whatever else a C int might hold.
 /// `from_raw` and `to_raw` are total and inverse to each other.
@@ -113,40 +111,79 @@ impl fmt::Display for PamCode {
     }
 }
 
-/// How one authentication attempt ended, as far as the module knows.
-#[derive(Debug)]
-pub enum Outcome {
-    /// veild answered with the exact ALLOW frame.
-    Allowed,
-    Denied(Denial),
+/// Linux-PAM message styles, total over C ints. The module only ever asks
+/// echo-off questions (it never shows a message, so no failure can be told
+/// apart by one); every other style is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStyle {
+    PromptEchoOff,
+    /// Any other value: a style the module never sends.
+    Unknown(i32),
 }
 
-/// Why the module denied. Only the system log ever sees this; the user gets
-/// `PAM_AUTH_ERR` and the same two prompts whatever it is. The two local
-/// denials cannot depend on the account: the arguments are the stack's,
-/// and without a user name there is no account to tell apart. Everything
-/// about the replies is veild's to judge (see `conv::ask_credentials`).
-#[derive(Debug)]
-pub enum Denial {
-    /// An unknown, malformed, repeated or conflicting module argument.
-    BadArguments,
-    /// `pam_get_user` failed.
-    NoUser(PamFailure),
-    /// veild answered DENY; the daemon logs the reason.
-    DaemonDenied,
-    /// No verdict: veild missing, refusing, slow or answering garbage.
-    DaemonTrouble(ClientError),
-}
+impl MessageStyle {
+    pub fn from_raw(raw: i32) -> MessageStyle {
+        match raw {
+            pam::constants::PAM_PROMPT_ECHO_OFF => MessageStyle::PromptEchoOff,
+            other => MessageStyle::Unknown(other),
+        }
+    }
 
-/// The one place an outcome becomes a PAM code. Every denial is
-/// `PAM_AUTH_ERR`: never `PAM_USER_UNKNOWN`, `PAM_MAXTRIES`,
-/// `PAM_AUTHINFO_UNAVAIL` or `PAM_PERM_DENIED`, on which stacks branch.
-pub fn pam_code(outcome: &Outcome) -> PamCode {
-    match outcome {
-        Outcome::Allowed => PamCode::Success,
-        Outcome::Denied(_) => PamCode::AuthErr,
+    pub fn to_raw(self) -> i32 {
+        match self {
+            MessageStyle::PromptEchoOff => pam::constants::PAM_PROMPT_ECHO_OFF,
+            MessageStyle::Unknown(raw) => raw,
+        }
     }
 }
+
+/// The string items veil reads and forwards to veild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Item {
+    /// Read for log lines only; the user comes from `Pam::user`.
+    User,
+    Service,
+    Tty,
+    RHost,
+    RUser,
+}
+
+/// Syslog priorities the module uses (the facility is always LOG_AUTHPRIV,
+/// which `pam_syslog` adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Something an administrator must fix or know: bad arguments, daemon
+    /// trouble, a failed conversation.
+    Err,
+    /// Only with the `debug` argument.
+    Debug,
+}
+
+/// A libpam call that did not give what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PamFailure {
+    /// libpam (or the application's conversation) returned this code.
+    Call { call: &'static str, code: PamCode },
+    /// Success was returned with a null result.
+    Null(&'static str),
+    /// A user name, token or reply that is not UTF-8.
+    NotUtf8(&'static str),
+    /// The application registered no conversation function.
+    NoConversation,
+}
+
+impl fmt::Display for PamFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PamFailure::Call { call, code } => write!(f, "{call} failed: {code}"),
+            PamFailure::Null(what) => write!(f, "{what} returned nothing"),
+            PamFailure::NotUtf8(what) => write!(f, "{what} is not UTF-8"),
+            PamFailure::NoConversation => write!(f, "the application has no conversation function"),
+        }
+    }
+}
+
+impl std::error::Error for PamFailure {}
 
 #[cfg(test)]
 mod tests {
@@ -182,18 +219,18 @@ mod tests {
     }
 
     #[test]
-    fn every_denial_is_pam_auth_err_and_only_allow_succeeds() {
-        let failure = || PamFailure::NoConversation;
-        let denials = [
-            Denial::BadArguments,
-            Denial::NoUser(failure()),
-            Denial::DaemonDenied,
-            Denial::DaemonTrouble(ClientError::TimedOut),
-            Denial::DaemonTrouble(ClientError::Garbage),
-        ];
-        for denial in denials {
-            assert_eq!(pam_code(&Outcome::Denied(denial)), PamCode::AuthErr);
+    fn every_message_style_round_trips() {
+        for raw in (-100..100).chain([i32::MIN, i32::MAX]) {
+            assert_eq!(MessageStyle::from_raw(raw).to_raw(), raw, "{raw}");
         }
-        assert_eq!(pam_code(&Outcome::Allowed), PamCode::Success);
+        assert_eq!(MessageStyle::from_raw(1), MessageStyle::PromptEchoOff);
+        assert_eq!(
+            MessageStyle::PromptEchoOff.to_raw(),
+            pam::constants::PAM_PROMPT_ECHO_OFF
+        );
+        // Echo on, error, text, radio, the unused 6, binary: never sent.
+        for raw in 2..=7 {
+            assert_eq!(MessageStyle::from_raw(raw), MessageStyle::Unknown(raw));
+        }
     }
 }
