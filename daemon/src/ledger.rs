@@ -379,13 +379,14 @@ fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter
 fn write_counter(conn: &Connection, key: &Key, c: Counter, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO ledger (kind, user, source, failures, window_start, locked_until, last_seen,
-                             locks, locks_remembered_until)
+                             locks, locks_remembered_until, writes)
          VALUES (:kind, :user, :source, :failures, :window_start, :locked_until, :now,
-                 :locks, :remembered)
+                 :locks, :remembered, 1)
          ON CONFLICT (kind, user, source) DO UPDATE SET
              failures = excluded.failures, window_start = excluded.window_start,
              locked_until = excluded.locked_until, last_seen = excluded.last_seen,
-             locks = excluded.locks, locks_remembered_until = excluded.locks_remembered_until",
+             locks = excluded.locks, locks_remembered_until = excluded.locks_remembered_until,
+             writes = ledger.writes + 1",
     )?
     .execute(named_params! {
         ":kind": key.kind.as_str(), ":user": key.user, ":source": key.source,
@@ -450,8 +451,11 @@ pub fn reserve_charge(
     }
     let mut counters = Vec::with_capacity(keys.len());
     let mut refused = None;
+    let mut new_rows = 0i64;
     for key in &keys {
-        let c = read_counter(&tx, key)?.map_or(Counter::fresh(now), |c| c.at(now, limits));
+        let stored = read_counter(&tx, key)?;
+        new_rows += i64::from(stored.is_none());
+        let c = stored.map_or(Counter::fresh(now), |c| c.at(now, limits));
         let limit = limits.limit(key.kind);
         if refused.is_none() && (c.locked_until > now || c.failures >= limit) {
             refused = Some(Refusal {
@@ -484,6 +488,10 @@ pub fn reserve_charge(
             write_counter(&tx, key, c, now)?;
         }
     }
+    tx.prepare_cached(
+        "UPDATE ledger_size SET rows = rows + :new, writes = writes + 1 WHERE id = 1",
+    )?
+    .execute(named_params! {":new": new_rows})?;
     enforce_cap(&tx, limits, now)?;
     tx.commit()?;
     if let Some(r) = &mut refused {

@@ -70,6 +70,20 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (user, source)
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX known_good_by_time ON known_good(last_success);",
+    // 3: a reservation counts its own inserts in one statement that every
+    // attempt runs (a trigger fired only for new rows, so a first attempt
+    // wrote more than a repeated one, and took longer).
+    //    Likewise the ledger's two secondary indexes: an attempt that adds
+    //    rows also wrote index pages that a repeated one did not. Their
+    //    users (prune, eviction past the cap, veilctl) scan instead.
+    //    And every write changes its row (`writes` counts them): SQLite
+    //    skips a write that leaves a row as it was, so a locked key asked
+    //    twice in one second committed nothing and answered sooner.
+    "DROP TRIGGER ledger_count_insert;
+     DROP INDEX ledger_by_last_seen;
+     DROP INDEX ledger_by_source;
+     ALTER TABLE ledger ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE ledger_size ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How a caller wants the file opened.
@@ -243,11 +257,52 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// Writes the record unknown names are checked against, as a row
+    /// under the empty name (which no request can carry), so that every
+    /// lookup reads and parses one row the same way.
+    pub fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO users (name, phc, totp_secret, totp_last_step, created_at, updated_at)
+             VALUES ('', :phc, :secret, :step, :now, :now)
+             ON CONFLICT (name) DO UPDATE SET phc = excluded.phc, totp_secret = excluded.totp_secret,
+                 totp_last_step = excluded.totp_last_step, updated_at = excluded.updated_at",
+            named_params! {
+                ":phc": record.phc,
+                ":secret": record.totp_secret.as_deref().map(Vec::as_slice),
+                ":step": record.totp_last_step,
+                ":now": now,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The user's row, or else the dummy row: one statement, one row read
+    /// and parsed either way. `None` only if the dummy row is missing.
+    pub fn user_or_dummy(&self, name: &str) -> Result<Option<(UserRecord, bool)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT phc, totp_secret, totp_last_step, name <> '' FROM users
+                 WHERE name IN (:name, '') ORDER BY name DESC LIMIT 1",
+            )?
+            .query_row(named_params! {":name": name}, |r| {
+                Ok((
+                    UserRecord {
+                        phc: r.get(0)?,
+                        totp_secret: r.get::<_, Option<Vec<u8>>>(1)?.map(Zeroizing::new),
+                        totp_last_step: r.get(2)?,
+                    },
+                    r.get(3)?,
+                ))
+            })
+            .optional()?)
+    }
+
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = :name",
+                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = :name AND name <> ''",
             )?
             .query_row(named_params! {":name": name}, |r| {
                 Ok(UserRecord {
@@ -290,7 +345,7 @@ impl Store {
     pub fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at, updated_at, phc
-             FROM users ORDER BY name",
+             FROM users WHERE name <> '' ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(UserSummary {
@@ -508,6 +563,31 @@ mod tests {
         assert_eq!(store.list_users().unwrap().len(), 1);
         store.delete_user("alice").unwrap();
         assert!(store.user("alice").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_lookup_reads_the_user_or_else_the_dummy_row_which_is_no_user() {
+        let (_dir, mut store) = temp_store();
+        assert!(
+            store.user_or_dummy("ghost").unwrap().is_none(),
+            "no dummy yet"
+        );
+        let dummy = UserRecord {
+            phc: "$argon2id$dummy".into(),
+            totp_secret: Some(Zeroizing::new(vec![7; 20])),
+            totp_last_step: -1,
+        };
+        store.put_dummy(&dummy, 1).unwrap();
+        store.put_dummy(&dummy, 2).unwrap();
+        store.add_user("alice", "$argon2id$alice", 3).unwrap();
+        let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
+        assert!(!found);
+        assert_eq!(row.phc, "$argon2id$dummy");
+        let (row, found) = store.user_or_dummy("alice").unwrap().unwrap();
+        assert!(found);
+        assert_eq!(row.phc, "$argon2id$alice");
+        assert!(store.user("").unwrap().is_none());
+        assert_eq!(store.list_users().unwrap().len(), 1, "the dummy is no user");
     }
 
     #[test]

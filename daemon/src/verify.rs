@@ -117,8 +117,13 @@ impl Verifier {
             self.store = None;
         }
         if self.store.is_none() {
-            self.store =
-                Some(Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?);
+            let mut store =
+                Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?;
+            // Written on every open, so a restored or replaced file has it too.
+            store
+                .put_dummy(&self.dummy, 0)
+                .map_err(|e| format!("writing the dummy row: {e}"))?;
+            self.store = Some(store);
         }
         self.store.as_mut().ok_or_else(|| "no store".to_owned())
     }
@@ -144,17 +149,24 @@ impl Verifier {
                 None
             }
         };
-        let record = match self.store.as_ref().map(|s| s.user(&request.user)) {
-            Some(Ok(r)) => r,
+        // One row read either way: the user's, or the dummy row veild
+        // wrote at start; the in-memory copy only if the store failed.
+        let (row, found) = match self.store.as_ref().map(|s| s.user_or_dummy(&request.user)) {
+            Some(Ok(Some((row, found)))) => (Some(row), found),
+            Some(Ok(None)) => {
+                store_error.get_or_insert("users: the dummy row is missing".to_owned());
+                (None, false)
+            }
             Some(Err(e)) => {
                 store_error.get_or_insert(format!("users: {e}"));
-                None
+                (None, false)
             }
-            None => None,
+            None => (None, false),
         };
+        let record = if found { row.as_ref() } else { None };
 
         // The same work for every request from here on.
-        let subject = record.as_ref().unwrap_or(&self.dummy);
+        let subject = row.as_ref().unwrap_or(&self.dummy);
         let password_ok =
             self.hasher
                 .verify_with(&mut self.memory, &subject.phc, request.password.bytes());
@@ -198,7 +210,7 @@ impl Verifier {
             }
         };
 
-        let reason = match (reason, reservation.as_ref(), record.as_ref()) {
+        let reason = match (reason, reservation.as_ref(), record) {
             (Reason::Success, Some(res), Some(rec)) => {
                 self.commit_success(request, res, rec, code, now_i)
             }
