@@ -683,4 +683,21 @@ mod tests {
         let now = t0 + Duration::from_millis(7);
         assert_eq!(deny_at(t0, now, Duration::ZERO), now);
     }
+
+    #[test]
+    fn a_socket_in_a_directory_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = listen(&open.join("veild.sock")).unwrap_err();
+        assert!(
+            err.contains("socket directory") && err.contains("writable"),
+            "{err}"
+        );
+        assert!(!open.join("veild.sock").exists(), "nothing was bound");
+        // The same directory, closed to others, is fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(listen(&open.join("veild.sock")).is_ok());
+    }
 }

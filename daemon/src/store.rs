@@ -640,4 +640,22 @@ mod tests {
         let err = check_not_writable_by_others(&path).unwrap_err();
         assert!(err.contains("writable by group or others"), "{err}");
     }
+
+    #[test]
+    #[ignore = "needs root (hands a file to another uid): scripts/test.sh runs it as root"]
+    fn a_file_owned_by_another_account_is_refused() {
+        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("veild.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check_not_writable_by_others(&path).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        nix::unistd::chown(&path, Some(nobody.uid), None).unwrap();
+        let err = check_not_writable_by_others(&path).unwrap_err();
+        assert!(
+            err.contains("owned by uid") && err.contains("chown root"),
+            "{err}"
+        );
+    }
 }
