@@ -1,110 +1,13 @@
-//! veild, the veil verification daemon, and the library behind veilctl.
+//! veil's daemon side: the core that veild and veilctl share, and veild.
 //!
-//! The binaries are thin shells over [`run`] and [`ctl::main`].
+//! * [`common`]: configuration, the clock, the store (SQLite) and the rules
+//!   on top of it: lockout ledger, password hashing, TOTP, peer policy and
+//!   the verification pipeline. veilctl (its own binary tree under
+//!   `src/veilctl/`) uses these too.
+//! * [`veild`]: the daemon: start-up, the socket server, the audit log.
+//!
+//! The `veild` binary is one call to [`veild::run`].
 #![forbid(unsafe_code)]
 
-pub mod audit;
-pub mod config;
-pub mod ctl;
-pub mod enable;
-pub mod ledger;
-pub mod password;
-pub mod policy;
-pub mod server;
-pub mod store;
-pub mod totp;
-pub mod verify;
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use crate::audit::{Audit, Line, Severity, Sinks};
-use crate::config::Config;
-use crate::password::Hasher;
-use crate::store::{OpenMode, Store, check_not_writable_by_others};
-use crate::verify::{Verifier, dummy_record};
-
-/// What `veild`'s command line asked for.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub config: PathBuf,
-    pub check_config: bool,
-    pub log_stderr: bool,
-}
-
-/// Exit status for a configuration error (sysexits EX_CONFIG).
-const EX_CONFIG: u8 = 78;
-
-fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("veild: {message}");
-    ExitCode::from(code)
-}
-
-/// Starts veild. Fails closed: any doubt about the config, the database
-/// or the socket stops it with a message that names the culprit.
-pub fn run(options: &Options) -> ExitCode {
-    let config = match Config::load(&options.config) {
-        Ok(c) => c,
-        Err(e) => return fail(EX_CONFIG, e),
-    };
-    if let Err(e) = check_not_writable_by_others(&options.config) {
-        return fail(EX_CONFIG, e);
-    }
-    let hasher = match Hasher::new(&config.argon2) {
-        Ok(h) => h,
-        Err(e) => return fail(EX_CONFIG, e),
-    };
-    if options.check_config {
-        println!("{}: OK", options.config.display());
-        return ExitCode::SUCCESS;
-    }
-    // No core dumps and no ptrace by other users: memory holds passwords.
-    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
-        return fail(1, format!("cannot make the process non-dumpable: {e}"));
-    }
-    match Store::open(&config.database, OpenMode::CreateIfMissing) {
-        Ok(store) => drop(store),
-        Err(e) => return fail(1, format!("{e}; refusing to start")),
-    }
-    if let Err(e) = check_not_writable_by_others(&config.database) {
-        return fail(1, e);
-    }
-    let dummy = match dummy_record(&hasher) {
-        Ok(d) => d,
-        Err(e) => return fail(1, e),
-    };
-    let verifiers = (0..config.workers())
-        .map(|_| Verifier::new(&config, hasher.clone(), dummy.clone()))
-        .collect();
-    let listener = match server::listen(&config.socket) {
-        Ok(l) => l,
-        Err(e) => return fail(1, e),
-    };
-    let (audit, writer) = Audit::start(Sinks {
-        syslog: true,
-        stderr: options.log_stderr,
-    });
-    if config.failure_delay_ms == 0 {
-        audit.log(
-            Severity::Warning,
-            Line::new("config")
-                .field("warning", "failure_delay_ms=0: denials leave as soon as they are decided, so their timing is visible")
-                .finish(),
-        );
-    }
-    let result = server::serve(&config, listener, verifiers, &audit);
-    let code = match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            audit.log(
-                Severity::Error,
-                Line::new("fatal").field("error", &e).finish(),
-            );
-            eprintln!("veild: {e}");
-            ExitCode::from(1)
-        }
-    };
-    drop(audit);
-    let _ = writer.join();
-    code
-}
+pub mod common;
+pub mod veild;

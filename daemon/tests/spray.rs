@@ -2,15 +2,15 @@
 //! the table never passes its cap, the file stays bounded, and active
 //! locks survive eviction. (Only this test relaxes `synchronous`.)
 
-use veil_daemon::config::Lockout;
-use veil_daemon::ledger::{self, Limits};
-use veil_daemon::store::{OpenMode, Store};
+use veil_daemon::common::config::Lockout;
+use veil_daemon::common::ledger::{self, Limits};
+use veil_daemon::common::store::{OpenMode, SqliteStore, Store};
 
 #[test]
 fn a_million_random_names_cannot_grow_the_ledger_past_its_cap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spray.db");
-    let mut store = Store::open(&path, OpenMode::CreateIfMissing).unwrap();
+    let mut store = SqliteStore::open(&path, OpenMode::CreateIfMissing).unwrap();
     store
         .conn()
         .pragma_update(None, "synchronous", "OFF")
@@ -26,12 +26,19 @@ fn a_million_random_names_cannot_grow_the_ledger_past_its_cap() {
 
     let t0 = 1_800_000_000i64;
     for i in 0..3 {
-        ledger::reserve(store.conn(), &limits, "victim", "192.0.2.1", t0 + i).unwrap();
+        store
+            .reserve(
+                &limits,
+                ledger::charge_for(
+                    &limits,
+                    "victim",
+                    &ledger::Origin::from_root("192.0.2.1", ""),
+                ),
+                t0 + i,
+            )
+            .unwrap();
     }
-    assert_eq!(
-        ledger::locks(store.conn(), &limits, t0 + 3).unwrap().len(),
-        1
-    );
+    assert_eq!(store.locks(&limits, t0 + 3).unwrap().len(), 1);
 
     let mut x: u64 = 0x9e3779b97f4a7c15;
     let started = std::time::Instant::now();
@@ -42,16 +49,22 @@ fn a_million_random_names_cannot_grow_the_ledger_past_its_cap() {
         x ^= x << 17;
         let name = format!("{x:016x}");
         let rhost = format!("198.51.{}.{}", (x >> 8) % 256, x % 256);
-        let r = ledger::reserve(store.conn(), &limits, &name, &rhost, t0 + 10 + i / 1000).unwrap();
-        assert!(r.evaluated());
+        let r = store
+            .reserve(
+                &limits,
+                ledger::charge_for(&limits, &name, &ledger::Origin::from_root(&rhost, "")),
+                t0 + 10 + i / 1000,
+            )
+            .unwrap();
+        assert!(r.refused.is_none());
         if i % 10_000 == 0 {
-            let rows = ledger::row_count(store.conn()).unwrap();
+            let rows = store.ledger_rows().unwrap();
             assert!(rows <= limits.max_rows, "{rows} rows after {i} names");
             max_rows = max_rows.max(rows);
         }
     }
     let elapsed = started.elapsed();
-    let rows = ledger::row_count(store.conn()).unwrap();
+    let rows = store.ledger_rows().unwrap();
     let counted: i64 = store
         .conn()
         .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
@@ -59,15 +72,25 @@ fn a_million_random_names_cannot_grow_the_ledger_past_its_cap() {
     assert_eq!(rows, counted);
     assert!(rows <= limits.max_rows);
     let now = t0 + 10 + 1000;
-    let locks = ledger::locks(store.conn(), &limits, now).unwrap();
+    let locks = store.locks(&limits, now).unwrap();
     assert!(
         locks.iter().any(|e| e.key.user == "victim"),
         "the victim's lock was evicted"
     );
     assert!(
-        !ledger::reserve(store.conn(), &limits, "victim", "192.0.2.1", now)
+        store
+            .reserve(
+                &limits,
+                ledger::charge_for(
+                    &limits,
+                    "victim",
+                    &ledger::Origin::from_root("192.0.2.1", "")
+                ),
+                now
+            )
             .unwrap()
-            .evaluated()
+            .refused
+            .is_some()
     );
 
     store

@@ -10,7 +10,7 @@ use clap::Parser;
 #[command(version, about)]
 struct Cli {
     /// Configuration file
-    #[arg(long, value_name = "PATH", default_value = veil_daemon::config::DEFAULT_CONFIG)]
+    #[arg(long, value_name = "PATH", default_value = veil_daemon::common::config::DEFAULT_CONFIG)]
     config: PathBuf,
     /// Check the configuration file and exit
     #[arg(long)]
@@ -22,7 +22,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    veil_daemon::run(&veil_daemon::Options {
+    veil_daemon::veild::run(&veil_daemon::veild::Options {
         config: cli.config,
         check_config: cli.check_config,
         log_stderr: cli.log_stderr,

@@ -174,9 +174,13 @@ pub fn code_now() -> String {
 }
 
 pub fn code_at(offset_steps: i64) -> String {
-    let secret = veil_daemon::totp::from_base32(SECRET_B32).unwrap();
-    let now = veil_daemon::server::unix_now();
-    veil_daemon::totp::code_at(&secret, veil_daemon::totp::step_of(now) + offset_steps).to_string()
+    let secret = veil_daemon::common::totp::from_base32(SECRET_B32).unwrap();
+    let now = veil_daemon::common::clock::unix_now();
+    veil_daemon::common::totp::code_at(
+        &secret,
+        veil_daemon::common::totp::step_of(now) + offset_steps,
+    )
+    .to_string()
 }
 
 /// A code that is certainly not one of the accepted ones right now.

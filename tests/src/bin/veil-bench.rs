@@ -18,8 +18,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use veil_daemon::config::Argon2;
-use veil_daemon::password::Hasher;
+use veil_daemon::common::config::Argon2;
+use veil_daemon::common::password::Hasher;
+use veil_daemon::common::store::Store as _;
 use veil_tests::pam::{PamStack, authenticate, socket_args};
 use veil_tests::stats::{ks_two_sample, median, quantile};
 use veil_tests::totp::{DEMO_SECRET, code_now, wrong_code};
@@ -174,9 +175,9 @@ impl Daemon {
     }
 
     fn clear_ledger_except(&self, keep_user: &str) {
-        let mut store = veil_daemon::store::Store::open(
+        let mut store = veil_daemon::common::store::SqliteStore::open(
             &self.dir.path().join("veil.db"),
-            veil_daemon::store::OpenMode::MustExist,
+            veil_daemon::common::store::OpenMode::MustExist,
         )
         .expect("open the bench database");
         store
@@ -816,12 +817,13 @@ fn main() -> ExitCode {
     }
     // 6. The ledger's own cost.
     let ledger_dir = tempfile::tempdir().expect("temp dir");
-    let mut store = veil_daemon::store::Store::open(
+    let mut store = veil_daemon::common::store::SqliteStore::open(
         &ledger_dir.path().join("ledger.db"),
-        veil_daemon::store::OpenMode::CreateIfMissing,
+        veil_daemon::common::store::OpenMode::CreateIfMissing,
     )
     .expect("ledger database");
-    let limits = veil_daemon::ledger::Limits::from(&veil_daemon::config::Lockout::default());
+    let limits =
+        veil_daemon::common::ledger::Limits::from(&veil_daemon::common::config::Lockout::default());
     let mut cost_us = Vec::new();
     let attempts = if opts.quick { 500 } else { 3000 };
     for i in 0..attempts {
@@ -831,13 +833,12 @@ fn main() -> ExitCode {
             format!("198.51.100.{}", i % 250)
         };
         let t = Instant::now();
-        let _ = veil_daemon::ledger::reserve(
-            store.conn(),
+        let charge = veil_daemon::common::ledger::charge_for(
             &limits,
             &format!("ledger{i}"),
-            &rhost,
-            1_800_000_000 + i64::from(i),
+            &veil_daemon::common::ledger::Origin::from_root(&rhost, ""),
         );
+        let _ = store.reserve(&limits, charge, 1_800_000_000 + i64::from(i));
         cost_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     say("## 6. Ledger write cost per attempt

@@ -8,13 +8,12 @@ use std::path::PathBuf;
 
 use veil_proto::{Reply, ReplyState, Request, Verdict};
 
-use crate::audit::{Audit, Line, Severity};
-use crate::config::{Config, TotpPolicy};
-use crate::ledger::{self, Key, Limits, Origin, Refusal};
-use crate::password::{HashError, Hasher, Memory};
-use crate::policy::{self, Peer};
-use crate::store::{OpenMode, Store, UserRecord};
-use crate::totp::{self, CodeCheck};
+use crate::common::config::{Config, TotpPolicy};
+use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
+use crate::common::password::{HashError, Hasher, Memory};
+use crate::common::peer::{self, Peer};
+use crate::common::store::{self, OpenMode, Store, Success, UserRecord};
+use crate::common::totp::{self, CodeCheck};
 
 /// The real reason behind a verdict; only the audit log sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +73,7 @@ pub struct Verifier {
     hasher: Hasher,
     dummy: UserRecord,
     database: PathBuf,
-    store: Option<Store>,
+    store: Option<Box<dyn Store>>,
     memory: Memory,
 }
 
@@ -112,32 +111,35 @@ impl Verifier {
 
     /// The store, reopened if it was never opened or the file was deleted
     /// or replaced. A missing file is never recreated here.
-    fn store(&mut self) -> Result<&mut Store, String> {
-        if self.store.as_ref().is_some_and(|s| !s.still_on_disk()) {
+    fn store(&mut self) -> Result<&mut dyn Store, String> {
+        if self.store.as_ref().is_some_and(|s| !s.still_usable()) {
             self.store = None;
         }
         if self.store.is_none() {
             let mut store =
-                Store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?;
+                store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?;
             // Written on every open, so a restored or replaced file has it too.
             store
                 .put_dummy(&self.dummy, 0)
                 .map_err(|e| format!("writing the dummy row: {e}"))?;
             self.store = Some(store);
         }
-        self.store.as_mut().ok_or_else(|| "no store".to_owned())
+        match self.store.as_mut() {
+            Some(store) => Ok(store.as_mut()),
+            None => Err("no store".to_owned()),
+        }
     }
 
     /// Decides one request at Unix time `now`.
     pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
         let now_i = now.min(i64::MAX as u64) as i64;
-        let permitted = policy::permits(peer, &request.user);
+        let permitted = peer::permits(peer, &request.user);
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
 
         let mut store_error: Option<String> = None;
         let reservation = match self.store() {
-            Ok(store) => match ledger::reserve_charge(store.conn(), &limits, charge, now_i) {
+            Ok(store) => match store.reserve(&limits, charge, now_i) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     store_error = Some(format!("ledger: {e}"));
@@ -253,31 +255,30 @@ impl Verifier {
         let Ok(store) = self.store() else {
             return Reason::Store("store vanished".into());
         };
-        let result = (|| -> rusqlite::Result<Reason> {
-            let tx = store
-                .conn()
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let CodeCheck::Accepted(step) = code
-                && record.totp_secret.is_some()
-                && !crate::store::accept_totp_step(&tx, &request.user, step)?
-            {
-                return Ok(Reason::ReplayedCode);
-            }
-            ledger::record_success(&tx, &limits, reservation, now)?;
-            if let Some(phc) = &new_hash {
-                crate::store::replace_hash(&tx, &request.user, phc, now)?;
-            }
-            tx.commit()?;
-            Ok(Reason::Success)
-        })();
-        result.unwrap_or_else(|e| Reason::Store(format!("success writes: {e}")))
+        let step = match code {
+            CodeCheck::Accepted(step) if record.totp_secret.is_some() => Some(step),
+            _ => None,
+        };
+        let success = Success {
+            user: &request.user,
+            step,
+            reservation,
+            new_hash: new_hash.as_deref(),
+            now,
+        };
+        match store.commit_success(&limits, &success) {
+            Ok(true) => Reason::Success,
+            Ok(false) => Reason::ReplayedCode,
+            Err(e) => Reason::Store(format!("success writes: {e}")),
+        }
     }
 
     /// Deletes expired ledger rows.
     pub fn prune(&mut self, now: u64) -> Result<usize, String> {
         let limits = self.limits.clone();
         let store = self.store()?;
-        ledger::prune(store.conn(), &limits, now.min(i64::MAX as u64) as i64)
+        store
+            .prune(&limits, now.min(i64::MAX as u64) as i64)
             .map_err(|e| e.to_string())
     }
 }
@@ -312,73 +313,6 @@ pub fn charge_of(
     }
 }
 
-/// The source the ledger charged, as the audit line shows it.
-fn audit_source(request: &Request, peer: Peer) -> String {
-    match peer.uid {
-        0 => {
-            ledger::source_of(Origin::from_root(&request.rhost, &request.ruser).source()).to_owned()
-        }
-        uid => format!("uid:{uid}"),
-    }
-}
-
-/// The audit line for one decided request.
-pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &Decision) {
-    let outcome = if decision.verdict == Verdict::Allow {
-        "allow"
-    } else {
-        "deny"
-    };
-    // A non-root peer's rhost and ruser are only what it claims: marked
-    // so, never shown as if the system had reported them.
-    let (rhost_key, ruser_key) = if peer.uid == 0 {
-        ("rhost", "ruser")
-    } else {
-        ("claimed_rhost", "claimed_ruser")
-    };
-    let mut line = Line::new("attempt")
-        .field("user", &request.user)
-        .field("service", &request.service)
-        .field(rhost_key, &request.rhost)
-        .field("tty", &request.tty)
-        .field(ruser_key, &request.ruser)
-        .field("source", audit_source(request, peer))
-        .field("peer_uid", peer.uid)
-        .field("peer_pid", peer.pid)
-        .field("outcome", outcome)
-        .field("reason", decision.reason.as_str());
-    let mut severity = if decision.verdict == Verdict::Allow {
-        Severity::Info
-    } else {
-        Severity::Notice
-    };
-    match &decision.reason {
-        Reason::Locked(r) => {
-            line = line
-                .field("key", &r.key)
-                .field("key_failures", r.failures)
-                .field("locked_until", r.locked_until);
-        }
-        Reason::Store(e) => {
-            line = line.field("error", e);
-            severity = Severity::Error;
-        }
-        Reason::PeerNotPermitted => severity = Severity::Warning,
-        _ => {}
-    }
-    audit.log(severity, line.finish());
-    for key in &decision.locked {
-        audit.log(
-            Severity::Warning,
-            Line::new("lock")
-                .field("key", key)
-                .field("user", &request.user)
-                .field("source", audit_source(request, peer))
-                .finish(),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,7 +334,7 @@ mod tests {
             database: dir.path().join("v.db"),
             ..Config::default()
         };
-        config.argon2 = crate::config::Argon2 {
+        config.argon2 = crate::common::config::Argon2 {
             m_cost_kib: 64,
             t_cost: 1,
             p_cost: 1,
@@ -408,7 +342,7 @@ mod tests {
         config.lockout.deny = 3;
         config.totp.policy = policy;
         let hasher = Hasher::new(&config.argon2).unwrap();
-        let mut store = Store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+        let mut store = store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
         store
             .add_user("alice", &hasher.hash(b"right").unwrap(), 0)
             .unwrap();
@@ -490,7 +424,7 @@ mod tests {
         let d = ask(&mut f, "alice", "right", &c, NOW);
         assert!(matches!(d.reason, Reason::Locked(_)), "{:?}", d.reason);
         let store = f.verifier.store().unwrap();
-        ledger::unlock_user(store.conn(), "alice").unwrap();
+        store.unlock_user("alice").unwrap();
         assert_eq!(
             ask(&mut f, "alice", "right", &c, NOW).verdict,
             Verdict::Allow
@@ -553,9 +487,9 @@ mod tests {
         }
         let limits = f.verifier.limits.clone();
         let store = f.verifier.store().unwrap();
-        let alice = ledger::status(store.conn(), &limits, "alice", NOW as i64).unwrap();
+        let alice = store.status(&limits, "alice", NOW as i64).unwrap();
         assert!(alice.is_empty(), "alice's keys were charged: {alice:?}");
-        let locks = ledger::locks(store.conn(), &limits, NOW as i64).unwrap();
+        let locks = store.locks(&limits, NOW as i64).unwrap();
         assert_eq!(locks.len(), 1);
         assert_eq!(locks[0].key.to_string(), "peer:uid:65534");
         let c = code(&f, NOW);
@@ -568,7 +502,7 @@ mod tests {
     #[test]
     fn old_parameters_are_rehashed_on_success() {
         let mut f = fixture(TotpPolicy::IfEnrolled);
-        let old = Hasher::new(&crate::config::Argon2 {
+        let old = Hasher::new(&crate::common::config::Argon2 {
             m_cost_kib: 32,
             t_cost: 1,
             p_cost: 1,

@@ -19,24 +19,18 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use veil_proto::{DENY, FrameReader, Request, Verdict, decode_request};
 use zeroize::Zeroizing;
 
-use crate::audit::{Audit, Line, Severity};
-use crate::config::Config;
-use crate::policy::Peer;
-use crate::verify::{Decision, Reason, Verifier, audit_decision};
+use crate::common::clock::unix_now;
+use crate::common::config::Config;
+use crate::common::peer::Peer;
+use crate::common::verify::{Decision, Reason, Verifier};
+use crate::veild::audit::audit_decision;
+use crate::veild::audit::{Audit, Line, Severity};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const FIRST_CONN: usize = 3;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// Unix time now. The one place the daemon reads the wall clock.
-#[allow(clippy::disallowed_methods)]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// When a denial for a request received at `received` may leave: at
 /// `received + delay`, or if that has passed (overload) at the next whole
@@ -98,7 +92,10 @@ struct Conn {
 /// are capped by uid when they connect.
 fn requester_of(request: &Request) -> String {
     if !request.rhost.is_empty() {
-        format!("rhost:{}", crate::ledger::source_key(&request.rhost))
+        format!(
+            "rhost:{}",
+            crate::common::ledger::source_key(&request.rhost)
+        )
     } else if !request.ruser.is_empty() {
         format!("ruser:{}", request.ruser)
     } else {
@@ -145,7 +142,7 @@ pub fn listen(path: &Path) -> Result<Listener, String> {
         } else {
             dir
         };
-        crate::store::check_not_writable_by_others(dir)
+        crate::common::files::check_not_writable_by_others(dir)
             .map_err(|e| format!("socket directory: {e}"))?;
     }
     match std::fs::symlink_metadata(path) {

@@ -4,6 +4,10 @@
 //! syslog never delays a login. Values are sanitised so that a crafted
 //! user name cannot forge or split a line.
 
+use veil_proto::{Request, Verdict};
+
+use crate::common::peer::Peer;
+use crate::common::verify::{Decision, Reason};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -136,6 +140,75 @@ impl Line {
 
     pub fn finish(self) -> String {
         self.0
+    }
+}
+
+/// What verify decided, for the audit log: the reason, and the keys it locked.
+/// The source the ledger charged, as the audit line shows it.
+fn audit_source(request: &Request, peer: Peer) -> String {
+    match peer.uid {
+        0 => crate::common::ledger::source_of(
+            crate::common::ledger::Origin::from_root(&request.rhost, &request.ruser).source(),
+        )
+        .to_owned(),
+        uid => format!("uid:{uid}"),
+    }
+}
+
+/// The audit line for one decided request.
+pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &Decision) {
+    let outcome = if decision.verdict == Verdict::Allow {
+        "allow"
+    } else {
+        "deny"
+    };
+    // A non-root peer's rhost and ruser are only what it claims: marked
+    // so, never shown as if the system had reported them.
+    let (rhost_key, ruser_key) = if peer.uid == 0 {
+        ("rhost", "ruser")
+    } else {
+        ("claimed_rhost", "claimed_ruser")
+    };
+    let mut line = Line::new("attempt")
+        .field("user", &request.user)
+        .field("service", &request.service)
+        .field(rhost_key, &request.rhost)
+        .field("tty", &request.tty)
+        .field(ruser_key, &request.ruser)
+        .field("source", audit_source(request, peer))
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid)
+        .field("outcome", outcome)
+        .field("reason", decision.reason.as_str());
+    let mut severity = if decision.verdict == Verdict::Allow {
+        Severity::Info
+    } else {
+        Severity::Notice
+    };
+    match &decision.reason {
+        Reason::Locked(r) => {
+            line = line
+                .field("key", &r.key)
+                .field("key_failures", r.failures)
+                .field("locked_until", r.locked_until);
+        }
+        Reason::Store(e) => {
+            line = line.field("error", e);
+            severity = Severity::Error;
+        }
+        Reason::PeerNotPermitted => severity = Severity::Warning,
+        _ => {}
+    }
+    audit.log(severity, line.finish());
+    for key in &decision.locked {
+        audit.log(
+            Severity::Warning,
+            Line::new("lock")
+                .field("key", key)
+                .field("user", &request.user)
+                .field("source", audit_source(request, peer))
+                .finish(),
+        );
     }
 }
 

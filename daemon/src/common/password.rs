@@ -6,7 +6,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::config;
+use crate::common::config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {

@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses_to_the_defaults() {
-        let text = include_str!("../../packaging/veild.toml");
+        let text = include_str!("../../../packaging/veild.toml");
         assert_eq!(parse(text).unwrap(), Config::default());
     }
 

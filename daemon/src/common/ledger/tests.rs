@@ -1,0 +1,531 @@
+//! The ledger's rules, through the SQLite store on a temp file (not
+//! `:memory:`, which hides WAL behaviour), with an injected clock.
+
+use super::*;
+use crate::common::store::{OpenMode, SqliteStore, Store, Success};
+
+/// Whether a reservation lets the attempt be evaluated.
+trait Evaluated {
+    fn evaluated(&self) -> bool;
+}
+
+impl Evaluated for Reservation {
+    fn evaluated(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+fn record_success(
+    s: &mut SqliteStore,
+    l: &Limits,
+    r: &Reservation,
+    now: i64,
+) -> Result<bool, crate::common::store::StoreError> {
+    s.commit_success(
+        l,
+        &Success {
+            user: &r.user,
+            step: None,
+            reservation: r,
+            new_hash: None,
+            now,
+        },
+    )
+}
+
+fn limits() -> Limits {
+    Limits::from(&Lockout {
+        deny: 3,
+        user_deny: 5,
+        source_deny: 6,
+        fail_interval_s: 100,
+        unlock_time_s: 50,
+        ..Lockout::default()
+    })
+}
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("l.db"), OpenMode::CreateIfMissing).unwrap();
+    (dir, s)
+}
+
+fn fail(s: &mut SqliteStore, l: &Limits, user: &str, rhost: &str, now: i64) -> Reservation {
+    s.reserve(l, charge_for(l, user, &Origin::from_root(rhost, "")), now)
+        .unwrap()
+}
+
+#[test]
+fn deny_failures_lock_the_pair_and_the_next_attempt_is_refused() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..3 {
+        let r = fail(&mut s, &l, "alice", "", 1000 + i);
+        assert!(r.evaluated(), "attempt {i}");
+        assert_eq!(r.locking.is_empty(), i < 2);
+    }
+    let r = fail(&mut s, &l, "alice", "", 1003);
+    let refusal = r.refused.unwrap();
+    assert_eq!(refusal.key.to_string(), "user+source:alice@local");
+    assert_eq!(refusal.locked_until, 1002 + 50);
+    assert_eq!(s.locks(&l, 1003).unwrap().len(), 1);
+}
+
+#[test]
+fn a_lock_expires_after_unlock_time() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..3 {
+        fail(&mut s, &l, "alice", "", 1000 + i);
+    }
+    assert!(!fail(&mut s, &l, "alice", "", 1051).evaluated());
+    assert!(
+        fail(&mut s, &l, "alice", "", 1052).evaluated(),
+        "lock set at 1002 for 50 s"
+    );
+    assert!(s.locks(&l, 1052).unwrap().is_empty());
+}
+
+#[test]
+fn failures_outside_the_window_do_not_add_up() {
+    let (_d, mut s) = store();
+    let l = limits();
+    fail(&mut s, &l, "alice", "", 1000);
+    fail(&mut s, &l, "alice", "", 1050);
+    let r = fail(&mut s, &l, "alice", "", 1100);
+    assert!(
+        r.evaluated() && r.locking.is_empty(),
+        "window restarted at 1100"
+    );
+    assert_eq!(s.status(&l, "alice", 1100).unwrap()[0].failures, 1);
+}
+
+#[test]
+fn success_clears_the_pair_and_returns_its_count_to_wider_keys() {
+    let (_d, mut s) = store();
+    let l = limits();
+    fail(&mut s, &l, "alice", "192.0.2.1", 1000);
+    fail(&mut s, &l, "alice", "192.0.2.1", 1001);
+    let r = fail(&mut s, &l, "alice", "192.0.2.1", 1002);
+    assert_eq!(r.locking.len(), 1, "the third reaches deny=3 for the pair");
+    assert!(record_success(&mut s, &l, &r, 1002).unwrap());
+    assert!(s.conn().is_autocommit());
+    let st = s.status(&l, "alice", 1002).unwrap();
+    assert!(
+        st.iter().all(|e| e.key.kind != KeyKind::UserSource),
+        "{st:?}"
+    );
+    let remote = st
+        .iter()
+        .find(|e| e.key.kind == KeyKind::UserRemote)
+        .unwrap();
+    assert_eq!((remote.failures, remote.locked_until), (2, 0));
+    assert!(s.locks(&l, 1002).unwrap().is_empty());
+}
+
+#[test]
+fn a_network_lock_leaves_the_console_open() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..3 {
+        fail(&mut s, &l, "victim", "198.51.100.9", 1000 + i);
+    }
+    assert!(!fail(&mut s, &l, "victim", "198.51.100.9", 1003).evaluated());
+    assert!(fail(&mut s, &l, "victim", "", 1003).evaluated());
+    assert!(
+        fail(&mut s, &l, "victim", "203.0.113.5", 1003).evaluated(),
+        "another source too"
+    );
+}
+
+#[test]
+fn many_sources_lock_remote_logins_of_a_user_but_not_local_ones() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..5 {
+        assert!(fail(&mut s, &l, "bob", &format!("10.0.0.{i}"), 1000).evaluated());
+    }
+    let r = fail(&mut s, &l, "bob", "10.0.0.99", 1000);
+    assert_eq!(r.refused.unwrap().key.kind, KeyKind::UserRemote);
+    assert!(fail(&mut s, &l, "bob", "", 1000).evaluated());
+}
+
+#[test]
+fn one_source_spraying_names_is_blocked_and_others_are_not() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..6 {
+        assert!(fail(&mut s, &l, &format!("name{i}"), "192.0.2.66", 1000).evaluated());
+    }
+    let r = fail(&mut s, &l, "alice", "192.0.2.66", 1000);
+    assert_eq!(r.refused.unwrap().key.to_string(), "source:192.0.2.66");
+    assert!(fail(&mut s, &l, "alice", "192.0.2.67", 1000).evaluated());
+}
+
+#[test]
+fn refused_attempts_do_not_count_against_wider_keys() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..10 {
+        fail(&mut s, &l, "carol", "192.0.2.1", 1000 + i);
+    }
+    let remote = s.status(&l, "carol", 1010).unwrap();
+    let remote = remote
+        .iter()
+        .find(|e| e.key.kind == KeyKind::UserRemote)
+        .unwrap();
+    assert_eq!(remote.failures, 3, "only the 3 evaluated attempts count");
+}
+
+#[test]
+fn a_remote_host_named_local_is_not_the_console() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..3 {
+        fail(&mut s, &l, "frank", "local", 1000 + i);
+    }
+    assert!(!fail(&mut s, &l, "frank", "local", 1003).evaluated());
+    assert!(fail(&mut s, &l, "frank", "", 1003).evaluated());
+}
+
+#[test]
+fn an_ipv6_source_counts_as_its_64() {
+    assert_eq!(source_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+    assert_eq!(source_key("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+    assert_eq!(source_key("::ffff:192.0.2.1"), "192.0.2.1");
+    assert_eq!(source_key("192.0.2.1"), "192.0.2.1");
+    assert_eq!(source_key("host.example"), "host.example");
+    assert_eq!(source_key(""), "");
+    assert_eq!(source_from_admin("local"), "");
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..6 {
+        fail(
+            &mut s,
+            &l,
+            &format!("n{i}"),
+            &format!("2001:db8:1:2::{i:x}"),
+            1000,
+        );
+    }
+    let r = fail(&mut s, &l, "alice", "2001:db8:1:2::ffff", 1000);
+    assert_eq!(
+        r.refused.unwrap().key.to_string(),
+        "source:2001:db8:1:2::/64"
+    );
+}
+
+#[test]
+fn a_peer_key_is_its_own_counter() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for _ in 0..3 {
+        assert!(s.reserve(&l, peer_charge(1000), 1000).unwrap().evaluated());
+    }
+    let r = s.reserve(&l, peer_charge(1000), 1000).unwrap();
+    assert_eq!(r.refused.unwrap().key.to_string(), "peer:uid:1000");
+    assert!(
+        fail(&mut s, &l, "root", "", 1000).evaluated(),
+        "root's own keys untouched"
+    );
+    assert_eq!(s.unlock_source("uid:1000").unwrap(), 1);
+}
+
+#[test]
+fn user_scope_is_plain_per_user() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        scope: LockoutScope::User,
+        ..limits()
+    };
+    fail(&mut s, &l, "dave", "192.0.2.1", 1000);
+    fail(&mut s, &l, "dave", "192.0.2.2", 1000);
+    fail(&mut s, &l, "dave", "", 1000);
+    let r = fail(&mut s, &l, "dave", "", 1001);
+    assert_eq!(r.refused.unwrap().key.to_string(), "user:dave");
+}
+
+#[test]
+fn unlock_clears_a_user_or_a_source() {
+    let (_d, mut s) = store();
+    let l = limits();
+    for i in 0..3 {
+        fail(&mut s, &l, "erin", "192.0.2.9", 1000 + i);
+    }
+    for i in 0..6 {
+        fail(&mut s, &l, &format!("n{i}"), "192.0.2.10", 1000);
+    }
+    assert_eq!(s.locks(&l, 1010).unwrap().len(), 2);
+    assert!(s.unlock_user("erin").unwrap() >= 2);
+    assert!(s.unlock_source("192.0.2.10").unwrap() >= 1);
+    assert!(s.locks(&l, 1010).unwrap().is_empty());
+    assert!(fail(&mut s, &l, "erin", "192.0.2.9", 1010).evaluated());
+}
+
+#[test]
+fn pruning_removes_only_expired_rows() {
+    let (_d, mut s) = store();
+    let l = limits();
+    fail(&mut s, &l, "old", "", 1000);
+    for i in 0..3 {
+        fail(&mut s, &l, "locked", "", 1060 + i);
+    }
+    fail(&mut s, &l, "recent", "", 1090);
+    assert_eq!(
+        s.prune(&l, 1101).unwrap(),
+        1,
+        "only 'old' is past its window and unlocked"
+    );
+    assert_eq!(s.ledger_rows().unwrap(), 2);
+    assert_eq!(s.prune(&l, 1200).unwrap(), 1, "'locked' remembers its lock");
+    assert_eq!(s.ledger_rows().unwrap(), 1);
+    assert_eq!(s.prune(&l, 1112 + l.unlock_time_max).unwrap(), 1);
+    assert_eq!(s.ledger_rows().unwrap(), 0);
+}
+
+#[test]
+fn the_cap_evicts_stale_rows_and_never_an_active_lock() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        max_rows: 100,
+        unlock_time: 100_000,
+        ..limits()
+    };
+    for i in 0..3 {
+        fail(&mut s, &l, "locked", "", 1000 + i);
+    }
+    for i in 0..1000 {
+        fail(&mut s, &l, &format!("spray{i}"), "", 1010 + i);
+        assert!(s.ledger_rows().unwrap() <= 100);
+    }
+    let real: i64 = s
+        .conn()
+        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(real, s.ledger_rows().unwrap(), "the kept count matches");
+    assert!(
+        !fail(&mut s, &l, "locked", "", 1020).evaluated(),
+        "the lock survived eviction"
+    );
+}
+
+#[test]
+fn concurrent_guesses_never_exceed_the_limit() {
+    let (dir, _s) = store();
+    let l = limits();
+    let path = dir.path().join("l.db");
+    let evaluated = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let mut s = SqliteStore::open(&path, OpenMode::MustExist).unwrap();
+                for _ in 0..5 {
+                    if fail(&mut s, &l, "target", "192.0.2.1", 1000).evaluated() {
+                        evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(evaluated.into_inner(), 3);
+}
+
+fn attempt(s: &mut SqliteStore, l: &Limits, user: &str, origin: &Origin, now: i64) -> Reservation {
+    s.reserve(l, charge_for(l, user, origin), now).unwrap()
+}
+
+fn succeed(s: &mut SqliteStore, l: &Limits, user: &str, origin: &Origin, now: i64) {
+    let r = attempt(s, l, user, origin, now);
+    assert!(
+        r.evaluated(),
+        "{user} from {origin:?} refused: {:?}",
+        r.refused
+    );
+    assert!(record_success(s, l, &r, now).unwrap());
+}
+
+#[test]
+fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
+    let (_d, mut s) = store();
+    let l = limits();
+    let mallory = Origin::from_root("", "mallory");
+    for i in 0..6 {
+        attempt(&mut s, &l, "alice", &mallory, 1000 + i);
+    }
+    let refused = attempt(&mut s, &l, "alice", &mallory, 1010)
+        .refused
+        .unwrap();
+    assert_eq!(refused.key.to_string(), "user+source:alice@ruser:mallory");
+    for other in [
+        Origin::from_root("", "alice"),
+        Origin::Console,
+        Origin::local_uid(1000),
+    ] {
+        assert!(
+            attempt(&mut s, &l, "alice", &other, 1010).evaluated(),
+            "{other:?}"
+        );
+    }
+}
+
+#[test]
+fn a_local_caller_spraying_names_blocks_only_itself() {
+    let (_d, mut s) = store();
+    let l = limits();
+    let mallory = Origin::from_root("", "mallory");
+    for i in 0..6 {
+        assert!(attempt(&mut s, &l, &format!("n{i}"), &mallory, 1000).evaluated());
+    }
+    let r = attempt(&mut s, &l, "root", &mallory, 1000);
+    assert_eq!(r.refused.unwrap().key.to_string(), "source:ruser:mallory");
+    assert!(attempt(&mut s, &l, "root", &Origin::Console, 1000).evaluated());
+}
+
+#[test]
+fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
+    let (_d, mut s) = store();
+    let l = limits();
+    let home = Origin::from_root("192.0.2.10", "");
+    succeed(&mut s, &l, "alice", &home, 1000);
+    // user_deny = 5 here: two sources with 3 failures each pass it.
+    for (i, bot) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        for j in 0..3 {
+            attempt(
+                &mut s,
+                &l,
+                "alice",
+                &Origin::from_root(bot, ""),
+                1001 + (i * 3 + j) as i64,
+            );
+        }
+    }
+    let unseen = attempt(
+        &mut s,
+        &l,
+        "alice",
+        &Origin::from_root("203.0.113.9", ""),
+        1020,
+    );
+    assert_eq!(unseen.refused.unwrap().key.kind, KeyKind::UserRemote);
+    let from_home = attempt(&mut s, &l, "alice", &home, 1020);
+    assert!(from_home.known_good && from_home.evaluated());
+    assert_eq!(
+        from_home.keys.len(),
+        1,
+        "only its own key: {:?}",
+        from_home.keys
+    );
+}
+
+#[test]
+fn a_known_good_source_still_locks_on_its_own_deny() {
+    let (_d, mut s) = store();
+    let l = limits();
+    let home = Origin::from_root("192.0.2.10", "");
+    succeed(&mut s, &l, "alice", &home, 1000);
+    for i in 0..3 {
+        assert!(attempt(&mut s, &l, "alice", &home, 1001 + i).evaluated());
+    }
+    let r = attempt(&mut s, &l, "alice", &home, 1005);
+    assert_eq!(
+        r.refused.unwrap().key.to_string(),
+        "user+source:alice@192.0.2.10"
+    );
+}
+
+#[test]
+fn known_good_standing_ends_after_its_window() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        known_good: 100,
+        ..limits()
+    };
+    let home = Origin::from_root("192.0.2.10", "");
+    succeed(&mut s, &l, "alice", &home, 1000);
+    assert!(attempt(&mut s, &l, "alice", &home, 1099).known_good);
+    assert!(!attempt(&mut s, &l, "alice", &home, 1100).known_good);
+    let off = Limits {
+        known_good: 0,
+        ..limits()
+    };
+    succeed(&mut s, &off, "bob", &home, 1000);
+    assert!(!attempt(&mut s, &off, "bob", &home, 1001).known_good);
+}
+
+#[test]
+fn each_consecutive_lock_of_a_key_lasts_twice_the_one_before() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        unlock_time_max: 400,
+        ..limits()
+    };
+    let from = Origin::Console;
+    // deny = 3, unlock_time = 50: locks of 50, 100, 200, then 400 (cap), 400.
+    let mut now = 1000;
+    let mut durations = Vec::new();
+    for _ in 0..5 {
+        let mut locked_at = None;
+        for _ in 0..3 {
+            let r = attempt(&mut s, &l, "alice", &from, now);
+            assert!(r.evaluated(), "at {now}: {:?}", r.refused);
+            if !r.locking.is_empty() {
+                locked_at = Some(now);
+            }
+            now += 1;
+        }
+        let locked_at = locked_at.expect("the third failure locks");
+        let entry = s.status(&l, "alice", now).unwrap()[0].clone();
+        durations.push(entry.locked_until - locked_at);
+        assert!(!attempt(&mut s, &l, "alice", &from, entry.locked_until - 1).evaluated());
+        now = entry.locked_until;
+    }
+    assert_eq!(durations, vec![50, 100, 200, 400, 400]);
+}
+
+#[test]
+fn lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        unlock_time_max: 400,
+        ..limits()
+    };
+    let console = Origin::Console;
+    for i in 0..3 {
+        attempt(&mut s, &l, "alice", &console, 1000 + i);
+    }
+    // Locked at 1002 for 50 s; remembered until 1052 + 400.
+    for i in 0..3 {
+        attempt(&mut s, &l, "alice", &console, 1060 + i);
+    }
+    let second = s.status(&l, "alice", 1062).unwrap()[0].clone();
+    assert_eq!((second.locks, second.locked_until), (2, 1062 + 100));
+    // Long after: the history is gone, the next lock is a first one again.
+    for i in 0..3 {
+        attempt(&mut s, &l, "alice", &console, 1162 + 400 + i);
+    }
+    let later = s.status(&l, "alice", 1564).unwrap()[0].clone();
+    assert_eq!((later.locks, later.locked_until), (1, 1564 + 50));
+    // A success clears the pair, history and all.
+    succeed(&mut s, &l, "alice", &console, 1614);
+    assert!(s.status(&l, "alice", 1614).unwrap().is_empty());
+}
+
+#[test]
+fn pruning_keeps_a_key_while_it_remembers_its_locks() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        unlock_time_max: 400,
+        ..limits()
+    };
+    for i in 0..3 {
+        attempt(&mut s, &l, "alice", &Origin::Console, 1000 + i);
+    }
+    // Lock ends at 1052, window long over by 1300: kept, it remembers.
+    s.prune(&l, 1300).unwrap();
+    assert_eq!(s.ledger_rows().unwrap(), 1);
+    s.prune(&l, 1052 + 400).unwrap();
+    assert_eq!(s.ledger_rows().unwrap(), 0);
+}

@@ -1,0 +1,12 @@
+//! What veild and veilctl both use: configuration, the clock, the store,
+//! and the rules the verification pipeline applies.
+
+pub mod clock;
+pub mod config;
+pub mod files;
+pub mod ledger;
+pub mod password;
+pub mod peer;
+pub mod store;
+pub mod totp;
+pub mod verify;

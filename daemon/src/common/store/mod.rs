@@ -1,0 +1,158 @@
+//! The store behind one interface: users, TOTP state, the lockout ledger
+//! and the known-good pairs. Every statement lives in a back end; the rules
+//! (which keys an attempt is charged to, when a key locks) are the
+//! ledger's and the verifier's. SQLite ([`SqliteStore`]) is the one back
+//! end today.
+
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked. Sources are kept; the
+/// variant says what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path} does not exist")]
+    Missing { path: PathBuf },
+    /// The file exists but this process may not read and write it.
+    #[error("database {path}: permission denied")]
+    PermissionDenied { path: PathBuf },
+    #[error("database {path} is not a veil database or is damaged: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("database {path} has schema version {found}, newer than this veil ({supported})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    #[error("user already exists: {0}")]
+    UserExists(String),
+}
+
+/// How a caller wants the file opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file (mode 0600) if it does not exist. veild's first start.
+    CreateIfMissing,
+    /// The file must exist (veilctl, and veild reopening after a fault).
+    MustExist,
+}
+
+/// One user's record as the verifier needs it.
+#[derive(Clone)]
+pub struct UserRecord {
+    pub phc: String,
+    pub totp_secret: Option<Zeroizing<Vec<u8>>>,
+    pub totp_last_step: i64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("totp", &self.totp_secret.is_some())
+            .field("totp_last_step", &self.totp_last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A row of `veilctl user list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub totp: bool,
+    pub totp_pending: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The stored hash, to compare its parameters with the current ones.
+    #[serde(skip)]
+    pub phc: String,
+    /// Filled in by the caller that knows the current parameters.
+    pub hash_current: bool,
+}
+
+/// The writes of a successful login, done together (one commit): the
+/// code's time step (compare-and-set), the ledger, and a new hash when the
+/// parameters changed.
+#[derive(Debug)]
+pub struct Success<'a> {
+    pub user: &'a str,
+    /// The accepted code's step, when the user has a TOTP secret.
+    pub step: Option<i64>,
+    pub reservation: &'a Reservation,
+    pub new_hash: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Everything veild and veilctl ask of a store.
+pub trait Store: Send + std::fmt::Debug {
+    /// False once the store can no longer be used (its file was deleted or
+    /// replaced): the caller opens it again.
+    fn still_usable(&self) -> bool;
+
+    // The login path.
+    /// Writes the record unknown names are checked against, as a row that
+    /// no request can name, so that every lookup reads one row alike.
+    fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError>;
+    /// The user's record and `true`, or the dummy's and `false`: one
+    /// statement either way. `None` only if the dummy row is missing.
+    fn user_or_dummy(&self, name: &str) -> Result<Option<(UserRecord, bool)>, StoreError>;
+    /// Checks and reserves one attempt on all its keys, atomically and
+    /// durably, before its password is checked.
+    fn reserve(
+        &mut self,
+        limits: &Limits,
+        charge: Charge,
+        now: i64,
+    ) -> Result<Reservation, StoreError>;
+    /// A success's writes; `Ok(false)` when the code's step was taken
+    /// meanwhile (a replay racing it), and then nothing is written.
+    fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError>;
+    /// Deletes expired ledger rows and known-good pairs; returns how many.
+    fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError>;
+
+    // Administration (veilctl).
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    fn add_user(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError>;
+    fn set_password(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError>;
+    /// Removes the user and every ledger row that names them.
+    fn delete_user(&mut self, name: &str) -> Result<(), StoreError>;
+    fn list_users(&self) -> Result<Vec<UserSummary>, StoreError>;
+    /// Stores a secret that is not used for logins until activated.
+    fn set_totp_pending(&mut self, name: &str, secret: &[u8], now: i64) -> Result<(), StoreError>;
+    fn totp_pending(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError>;
+    /// Makes the pending secret the active one. `used_step` is the step of
+    /// the confirming code, so that code cannot be replayed at login.
+    fn activate_totp(&mut self, name: &str, used_step: i64, now: i64) -> Result<(), StoreError>;
+    fn disable_totp(&mut self, name: &str, now: i64) -> Result<(), StoreError>;
+    /// Every lock in force.
+    fn locks(&mut self, limits: &Limits, now: i64) -> Result<Vec<Entry>, StoreError>;
+    /// Every live counter that concerns a user.
+    fn status(&mut self, limits: &Limits, user: &str, now: i64) -> Result<Vec<Entry>, StoreError>;
+    /// Clears every key of a user; returns the rows removed.
+    fn unlock_user(&mut self, user: &str) -> Result<usize, StoreError>;
+    /// Clears every key of a source (its stored form); returns the rows removed.
+    fn unlock_source(&mut self, source: &str) -> Result<usize, StoreError>;
+    /// Rows in the ledger.
+    fn ledger_rows(&self) -> Result<i64, StoreError>;
+}
+
+/// Opens the store a config names.
+pub fn open(database: &Path, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
+    Ok(Box::new(SqliteStore::open(database, mode)?))
+}

@@ -1,0 +1,179 @@
+//! The SQLite back end on temp files: creation, refusal of what is not
+//! ours, users, TOTP state.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("veil.db"), OpenMode::CreateIfMissing).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_new_database_is_private_and_migrated() {
+    let (dir, store) = temp_store();
+    let mode = std::fs::metadata(dir.path().join("veil.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let v: i64 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, MIGRATIONS.len() as i64);
+    let journal: String = store
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    drop(store);
+    SqliteStore::open(&dir.path().join("veil.db"), OpenMode::MustExist).unwrap();
+}
+
+#[test]
+fn a_missing_database_is_not_created_when_it_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(&dir.path().join("nope.db"), OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, StoreError::Missing { .. }));
+    assert!(!dir.path().join("nope.db").exists());
+}
+
+#[test]
+fn a_corrupt_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("veil.db");
+    let garbage = vec![0x5au8; 8192];
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path, OpenMode::MustExist),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn users_are_added_listed_and_deleted() {
+    let (_dir, mut store) = temp_store();
+    store.add_user("alice", "$argon2id$x", 1).unwrap();
+    assert!(matches!(
+        store.add_user("alice", "$argon2id$y", 2),
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$x");
+    assert!(store.user("bob").unwrap().is_none());
+    store.set_password("alice", "$argon2id$z", 3).unwrap();
+    assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$z");
+    assert!(matches!(
+        store.set_password("bob", "x", 3),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert_eq!(store.list_users().unwrap().len(), 1);
+    store.delete_user("alice").unwrap();
+    assert!(store.user("alice").unwrap().is_none());
+}
+
+#[test]
+fn a_lookup_reads_the_user_or_else_the_dummy_row_which_is_no_user() {
+    let (_dir, mut store) = temp_store();
+    assert!(
+        store.user_or_dummy("ghost").unwrap().is_none(),
+        "no dummy yet"
+    );
+    let dummy = UserRecord {
+        phc: "$argon2id$dummy".into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+    };
+    store.put_dummy(&dummy, 1).unwrap();
+    store.put_dummy(&dummy, 2).unwrap();
+    store.add_user("alice", "$argon2id$alice", 3).unwrap();
+    let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
+    assert!(!found);
+    assert_eq!(row.phc, "$argon2id$dummy");
+    let (row, found) = store.user_or_dummy("alice").unwrap().unwrap();
+    assert!(found);
+    assert_eq!(row.phc, "$argon2id$alice");
+    assert!(store.user("").unwrap().is_none());
+    assert_eq!(store.list_users().unwrap().len(), 1, "the dummy is no user");
+}
+
+#[test]
+fn a_pending_secret_is_inactive_until_activated() {
+    let (_dir, mut store) = temp_store();
+    store.add_user("alice", "x", 1).unwrap();
+    store
+        .set_totp_pending("alice", b"0123456789abcdefghij", 2)
+        .unwrap();
+    assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
+    store.activate_totp("alice", 100, 3).unwrap();
+    let rec = store.user("alice").unwrap().unwrap();
+    assert_eq!(
+        rec.totp_secret.as_deref().map(Vec::as_slice),
+        Some(&b"0123456789abcdefghij"[..])
+    );
+    assert_eq!(rec.totp_last_step, 100);
+    assert!(
+        store.activate_totp("alice", 101, 4).is_err(),
+        "nothing pending any more"
+    );
+}
+
+#[test]
+fn a_time_step_is_accepted_once() {
+    let (_dir, mut store) = temp_store();
+    store.add_user("alice", "x", 1).unwrap();
+    let limits = Limits::from(&crate::common::config::Lockout::default());
+    let reservation = store
+        .reserve(
+            &limits,
+            crate::common::ledger::charge_for(
+                &limits,
+                "alice",
+                &crate::common::ledger::Origin::Console,
+            ),
+            1,
+        )
+        .unwrap();
+    let mut success = |step| {
+        store
+            .commit_success(
+                &limits,
+                &Success {
+                    user: "alice",
+                    step: Some(step),
+                    reservation: &reservation,
+                    new_hash: None,
+                    now: 1,
+                },
+            )
+            .unwrap()
+    };
+    assert!(success(10));
+    assert!(!success(10));
+    assert!(!success(9));
+    assert!(success(11));
+}
+
+#[test]
+fn a_deleted_database_is_noticed() {
+    let (dir, store) = temp_store();
+    assert!(store.still_on_disk());
+    std::fs::remove_file(dir.path().join("veil.db")).unwrap();
+    assert!(!store.still_on_disk());
+}

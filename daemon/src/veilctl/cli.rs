@@ -1,0 +1,101 @@
+//! veilctl's command line (clap): every command, its arguments and help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use veil_daemon::common::config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "veilctl",
+    version,
+    about = "Administer veil: users, TOTP secrets and lockouts"
+)]
+pub struct Cli {
+    /// veild's configuration file (names the database and the argon2 parameters)
+    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, change, remove or list users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Enrol or remove a user's TOTP secret
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Show a user's lockout counters, per source
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the locks of a user (all sources), or of a source (all users)
+    Unlock {
+        #[arg(required_unless_present = "source", conflicts_with = "source")]
+        name: Option<String>,
+        /// Clear the counters of this source: an address ("local" for the
+        /// console and sudo; an IPv6 address clears its /64), or uid:N for
+        /// a local user's own peer counter
+        #[arg(long, value_name = "ADDR")]
+        source: Option<String>,
+    },
+    /// List every lock in force
+    Locks {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make veil the only authenticator of one PAM service (backs up
+    /// /etc/pam.d/SERVICE; refuses while nobody could log in)
+    Enable(crate::enable::EnableArgs),
+    /// Give a PAM service back its original authentication
+    Disable(crate::enable::DisableArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user with a password (asked twice without echo)
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's password
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user, their TOTP secret and their lockout counters
+    Del { name: String },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Make a new secret, show it as an otpauth:// URI and a QR code, and
+    /// activate it once a correct code is typed
+    Enroll {
+        name: String,
+        /// Activate without asking for a code (for scripts)
+        #[arg(long)]
+        no_confirm: bool,
+        /// Import an existing base32 secret, read from standard input
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Do not draw the QR code
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Remove a user's TOTP secret
+    Disable { name: String },
+}

@@ -1,0 +1,251 @@
+//! Reading sshd_config as sshd does (first value wins, `Include` with
+//! globs, `Match` blocks ignored for the global answer) and saying what
+//! must change before sshd asks veil's two prompts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::Failure;
+
+use super::files::read;
+
+/// One sshd_config directive in the global section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    /// Lower-case keyword.
+    pub key: String,
+    pub value: String,
+    /// `file:line`, for the report.
+    pub origin: String,
+}
+
+/// Parses one sshd_config file's global section (up to the first `Match`).
+/// `Include` comes back as a directive for the caller to expand in place.
+/// The second value says whether a `Match` block ended the global section.
+pub fn sshd_directives(text: &str, file: &str) -> (Vec<Directive>, bool) {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+            Some(i) => (
+                &line[..i],
+                line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+            ),
+            None => (line, ""),
+        };
+        let key = key.to_ascii_lowercase();
+        if key == "match" {
+            return (out, true);
+        }
+        out.push(Directive {
+            key,
+            value: value.trim().trim_matches('"').to_owned(),
+            origin: format!("{file}:{}", n + 1),
+        });
+    }
+    (out, false)
+}
+
+/// A change to sshd_config, as the exact line to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshdChange {
+    pub line: String,
+    /// Where the current value comes from ("default" if unset).
+    pub now: String,
+    pub why: &'static str,
+}
+
+/// What sshd_config needs before veil can be sshd's authenticator.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SshdAdvice {
+    /// Without these sshd never asks veil's two prompts: refuse.
+    pub required: Vec<SshdChange>,
+    /// Advisable; enabling goes ahead.
+    pub advised: Vec<SshdChange>,
+}
+
+/// sshd uses the first value it reads for a keyword.
+pub(super) fn effective<'a>(directives: &'a [Directive], keys: &[&str]) -> Option<&'a Directive> {
+    directives.iter().find(|d| keys.contains(&d.key.as_str()))
+}
+
+pub(super) fn now_of(d: Option<&Directive>, keyword: &str, default: &str) -> String {
+    match d {
+        Some(d) => format!("{keyword} {} at {}", d.value, d.origin),
+        None => format!("{keyword} unset, default {default}"),
+    }
+}
+
+pub(super) fn is_yes(d: Option<&Directive>, default: bool) -> bool {
+    d.map_or(default, |d| d.value.eq_ignore_ascii_case("yes"))
+}
+
+/// Checks the effective global sshd settings (includes already expanded,
+/// in order) for what veil needs: PAM, keyboard-interactive, no password
+/// method (sshd would feed the password to both prompts), and says how
+/// public keys relate to veil.
+pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
+    let mut advice = SshdAdvice::default();
+    let use_pam = effective(directives, &["usepam"]);
+    if !is_yes(use_pam, false) {
+        advice.required.push(SshdChange {
+            line: "UsePAM yes".into(),
+            now: now_of(use_pam, "UsePAM", "no"),
+            why: "without PAM sshd never asks veil",
+        });
+    }
+    let kbd = effective(
+        directives,
+        &[
+            "kbdinteractiveauthentication",
+            "challengeresponseauthentication",
+        ],
+    );
+    if !is_yes(kbd, true) {
+        advice.required.push(SshdChange {
+            line: "KbdInteractiveAuthentication yes".into(),
+            now: now_of(kbd, "KbdInteractiveAuthentication", "yes"),
+            why: "veil's two prompts (password, verification code) need keyboard-interactive",
+        });
+    }
+    let methods = effective(directives, &["authenticationmethods"]);
+    let lists: Vec<Vec<&str>> = match methods {
+        Some(d) if !d.value.eq_ignore_ascii_case("any") => d
+            .value
+            .split_whitespace()
+            .map(|list| list.split(',').collect())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let is_kbd = |m: &&str| *m == "keyboard-interactive" || m.starts_with("keyboard-interactive:");
+    if !lists.is_empty() && !lists.iter().any(|l| l.iter().any(is_kbd)) {
+        advice.required.push(SshdChange {
+            line: "AuthenticationMethods keyboard-interactive".into(),
+            now: now_of(methods, "AuthenticationMethods", "any"),
+            why: "no allowed method list includes keyboard-interactive",
+        });
+    }
+    let password = effective(directives, &["passwordauthentication"]);
+    if is_yes(password, true) {
+        advice.advised.push(SshdChange {
+            line: "PasswordAuthentication no".into(),
+            now: now_of(password, "PasswordAuthentication", "yes"),
+            why: "sshd's password method answers both of veil's prompts with the password, so it always fails",
+        });
+    }
+    let pubkey = effective(directives, &["pubkeyauthentication"]);
+    let kbd_always = !lists.is_empty() && lists.iter().all(|l| l.iter().any(is_kbd));
+    if is_yes(pubkey, true) && !kbd_always {
+        advice.advised.push(SshdChange {
+            line: "AuthenticationMethods publickey,keyboard-interactive".into(),
+            now: now_of(pubkey, "PubkeyAuthentication", "yes"),
+            why: "a public key logs in without PAM auth, so without veil; require both (or set PubkeyAuthentication no)",
+        });
+    }
+    advice
+}
+
+/// The report for an [`SshdAdvice`], one change per line.
+pub fn describe_sshd(advice: &SshdAdvice, config: &Path) -> String {
+    let mut s = String::new();
+    let mut section = |title: &str, changes: &[SshdChange]| {
+        if changes.is_empty() {
+            return;
+        }
+        s.push_str(&format!("{title} {}:\n", config.display()));
+        for c in changes {
+            s.push_str(&format!("    {:<52} # now: {}; {}\n", c.line, c.now, c.why));
+        }
+    };
+    section("required in", &advice.required);
+    section("advised in", &advice.advised);
+    if !s.is_empty() {
+        s.push_str(
+            "sshd uses the first value it reads: put these lines before any other setting of the same \
+             keyword (an Include at the top counts first), then reload sshd.\n",
+        );
+    }
+    s
+}
+
+// ---------------------------------------------------------------- I/O layer
+
+/// Reads sshd_config with its `Include`s expanded in place (globs in the
+/// last path component, relative paths under /etc/ssh as sshd does).
+pub fn load_sshd_config(path: &Path) -> Result<Vec<Directive>, Failure> {
+    fn walk(path: &Path, depth: u8, out: &mut Vec<Directive>) -> Result<bool, Failure> {
+        if depth > 8 {
+            return Err(Failure::io(format!(
+                "{}: Include nested too deeply",
+                path.display()
+            )));
+        }
+        let text = read(path)?;
+        let (directives, matched) = sshd_directives(&text, &path.display().to_string());
+        for d in directives {
+            if d.key != "include" {
+                out.push(d);
+                continue;
+            }
+            for pattern in d.value.split_whitespace() {
+                let pattern = if pattern.starts_with('/') {
+                    PathBuf::from(pattern)
+                } else {
+                    Path::new("/etc/ssh").join(pattern)
+                };
+                for file in glob_last(&pattern)? {
+                    if walk(&file, depth + 1, out)? {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(matched)
+    }
+    let mut out = Vec::new();
+    walk(path, 0, &mut out)?;
+    Ok(out)
+}
+
+/// Expands `*` and `?` in the last component of `pattern`, sorted, as
+/// sshd's glob does for `Include dir/*.conf`.
+pub(super) fn glob_last(pattern: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return Ok(if pattern.exists() {
+            vec![pattern.to_owned()]
+        } else {
+            Vec::new()
+        });
+    }
+    let dir = pattern.parent().unwrap_or(Path::new("/"));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| wildcard(&name, &e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    !name.starts_with('.') && go(pattern.as_bytes(), name.as_bytes())
+}

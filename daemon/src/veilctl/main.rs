@@ -1,0 +1,80 @@
+//! veilctl: users, TOTP enrolment, locks and PAM stacks, on the same
+//! database as veild (WAL mode, so it is safe while veild runs). Secrets are
+//! read without echo or from stdin, never from the command line. See
+//! veilctl(8).
+//!
+//! This binary's own modules (commands, clap types, PAM file editing) are
+//! not in the library veild links; the store, config and rules are.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod enable;
+mod error;
+mod input;
+mod locks;
+mod output;
+mod totp;
+mod users;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use veil_daemon::common::clock::unix_now;
+use veil_daemon::common::config::Config;
+use veil_daemon::common::ledger::Limits;
+use veil_daemon::common::store::{self, OpenMode, Store};
+
+use cli::{Cli, Command};
+use error::{EX_CONFIG, Failure};
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("veilctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// What every command works with: the config, its limits, and one `now`.
+#[derive(Debug)]
+pub struct Ctx {
+    pub config: Config,
+    pub limits: Limits,
+    pub now: i64,
+}
+
+impl Ctx {
+    /// The database, which must exist (veild creates it).
+    pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
+        Ok(store::open(&self.config.database, OpenMode::MustExist)?)
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    // Needs neither the config nor the database: it must work on removal.
+    if let Command::Disable(args) = &cli.command {
+        eprint!("veilctl: {}", enable::disable(args)?);
+        return Ok(());
+    }
+    let config = Config::load(&cli.config).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
+    let ctx = Ctx {
+        limits: Limits::from(&config.lockout),
+        config,
+        now: unix_now() as i64,
+    };
+    match cli.command {
+        Command::User(command) => users::run(&ctx, command),
+        Command::Totp(command) => totp::run(&ctx, command),
+        Command::Status { name, json } => locks::status(&ctx, &name, json),
+        Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
+        Command::Locks { json } => locks::locks(&ctx, json),
+        Command::Enable(args) => {
+            eprint!("veilctl: {}", enable::enable(&ctx.config, &args)?);
+            Ok(())
+        }
+        Command::Disable(_) => unreachable!("handled before the config is read"),
+    }
+}

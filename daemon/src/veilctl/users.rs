@@ -1,0 +1,115 @@
+//! `veilctl user add | passwd | del | list`: veil's own password hashes.
+
+use veil_daemon::common::password::Hasher;
+
+use crate::Ctx;
+use crate::cli::UserCommand;
+use crate::error::{EX_CONFIG, EXIT_NO_SUCH_USER, Failure};
+use crate::input::read_new_password;
+use crate::output::print_json;
+
+pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            check_name(&name)?;
+            let mut store = ctx.open()?;
+            if store.user(&name)?.is_some() {
+                return Err(Failure::new(
+                    EXIT_NO_SUCH_USER,
+                    format!("user already exists: {name}"),
+                ));
+            }
+            let password = read_new_password(password_stdin)?;
+            let phc = hasher(ctx)?
+                .hash(password.as_bytes())
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            store.add_user(&name, &phc, ctx.now)?;
+            eprintln!(
+                "veilctl: added {name}; enrol a TOTP secret with: veilctl totp enroll {name}"
+            );
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let mut store = ctx.open()?;
+            require_user(store.as_ref(), &name)?;
+            let password = read_new_password(password_stdin)?;
+            let phc = hasher(ctx)?
+                .hash(password.as_bytes())
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            store.set_password(&name, &phc, ctx.now)?;
+            eprintln!("veilctl: password of {name} changed");
+        }
+        UserCommand::Del { name } => {
+            ctx.open()?.delete_user(&name)?;
+            eprintln!("veilctl: removed {name}");
+        }
+        UserCommand::List { json } => {
+            let store = ctx.open()?;
+            let hasher = hasher(ctx)?;
+            let mut users = store.list_users()?;
+            for u in &mut users {
+                u.hash_current = !hasher.needs_rehash(&u.phc);
+            }
+            if json {
+                print_json(&users)?;
+            } else {
+                // A hash with old argon2 parameters costs a different time
+                // than the dummy until the user's next successful login.
+                println!("{:<24} {:<10} {:<10}", "USER", "TOTP", "HASH");
+                for u in users {
+                    let totp = if u.totp {
+                        "active"
+                    } else if u.totp_pending {
+                        "pending"
+                    } else {
+                        "none"
+                    };
+                    let hash = if u.hash_current {
+                        "current"
+                    } else {
+                        "old-params"
+                    };
+                    println!("{:<24} {:<10} {:<10}", u.name, totp, hash);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hasher(ctx: &Ctx) -> Result<Hasher, Failure> {
+    Hasher::new(&ctx.config.argon2).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
+}
+
+pub fn require_user(
+    store: &dyn veil_daemon::common::store::Store,
+    name: &str,
+) -> Result<(), Failure> {
+    match store.user(name)? {
+        Some(_) => Ok(()),
+        None => Err(Failure::new(
+            EXIT_NO_SUCH_USER,
+            format!("no such user: {name}"),
+        )),
+    }
+}
+
+/// User names as PAM passes them: no control characters, no leading dash
+/// (it would read as an option in other tools), bounded length.
+fn check_name(name: &str) -> Result<(), Failure> {
+    if name.is_empty()
+        || name.len() > 256
+        || name.starts_with('-')
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Failure::usage(
+            "invalid user name: use printable characters without spaces, not starting with '-'",
+        ));
+    }
+    Ok(())
+}
