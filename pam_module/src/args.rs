@@ -14,7 +14,7 @@ use std::time::Duration;
 use veil_proto::sanitize::sanitize;
 
 /// Where veild listens unless `socket=` says otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/veil/veild.sock";
+pub use veil_proto::DEFAULT_SOCKET;
 /// How long the module waits for veild unless `timeout=` says otherwise; it
 /// must stay above the daemon's failure delay (2 s by default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -65,11 +65,7 @@ pub fn ask(
     set_timeouts(&stream, deadline)?;
     send_all(&stream, &frame)?;
     let response = read_response(&mut stream, deadline)?;
-    match response.as_slice() {
-        r if r == ALLOW => Ok(Verdict::Allow),
-        r if r == DENY => Ok(Verdict::Deny),
-        _ => Err(ClientError::Garbage),
-    }
+    Verdict::from_response(&response).ok_or(ClientError::Garbage)
 }
 
 /// A non-blocking connect: a plain `connect` on a Unix socket blocks while

@@ -14,6 +14,6 @@ pub mod sanitize;
 pub use client::{ClientError, ask};
 pub use codec::{DecodeError, FrameReader, decode_request, encode_request};
 pub use proto::{
-    ALLOW, DENY, LEN_PREFIX, MAX_FIELD_LEN, MAX_REQUEST, PROTOCOL_VERSION, REPLY_CAP, Reply,
-    ReplyState, Request, Secret, Verdict,
+    ALLOW, DEFAULT_SOCKET, DENY, LEN_PREFIX, MAX_FIELD_LEN, MAX_REQUEST, PROTOCOL_VERSION,
+    REPLY_CAP, Reply, ReplyState, Request, Secret, Verdict,
 };

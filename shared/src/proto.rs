@@ -9,6 +9,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// 2: replies are fixed-size byte fields ([`Reply`]) instead of strings.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// Where veild listens unless configured otherwise (the Debian package's
+/// socket unit), and where pam_veil.so looks unless `socket=` says.
+pub const DEFAULT_SOCKET: &str = "/run/veil/veild.sock";
+
 /// Size of the big-endian length prefix.
 pub const LEN_PREFIX: usize = 4;
 
@@ -34,12 +38,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Only the exact ALLOW bytes allow; everything else denies.
-    pub fn from_response(bytes: &[u8]) -> Verdict {
+    /// The verdict of exactly one of the two frames; any other bytes are
+    /// no verdict at all (the caller denies, and says why).
+    pub fn from_response(bytes: &[u8]) -> Option<Verdict> {
         if bytes == ALLOW {
-            Verdict::Allow
+            Some(Verdict::Allow)
+        } else if bytes == DENY {
+            Some(Verdict::Deny)
         } else {
-            Verdict::Deny
+            None
         }
     }
 
@@ -313,13 +320,13 @@ mod tests {
 
     #[test]
     fn only_exact_allow_bytes_allow() {
-        assert_eq!(Verdict::from_response(&ALLOW), Verdict::Allow);
-        assert_eq!(Verdict::from_response(&DENY), Verdict::Deny);
-        assert_eq!(Verdict::from_response(&ALLOW[..14]), Verdict::Deny);
+        assert_eq!(Verdict::from_response(&ALLOW), Some(Verdict::Allow));
+        assert_eq!(Verdict::from_response(&DENY), Some(Verdict::Deny));
+        assert_eq!(Verdict::from_response(&ALLOW[..14]), None);
         let mut longer = ALLOW.to_vec();
         longer.push(b' ');
-        assert_eq!(Verdict::from_response(&longer), Verdict::Deny);
-        assert_eq!(Verdict::from_response(b""), Verdict::Deny);
+        assert_eq!(Verdict::from_response(&longer), None);
+        assert_eq!(Verdict::from_response(b""), None);
     }
 
     #[test]

@@ -1,19 +1,23 @@
-//! A real `veild` on a temp socket and a temp SQLite file, and `veilctl`
+//! The one veild harness: a real `veild` on a temp socket and a temp
+//! SQLite file, its config written by serialising `Config`, and `veilctl`
 //! against the same config.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use veil_daemon::common::config::Config;
+use veil_proto::{Reply, Request, encode_request};
 
 use crate::paths;
 
-/// The settings a test varies; everything else is veild's default. The
-/// default argon2 parameters here are cheap (tests, not production).
+/// The settings most PAM-level tests vary; everything else is veild's
+/// default, but for cheap argon2 parameters (tests, not production).
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub failure_delay_ms: u64,
@@ -23,12 +27,12 @@ pub struct DaemonConfig {
     pub scope: &'static str,
     /// `"required"` or `"if-enrolled"`.
     pub totp_policy: &'static str,
-    /// `[argon2] m_cost_kib` and `t_cost` for new hashes (tests use cheap ones).
+    /// `[argon2] m_cost_kib` and `t_cost` for new hashes.
     pub argon2_m_cost_kib: u32,
     pub argon2_t_cost: u32,
-    /// More `[lockout]` lines, e.g. `"user_deny = 10\n"`.
+    /// More `[lockout]` keys, as TOML lines, e.g. `"user_deny = 10\n"`.
     pub lockout_extra: String,
-    /// More `[limits]` lines, e.g. `"queue = 32\n"`.
+    /// More `[limits]` keys, as TOML lines, e.g. `"queue = 32\n"`.
     pub limits_extra: String,
 }
 
@@ -48,11 +52,10 @@ impl Default for DaemonConfig {
 }
 
 impl DaemonConfig {
-    fn toml(&self, socket: &Path, database: &Path) -> String {
+    /// As TOML that [`with_toml`] merges over veild's defaults.
+    fn toml(&self) -> String {
         format!(
-            "socket = {socket:?}\n\
-             database = {database:?}\n\
-             failure_delay_ms = {delay}\n\
+            "failure_delay_ms = {delay}\n\
              \n[lockout]\nscope = {scope:?}\ndeny = {deny}\n{lockout_extra}\
              \n[totp]\npolicy = {policy:?}\n\
              \n[argon2]\nm_cost_kib = {m_cost}\nt_cost = {t_cost}\np_cost = 1\n\
@@ -69,47 +72,129 @@ impl DaemonConfig {
     }
 }
 
-/// A running veild. Dropping it kills the process and removes its files.
+/// veild's defaults with what makes a socket-level test quick: a 20 ms
+/// failure delay and argon2 at 256 KiB, one pass.
+pub fn quick_config() -> Config {
+    let mut config = Config {
+        failure_delay_ms: 20,
+        ..Config::default()
+    };
+    config.argon2.m_cost_kib = 256;
+    config.argon2.t_cost = 1;
+    config.argon2.p_cost = 1;
+    config
+}
+
+/// `base` with the keys of the TOML text `extra` laid over it, table by
+/// table, then validated as veild would (a typo fails the test here).
+pub fn with_toml(base: Config, extra: &str) -> Config {
+    fn merge(into: &mut toml::Table, from: toml::Table) {
+        for (key, value) in from {
+            match (into.get_mut(&key), value) {
+                (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => merge(mine, theirs),
+                (_, value) => {
+                    into.insert(key, value);
+                }
+            }
+        }
+    }
+    let mut table = toml::Table::try_from(&base).expect("a Config serialises");
+    let extra: toml::Table = extra
+        .parse()
+        .unwrap_or_else(|e| panic!("test TOML: {e}\n{extra}"));
+    merge(&mut table, extra);
+    let text = toml::to_string(&table).expect("a table serialises");
+    Config::parse(&text, Path::new("test config")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// A running veild on a temp socket and database, with the config it was
+/// given written to `dir/veild.toml`. Dropping it kills the process and
+/// removes its files.
 #[derive(Debug)]
 pub struct Veild {
-    child: Option<Child>,
-    dir: TempDir,
-    pub config: DaemonConfig,
+    pub child: Option<Child>,
+    pub dir: TempDir,
 }
 
 impl Veild {
-    /// Starts `veild --config <temp>/veild.toml --log-stderr` and waits
-    /// until its socket is listening.
+    /// veild with the typed settings of `config` (PAM-level tests).
     pub fn start(config: DaemonConfig) -> Veild {
+        Veild::launch(with_toml(Config::default(), &config.toml()))
+    }
+
+    /// veild with [`quick_config`] and `extra` TOML over it (socket-level tests).
+    pub fn from_toml(extra: &str) -> Veild {
+        Veild::launch(with_toml(quick_config(), extra))
+    }
+
+    /// veild with exactly `config` (its socket and database are set to the
+    /// temp dir's).
+    pub fn launch(config: Config) -> Veild {
         let dir = tempfile::Builder::new()
             .prefix("veil-d-")
             .tempdir()
             .expect("temp daemon dir");
-        let mut veild = Veild {
-            child: None,
-            dir,
-            config,
-        };
-        std::fs::write(
-            veild.config_path(),
-            veild.config.toml(&veild.socket(), &veild.database()),
-        )
-        .expect("write veild.toml");
-        let stderr = File::create(veild.stderr_path()).expect("create the stderr file");
+        // Others must be able to reach the socket (tests switch uid), never write.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the temp dir");
+        let mut veild = Veild { child: None, dir };
+        veild.write_config(Config {
+            socket: veild.socket(),
+            database: veild.database(),
+            ..config
+        });
+        veild.spawn();
+        veild
+    }
+
+    /// Writes `config` as veild.toml, by serialising it.
+    pub fn write_config(&self, config: Config) {
+        let text = toml::to_string(&config).expect("a Config serialises");
+        std::fs::write(self.config_path(), text).expect("write veild.toml");
+    }
+
+    /// The config as written.
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path()).expect("the test's own config")
+    }
+
+    /// Starts veild on the written config and waits until it listens.
+    pub fn spawn(&mut self) {
+        let stderr = File::create(self.stderr_path()).expect("create the stderr file");
         let mut command = Command::new(paths::veild());
         crate::ffi::kill_with_parent(&mut command);
         let child = command
             .arg("--config")
-            .arg(veild.config_path())
+            .arg(self.config_path())
             .arg("--log-stderr")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn veild");
-        veild.child = Some(child);
-        veild.wait_listening(Duration::from_secs(20));
-        veild
+        self.child = Some(child);
+        self.wait_listening(Duration::from_secs(20));
+    }
+
+    /// SIGTERM, then waits: veild finishes what it holds and removes its socket.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("veild is running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        )
+        .expect("signal veild");
+        child.wait().expect("wait for veild")
+    }
+
+    /// Stops veild, writes `config` (as it is: start from [`Veild::config`])
+    /// and starts veild again.
+    pub fn restart(&mut self, config: Config) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.write_config(config);
+        self.spawn();
     }
 
     pub fn dir(&self) -> &Path {
@@ -132,9 +217,27 @@ impl Veild {
         self.dir().join("veild.stderr")
     }
 
-    /// Everything veild wrote to stderr so far.
+    /// Everything veild wrote to stderr so far (its audit lines).
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// The audit log once it holds `lines` request lines (attempt or
+    /// malformed): they are written by their own thread, just after the
+    /// answer may have left.
+    pub fn log_with(&self, lines: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            let n = log
+                .lines()
+                .filter(|l| l.contains("event=attempt") || l.contains("event=malformed"))
+                .count();
+            if n >= lines || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits (up to `timeout`) for a stderr line that contains every one of
@@ -192,6 +295,57 @@ impl Veild {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// Runs veilctl and returns (exit status, stdout, stderr), whatever it is.
+    pub fn ctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut child = Command::new(paths::veilctl())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn veilctl");
+        // veilctl may exit before reading (a refused name): a broken pipe is fine.
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait for veilctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// A user with [`wire::PASSWORD`](crate::wire::PASSWORD) and, with
+    /// `totp`, the secret [`wire::SECRET_B32`](crate::wire::SECRET_B32).
+    pub fn enrol(&self, user: &str, totp: bool) {
+        self.add_user(user, crate::wire::PASSWORD);
+        if totp {
+            self.enroll_totp(user, crate::wire::SECRET_B32);
+        }
+    }
+
+    /// Sends raw bytes, half-closes, returns every byte veild sent
+    /// (nothing when no veild listens).
+    pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        crate::wire::raw(&self.socket(), bytes)
+    }
+
+    /// One framed request as the console would send it; the bytes back.
+    pub fn ask(&self, user: &str, password: &str, code: &str) -> Vec<u8> {
+        self.ask_from(user, password, code, "")
+    }
+
+    /// One framed request with PAM_RHOST `rhost`; the bytes back.
+    pub fn ask_from(&self, user: &str, password: &str, code: &str, rhost: &str) -> Vec<u8> {
+        let mut req = Request::new(user, Reply::from(password), Reply::from(code));
+        req.service = "veil-test".into();
+        req.rhost = rhost.into();
+        self.raw(&encode_request(&req))
     }
 
     /// `veilctl user add NAME --password-stdin`.

@@ -201,30 +201,3 @@ pub fn kill_with_parent(command: &mut Command) {
         })
     };
 }
-
-/// Raises this process's limit on open descriptors (children started
-/// afterwards inherit it) to at least 65536 where allowed (root), else to
-/// the hard limit, and returns the new soft limit. Flood and backlog tests
-/// hold thousands of connections.
-pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the valid struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    let hard = limit.rlim_max;
-    for want in [hard.max(65_536), hard] {
-        let wanted = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: want,
-        };
-        // SAFETY: setrlimit only reads the valid struct passed.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
-            return Ok(want);
-        }
-    }
-    Err(io::Error::last_os_error())
-}

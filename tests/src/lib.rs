@@ -14,9 +14,12 @@ mod ffi;
 pub mod pam;
 pub mod paths;
 pub mod recorder;
+pub mod root;
 pub mod stats;
 pub mod totp;
+pub mod wire;
 
 pub use daemon::{DaemonConfig, Veild};
-pub use ffi::{kill_with_parent, raise_fd_limit};
+pub use ffi::kill_with_parent;
 pub use pam::{Attempt, Exchange, PamRun, PamStack, Style, code_name};
+pub use root::raise_fd_limit;

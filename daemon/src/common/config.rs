@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
 
+/// Exit status for an unusable configuration (sysexits' EX_CONFIG), for
+/// veild and veilctl alike.
+pub const EX_CONFIG: u8 = 78;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -98,7 +102,7 @@ pub struct Limits {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            socket: PathBuf::from("/run/veil/veild.sock"),
+            socket: PathBuf::from(veil_proto::DEFAULT_SOCKET),
             database: PathBuf::from("/var/lib/veil/veil.db"),
             failure_delay_ms: 2000,
             lockout: Lockout::default(),

@@ -33,6 +33,8 @@ pub enum Reason {
     WrongCode,
     ReplayedCode,
     Store(String),
+    /// The check itself failed (a panic caught by the worker): a bug.
+    Internal,
 }
 
 impl Reason {
@@ -53,6 +55,7 @@ impl Reason {
             Reason::WrongCode => "wrong-code",
             Reason::ReplayedCode => "replayed-code",
             Reason::Store(_) => "store-error",
+            Reason::Internal => "internal-error",
         }
     }
 }

@@ -13,8 +13,7 @@ pub const EXIT_NO_DATABASE: u8 = 4;
 pub const EXIT_PERMISSION: u8 = 5;
 /// A guard of `enable` refused: nothing changed.
 pub const EXIT_REFUSED: u8 = 6;
-/// sysexits' EX_CONFIG: the configuration file is unusable.
-pub const EX_CONFIG: u8 = 78;
+pub use veil_daemon::common::config::EX_CONFIG;
 
 /// What went wrong, with the exit status veilctl uses for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

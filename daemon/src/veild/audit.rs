@@ -70,7 +70,9 @@ impl Audit {
         }
     }
 
-    pub fn dropped(&self) -> u64 {
+    /// Lines dropped so far (the writer reports them in the log itself).
+    #[cfg(test)]
+    fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
@@ -197,6 +199,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
             severity = Severity::Error;
         }
         Reason::PeerNotPermitted => severity = Severity::Warning,
+        Reason::Internal => severity = Severity::Error,
         _ => {}
     }
     audit.log(severity, line.finish());

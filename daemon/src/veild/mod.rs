@@ -7,7 +7,7 @@ pub mod server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::common::config::Config;
+use crate::common::config::{Config, EX_CONFIG};
 use crate::common::files::check_not_writable_by_others;
 use crate::common::password::Hasher;
 use crate::common::store::{self, OpenMode};
@@ -21,9 +21,6 @@ pub struct Options {
     pub check_config: bool,
     pub log_stderr: bool,
 }
-
-/// Exit status for a configuration error (sysexits EX_CONFIG).
-const EX_CONFIG: u8 = 78;
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("veild: {message}");

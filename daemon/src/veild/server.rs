@@ -342,9 +342,7 @@ fn spawn_workers(
                                     .unwrap_or_else(|_| {
                                         Decision {
                                             verdict: Verdict::Deny,
-                                            reason: Reason::Store(
-                                                "internal error: the check panicked".into(),
-                                            ),
+                                            reason: Reason::Internal,
                                             locked: Vec::new(),
                                         }
                                     });

@@ -10,21 +10,21 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
-use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use veil_daemon::common::config::Argon2;
+use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
 use veil_daemon::common::store::Store as _;
+use veil_tests::daemon::with_toml;
 use veil_tests::pam::{PamStack, authenticate, socket_args};
 use veil_tests::stats::{ks_two_sample, median, quantile};
 use veil_tests::totp::{DEMO_SECRET, code_now, wrong_code};
-use veil_tests::{Attempt, kill_with_parent, paths};
+use veil_tests::{Attempt, Veild};
 
 const PASSWORD: &str = "bench-Passw0rd";
 const PAM_OK: i32 = 0;
@@ -68,115 +68,45 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
-/// A veild on a temp socket and database; killed and removed on drop.
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
+/// The bench's veild: the one test harness ([`Veild`]) at veild's own
+/// defaults (production argon2), with what the bench does to it.
+struct Daemon(Veild);
 
 impl Daemon {
     fn start(extra: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("veil-bench-")
-            .tempdir()
-            .expect("temp dir");
-        let mut d = Daemon { dir, child: None };
-        d.restart(extra);
-        d
+        Daemon(Veild::launch(with_toml(Config::default(), extra)))
     }
 
+    /// veild's defaults with `extra` over them, on the same database.
     fn restart(&mut self, extra: &str) {
-        self.stop();
-        let config = format!(
-            "socket = {:?}\ndatabase = {:?}\n{extra}\n",
-            self.socket(),
-            self.dir.path().join("veil.db")
-        );
-        std::fs::write(self.config(), config).expect("write config");
-        let log = std::fs::File::create(self.dir.path().join("veild.log")).expect("log file");
-        let mut cmd = Command::new(paths::veild());
-        kill_with_parent(&mut cmd);
-        let child = cmd
-            .arg("--config")
-            .arg(self.config())
-            .arg("--log-stderr")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn veild");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !veil_tests::daemon::is_listening(&self.socket()) {
-            assert!(Instant::now() < deadline, "veild did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
+        let base = Config {
+            socket: self.0.socket(),
+            database: self.0.database(),
+            ..Config::default()
+        };
+        self.0.restart(with_toml(base, extra));
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.0.pid().unwrap_or(0)
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("veild.sock")
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("veild.toml")
+        self.0.socket()
     }
 
     fn veilctl(&self, args: &[&str], stdin: &str) {
-        let mut child = Command::new(paths::veilctl())
-            .arg("--config")
-            .arg(self.config())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn veilctl");
-        let _ = child
-            .stdin
-            .take()
-            .map(|mut s| s.write_all(stdin.as_bytes()));
-        let out = child.wait_with_output().expect("veilctl");
-        assert!(
-            out.status.success(),
-            "veilctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.0.veilctl(args, stdin);
     }
 
     fn enrol(&self, user: &str) {
-        self.veilctl(
-            &["user", "add", user, "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        );
-        self.veilctl(
-            &[
-                "totp",
-                "enroll",
-                user,
-                "--secret-stdin",
-                "--no-confirm",
-                "--no-qr",
-            ],
-            DEMO_SECRET,
-        );
+        self.0.add_user(user, PASSWORD);
+        self.0.enroll_totp(user, DEMO_SECRET);
     }
 
     fn clear_ledger_except(&self, keep_user: &str) {
         let mut store = veil_daemon::common::store::SqliteStore::open(
-            &self.dir.path().join("veil.db"),
+            &self.0.database(),
             veil_daemon::common::store::OpenMode::MustExist,
         )
         .expect("open the bench database");
@@ -187,13 +117,7 @@ impl Daemon {
     }
 
     fn stack(&self) -> PamStack {
-        PamStack::veil(&socket_args(&self.socket(), "30"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
+        PamStack::veil(&socket_args(&self.0.socket(), "30"))
     }
 }
 

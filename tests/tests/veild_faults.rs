@@ -7,24 +7,17 @@
 //! The filesystem faults need root (a tmpfs mount); CI runs as root. Each
 //! mount is undone by a guard, even when a test panics.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use veil_daemon::common::config::Config;
 use veil_proto::{ALLOW, DENY};
-
-fn is_root() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root to mount a tmpfs (CI runs as root)");
-    false
-}
+use veil_tests::Veild;
+use veil_tests::paths;
+use veil_tests::wire::*;
 
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap();
@@ -86,28 +79,22 @@ impl Drop for Tmpfs {
 /// A daemon whose database lives at `database` (so on a fault-injected
 /// filesystem), with TOTP off for users without it, so one account can log
 /// in again and again, and `alice` enrolled.
-fn daemon_with_database(database: &Path) -> Daemon {
-    let mut d = Daemon::start("[totp]\npolicy = \"if-enrolled\"\n");
-    d.stop();
-    let config = std::fs::read_to_string(d.config()).unwrap();
-    let old = format!("database = \"{}/veil.db\"", d.dir.path().display());
-    assert!(config.contains(&old), "{config}");
-    std::fs::write(
-        d.config(),
-        config.replace(&old, &format!("database = \"{}\"", database.display())),
-    )
-    .unwrap();
-    d.spawn();
+fn daemon_with_database(database: &Path) -> Veild {
+    let mut d = Veild::from_toml("[totp]\npolicy = \"if-enrolled\"\n");
+    d.restart(Config {
+        database: database.to_owned(),
+        ..d.config()
+    });
     d.enrol("alice", false);
     d
 }
 
-fn still_running(d: &mut Daemon) -> bool {
+fn still_running(d: &mut Veild) -> bool {
     matches!(d.child.as_mut().unwrap().try_wait(), Ok(None))
 }
 
 /// Asks until ALLOW comes back (the fault is gone), at most 10 s.
-fn wait_for_allow(d: &Daemon) -> usize {
+fn wait_for_allow(d: &Veild) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut tries = 0;
     loop {
@@ -115,19 +102,23 @@ fn wait_for_allow(d: &Daemon) -> usize {
         if d.ask("alice", PASSWORD, "") == ALLOW {
             return tries;
         }
-        assert!(Instant::now() < deadline, "never recovered:\n{}", d.log());
+        assert!(
+            Instant::now() < deadline,
+            "never recovered:\n{}",
+            d.stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Store-error audit lines so far.
-fn store_errors(d: &Daemon) -> Vec<String> {
+fn store_errors(d: &Veild) -> Vec<String> {
     assert!(
-        !d.log().contains(PASSWORD),
+        !d.stderr().contains(PASSWORD),
         "the password leaked: {}",
-        d.log()
+        d.stderr()
     );
-    d.log()
+    d.stderr()
         .lines()
         .filter(|l| l.contains("reason=store-error"))
         .map(str::to_owned)
@@ -151,10 +142,9 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root (mounts a tmpfs): scripts/test.sh runs it as root"]
 fn a_full_filesystem_denies_with_a_store_error_and_veild_recovers_when_space_returns() {
-    if !is_root() {
-        return;
-    }
+    veil_tests::root::require_root();
     let fs = Tmpfs::mount("2m");
     let db = fs.path().join("veil.db");
     let mut d = daemon_with_database(&db);
@@ -170,14 +160,14 @@ fn a_full_filesystem_denies_with_a_store_error_and_veild_recovers_when_space_ret
     assert!(
         replies.iter().all(|r| r == &DENY),
         "a full disk must deny everything, the right password too:\n{}",
-        d.log()
+        d.stderr()
     );
     assert!(still_running(&mut d));
     let errors = store_errors(&d);
     assert!(
         errors.len() >= replies.len(),
         "every denial says why:\n{}",
-        d.log()
+        d.stderr()
     );
     assert!(
         errors
@@ -201,10 +191,9 @@ fn a_full_filesystem_denies_with_a_store_error_and_veild_recovers_when_space_ret
 }
 
 #[test]
+#[ignore = "needs root (mounts a tmpfs): scripts/test.sh runs it as root"]
 fn a_read_only_filesystem_denies_with_a_store_error_and_veild_recovers_when_it_is_writable() {
-    if !is_root() {
-        return;
-    }
+    veil_tests::root::require_root();
     let fs = Tmpfs::mount("8m");
     let db = fs.path().join("veil.db");
     let mut d = daemon_with_database(&db);
@@ -216,10 +205,10 @@ fn a_read_only_filesystem_denies_with_a_store_error_and_veild_recovers_when_it_i
         replies.push(d.ask("alice", PASSWORD, ""));
         replies.push(d.ask("ghost", "wrong", ""));
     }
-    assert!(replies.iter().all(|r| r == &DENY), "{}", d.log());
+    assert!(replies.iter().all(|r| r == &DENY), "{}", d.stderr());
     assert!(still_running(&mut d));
     let errors = store_errors(&d);
-    assert!(errors.len() >= replies.len(), "{}", d.log());
+    assert!(errors.len() >= replies.len(), "{}", d.stderr());
     eprintln!("read-only filesystem: {}", errors[0]);
 
     fs.remount("rw");
@@ -230,7 +219,7 @@ fn a_read_only_filesystem_denies_with_a_store_error_and_veild_recovers_when_it_i
 
 #[test]
 fn a_database_deleted_under_veild_is_denied_never_recreated_and_a_restored_one_is_used() {
-    let mut d = Daemon::start("[totp]\npolicy = \"if-enrolled\"\n");
+    let mut d = Veild::from_toml("[totp]\npolicy = \"if-enrolled\"\n");
     d.enrol("alice", false);
     let db = d.dir.path().join("veil.db");
     // Both workers open the database.
@@ -251,7 +240,7 @@ fn a_database_deleted_under_veild_is_denied_never_recreated_and_a_restored_one_i
         replies.push(d.ask("alice", PASSWORD, ""));
         replies.push(d.ask("ghost", "wrong", ""));
     }
-    assert!(replies.iter().all(|r| r == &DENY), "{}", d.log());
+    assert!(replies.iter().all(|r| r == &DENY), "{}", d.stderr());
     assert!(!db.exists(), "veild must never recreate a deleted database");
     assert!(still_running(&mut d));
     let errors = store_errors(&d);
@@ -259,7 +248,7 @@ fn a_database_deleted_under_veild_is_denied_never_recreated_and_a_restored_one_i
         errors.len() >= replies.len()
             && errors.iter().all(|l| l.contains("does\\x20not\\x20exist")),
         "{}",
-        d.log()
+        d.stderr()
     );
     eprintln!("deleted database: {}", errors[0]);
 
@@ -276,15 +265,15 @@ fn a_database_deleted_under_veild_is_denied_never_recreated_and_a_restored_one_i
 
 #[test]
 fn a_database_writable_by_others_stops_veild_with_the_reason() {
-    let mut d = Daemon::start("");
+    let mut d = Veild::from_toml("");
     d.enrol("alice", true);
     d.stop();
     let db = d.dir.path().join("veil.db");
     for mode in [0o666, 0o620] {
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_veild"))
+        let out = Command::new(paths::veild())
             .arg("--config")
-            .arg(d.config())
+            .arg(d.config_path())
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

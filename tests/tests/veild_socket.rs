@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use veil_proto::{ALLOW, DENY, Reply, Request, Verdict, ask, encode_request};
 
-mod common;
-
-use common::*;
+use veil_tests::Veild;
+use veil_tests::paths;
+use veil_tests::wire::*;
 
 #[test]
 fn the_right_password_and_code_get_the_exact_allow_bytes() {
-    let d = Daemon::start("");
+    let d = Veild::from_toml("");
     d.enrol("alice", true);
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
     let log = d.log_with(1);
@@ -27,7 +27,7 @@ fn the_right_password_and_code_get_the_exact_allow_bytes() {
 
 #[test]
 fn every_kind_of_failure_gets_the_exact_deny_bytes() {
-    let d = Daemon::start("[lockout]\ndeny = 3\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 3\n");
     d.enrol("alice", true);
     d.enrol("bob", true);
     d.enrol("nototp", false);
@@ -110,27 +110,27 @@ fn every_kind_of_failure_gets_the_exact_deny_bytes() {
 
 #[test]
 fn a_lock_ends_with_veilctl_unlock() {
-    let d = Daemon::start("[lockout]\ndeny = 2\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 2\n");
     d.enrol("carol", true);
     assert_eq!(d.ask("carol", "nope", "000000"), DENY);
     assert_eq!(d.ask("carol", "nope", "000000"), DENY);
     assert_eq!(d.ask("carol", PASSWORD, &code_now()), DENY, "locked");
-    let (rc, out, _) = d.veilctl(&["locks", "--json"], "");
+    let (rc, out, _) = d.ctl(&["locks", "--json"], "");
     assert_eq!(rc, 0);
     let locks: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(locks[0]["user"], "carol");
     assert_eq!(locks[0]["locked"], true);
-    let (rc, out, _) = d.veilctl(&["status", "carol"], "");
+    let (rc, out, _) = d.ctl(&["status", "carol"], "");
     assert_eq!(rc, 0);
     assert!(out.contains("user+source") && out.contains("2/2"), "{out}");
-    let (rc, _, err) = d.veilctl(&["unlock", "carol"], "");
+    let (rc, _, err) = d.ctl(&["unlock", "carol"], "");
     assert_eq!(rc, 0, "{err}");
     assert_eq!(d.ask("carol", PASSWORD, &code_now()), ALLOW);
 }
 
 #[test]
 fn fifty_concurrent_wrong_guesses_evaluate_at_most_deny_and_then_the_right_password_is_denied() {
-    let d = Daemon::start(
+    let d = Veild::from_toml(
         "[lockout]\ndeny = 5\n[limits]\nqueue = 128\nmax_connections_per_user = 64\n",
     );
     d.enrol("dave", true);
@@ -160,7 +160,7 @@ fn fifty_concurrent_wrong_guesses_evaluate_at_most_deny_and_then_the_right_passw
 
 #[test]
 fn no_password_or_code_appears_in_the_audit_output() {
-    let d = Daemon::start("[lockout]\ndeny = 2\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 2\n");
     d.enrol("erin", true);
     let code = code_now();
     let secrets = ["S3cret-Pa55-xyzzy", "another-s3cret-plugh", PASSWORD];
@@ -183,12 +183,10 @@ fn no_password_or_code_appears_in_the_audit_output() {
 }
 
 #[test]
+#[ignore = "needs root (switches uid): scripts/test.sh runs it as root"]
 fn a_non_root_peer_may_ask_only_about_its_own_account() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: needs root to switch uid (CI runs as root)");
-        return;
-    }
-    let d = Daemon::start("[totp]\npolicy = \"if-enrolled\"\n");
+    veil_tests::root::require_root();
+    let d = Veild::from_toml("[totp]\npolicy = \"if-enrolled\"\n");
     d.enrol("nobody", false);
     d.enrol("root", false);
     // This test binary, re-run as `nobody`, asks through the same client.
@@ -214,19 +212,17 @@ fn a_non_root_peer_may_ask_only_about_its_own_account() {
 }
 
 #[test]
+#[ignore = "needs root (switches uid): scripts/test.sh runs it as root"]
 fn one_local_user_cannot_take_every_connection() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: needs root to switch uid (CI runs as root)");
-        return;
-    }
-    let d = Daemon::start("[limits]\nmax_connections_per_user = 4\n");
+    veil_tests::root::require_root();
+    let d = Veild::from_toml("[limits]\nmax_connections_per_user = 4\n");
     d.enrol("root", true);
     let text = run_test_as_nobody(
         "peer_hoarder",
         &[("VEIL_HOARD_SOCKET", d.socket().to_str().unwrap())],
     );
     assert!(text.contains("HELD=4 REFUSED=4"), "{text}");
-    let log = d.log();
+    let log = d.stderr();
     assert!(
         log.contains("limit=max_connections_per_user peer_uid=65534"),
         "{log}"
@@ -239,7 +235,11 @@ fn one_local_user_cannot_take_every_connection() {
 }
 
 /// Runs veild or veilctl with `--config config` and `args`, to completion.
-fn run(bin: &str, config: impl AsRef<Path>, args: &[&str]) -> std::process::Output {
+fn run(
+    bin: impl AsRef<std::ffi::OsStr>,
+    config: impl AsRef<Path>,
+    args: &[&str],
+) -> std::process::Output {
     Command::new(bin)
         .arg("--config")
         .arg(config.as_ref())
@@ -252,7 +252,7 @@ fn run(bin: &str, config: impl AsRef<Path>, args: &[&str]) -> std::process::Outp
 fn run_test_as_nobody(test: &str, env: &[(&str, &str)]) -> String {
     use std::os::unix::process::CommandExt;
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
+        .args(["--exact", test, "--nocapture", "--include-ignored"])
         .envs(env.iter().copied())
         .uid(65534)
         .gid(65534)
@@ -270,6 +270,7 @@ fn run_test_as_nobody(test: &str, env: &[(&str, &str)]) -> String {
 /// Runs only as the child of the test above: opens 8 idle connections and
 /// counts those answered at once (refused) and those held open.
 #[test]
+#[ignore = "a helper: run as uid nobody by one_local_user_cannot_take_every_connection"]
 fn peer_hoarder() {
     let Ok(socket) = std::env::var("VEIL_HOARD_SOCKET") else {
         return;
@@ -293,6 +294,7 @@ fn peer_hoarder() {
 
 /// Runs only as the child of the test above.
 #[test]
+#[ignore = "a helper: run as uid nobody by a_non_root_peer_may_ask_only_about_its_own_account"]
 fn peer_client() {
     let (Ok(socket), Ok(user), Ok(password)) = (
         std::env::var("VEIL_PEER_SOCKET"),
@@ -314,7 +316,7 @@ fn peer_client() {
 
 #[test]
 fn sigterm_removes_the_socket_and_a_stale_socket_is_replaced() {
-    let mut d = Daemon::start("");
+    let mut d = Veild::from_toml("");
     let status = d.stop();
     assert!(status.success(), "{status:?}");
     assert!(!d.socket().exists());
@@ -328,8 +330,8 @@ fn sigterm_removes_the_socket_and_a_stale_socket_is_replaced() {
 
 #[test]
 fn a_second_veild_on_the_same_socket_refuses_to_start() {
-    let d = Daemon::start("");
-    let out = run(env!("CARGO_BIN_EXE_veild"), d.config(), &[]);
+    let d = Veild::from_toml("");
+    let out = run(paths::veild(), d.config_path(), &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"));
 }
@@ -339,12 +341,12 @@ fn bad_configs_stop_veild_with_a_message_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("veild.toml");
     std::fs::write(&path, "[lockout]\ndeny = 0\n").unwrap();
-    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &["--check-config"]);
+    let out = run(paths::veild(), &path, &["--check-config"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lockout.deny"));
     std::fs::write(&path, "").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &["--check-config"]);
+    let out = run(paths::veild(), &path, &["--check-config"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"));
 }
@@ -364,7 +366,7 @@ fn a_corrupt_database_stops_veild_and_is_left_untouched() {
         ),
     )
     .unwrap();
-    let out = run(env!("CARGO_BIN_EXE_veild"), &path, &[]);
+    let out = run(paths::veild(), &path, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -376,41 +378,40 @@ fn a_corrupt_database_stops_veild_and_is_left_untouched() {
 
 #[test]
 fn veilctl_reports_clear_errors_with_exit_codes() {
-    let d = Daemon::start("");
-    let (rc, _, err) = d.veilctl(
+    let d = Veild::from_toml("");
+    let (rc, _, err) = d.ctl(
         &["user", "passwd", "nobody-here", "--password-stdin"],
         "x\n",
     );
     assert_eq!(rc, 3, "{err}");
     assert!(err.contains("no such user"), "{err}");
     d.enrol("frank", false);
-    let (rc, _, err) = d.veilctl(&["user", "add", "frank", "--password-stdin"], "x\n");
+    let (rc, _, err) = d.ctl(&["user", "add", "frank", "--password-stdin"], "x\n");
     assert_eq!(rc, 3);
     assert!(err.contains("already exists"), "{err}");
-    let (rc, _, err) = d.veilctl(&["user", "add", "x\ny", "--password-stdin"], "x\n");
+    let (rc, _, err) = d.ctl(&["user", "add", "x\ny", "--password-stdin"], "x\n");
     assert_eq!(rc, 2, "{err}");
-    let (rc, _, err) = d.veilctl(&["user", "add", "gina", "--password-stdin"], "\n");
+    let (rc, _, err) = d.ctl(&["user", "add", "gina", "--password-stdin"], "\n");
     assert_eq!(rc, 1);
     assert!(err.contains("empty password"), "{err}");
-    let (rc, out, _) = d.veilctl(&["user", "list", "--json"], "");
+    let (rc, out, _) = d.ctl(&["user", "list", "--json"], "");
     assert_eq!(rc, 0);
     let users: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1);
     // After a change of argon2 parameters, the admin sees who still has an old hash.
     let retuned = d.dir.path().join("retuned.toml");
-    let text = std::fs::read_to_string(d.config())
-        .unwrap()
-        .replace("m_cost_kib = 256", "m_cost_kib = 512");
-    std::fs::write(&retuned, text).unwrap();
-    let out = run(env!("CARGO_BIN_EXE_veilctl"), &retuned, &["user", "list"]);
+    let mut config = d.config();
+    config.argon2.m_cost_kib = 512;
+    std::fs::write(&retuned, toml::to_string(&config).unwrap()).unwrap();
+    let out = run(paths::veilctl(), &retuned, &["user", "list"]);
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
         listing.contains("frank") && listing.contains("old-params"),
         "{listing}"
     );
-    let (_, listing, _) = d.veilctl(&["user", "list"], "");
+    let (_, listing, _) = d.ctl(&["user", "list"], "");
     assert!(listing.contains("current"), "{listing}");
-    let (rc, _, _) = d.veilctl(&["user", "del", "frank"], "");
+    let (rc, _, _) = d.ctl(&["user", "del", "frank"], "");
     assert_eq!(rc, 0);
     let missing = d.dir.path().join("elsewhere.toml");
     std::fs::write(
@@ -418,7 +419,7 @@ fn veilctl_reports_clear_errors_with_exit_codes() {
         format!("database = \"{}/none.db\"\n", d.dir.path().display()),
     )
     .unwrap();
-    let out = run(env!("CARGO_BIN_EXE_veilctl"), &missing, &["user", "list"]);
+    let out = run(paths::veilctl(), &missing, &["user", "list"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }

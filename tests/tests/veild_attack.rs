@@ -7,16 +7,17 @@
 //! Latencies and resource figures are printed (`--nocapture` shows them),
 //! never asserted against a clock.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
 use veil_proto::{ALLOW, DENY, Reply, Request, ask, encode_request};
+use veil_tests::Veild;
+use veil_tests::daemon::with_toml;
+use veil_tests::paths;
+use veil_tests::wire::*;
 
 /// A frame around any JSON body, valid or not.
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -41,7 +42,7 @@ fn request_lines(log: &str) -> Vec<&str> {
 
 #[test]
 fn hostile_user_names_are_denied_and_logged_as_one_sanitised_line_each() {
-    let d = Daemon::start("");
+    let d = Veild::from_toml("");
     d.enrol("alice", true);
     // JSON escapes carry what a PAM application could hand the module.
     let names: &[(&str, &str)] = &[
@@ -110,7 +111,7 @@ fn hostile_user_names_are_denied_and_logged_as_one_sanitised_line_each() {
 
 #[test]
 fn a_one_mebibyte_password_is_cut_verified_counted_and_denied_like_any_wrong_one() {
-    let d = Daemon::start("");
+    let d = Veild::from_toml("");
     d.enrol("alice", true);
     let huge = "p".repeat(1024 * 1024);
     let request = Request::new(
@@ -142,7 +143,7 @@ fn a_one_mebibyte_password_is_cut_verified_counted_and_denied_like_any_wrong_one
 
 #[test]
 fn malformed_codes_never_pass_even_with_the_right_password() {
-    let d = Daemon::start("[lockout]\ndeny = 100\nuser_deny = 100\nsource_deny = 100\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 100\nuser_deny = 100\nsource_deny = 100\n");
     d.enrol("alice", true);
     let right = code_now();
     let fullwidth: String = right
@@ -216,20 +217,6 @@ fn usage(pid: u32) -> Usage {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
     }
-}
-
-/// Raises this process's descriptor limit (veild, started afterwards,
-/// inherits it) to at least 65536 where allowed (root), else to the hard
-/// limit. Returns the new soft limit.
-fn raise_fd_limit() -> u64 {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    let want = hard.max(65_536);
-    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
-        return want;
-    }
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-    hard
 }
 
 /// `n` timed logins; returns the sorted latencies.
@@ -330,13 +317,13 @@ fn slow_loris(socket: &Path, n: usize, stop: &AtomicBool, cut_off: &AtomicUsize)
 
 #[test]
 fn legitimate_logins_succeed_through_a_flood_of_idle_and_slow_loris_connections() {
-    let limit = raise_fd_limit();
+    let limit = veil_tests::raise_fd_limit().unwrap();
     assert!(limit >= 2400, "RLIMIT_NOFILE hard limit {limit} is too low");
     // max_connections above the 1100 flood connections: the point is that the
     // legitimate client still gets through, served between the flood's
     // events. A 2 s request timeout (default 5 s) makes veild cut every
     // flood connection several times during the run.
-    let d = Daemon::start(
+    let d = Veild::from_toml(
         "[totp]\npolicy = \"if-enrolled\"\n\
          [limits]\nmax_connections = 1200\nrequest_timeout_ms = 2000\nworkers = 2\n",
     );
@@ -393,7 +380,7 @@ fn legitimate_logins_succeed_through_a_flood_of_idle_and_slow_loris_connections(
         std::thread::sleep(Duration::from_millis(100));
         after = usage(pid);
     }
-    let log = d.log();
+    let log = d.stderr();
     let timeouts = log.lines().filter(|l| l.contains("event=timeout")).count();
     let overloads = log.lines().filter(|l| l.contains("event=overload")).count();
     eprintln!(
@@ -460,8 +447,8 @@ fn legitimate_logins_succeed_through_a_flood_of_idle_and_slow_loris_connections(
 
 #[test]
 fn beyond_max_connections_new_clients_get_deny_at_once_and_descriptors_stay_bounded() {
-    raise_fd_limit();
-    let d = Daemon::start(
+    veil_tests::raise_fd_limit().unwrap();
+    let d = Veild::from_toml(
         "[totp]\npolicy = \"if-enrolled\"\n[limits]\nmax_connections = 50\nrequest_timeout_ms = 3000\n",
     );
     d.enrol("alice", false);
@@ -497,10 +484,14 @@ fn beyond_max_connections_new_clients_get_deny_at_once_and_descriptors_stay_boun
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
     while d.ask("alice", PASSWORD, "") != ALLOW {
-        assert!(Instant::now() < deadline, "never recovered:\n{}", d.log());
+        assert!(
+            Instant::now() < deadline,
+            "never recovered:\n{}",
+            d.stderr()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(d.log().contains("event=overload limit=max_connections"));
+    assert!(d.stderr().contains("event=overload limit=max_connections"));
     eprintln!(
         "max_connections=50: 200 connections, {refused} refused at once; \
          veild fds {} -> {} -> {}",
@@ -512,24 +503,16 @@ fn beyond_max_connections_new_clients_get_deny_at_once_and_descriptors_stay_boun
 
 #[test]
 fn more_requests_than_workers_and_queue_are_denied_as_overload_not_queued_without_bound() {
-    let mut d = Daemon::start("");
+    let mut d = Veild::from_toml("");
     d.enrol("alice", true);
     // Unknown names are checked against a dummy hash made with the current
     // parameters: make those slow (about 0.1 s), so requests pile up.
-    d.stop();
-    let config = std::fs::read_to_string(d.config()).unwrap().replace(
-        "m_cost_kib = 256\nt_cost = 1",
-        "m_cost_kib = 32768\nt_cost = 3",
-    );
-    std::fs::write(
+    d.restart(with_toml(
         d.config(),
-        format!(
-            "{}\n[lockout]\ndeny = 100\nsource_deny = 1000\n[limits]\nworkers = 1\nqueue = 2\n",
-            config.trim_end()
-        ),
-    )
-    .unwrap();
-    d.spawn();
+        "[argon2]\nm_cost_kib = 32768\nt_cost = 3\n\
+         [lockout]\ndeny = 100\nsource_deny = 1000\n\
+         [limits]\nworkers = 1\nqueue = 2\n",
+    ));
     let pid = d.child.as_ref().unwrap().id();
     let before = usage(pid);
     let replies: Vec<Vec<u8>> = std::thread::scope(|s| {
@@ -563,14 +546,6 @@ fn more_requests_than_workers_and_queue_are_denied_as_overload_not_queued_withou
 
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root to switch uid (CI runs as root)");
-    false
-}
-
 /// Owner uid of `/proc/<pid>/environ`: the process's uid while it is dumpable,
 /// root once it has made itself non-dumpable (the kernel's
 /// `task_dump_owner`), which closes its memory, environ and fds to its own
@@ -597,12 +572,11 @@ fn nobody_reads_environ(pid: u32) -> bool {
 }
 
 #[test]
+#[ignore = "needs root (switches uid): scripts/test.sh runs it as root"]
 fn veild_makes_itself_non_dumpable_so_even_its_own_uid_cannot_read_its_memory() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    if !is_root() {
-        return;
-    }
+    veil_tests::root::require_root();
     // veild runs as root in production, where /proc/<pid> is root's anyway;
     // run it as nobody, so non-dumpable is visible as a change of owner.
     let dir = tempfile::tempdir().unwrap();
@@ -618,7 +592,7 @@ fn veild_makes_itself_non_dumpable_so_even_its_own_uid_cannot_read_its_memory() 
         ),
     )
     .unwrap();
-    let mut veild = std::process::Command::new(env!("CARGO_BIN_EXE_veild"))
+    let mut veild = std::process::Command::new(paths::veild())
         .arg("--config")
         .arg(&config)
         .uid(NOBODY)
@@ -666,13 +640,12 @@ fn veild_makes_itself_non_dumpable_so_even_its_own_uid_cannot_read_its_memory() 
 }
 
 #[test]
+#[ignore = "needs root (switches uid): scripts/test.sh runs it as root"]
 fn veilctl_run_by_another_uid_cannot_touch_a_root_owned_database() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    if !is_root() {
-        return;
-    }
-    let d = Daemon::start("");
+    veil_tests::root::require_root();
+    let d = Veild::from_toml("");
     d.enrol("alice", true);
     let db = d.dir.path().join("veil.db");
     assert_eq!(
@@ -688,9 +661,9 @@ fn veilctl_run_by_another_uid_cannot_touch_a_root_owned_database() {
         &["user", "list"],
     ];
     for args in writes {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_veilctl"))
+        let mut child = std::process::Command::new(paths::veilctl())
             .arg("--config")
-            .arg(d.config())
+            .arg(d.config_path())
             .args(*args)
             .uid(NOBODY)
             .gid(NOBODY)
@@ -712,7 +685,7 @@ fn veilctl_run_by_another_uid_cannot_touch_a_root_owned_database() {
             "veilctl {args:?}: {err}"
         );
     }
-    let (rc, out, _) = d.veilctl(&["user", "list", "--json"], "");
+    let (rc, out, _) = d.ctl(&["user", "list", "--json"], "");
     assert_eq!(rc, 0);
     let users: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1, "{out}");
@@ -728,9 +701,10 @@ fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descript
     // accept fail with EMFILE before the connection limit is reached. Here
     // veild gets 64 descriptors and a long request timeout, so only the
     // flood going away frees any.
-    raise_fd_limit();
-    let d =
-        Daemon::start("[totp]\npolicy = \"if-enrolled\"\n[limits]\nrequest_timeout_ms = 20000\n");
+    veil_tests::raise_fd_limit().unwrap();
+    let d = Veild::from_toml(
+        "[totp]\npolicy = \"if-enrolled\"\n[limits]\nrequest_timeout_ms = 20000\n",
+    );
     d.enrol("alice", false);
     let pid = d.child.as_ref().unwrap().id();
     assert_eq!(d.ask("alice", PASSWORD, ""), ALLOW);
@@ -793,12 +767,12 @@ fn out_of_descriptors_veild_fails_closed_and_serves_queued_clients_once_descript
          veild used {cpu_spent} CPU ticks meanwhile; the flood gone, a queued login got \
          {queued:?} after {took:?}"
     );
-    assert!(d.log().contains("event=accept error="), "{}", d.log());
+    assert!(d.stderr().contains("event=accept error="), "{}", d.stderr());
     assert_eq!(
         queued.ok(),
         Some(veil_proto::Verdict::Allow),
         "a client queued in the backlog must be served once descriptors are free:\n{}",
-        d.log()
+        d.stderr()
     );
 }
 

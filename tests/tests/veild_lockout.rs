@@ -1,13 +1,12 @@
 //! The lockout ledger end to end, through a real veild: keys per source,
 //! concurrency, crashes, and a spray of unknown names.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use rand_free::*;
 use veil_proto::{ALLOW, DENY};
+use veil_tests::Veild;
+use veil_tests::wire::*;
 
 /// Tiny deterministic generator: the tests need variety, not secrecy.
 mod rand_free {
@@ -23,7 +22,7 @@ mod rand_free {
     }
 }
 
-fn ledger_failures(d: &Daemon, kind: &str, user: &str, source: &str) -> i64 {
+fn ledger_failures(d: &Veild, kind: &str, user: &str, source: &str) -> i64 {
     let conn = rusqlite::Connection::open(d.dir.path().join("veil.db")).unwrap();
     conn.query_row(
         "SELECT coalesce(sum(failures), 0) FROM ledger WHERE kind = ?1 AND user = ?2 AND source = ?3",
@@ -35,7 +34,7 @@ fn ledger_failures(d: &Daemon, kind: &str, user: &str, source: &str) -> i64 {
 
 #[test]
 fn a_hundred_concurrent_guesses_from_one_source_evaluate_at_most_deny() {
-    let d = Daemon::start(
+    let d = Veild::from_toml(
         "[lockout]\ndeny = 5\n[limits]\nqueue = 256\nmax_connections_per_user = 128\n",
     );
     d.enrol("alice", true);
@@ -69,7 +68,7 @@ fn a_hundred_concurrent_guesses_from_one_source_evaluate_at_most_deny() {
 
 #[test]
 fn thirty_sources_lock_remote_logins_of_a_user_and_the_console_still_works() {
-    let d = Daemon::start("[lockout]\ndeny = 5\nuser_deny = 20\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 5\nuser_deny = 20\n");
     d.enrol("bob", true);
     for i in 0..30 {
         assert_eq!(
@@ -103,7 +102,7 @@ fn thirty_sources_lock_remote_logins_of_a_user_and_the_console_still_works() {
 
 #[test]
 fn one_source_spraying_fifty_names_is_blocked_and_another_source_works() {
-    let d = Daemon::start("[lockout]\nsource_deny = 20\n");
+    let d = Veild::from_toml("[lockout]\nsource_deny = 20\n");
     for i in 0..5 {
         d.enrol(&format!("real{i}"), true);
     }
@@ -140,7 +139,7 @@ fn one_source_spraying_fifty_names_is_blocked_and_another_source_works() {
 
 #[test]
 fn a_victim_locked_from_the_network_logs_in_at_the_console() {
-    let d = Daemon::start("[lockout]\ndeny = 3\n");
+    let d = Veild::from_toml("[lockout]\ndeny = 3\n");
     d.enrol("victim", true);
     for _ in 0..6 {
         d.ask_from("victim", "wrong", "000000", "198.51.100.99");
@@ -150,7 +149,7 @@ fn a_victim_locked_from_the_network_logs_in_at_the_console() {
         DENY
     );
     assert_eq!(d.ask("victim", PASSWORD, &code_at(1)), ALLOW);
-    let (rc, out, _) = d.veilctl(&["status", "victim", "--json"], "");
+    let (rc, out, _) = d.ctl(&["status", "victim", "--json"], "");
     assert_eq!(rc, 0);
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     let counters = status["counters"].as_array().unwrap();
@@ -160,9 +159,9 @@ fn a_victim_locked_from_the_network_logs_in_at_the_console() {
             .any(|c| c["source"] == "198.51.100.99" && c["locked"] == true),
         "{out}"
     );
-    let (rc, _, _) = d.veilctl(&["unlock", "--source", "198.51.100.99"], "");
+    let (rc, _, _) = d.ctl(&["unlock", "--source", "198.51.100.99"], "");
     assert_eq!(rc, 0);
-    let (_, out, _) = d.veilctl(&["locks", "--json"], "");
+    let (_, out, _) = d.ctl(&["locks", "--json"], "");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&out)
             .unwrap()
@@ -177,7 +176,7 @@ fn a_victim_locked_from_the_network_logs_in_at_the_console() {
 /// that reached the client was on disk before it was sent.
 #[test]
 fn no_answered_failure_is_lost_when_veild_is_killed() {
-    let mut d = Daemon::start("failure_delay_ms = 0\n[lockout]\ndeny = 100\n");
+    let mut d = Veild::from_toml("failure_delay_ms = 0\n[lockout]\ndeny = 100\n");
     let mut rng = Lcg(42);
     let mut answered = 0;
     for round in 0..20 {
@@ -218,7 +217,7 @@ fn no_answered_failure_is_lost_when_veild_is_killed() {
 /// 10 000 random unknown names through veild: the ledger stays under its cap.
 #[test]
 fn ten_thousand_names_through_veild_stay_under_the_cap() {
-    let d = Daemon::start(
+    let d = Veild::from_toml(
         "failure_delay_ms = 0\n[lockout]\nmax_ledger_rows = 1000\nsource_deny = 100000\n[limits]\nqueue = 1024\n",
     );
     let mut rng = Lcg(1);
