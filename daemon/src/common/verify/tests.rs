@@ -1,0 +1,320 @@
+//! The pipeline on a real SQLite file: every reason, replays, rehash,
+//! peer keys, unusable replies.
+
+use super::*;
+use veil_proto::Reply;
+use zeroize::Zeroizing;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    verifier: Verifier,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+const NOW: u64 = 1_700_000_000;
+const ROOT: Peer = Peer { uid: 0, pid: 1 };
+
+fn fixture(policy: TotpPolicy) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        database: dir.path().join("v.db"),
+        ..Config::default()
+    };
+    config.argon2 = crate::common::config::Argon2 {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    config.lockout.deny = 3;
+    config.totp.policy = policy;
+    let hasher = Hasher::new(&config.argon2).unwrap();
+    let mut store = store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+    store
+        .add_user("alice", &hasher.hash(b"right").unwrap(), 0)
+        .unwrap();
+    let secret = totp::new_secret().unwrap();
+    store.set_totp_pending("alice", &secret, 0).unwrap();
+    store.activate_totp("alice", -1, 0).unwrap();
+    store
+        .add_user("nototp", &hasher.hash(b"right").unwrap(), 0)
+        .unwrap();
+    let dummy = dummy_record(&hasher).unwrap();
+    Fixture {
+        _dir: dir,
+        verifier: Verifier::new(&config, hasher, dummy),
+        secret,
+    }
+}
+
+fn ask(f: &mut Fixture, user: &str, password: &str, code: &str, now: u64) -> Decision {
+    let req = Request::new(user, Reply::from(password), Reply::from(code));
+    f.verifier.decide(&req, ROOT, now)
+}
+
+fn code(f: &Fixture, now: u64) -> String {
+    totp::code_at(&f.secret, totp::step_of(now)).to_string()
+}
+
+#[test]
+fn right_password_and_code_allow() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    let d = ask(&mut f, "alice", "right", &c, NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::Success));
+}
+
+#[test]
+fn every_failure_is_a_deny_with_its_own_audit_reason() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    assert_eq!(
+        ask(&mut f, "ghost", "right", &c, NOW).reason,
+        Reason::UnknownUser
+    );
+    assert_eq!(
+        ask(&mut f, "alice", "wrong", &c, NOW).reason,
+        Reason::WrongPassword
+    );
+    assert_eq!(
+        ask(&mut f, "alice", "right", "000000", NOW + 300).reason,
+        Reason::WrongCode
+    );
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "123456", NOW).reason,
+        Reason::NoTotp
+    );
+    assert_eq!(ask(&mut f, "ghost", "x", "1", NOW).verdict, Verdict::Deny);
+}
+
+#[test]
+fn a_replayed_code_is_denied() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW + 1).reason,
+        Reason::ReplayedCode
+    );
+}
+
+#[test]
+fn the_correct_password_while_locked_is_denied_and_unlock_ends_it() {
+    let mut f = fixture(TotpPolicy::Required);
+    for _ in 0..3 {
+        ask(&mut f, "alice", "wrong", "000000", NOW);
+    }
+    let c = code(&f, NOW);
+    let d = ask(&mut f, "alice", "right", &c, NOW);
+    assert!(matches!(d.reason, Reason::Locked(_)), "{:?}", d.reason);
+    let store = f.verifier.store().unwrap();
+    store.unlock_user("alice").unwrap();
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW).verdict,
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn unknown_names_lock_exactly_like_real_ones() {
+    let mut f = fixture(TotpPolicy::Required);
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..4 {
+        known.push(ask(&mut f, "alice", "wrong", "000000", NOW));
+        unknown.push(ask(&mut f, "ghost", "wrong", "000000", NOW));
+    }
+    let locked = |v: &[Decision]| {
+        v.iter()
+            .map(|d| matches!(d.reason, Reason::Locked(_)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(locked(&known), locked(&unknown));
+    assert_eq!(locked(&known), [false, false, false, true]);
+    assert_eq!(known[2].locked.len(), 1);
+    assert_eq!(unknown[2].locked.len(), 1);
+}
+
+#[test]
+fn if_enrolled_lets_a_user_without_totp_in_on_the_password() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        ask(&mut f, "alice", "right", "", NOW).reason,
+        Reason::WrongCode
+    );
+}
+
+#[test]
+fn a_non_root_peer_cannot_ask_about_another_user() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    let req = Request::new("alice", Reply::from("right"), Reply::from(c.as_str()));
+    let d = f.verifier.decide(&req, Peer { uid: 65534, pid: 9 }, NOW);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, Reason::PeerNotPermitted)
+    );
+}
+
+#[test]
+fn a_local_user_cannot_lock_another_account_or_a_host() {
+    let mut f = fixture(TotpPolicy::Required);
+    let nobody = Peer { uid: 65534, pid: 9 };
+    for i in 0..10 {
+        let mut req = Request::new("alice", Reply::from("wrong"), Reply::from("000000"));
+        req.rhost = format!("198.51.100.{i}");
+        assert_eq!(f.verifier.decide(&req, nobody, NOW).verdict, Verdict::Deny);
+    }
+    let limits = f.verifier.limits.clone();
+    let store = f.verifier.store().unwrap();
+    let alice = store.status(&limits, "alice", NOW as i64).unwrap();
+    assert!(alice.is_empty(), "alice's keys were charged: {alice:?}");
+    let locks = store.locks(&limits, NOW as i64).unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].key.to_string(), "peer:uid:65534");
+    let c = code(&f, NOW);
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW).verdict,
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn old_parameters_are_rehashed_on_success() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    let old = Hasher::new(&crate::common::config::Argon2 {
+        m_cost_kib: 32,
+        t_cost: 1,
+        p_cost: 1,
+    })
+    .unwrap();
+    let store = f.verifier.store().unwrap();
+    store
+        .set_password("nototp", &old.hash(b"right").unwrap(), 0)
+        .unwrap();
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).verdict,
+        Verdict::Allow
+    );
+    let phc = f
+        .verifier
+        .store()
+        .unwrap()
+        .user("nototp")
+        .unwrap()
+        .unwrap()
+        .phc;
+    assert!(phc.contains("m=64,t=1,p=1"), "{phc}");
+}
+
+#[test]
+fn a_deleted_database_denies_and_a_restored_one_recovers() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    let path = f.verifier.database.clone();
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).verdict,
+        Verdict::Allow
+    );
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::rename(&path, path.with_extension("moved")).unwrap();
+    let d = ask(&mut f, "nototp", "right", "", NOW);
+    assert!(matches!(d.reason, Reason::Store(_)), "{:?}", d.reason);
+    assert!(!path.exists(), "never recreated");
+    std::fs::rename(path.with_extension("moved"), &path).unwrap();
+    let _ = saved;
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW + 1).verdict,
+        Verdict::Allow
+    );
+}
+
+fn ask_replies(f: &mut Fixture, user: &str, password: Reply, code: Reply, now: u64) -> Decision {
+    let req = Request::new(user, password, code);
+    f.verifier.decide(&req, ROOT, now)
+}
+
+#[test]
+fn a_reply_cut_to_the_wire_size_never_matches_even_when_its_prefix_is_the_password() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    let long = vec![b'a'; veil_proto::REPLY_CAP];
+    let phc = f.verifier.hasher.hash(&long).unwrap();
+    f.verifier
+        .store()
+        .unwrap()
+        .add_user("longpw", &phc, 0)
+        .unwrap();
+    let exact = ask_replies(
+        &mut f,
+        "longpw",
+        Reply::given(long.clone()),
+        Reply::from(""),
+        NOW,
+    );
+    assert_eq!(exact.reason, Reason::Success);
+    let mut longer = long;
+    longer.push(b'a');
+    let cut = ask_replies(&mut f, "longpw", Reply::given(longer), Reply::from(""), NOW);
+    assert_eq!(cut.verdict, Verdict::Deny);
+    assert_eq!(cut.reason.as_str(), "overlong-password");
+}
+
+#[test]
+fn missing_and_non_utf8_replies_are_verified_and_denied_with_their_reason() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    let no_password = ask_replies(
+        &mut f,
+        "alice",
+        Reply::missing(),
+        Reply::from(c.as_str()),
+        NOW,
+    );
+    assert_eq!(no_password.reason.as_str(), "no-password");
+    let no_code = ask_replies(&mut f, "alice", Reply::from("right"), Reply::missing(), NOW);
+    assert_eq!(no_code.reason.as_str(), "no-code");
+    let bytes = ask_replies(
+        &mut f,
+        "alice",
+        Reply::given(vec![0xff]),
+        Reply::given(vec![0xc3, 0x28]),
+        NOW,
+    );
+    assert_eq!(bytes.reason, Reason::WrongPassword);
+    // An unknown name says unknown-user whatever its replies were.
+    let ghost = ask_replies(&mut f, "ghost", Reply::missing(), Reply::missing(), NOW);
+    assert_eq!(ghost.reason, Reason::UnknownUser);
+    for d in [no_password, no_code, bytes, ghost] {
+        assert_eq!(d.verdict, Verdict::Deny);
+    }
+}
+
+#[test]
+fn root_front_ends_are_charged_to_their_caller_and_sshd_to_its_host() {
+    let limits = Limits::from(&Config::default().lockout);
+    let mut req = Request::new("alice", Reply::from("x"), Reply::from("1"));
+    req.ruser = "mallory".into();
+    let su = charge_of(&limits, &req, ROOT, true);
+    assert_eq!(su.source, "ruser:mallory");
+    req.rhost = "192.0.2.7".into();
+    assert_eq!(charge_of(&limits, &req, ROOT, true).source, "192.0.2.7");
+    req.rhost.clear();
+    req.ruser.clear();
+    assert_eq!(
+        charge_of(&limits, &req, ROOT, true).source,
+        "",
+        "the console"
+    );
+    // A non-root peer's own claims count for nothing.
+    req.rhost = "192.0.2.7".into();
+    req.ruser = "root".into();
+    let me = Peer { uid: 1000, pid: 2 };
+    assert_eq!(charge_of(&limits, &req, me, true).source, "uid:1000");
+    let other = charge_of(&limits, &req, me, false);
+    assert_eq!(other.keys[0].to_string(), "peer:uid:1000");
+}
