@@ -7,7 +7,11 @@
 //! * [`veild`]: the daemon: start-up, the socket server, the audit log.
 //!
 //! The `veild` binary is one call to [`veild::run`].
-#![forbid(unsafe_code)]
+//!
+//! Only `common::crypt::ffi` (libxcrypt) may use `unsafe_code`: the
+//! crate denies it (a module-level `allow` there is the one exception),
+//! and every other module of the crate is held to that.
+#![deny(unsafe_code)]
 
 pub mod common;
 pub mod veild;

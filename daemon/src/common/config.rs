@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::common::crypt::Kind;
+use crate::common::shadow::DEFAULT_SHADOW;
+
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
 
 /// Exit status for an unusable configuration (sysexits' EX_CONFIG), for
@@ -22,7 +25,45 @@ pub struct Config {
     pub lockout: Lockout,
     pub totp: Totp,
     pub argon2: Argon2,
+    pub password: Password,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PasswordSource {
+    /// veil's own argon2id hashes (`veilctl user add`).
+    Veil,
+    /// The account's hash in the shadow file, checked with libxcrypt.
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Password {
+    pub source: PasswordSource,
+    /// The shadow file: the hashes (`source = "system"`) and, in both
+    /// sources, the lock and expiry of accounts that have a line there.
+    pub shadow: PathBuf,
+    /// The dummy's method for `source = "system"`; unset: what pam_unix's
+    /// `password` line, else login.defs, gives new passwords on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dummy_method: Option<Kind>,
+    /// The dummy's cost (crypt_gensalt's count: yescrypt's cost factor,
+    /// sha-crypt's rounds, bcrypt's log2 cost); unset: the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dummy_cost: Option<u64>,
+}
+
+impl Default for Password {
+    fn default() -> Password {
+        Password {
+            source: PasswordSource::Veil,
+            shadow: PathBuf::from(DEFAULT_SHADOW),
+            dummy_method: None,
+            dummy_cost: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +149,7 @@ impl Default for Config {
             lockout: Lockout::default(),
             totp: Totp::default(),
             argon2: Argon2::default(),
+            password: Password::default(),
             limits: Limits::default(),
         }
     }
@@ -278,6 +320,16 @@ impl Config {
             "argon2.m_cost_kib",
             "must be between 8*p_cost and 4194304",
         )?;
+        check(
+            self.password.shadow.is_absolute(),
+            "password.shadow",
+            "must be an absolute path",
+        )?;
+        check(
+            self.password.dummy_cost.is_none_or(|c| c >= 1),
+            "password.dummy_cost",
+            "must be at least 1 (leave it out for the host's cost)",
+        )?;
         let m = &self.limits;
         check(
             (1..=65_536).contains(&m.max_connections),
@@ -378,6 +430,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("m_cost_kib"), "{err}");
+    }
+
+    #[test]
+    fn password_source_and_dummy_overrides_parse_and_default_to_veil() {
+        assert_eq!(parse("").unwrap().password.source, PasswordSource::Veil);
+        let c = parse(
+            "[password]\nsource = \"system\"\nshadow = \"/tmp/shadow\"\n\
+             dummy_method = \"sha512\"\ndummy_cost = 65536\n",
+        )
+        .unwrap();
+        assert_eq!(c.password.source, PasswordSource::System);
+        assert_eq!(c.password.shadow, PathBuf::from("/tmp/shadow"));
+        assert_eq!(
+            (c.password.dummy_method, c.password.dummy_cost),
+            (Some(Kind::Sha512), Some(65536))
+        );
+        let err = parse("[password]\nsource = \"ldap\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ldap") || err.contains("source"), "{err}");
+        let err = parse("[password]\nshadow = \"shadow\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password.shadow"), "{err}");
+        let err = parse("[password]\nsalt = 1\n").unwrap_err().to_string();
+        assert!(err.contains("salt"), "{err}");
     }
 
     #[test]

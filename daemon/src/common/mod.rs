@@ -3,10 +3,12 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypt;
 pub mod files;
 pub mod ledger;
 pub mod password;
 pub mod peer;
+pub mod shadow;
 pub mod store;
 pub mod totp;
 pub mod verify;

@@ -2,17 +2,23 @@
 //! request that decodes does the same work whoever the user is: ledger
 //! reservation, one argon2id verify (the dummy hash for unknown users),
 //! one TOTP check over the same number of steps (a dummy secret when the
-//! user has none), and the same ledger writes.
+//! user has none), and the same ledger writes. With `[password] source =
+//! "system"` the password check is one libxcrypt verify instead (against
+//! the account's shadow hash, or the dummy of the host's method), and in
+//! both sources the shadow file is read once per request, for the
+//! account's lock and expiry.
 
 use std::path::PathBuf;
 
 use veil_proto::{Reply, ReplyState, Request, Verdict};
 
 use crate::common::config::{Config, TotpPolicy};
+use crate::common::crypt::{self, Scratch};
 use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
-use crate::common::store::{self, OpenMode, Store, Success, UserRecord};
+use crate::common::shadow::{self, State};
+use crate::common::store::{self, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
 use crate::common::totp::{self, CodeCheck};
 
 /// The real reason behind a verdict; only the audit log sees it.
@@ -22,6 +28,20 @@ pub enum Reason {
     PeerNotPermitted,
     Locked(Refusal),
     UnknownUser,
+    /// The system account is locked (`!` before its shadow hash).
+    AccountLocked,
+    /// The system account's expire date has come.
+    AccountExpired,
+    /// The system password is older than its maximum age plus the inactive period.
+    PasswordExpired,
+    /// `source = "system"`: the shadow line has no hash a password can match (`*`, empty).
+    NoUsableHash,
+    /// `source = "system"`: a veil row (TOTP only) but no shadow line.
+    NoSystemAccount,
+    /// `source = "veil"`: a row made for a system account's TOTP, without a veil password.
+    NoVeilPassword,
+    /// The shadow file could not be read.
+    Shadow(String),
     WrongPassword,
     /// A reply the conversation did not give, or one longer than the
     /// wire carries: verified like any other, and never a match.
@@ -44,6 +64,13 @@ impl Reason {
             Reason::PeerNotPermitted => "peer-not-permitted",
             Reason::Locked(_) => "locked",
             Reason::UnknownUser => "unknown-user",
+            Reason::AccountLocked => "account-locked",
+            Reason::AccountExpired => "account-expired",
+            Reason::PasswordExpired => "password-expired",
+            Reason::NoUsableHash => "no-usable-hash",
+            Reason::NoSystemAccount => "no-system-account",
+            Reason::NoVeilPassword => "no-veil-password",
+            Reason::Shadow(_) => "shadow-error",
             Reason::WrongPassword => "wrong-password",
             Reason::UnusableReply { field, state } => match (*field, state) {
                 ("password", ReplyState::Overlong) => "overlong-password",
@@ -68,6 +95,19 @@ pub struct Decision {
     pub locked: Vec<Key>,
 }
 
+/// What the verifier reads of the system's accounts, set at start.
+#[derive(Debug, Clone, Default)]
+pub struct SystemAccounts {
+    /// The shadow file, read on every request for the account's state
+    /// (and, with a crypt dummy, its hash). `None`: not read (`source =
+    /// "veil"` on a host where veild cannot read it).
+    pub shadow: Option<PathBuf>,
+    /// `source = "system"`: the dummy hash of the host's method and cost,
+    /// verified for unknown names, unusable hashes and refused accounts.
+    /// `None`: `source = "veil"`.
+    pub crypt_dummy: Option<String>,
+}
+
 /// One worker's verifier: its own database connection, the shared dummy record.
 pub struct Verifier {
     limits: Limits,
@@ -78,6 +118,8 @@ pub struct Verifier {
     database: PathBuf,
     store: Option<Box<dyn Store>>,
     memory: Memory,
+    system: SystemAccounts,
+    scratch: Scratch,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -99,7 +141,12 @@ pub fn dummy_record(hasher: &Hasher) -> Result<UserRecord, HashError> {
 }
 
 impl Verifier {
-    pub fn new(config: &Config, hasher: Hasher, dummy: UserRecord) -> Verifier {
+    pub fn new(
+        config: &Config,
+        hasher: Hasher,
+        dummy: UserRecord,
+        system: SystemAccounts,
+    ) -> Verifier {
         Verifier {
             limits: Limits::from(&config.lockout),
             policy: config.totp.policy,
@@ -109,6 +156,8 @@ impl Verifier {
             database: config.database.clone(),
             store: None,
             memory: Memory::default(),
+            system,
+            scratch: Scratch::default(),
         }
     }
 
@@ -169,13 +218,39 @@ impl Verifier {
             None => (None, false),
         };
         let record = if found { row.as_ref() } else { None };
+        // The shadow file, read whole, whoever the user is.
+        let account = match &self.system.shadow {
+            Some(path) => {
+                shadow::lookup(path, &request.user).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            None => Ok(None),
+        };
+        let state = match &account {
+            Ok(Some(entry)) => Some(entry.state(shadow::day_of(now))),
+            _ => None,
+        };
 
         // The same work for every request from here on.
         let subject = row.as_ref().unwrap_or(&self.dummy);
-        let password_ok =
-            self.hasher
-                .verify_with(&mut self.memory, &subject.phc, request.password.bytes());
-        let enrolled = subject.totp_secret.is_some();
+        let password_ok = match &self.system.crypt_dummy {
+            Some(dummy) => {
+                let hash = match (&account, state) {
+                    (Ok(Some(entry)), Some(State::Usable)) => entry.hash.as_str(),
+                    _ => dummy.as_str(),
+                };
+                crypt::verify(&mut self.scratch, hash, request.password.bytes())
+            }
+            None => {
+                let phc = if subject.phc == SYSTEM_ONLY_PHC {
+                    &self.dummy.phc
+                } else {
+                    &subject.phc
+                };
+                self.hasher
+                    .verify_with(&mut self.memory, phc, request.password.bytes())
+            }
+        };
+        let enrolled = record.is_some_and(|r| r.totp_secret.is_some());
         let secret: &[u8] = subject
             .totp_secret
             .as_deref()
@@ -191,12 +266,14 @@ impl Verifier {
 
         let reason = if let Some(e) = store_error {
             Reason::Store(e)
+        } else if let Err(e) = &account {
+            Reason::Shadow(e.clone())
         } else if !permitted {
             Reason::PeerNotPermitted
         } else if let Some(refusal) = reservation.as_ref().and_then(|r| r.refused.clone()) {
             Reason::Locked(refusal)
-        } else if record.is_none() {
-            Reason::UnknownUser
+        } else if let Some(refused) = self.account_refusal(record, state) {
+            refused
         } else if let Some(unusable) = unusable("password", &request.password) {
             unusable
         } else if !password_ok {
@@ -215,11 +292,9 @@ impl Verifier {
             }
         };
 
-        let reason = match (reason, reservation.as_ref(), record) {
-            (Reason::Success, Some(res), Some(rec)) => {
-                self.commit_success(request, res, rec, code, now_i)
-            }
-            (other, _, _) => other,
+        let reason = match (reason, reservation.as_ref()) {
+            (Reason::Success, Some(res)) => self.commit_success(request, res, record, code, now_i),
+            (other, _) => other,
         };
         let locked = match (&reason, &reservation) {
             (Reason::Success, _) | (_, None) => Vec::new(),
@@ -237,6 +312,27 @@ impl Verifier {
         }
     }
 
+    /// Why the account may not log in whatever the password, if it may
+    /// not: no such account for this source, or the system's lock or
+    /// expiry. `record` is the user's veil row, `state` its shadow line's.
+    fn account_refusal(&self, record: Option<&UserRecord>, state: Option<State>) -> Option<Reason> {
+        let system_source = self.system.crypt_dummy.is_some();
+        let missing = match (system_source, record, state) {
+            (true, None, None) | (false, None, _) => Some(Reason::UnknownUser),
+            (true, Some(_), None) => Some(Reason::NoSystemAccount),
+            (false, Some(r), _) if r.phc == SYSTEM_ONLY_PHC => Some(Reason::NoVeilPassword),
+            _ => None,
+        };
+        missing.or(match state {
+            Some(State::Locked) => Some(Reason::AccountLocked),
+            Some(State::Expired) => Some(Reason::AccountExpired),
+            Some(State::PasswordInactive) => Some(Reason::PasswordExpired),
+            // A veil password does not need a system one.
+            Some(State::NoUsableHash) if system_source => Some(Reason::NoUsableHash),
+            _ => None,
+        })
+    }
+
     /// The writes of a success, in one transaction (one fsync): the code's
     /// step (compare-and-set, so a code racing itself wins once), the
     /// ledger, and a rehash if the parameters changed.
@@ -244,22 +340,26 @@ impl Verifier {
         &mut self,
         request: &Request,
         reservation: &ledger::Reservation,
-        record: &UserRecord,
+        record: Option<&UserRecord>,
         code: CodeCheck,
         now: i64,
     ) -> Reason {
         let limits = self.limits.clone();
-        // Hashed before the transaction, so the write lock is not held for it.
-        let new_hash = if self.hasher.needs_rehash(&record.phc) {
-            self.hasher.hash(request.password.bytes()).ok()
-        } else {
-            None
+        // Hashed before the transaction, so the write lock is not held for
+        // it. System hashes are passwd's to change, never veil's.
+        let new_hash = match record {
+            Some(r) if self.system.crypt_dummy.is_none() && self.hasher.needs_rehash(&r.phc) => {
+                self.hasher.hash(request.password.bytes()).ok()
+            }
+            _ => None,
         };
         let Ok(store) = self.store() else {
             return Reason::Store("store vanished".into());
         };
         let step = match code {
-            CodeCheck::Accepted(step) if record.totp_secret.is_some() => Some(step),
+            CodeCheck::Accepted(step) if record.is_some_and(|r| r.totp_secret.is_some()) => {
+                Some(step)
+            }
             _ => None,
         };
         let success = Success {

@@ -194,7 +194,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
                 .field("key_failures", r.failures)
                 .field("locked_until", r.locked_until);
         }
-        Reason::Store(e) => {
+        Reason::Store(e) | Reason::Shadow(e) => {
             line = line.field("error", e);
             severity = Severity::Error;
         }

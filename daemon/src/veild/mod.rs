@@ -7,11 +7,12 @@ pub mod server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::common::config::{Config, EX_CONFIG};
+use crate::common::config::{Config, EX_CONFIG, PasswordSource};
+use crate::common::crypt::{self, policy};
 use crate::common::files::check_not_writable_by_others;
 use crate::common::password::Hasher;
 use crate::common::store::{self, OpenMode};
-use crate::common::verify::{Verifier, dummy_record};
+use crate::common::verify::{SystemAccounts, Verifier, dummy_record};
 use audit::{Audit, Line, Severity, Sinks};
 
 /// What `veild`'s command line asked for.
@@ -60,8 +61,12 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(1, e),
     };
+    let (system, passwords_line) = match system_accounts(&config) {
+        Ok(s) => s,
+        Err(e) => return fail(1, e),
+    };
     let verifiers = (0..config.workers())
-        .map(|_| Verifier::new(&config, hasher.clone(), dummy.clone()))
+        .map(|_| Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone()))
         .collect();
     let listener = match server::listen(&config.socket) {
         Ok(l) => l,
@@ -71,6 +76,7 @@ pub fn run(options: &Options) -> ExitCode {
         syslog: true,
         stderr: options.log_stderr,
     });
+    audit.log(Severity::Notice, passwords_line);
     if config.failure_delay_ms == 0 {
         audit.log(
             Severity::Warning,
@@ -94,4 +100,67 @@ pub fn run(options: &Options) -> ExitCode {
     drop(audit);
     let _ = writer.join();
     code
+}
+
+/// What veild reads of the system's accounts, and the audit line that says
+/// so at start. `source = "system"` needs the shadow file now (else veild
+/// does not start) and makes the dummy with the host's method and cost;
+/// `source = "veil"` checks lock and expiry only where it can read it.
+fn system_accounts(config: &Config) -> Result<(SystemAccounts, String), String> {
+    let p = &config.password;
+    let readable = std::fs::File::open(&p.shadow);
+    match p.source {
+        PasswordSource::System => {
+            if let Err(e) = readable {
+                return Err(format!(
+                    "[password] source = \"system\" needs to read {}: {e} (veild.service runs with SupplementaryGroups=shadow)",
+                    p.shadow.display()
+                ));
+            }
+            let method = policy::host(p.dummy_method, p.dummy_cost)
+                .map_err(|e| format!("the dummy hash for source = \"system\": {e}"))?;
+            let dummy = crypt::dummy(&method)
+                .map_err(|e| format!("the dummy hash for source = \"system\": {e}"))?;
+            let line = Line::new("passwords")
+                .field("source", "system")
+                .field("shadow", p.shadow.display())
+                .field("dummy_method", method.kind.name())
+                .field(
+                    "dummy_cost",
+                    method.cost.map_or("default".to_owned(), |c| c.to_string()),
+                )
+                .field("dummy_settings", crypt::settings_of(&dummy))
+                .field("from", &method.from)
+                .finish();
+            Ok((
+                SystemAccounts {
+                    shadow: Some(p.shadow.clone()),
+                    crypt_dummy: Some(dummy),
+                },
+                line,
+            ))
+        }
+        PasswordSource::Veil => {
+            let checked = readable.is_ok();
+            let line = Line::new("passwords")
+                .field("source", "veil")
+                .field("shadow", p.shadow.display())
+                .field(
+                    "account_state",
+                    if checked {
+                        "checked"
+                    } else {
+                        "unreadable-not-checked"
+                    },
+                )
+                .finish();
+            Ok((
+                SystemAccounts {
+                    shadow: checked.then(|| p.shadow.clone()),
+                    crypt_dummy: None,
+                },
+                line,
+            ))
+        }
+    }
 }

@@ -45,6 +45,12 @@ pub enum StoreError {
     UserExists(String),
 }
 
+/// The `phc` of a row that exists only to hold a system account's TOTP
+/// state (`source = "system"`, made by `veilctl totp enroll`): no argon2
+/// hash, so with `source = "veil"` it is verified against the dummy and
+/// never matches.
+pub const SYSTEM_ONLY_PHC: &str = "!system";
+
 /// How a caller wants the file opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {

@@ -41,7 +41,7 @@ fn fixture(policy: TotpPolicy) -> Fixture {
     let dummy = dummy_record(&hasher).unwrap();
     Fixture {
         _dir: dir,
-        verifier: Verifier::new(&config, hasher, dummy),
+        verifier: Verifier::new(&config, hasher, dummy, SystemAccounts::default()),
         secret,
     }
 }
