@@ -2,6 +2,7 @@
 //! peer keys, unusable replies.
 
 use super::*;
+use std::path::PathBuf;
 use veil_proto::Reply;
 use zeroize::Zeroizing;
 
@@ -317,4 +318,140 @@ fn root_front_ends_are_charged_to_their_caller_and_sshd_to_its_host() {
     assert_eq!(charge_of(&limits, &req, me, true).source, "uid:1000");
     let other = charge_of(&limits, &req, me, false);
     assert_eq!(other.keys[0].to_string(), "peer:uid:1000");
+}
+
+// `[password] source = "system"`, on a shadow file written by the test.
+
+struct SystemFixture {
+    f: Fixture,
+    shadow: PathBuf,
+}
+
+fn sha256(password: &[u8]) -> String {
+    let method = crypt::Method {
+        kind: crypt::Kind::Sha256,
+        cost: Some(1000),
+        from: "test".into(),
+    };
+    crypt::hash(&method, password).unwrap()
+}
+
+/// Shadow lines: `sys` (right password "system pw"), `locked` (`passwd -l`),
+/// `expired` (`chage -E 0`), `inactive`, `star` (`*`), `alice` and `bob`
+/// (no veil row); veil rows for `alice` (the veil fixture's), `nototp`
+/// (no shadow line) and `sys` (TOTP only, as `veilctl totp enroll` makes it).
+fn system_fixture(policy: TotpPolicy, crypt_dummy: bool) -> SystemFixture {
+    let mut f = fixture(policy);
+    let shadow = f._dir.path().join("shadow");
+    let h = sha256(b"system pw");
+    let today = shadow::day_of(NOW);
+    std::fs::write(
+        &shadow,
+        format!(
+            "root:*:19000:0:99999:7:::\n\
+             sys:{h}:19000:0:99999:7:::\n\
+             locked:!{h}:19000:0:99999:7:::\n\
+             expired:{h}:19000:0:99999:7::0:\n\
+             inactive:{h}:{}:0:30:7:10::\n\
+             star:*:19000:0:99999:7:::\n\
+             alice:{h}:19000:0:99999:7:::\n\
+             bob:{h}:19000:0:99999:7:::\n",
+            today - 100
+        ),
+    )
+    .unwrap();
+    {
+        let store = f.verifier.store().unwrap();
+        store.add_user("sys", SYSTEM_ONLY_PHC, 0).unwrap();
+        store.set_totp_pending("sys", &f.secret, 0).unwrap();
+        store.activate_totp("sys", -1, 0).unwrap();
+    }
+    f.verifier.system = SystemAccounts {
+        shadow: Some(shadow.clone()),
+        crypt_dummy: crypt_dummy.then(|| sha256(b"nobody knows")),
+    };
+    SystemFixture { f, shadow }
+}
+
+#[test]
+fn a_system_password_and_code_allow_and_every_system_failure_has_its_reason() {
+    let SystemFixture { mut f, .. } = system_fixture(TotpPolicy::Required, true);
+    let c = code(&f, NOW);
+    let d = ask(&mut f, "sys", "system pw", &c, NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::Success));
+    let c = code(&f, NOW + 60);
+    for (user, password, reason) in [
+        ("sys", "wrong", Reason::WrongPassword),
+        ("locked", "system pw", Reason::AccountLocked),
+        ("expired", "system pw", Reason::AccountExpired),
+        ("inactive", "system pw", Reason::PasswordExpired),
+        ("star", "system pw", Reason::NoUsableHash),
+        ("ghost", "system pw", Reason::UnknownUser),
+        // A veil row with the shadow line gone.
+        ("nototp", "right", Reason::NoSystemAccount),
+    ] {
+        let d = ask(&mut f, user, password, &c, NOW + 60);
+        assert_eq!((d.verdict, &d.reason), (Verdict::Deny, &reason), "{user}");
+    }
+}
+
+#[test]
+fn a_system_user_without_a_veil_row_logs_in_on_the_password_when_totp_is_optional() {
+    let SystemFixture { mut f, .. } = system_fixture(TotpPolicy::IfEnrolled, true);
+    let d = ask(&mut f, "bob", "system pw", "", NOW);
+    assert_eq!(d.reason, Reason::Success);
+    let c = code(&f, NOW);
+    let d = ask(&mut f, "alice", "right", &c, NOW);
+    assert_eq!(
+        d.reason,
+        Reason::WrongPassword,
+        "alice's veil password is not used"
+    );
+    let d = ask(&mut f, "alice", "system pw", &c, NOW);
+    assert_eq!(
+        d.reason,
+        Reason::Success,
+        "her shadow one is, with her veil TOTP"
+    );
+    let SystemFixture { mut f, .. } = system_fixture(TotpPolicy::Required, true);
+    let d = ask(&mut f, "root", "x", "", NOW);
+    assert_eq!(d.reason, Reason::NoUsableHash);
+}
+
+#[test]
+fn with_source_veil_the_system_lock_and_expiry_still_apply_to_veil_users() {
+    let SystemFixture { mut f, shadow } = system_fixture(TotpPolicy::IfEnrolled, false);
+    // nototp has no shadow line: a veil-only user, nothing to apply.
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).reason,
+        Reason::Success
+    );
+    // A row made for a system account's TOTP has no veil password.
+    let c = code(&f, NOW);
+    assert_eq!(
+        ask(&mut f, "sys", "system pw", &c, NOW).reason,
+        Reason::NoVeilPassword
+    );
+    // Lock and expire nototp in shadow: the veil password no longer suffices.
+    let text = std::fs::read_to_string(&shadow).unwrap();
+    std::fs::write(&shadow, format!("{text}nototp:!x:19000:0:99999:7:::\n")).unwrap();
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).reason,
+        Reason::AccountLocked
+    );
+    std::fs::write(&shadow, format!("{text}nototp:*:19000:0:99999:7::1:\n")).unwrap();
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).reason,
+        Reason::AccountExpired
+    );
+    // A `*` shadow line is fine for a veil password.
+    std::fs::write(&shadow, format!("{text}nototp:*:19000:0:99999:7:::\n")).unwrap();
+    assert_eq!(
+        ask(&mut f, "nototp", "right", "", NOW).reason,
+        Reason::Success
+    );
+    // An unreadable shadow file denies everyone, named in the audit.
+    std::fs::remove_file(&shadow).unwrap();
+    let d = ask(&mut f, "nototp", "right", "", NOW);
+    assert!(matches!(d.reason, Reason::Shadow(_)), "{:?}", d.reason);
 }
