@@ -6,6 +6,9 @@ use std::io::{IsTerminal, Write};
 use zeroize::Zeroizing;
 
 use veil_daemon::common::clock::unix_now;
+use veil_daemon::common::config::PasswordSource;
+use veil_daemon::common::shadow;
+use veil_daemon::common::store::{SYSTEM_ONLY_PHC, Store};
 use veil_daemon::common::totp::{self, CodeCheck};
 
 use crate::Ctx;
@@ -23,7 +26,9 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
             no_qr,
         } => {
             let mut store = ctx.open()?;
-            require_user(store.as_ref(), &name)?;
+            if !system_user_row(ctx, store.as_mut(), &name)? {
+                require_user(store.as_ref(), &name)?;
+            }
             let secret = if secret_stdin {
                 let line = read_line_stdin()?;
                 let secret = totp::from_base32(&line)
@@ -54,6 +59,24 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// With `source = "system"`, a system account with no veil row gets one
+/// that holds only its TOTP state (phc [`SYSTEM_ONLY_PHC`]: no veil
+/// password). True when the name is such an account (row made or there).
+fn system_user_row(ctx: &Ctx, store: &mut dyn Store, name: &str) -> Result<bool, Failure> {
+    let p = &ctx.config.password;
+    if p.source != PasswordSource::System || store.user(name)?.is_some() {
+        return Ok(false);
+    }
+    let entry = shadow::lookup(&p.shadow, name)
+        .map_err(|e| Failure::failed(format!("cannot read {}: {e}", p.shadow.display())))?;
+    if entry.is_none() {
+        return Ok(false);
+    }
+    store.add_user(name, SYSTEM_ONLY_PHC, ctx.now)?;
+    eprintln!("veilctl: {name} is a system account; its TOTP state is kept in veil's database");
+    Ok(true)
 }
 
 fn show_enrolment(name: &str, secret: &[u8], no_qr: bool) -> Result<(), Failure> {

@@ -1,6 +1,10 @@
 //! `veilctl user add | passwd | del | list`: veil's own password hashes.
 
+use veil_daemon::common::config::PasswordSource;
+use veil_daemon::common::crypt::{self, policy};
 use veil_daemon::common::password::Hasher;
+use veil_daemon::common::shadow::{self, State};
+use veil_daemon::common::store::UserSummary;
 
 use crate::Ctx;
 use crate::cli::UserCommand;
@@ -55,6 +59,9 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
             for u in &mut users {
                 u.hash_current = !hasher.needs_rehash(&u.phc);
             }
+            if ctx.config.password.source == PasswordSource::System {
+                system_hashes(ctx, &mut users)?;
+            }
             if json {
                 print_json(&users)?;
             } else {
@@ -69,15 +76,61 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
                     } else {
                         "none"
                     };
-                    let hash = if u.hash_current {
-                        "current"
-                    } else {
-                        "old-params"
+                    let hash = match &u.system_hash {
+                        Some(h) => h.as_str(),
+                        None if u.hash_current => "current",
+                        None => "old-params",
                     };
                     println!("{:<24} {:<10} {:<10}", u.name, totp, hash);
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `source = "system"`: every account in shadow with a password (usable
+/// or locked) joins the list, and each user's HASH is its shadow hash's
+/// method and cost when they differ from the dummy's (those accounts'
+/// denials cost a different time), else "current"; or its state.
+fn system_hashes(ctx: &Ctx, users: &mut Vec<UserSummary>) -> Result<(), Failure> {
+    let p = &ctx.config.password;
+    let method =
+        policy::host(p.dummy_method, p.dummy_cost).map_err(|e| Failure::new(EX_CONFIG, e))?;
+    let dummy = crypt::setting(&method).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
+    let dummy = crypt::settings_of(&dummy);
+    let text = shadow::read(&p.shadow)
+        .map_err(|e| Failure::failed(format!("cannot read {}: {e}", p.shadow.display())))?;
+    let entries = shadow::entries(&text);
+    for e in &entries {
+        let has_password = crypt::usable(e.hash.trim_start_matches('!'));
+        if has_password && !users.iter().any(|u| u.name == e.name) {
+            users.push(UserSummary {
+                name: e.name.clone(),
+                totp: false,
+                totp_pending: false,
+                created_at: 0,
+                updated_at: 0,
+                phc: String::new(),
+                hash_current: true,
+                system_hash: None,
+            });
+        }
+    }
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let today = shadow::day_of(ctx.now.max(0) as u64);
+    for u in users.iter_mut() {
+        u.hash_current = true;
+        u.system_hash = match entries.iter().find(|e| e.name == u.name) {
+            None => Some("no-system-account".to_owned()),
+            Some(e) => match e.state(today) {
+                State::Locked => Some("locked".to_owned()),
+                State::Expired | State::PasswordInactive => Some("expired".to_owned()),
+                State::NoUsableHash => Some("none".to_owned()),
+                State::Usable if crypt::settings_of(&e.hash) == dummy => None,
+                State::Usable => Some(crypt::describe(&e.hash)),
+            },
+        };
     }
     Ok(())
 }

@@ -9,9 +9,10 @@ use zeroize::Zeroize;
 
 /// `CRYPT_GENSALT_OUTPUT_SIZE` in `<crypt.h>`.
 const GENSALT_OUTPUT_SIZE: usize = 192;
-/// `sizeof(struct crypt_data)`: output (384) + setting (384) + input (384)
-/// + reserved (767) + initialized (1) + internal (30720), rounded up.
-/// crypt_rn is told the size and treats the buffer as opaque.
+/// `sizeof(struct crypt_data)` in libxcrypt 4's `<crypt.h>` (output and
+/// setting of 384 bytes, input 512, reserved 767, the initialised flag,
+/// internal 30720). crypt_rn is told the size and treats the buffer as
+/// opaque; a smaller one would make it fail, never overrun.
 const DATA_SIZE: usize = 32_768;
 /// `CRYPT_SALT_OK` and `CRYPT_SALT_METHOD_LEGACY` from `<crypt.h>`.
 const SALT_OK: c_int = 0;
@@ -65,8 +66,8 @@ pub fn crypt(scratch: &mut Scratch, phrase: &CStr, setting: &CStr) -> Option<Str
     scratch.0.zeroize();
     // SAFETY: both strings are NUL-terminated and live across the call;
     // `data` points to DATA_SIZE writable bytes that nothing else borrows,
-    // and DATA_SIZE (32768) fits in c_int and is at least
-    // sizeof(struct crypt_data) (32256). The result is NULL or a
+    // and DATA_SIZE (32768) fits in c_int and is sizeof(struct
+    // crypt_data); crypt_rn writes no more than `size` bytes. The result is NULL or a
     // NUL-terminated string inside `data`, read before `data` is touched
     // again.
     let result = unsafe {

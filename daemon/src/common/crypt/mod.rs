@@ -134,15 +134,19 @@ fn c_phrase(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
     phrase
 }
 
+/// A setting (method, cost and a salt from the OS) for a new hash.
+pub fn setting(method: &Method) -> Result<String, CryptError> {
+    ffi::gensalt(method.kind.prefix(), method.cost.unwrap_or(0)).ok_or_else(|| {
+        CryptError::Gensalt {
+            method: method.kind.name(),
+            cost: method.cost.map_or("default".into(), |c| c.to_string()),
+        }
+    })
+}
+
 /// A fresh hash of `password` with `method` (a salt from the OS).
 pub fn hash(method: &Method, password: &[u8]) -> Result<String, CryptError> {
-    let setting =
-        ffi::gensalt(method.kind.prefix(), method.cost.unwrap_or(0)).ok_or_else(|| {
-            CryptError::Gensalt {
-                method: method.kind.name(),
-                cost: method.cost.map_or("default".into(), |c| c.to_string()),
-            }
-        })?;
+    let setting = setting(method)?;
     let fail = || CryptError::Hash(method.kind.name());
     let phrase = c_phrase(password);
     let phrase = std::ffi::CStr::from_bytes_with_nul(&phrase).map_err(|_| fail())?;

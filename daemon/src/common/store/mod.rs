@@ -90,6 +90,12 @@ pub struct UserSummary {
     pub phc: String,
     /// Filled in by the caller that knows the current parameters.
     pub hash_current: bool,
+    /// `source = "system"`: the shadow hash's method and cost when they
+    /// differ from the dummy's (`yescrypt j9T`, `sha512 rounds=5000`), or
+    /// the account's state (`locked`, `no-system-account`, ...); `None`
+    /// when it costs what the dummy does. Filled in by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_hash: Option<String>,
 }
 
 /// The writes of a successful login, done together (one commit): the

@@ -374,6 +374,7 @@ impl Store for SqliteStore {
                 updated_at: r.get(4)?,
                 phc: r.get(5)?,
                 hash_current: true,
+                system_hash: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -146,6 +146,7 @@ fn user(name: &str, totp: bool) -> UserSummary {
         updated_at: 0,
         phc: String::new(),
         hash_current: true,
+        system_hash: None,
     }
 }
 
