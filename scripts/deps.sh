@@ -3,11 +3,12 @@
 # only those that are missing. Usage: scripts/deps.sh build|test|demo|package
 set -euo pipefail
 
-want=(libpam0g-dev)
+# libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
+want=(libpam0g-dev libcrypt-dev)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac
