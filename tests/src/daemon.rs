@@ -271,34 +271,8 @@ impl Veild {
         }
     }
 
-    /// Runs `veilctl --config <temp> <args>` with `stdin`; panics on failure.
-    pub fn veilctl(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(paths::veilctl())
-            .arg("--config")
-            .arg(self.config_path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn veilctl");
-        if let Some(mut input) = child.stdin.take() {
-            input
-                .write_all(stdin.as_bytes())
-                .expect("write veilctl's stdin");
-        }
-        let out = child.wait_with_output().expect("wait for veilctl");
-        assert!(
-            out.status.success(),
-            "veilctl {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// Runs veilctl and returns (exit status, stdout, stderr), whatever it is.
-    pub fn ctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+    /// Runs `veilctl --config <temp> <args>` with `stdin` to completion.
+    fn run_veilctl(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = Command::new(paths::veilctl())
             .arg("--config")
             .arg(self.config_path())
@@ -312,7 +286,24 @@ impl Veild {
         if let Some(mut input) = child.stdin.take() {
             let _ = input.write_all(stdin.as_bytes());
         }
-        let out = child.wait_with_output().expect("wait for veilctl");
+        child.wait_with_output().expect("wait for veilctl")
+    }
+
+    /// Runs veilctl; panics unless it succeeds.
+    pub fn veilctl(&self, args: &[&str], stdin: &str) -> Output {
+        let out = self.run_veilctl(args, stdin);
+        assert!(
+            out.status.success(),
+            "veilctl {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs veilctl and returns (exit status, stdout, stderr), whatever it is.
+    pub fn ctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let out = self.run_veilctl(args, stdin);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into(),

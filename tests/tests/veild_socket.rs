@@ -128,6 +128,49 @@ fn a_lock_ends_with_veilctl_unlock() {
     assert_eq!(d.ask("carol", PASSWORD, &code_now()), ALLOW);
 }
 
+/// Each worker has its own connection; veilctl's edits must reach them all,
+/// and theirs veilctl. (A descriptor of the database opened and closed
+/// outside SQLite once dropped the process's POSIX locks: veilctl then took
+/// itself for the last user, deleted the WAL under veild, and an unlock
+/// never reached it.)
+#[test]
+fn veilctl_and_every_worker_see_each_others_writes() {
+    // Slow hashes, so that a worker is still busy when the next one starts.
+    let d = Veild::from_toml(
+        "[lockout]\ndeny = 5\n[limits]\nworkers = 2\n[totp]\npolicy = \"if-enrolled\"\n\
+         [argon2]\nm_cost_kib = 32768\nt_cost = 3\n",
+    );
+    d.enrol("alice", false);
+    // One worker opens its connection; then, while it is busy, the other.
+    assert_eq!(d.ask("warm", "x", ""), DENY);
+    std::thread::scope(|s| {
+        for user in ["alice", "ghost"] {
+            let d = &d;
+            s.spawn(move || d.ask(user, "nope", "000000"));
+        }
+    });
+    for user in ["alice", "ghost"] {
+        let (_, status, _) = d.ctl(&["status", user], "");
+        assert!(status.contains("1/5"), "{user}: {status}");
+    }
+    for _ in 0..4 {
+        assert_eq!(d.ask("alice", "nope", "000000"), DENY);
+    }
+    let (_, status, _) = d.ctl(&["status", "alice"], "");
+    assert!(
+        status.contains("5/5"),
+        "veild's writes reach veilctl: {status}"
+    );
+    let (rc, _, err) = d.ctl(&["unlock", "alice"], "");
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(
+        d.ask("alice", PASSWORD, ""),
+        ALLOW,
+        "the unlock reached veild:\n{}",
+        d.stderr()
+    );
+}
+
 #[test]
 fn fifty_concurrent_wrong_guesses_evaluate_at_most_deny_and_then_the_right_password_is_denied() {
     let d = Veild::from_toml(

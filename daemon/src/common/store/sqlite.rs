@@ -103,7 +103,8 @@ impl SqliteStore {
                     });
                 }
                 // Created here with 0600 so SQLite never makes it with the
-                // process umask; its -wal and -shm files copy these bits.
+                // process umask; its -wal and -shm files copy these bits. (No
+                // connection to a file that did not exist can hold a lock.)
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -114,12 +115,16 @@ impl SqliteStore {
             Err(e) => return Err(io_err(e)),
         }
         // SQLite opens a file it may only read as read-only, and says so
-        // only at the first write: ask the kernel first.
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err)?;
+        // only at the first write: ask the kernel first. access(2), not an
+        // open: closing any descriptor of the file would drop every POSIX
+        // lock this process holds on it, those of veild's other connections
+        // too, and veilctl would then take itself for the last user and
+        // delete the WAL under them.
+        nix::unistd::access(
+            path,
+            nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+        )
+        .map_err(|e| io_err(e.into()))?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
