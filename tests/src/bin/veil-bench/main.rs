@@ -21,6 +21,7 @@ use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
 use veil_daemon::common::store::Store as _;
 mod edges;
+mod system;
 
 use veil_tests::daemon::with_toml;
 use veil_tests::pam::{PamStack, authenticate, socket_args};
@@ -36,6 +37,7 @@ struct Options {
     quick: bool,
     pairs: bool,
     flood: bool,
+    system: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -44,6 +46,7 @@ fn options() -> Result<Options, String> {
         quick: false,
         pairs: false,
         flood: false,
+        system: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -54,6 +57,7 @@ fn options() -> Result<Options, String> {
             }
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
+            "--system" => o.system = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -61,7 +65,9 @@ fn options() -> Result<Options, String> {
                     .ok_or("--n takes a number")?
             }
             "-h" | "--help" => {
-                println!("usage: veil-bench [--quick] [--pairs] [--flood] [--n PER_CLASS]");
+                println!(
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--n PER_CLASS]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -316,7 +322,10 @@ fn main() -> ExitCode {
         opts.n
     ));
 
-    if opts.pairs || opts.flood {
+    if opts.pairs || opts.flood || opts.system {
+        if opts.system {
+            system::system_report(opts.n, &mut say);
+        }
         if opts.flood {
             edges::flood_report(opts.quick, &mut say);
         }
@@ -324,7 +333,8 @@ fn main() -> ExitCode {
             edges::pairs_report(opts.n, &mut say);
         }
         say(format!(
-            "Command: `scripts/bench.sh{}{}{}`",
+            "Command: `scripts/bench.sh{}{}{}{}`",
+            if opts.system { " --system" } else { "" },
             if opts.flood { " --flood" } else { "" },
             if opts.pairs { " --pairs" } else { "" },
             if opts.pairs {
