@@ -149,7 +149,7 @@ pub fn system_report(n: usize, say: &mut dyn FnMut(String)) {
     for i in (1..plan.len()).rev() {
         plan.swap(i, rng.below(i + 1));
     }
-    let mut lat = vec![Vec::with_capacity(n); 3];
+    let mut lat: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(n)).collect();
     let mut count = [0usize; 3];
     for c in plan {
         let (_, names) = classes[c];
