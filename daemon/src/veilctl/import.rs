@@ -165,7 +165,10 @@ fn read_checked(path: &Path, owner: Option<u32>) -> Result<Zeroizing<String>, Fa
         .metadata()
         .map_err(|e| Failure::io(format!("cannot stat {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(Failure::failed(format!("{} is not a regular file", path.display())));
+        return Err(Failure::failed(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
     }
     if meta.uid() != 0 && Some(meta.uid()) != owner {
         return Err(Failure::failed(format!(

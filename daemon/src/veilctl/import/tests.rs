@@ -43,7 +43,10 @@ fn notes_name_what_is_not_carried_over() {
     let ga = parse(TOTP_FILE).unwrap();
     // skew 1 is a window of 3: WINDOW_SIZE 3 carries over.
     let notes = ga.notes(1).join("\n");
-    assert!(notes.contains("RATE_LIMIT 3 30 not carried over"), "{notes}");
+    assert!(
+        notes.contains("RATE_LIMIT 3 30 not carried over"),
+        "{notes}"
+    );
     assert!(notes.contains("lockout"), "{notes}");
     assert!(!notes.contains("WINDOW_SIZE"), "{notes}");
     assert!(notes.contains("5 scratch codes not imported"), "{notes}");
