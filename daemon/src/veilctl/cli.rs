@@ -96,6 +96,15 @@ pub enum TotpCommand {
         #[arg(long)]
         no_qr: bool,
     },
+    /// Take over the TOTP secret of a google-authenticator file and
+    /// activate it; reports the options veil does not carry over (HOTP
+    /// files are refused). The file is left in place
+    ImportGoogleAuthenticator {
+        name: String,
+        /// The file (default: ~NAME/.google_authenticator, NAME's home from
+        /// NSS); must be owned by NAME or root and writable by its owner only
+        file: Option<PathBuf>,
+    },
     /// Remove a user's TOTP secret
     Disable { name: String },
 }

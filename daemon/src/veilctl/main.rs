@@ -10,6 +10,7 @@
 mod cli;
 mod enable;
 mod error;
+mod import;
 mod input;
 mod locks;
 mod output;

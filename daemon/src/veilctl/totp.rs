@@ -53,11 +53,27 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
             store.activate_totp(&name, step, unix_now() as i64)?;
             eprintln!("veilctl: TOTP active for {name}");
         }
+        TotpCommand::ImportGoogleAuthenticator { name, file } => {
+            crate::import::run(ctx, &name, file)?;
+        }
         TotpCommand::Disable { name } => {
             ctx.open()?.disable_totp(&name, ctx.now)?;
             eprintln!("veilctl: TOTP removed for {name}");
         }
     }
+    Ok(())
+}
+
+/// Activates `secret` for `name` at once, as `enroll --secret-stdin
+/// --no-confirm` does (a system account gets its TOTP-only row).
+pub fn activate(ctx: &Ctx, name: &str, secret: &[u8]) -> Result<(), Failure> {
+    let mut store = ctx.open()?;
+    if !system_user_row(ctx, store.as_mut(), name)? {
+        require_user(store.as_ref(), name)?;
+    }
+    store.set_totp_pending(name, secret, ctx.now)?;
+    store.activate_totp(name, -1, unix_now() as i64)?;
+    eprintln!("veilctl: TOTP active for {name}");
     Ok(())
 }
 

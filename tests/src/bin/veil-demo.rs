@@ -3,6 +3,11 @@
 //! the same: PAM_AUTH_ERR, the same two prompts, the same reply bytes, the
 //! same time. Only veild's audit log (last column) knows why.
 //!
+//! As root it also runs a second veild with `[password] source = "system"`:
+//! a system account made for the run (`useradd` + `chpasswd`, deleted on
+//! every way out) logs in with its /etc/shadow password and a code, and
+//! fails with a wrong password, in the same table.
+//!
 //! Build first: `cargo build -p pam-veil -p veil-daemon -p veil-tests`, then
 //! run `target/debug/veil-demo` as root (veild answers a non-root caller
 //! only about its own account).
@@ -103,16 +108,7 @@ fn demo() -> Result<bool, String> {
 
     let mut rows = Vec::new();
     let mut attempt = |case: &str, user: &str, answers: [&str; 2]| -> Result<(), String> {
-        let before = audit_lines(&veild).len();
-        let run = pam::authenticate(&stack, &Attempt::new(user, &answers).from_host(RHOST));
-        let reply = recorder.take().concat();
-        let reason = new_audit_reason(&veild, before);
-        rows.push(Row {
-            case: case.to_owned(),
-            run,
-            reply,
-            reason,
-        });
+        rows.push(attempt_on(&veild, &recorder, &stack, case, user, answers));
         Ok(())
     };
     let alice_code = code_now(DEMO_SECRET);
@@ -147,8 +143,119 @@ fn demo() -> Result<bool, String> {
         [password, &code_now(DEMO_SECRET)],
     )?;
 
+    // The same conversations against a second veild with `source =
+    // "system"`: a system account made for the run logs in with its
+    // /etc/shadow password. Root only (useradd, and veild reads shadow).
+    let mut successes = 1;
+    if nix::unistd::geteuid().is_root() {
+        let account = SystemAccount::add(SYSTEM_USER, SYSTEM_PASSWORD)?;
+        let system = Veild::from_toml(&format!(
+            "failure_delay_ms = {FAILURE_DELAY_MS}\n[lockout]\ndeny = {DENY_LIMIT}\n[password]\nsource = \"system\"\n"
+        ));
+        system.enroll_totp(account.0, DEMO_SECRET);
+        let recorder = Recorder::start(&relay_dir.path().join("system.sock"), &system.socket())
+            .map_err(|e| e.to_string())?;
+        let stack = PamStack::veil(&socket_args(recorder.path(), "5"));
+        rows.push(attempt_on(
+            &system,
+            &recorder,
+            &stack,
+            "source=system: system password and code",
+            SYSTEM_USER,
+            [SYSTEM_PASSWORD, &code_now(DEMO_SECRET)],
+        ));
+        rows.push(attempt_on(
+            &system,
+            &recorder,
+            &stack,
+            "source=system: wrong password",
+            SYSTEM_USER,
+            ["hunter2", &code_now(DEMO_SECRET)],
+        ));
+        successes = 2;
+        println!(
+            "  rows marked source=system: a second veild with [password] source = \"system\"; {SYSTEM_USER} is a system account made for this run (useradd + chpasswd, removed at the end) with the same TOTP secret"
+        );
+        println!();
+    } else {
+        println!("  (not root: the source=system rows, which add a system account, are left out)");
+        println!();
+    }
+
     print_table(&rows);
-    Ok(verdict(&rows))
+    Ok(verdict(&rows, successes))
+}
+
+const SYSTEM_USER: &str = "veil-demo-sys";
+const SYSTEM_PASSWORD: &str = "the system password, from chpasswd";
+
+/// A system account for the run; removed when dropped, on every way out.
+struct SystemAccount(&'static str);
+
+impl SystemAccount {
+    fn add(name: &'static str, password: &str) -> Result<SystemAccount, String> {
+        use std::process::{Command, Stdio};
+        let exists = Command::new("getent")
+            .args(["passwd", name])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if exists {
+            return Err(format!(
+                "an account {name} exists already (left by an interrupted demo?): remove it with `userdel {name}`"
+            ));
+        }
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .status()
+            .map_err(|e| format!("useradd: {e}"))?;
+        if !status.success() {
+            return Err(format!("useradd {name}: {status}"));
+        }
+        let account = SystemAccount(name);
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("chpasswd: {e}"))?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().ok_or("chpasswd: no stdin")?;
+            writeln!(stdin, "{name}:{password}").map_err(|e| format!("chpasswd: {e}"))?;
+        }
+        let status = child.wait().map_err(|e| format!("chpasswd: {e}"))?;
+        if !status.success() {
+            return Err(format!("chpasswd {name}: {status}"));
+        }
+        Ok(account)
+    }
+}
+
+impl Drop for SystemAccount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(self.0).status();
+    }
+}
+
+/// One conversation through `stack` (whose relay `recorder` leads to
+/// `veild`): its PAM result, the bytes veild sent, the audit reason.
+fn attempt_on(
+    veild: &Veild,
+    recorder: &Recorder,
+    stack: &PamStack,
+    case: &str,
+    user: &str,
+    answers: [&str; 2],
+) -> Row {
+    let before = audit_lines(veild).len();
+    let run = pam::authenticate(stack, &Attempt::new(user, &answers).from_host(RHOST));
+    let reply = recorder.take().concat();
+    let reason = new_audit_reason(veild, before);
+    Row {
+        case: case.to_owned(),
+        run,
+        reply,
+        reason,
+    }
 }
 
 fn audit_lines(veild: &Veild) -> Vec<String> {
@@ -272,10 +379,11 @@ fn print_table(rows: &[Row]) {
 
 /// Checks what the table shows: one success, and every failure identical
 /// in code, prompts and bytes. Prints the timing spread.
-fn verdict(rows: &[Row]) -> bool {
+fn verdict(rows: &[Row], expected_successes: usize) -> bool {
     let (successes, failures): (Vec<&Row>, Vec<&Row>) =
         rows.iter().partition(|r| r.run.code == pam::PAM_SUCCESS);
-    let mut ok = successes.len() == 1 && successes[0].reply == ALLOW;
+    let mut ok =
+        successes.len() == expected_successes && successes.iter().all(|s| s.reply == ALLOW);
     let first = failures[0];
     for f in &failures {
         ok &= f.run.code == pam::PAM_AUTH_ERR
@@ -292,13 +400,15 @@ fn verdict(rows: &[Row]) -> bool {
     );
     if ok {
         println!(
-            "  all {} failures: PAM_AUTH_ERR, the same prompts as the success, the same {} DENY bytes, {min}-{max} ms (failure_delay_ms={FAILURE_DELAY_MS})",
+            "  all {} failures: PAM_AUTH_ERR, the same prompts as the successes, the same {} DENY bytes, {min}-{max} ms (failure_delay_ms={FAILURE_DELAY_MS})",
             failures.len(),
             DENY.len()
         );
     } else {
         println!("  MISMATCH: the failure rows above do not all match; see the table");
     }
-    println!("  cleaning up: veild stopped, temp socket, database and PAM config removed");
+    println!(
+        "  cleaning up: veild stopped, temp socket, database and PAM config removed, the system account deleted"
+    );
     ok
 }
