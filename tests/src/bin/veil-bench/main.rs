@@ -337,7 +337,7 @@ fn main() -> ExitCode {
             if opts.system { " --system" } else { "" },
             if opts.flood { " --flood" } else { "" },
             if opts.pairs { " --pairs" } else { "" },
-            if opts.pairs {
+            if opts.pairs || opts.system {
                 format!(" --n {}", opts.n)
             } else {
                 String::new()
