@@ -8,6 +8,7 @@
 //! `$CARGO_TARGET_DIR/debug`, else the workspace's `target/debug`. Build
 //! them first: `cargo build -p pam-veil -p veil-daemon`.
 
+pub mod accounts;
 pub mod daemon;
 #[allow(unsafe_code)]
 mod ffi;

@@ -14,8 +14,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use veil_tests::accounts::{Accounts, run};
 use veil_tests::daemon::{quick_config, with_toml};
 use veil_tests::pam::{self, PAM_AUTH_ERR, PAM_SUCCESS, socket_args};
 use veil_tests::root::require_root;
@@ -24,50 +24,6 @@ use veil_tests::{Attempt, PamStack, Veild};
 
 const NAME: &str = "veilga-t1";
 const PASSWORD: &str = "system pw: ga import";
-
-fn run(program: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/deps.sh test installs it)"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn account_exists(name: &str) -> bool {
-    Command::new("getent")
-        .args(["passwd", name])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Removes the account and its home, whatever happens to the test.
-struct Account;
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .args(["--remove", NAME])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// `google-authenticator` writing `path`, time-based unless `hotp`.
 fn google_authenticator(path: &Path, hotp: bool) {
@@ -101,17 +57,8 @@ fn chown(path: &Path, user: &str) {
 #[ignore = "needs root (adds an account with useradd): scripts/test.sh runs it as root"]
 fn a_file_from_google_authenticator_imports_and_its_code_logs_in() {
     require_root();
-    assert!(
-        !account_exists(NAME),
-        "an account {NAME} exists on this host: refusing to touch it"
-    );
-    run(
-        "useradd",
-        &["--create-home", "--shell", "/usr/sbin/nologin", NAME],
-        "",
-    );
-    let _account = Account;
-    run("chpasswd", &[], &format!("{NAME}:{PASSWORD}\n"));
+    let mut made = Accounts::with_homes();
+    made.add_with_password(NAME, PASSWORD);
     let home = Path::new("/home").join(NAME);
     let file = home.join(".google_authenticator");
     google_authenticator(&file, false);

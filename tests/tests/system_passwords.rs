@@ -12,9 +12,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use veil_tests::accounts::{self, Accounts, run, shadow_hash};
 use veil_tests::daemon::{quick_config, with_toml};
 use veil_tests::pam::{self, PAM_AUTH_ERR, PAM_SUCCESS, socket_args};
 use veil_tests::root::require_root;
@@ -33,85 +33,19 @@ const STAR: &str = "veilsys-t5";
 const UNKNOWN: &str = "veilsys-t6-nobody";
 const ALL: [&str; 6] = [YESCRYPT, SHA512, LOCKED, EXPIRED, STAR, UNKNOWN];
 
-fn run(program: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn account_exists(name: &str) -> bool {
-    Command::new("getent")
-        .args(["passwd", name])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Removes the accounts it made, whatever happens to the test.
-struct Accounts(Vec<&'static str>);
-
-impl Accounts {
-    fn add(&mut self, name: &'static str) {
-        run(
-            "useradd",
-            &["--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            "",
-        );
-        self.0.push(name);
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("userdel")
-                .arg(name)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn shadow_hash(name: &str) -> String {
-    let text = std::fs::read_to_string("/etc/shadow").expect("root reads /etc/shadow");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|rest| rest.split(':').next())
-        .unwrap_or_else(|| panic!("{name} is not in /etc/shadow"))
-        .to_owned()
-}
-
 #[test]
 #[ignore = "needs root (adds accounts with useradd): scripts/test.sh runs it as root"]
 fn system_accounts_log_in_with_their_password_and_every_refusal_looks_the_same() {
     require_root();
     for name in ALL {
         assert!(
-            !account_exists(name),
+            !accounts::exists(name),
             "an account {name} exists on this host: refusing to touch it"
         );
     }
-    let mut accounts = Accounts(Vec::new());
+    let mut made = Accounts::new();
     for name in [YESCRYPT, SHA512, LOCKED, EXPIRED, STAR] {
-        accounts.add(name);
+        made.add(name);
     }
     // chpasswd goes through pam_unix's password line (yescrypt on Debian 12);
     // -c SHA512 makes it hash by itself, with login.defs' rounds.
@@ -234,8 +168,8 @@ fn system_accounts_log_in_with_their_password_and_every_refusal_looks_the_same()
         assert_eq!(veild.ask(name, password, &wrong_code()), deny, "{name}");
     }
     drop(veild);
-    drop(accounts);
+    drop(made);
     for name in ALL {
-        assert!(!account_exists(name), "{name} was removed");
+        assert!(!accounts::exists(name), "{name} was removed");
     }
 }

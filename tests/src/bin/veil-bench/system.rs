@@ -4,11 +4,11 @@
 //! name. Real accounts, made for the run with `useradd` + `chpasswd`
 //! (through pam_unix's password line) and removed at the end.
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use veil_daemon::common::crypt::{self, Scratch};
 use veil_tests::Attempt;
+use veil_tests::accounts::{self, Accounts, run, shadow_hash};
 use veil_tests::pam::authenticate;
 use veil_tests::stats::{ks_two_sample, median, quantile};
 
@@ -18,45 +18,6 @@ const PASSWORD: &str = "bench system pw 7";
 /// Accounts per class, so that no name reaches its `deny` in a window.
 const PER_CLASS: usize = 10;
 
-fn run(program: &str, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let _ = child
-        .stdin
-        .take()
-        .map(|mut s| s.write_all(stdin.as_bytes()));
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{program} {args:?}: {status}");
-}
-
-/// Removes the accounts it made, whatever happens to the run.
-struct Accounts(Vec<String>);
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("userdel")
-                .arg(name)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn shadow_hash(name: &str) -> String {
-    let text = std::fs::read_to_string("/etc/shadow").expect("root reads /etc/shadow");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|rest| rest.split(':').next())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 pub fn system_report(n: usize, say: &mut dyn FnMut(String)) {
     let names = |class: &str| -> Vec<String> {
         (0..PER_CLASS)
@@ -64,26 +25,15 @@ pub fn system_report(n: usize, say: &mut dyn FnMut(String)) {
             .collect()
     };
     let (wrong, locked, unknown) = (names("w"), names("l"), names("u"));
-    for name in wrong.iter().chain(&locked).chain(&unknown) {
-        let exists = Command::new("getent")
-            .args(["passwd", name])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+    for name in &unknown {
         assert!(
-            !exists,
-            "an account {name} exists on this host: not touching it"
+            !accounts::exists(name),
+            "an account {name} exists on this host"
         );
     }
-    let mut accounts = Accounts(Vec::new());
+    let mut made = Accounts::new();
     for name in wrong.iter().chain(&locked) {
-        run(
-            "useradd",
-            &["--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            "",
-        );
-        accounts.0.push(name.clone());
-        run("chpasswd", &[], &format!("{name}:{PASSWORD}\n"));
+        made.add_with_password(name, PASSWORD);
     }
     for name in &locked {
         run("passwd", &["-l", name], "");
@@ -186,5 +136,5 @@ pub fn system_report(n: usize, say: &mut dyn FnMut(String)) {
         ));
     }
     say(String::new());
-    drop(accounts);
+    drop(made);
 }
