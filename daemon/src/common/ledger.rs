@@ -258,11 +258,6 @@ pub fn charge_for(limits: &Limits, user: &str, origin: &Origin) -> Charge {
     }
 }
 
-/// The keys of a root attempt with PAM_RHOST `rhost` and no PAM_RUSER.
-pub fn keys_for(limits: &Limits, user: &str, rhost: &str) -> Vec<Key> {
-    charge_for(limits, user, &Origin::from_root(rhost, "")).keys
-}
-
 /// The one key of a non-root peer that asked about an account not its own.
 pub fn peer_charge(uid: u32) -> Charge {
     let source = format!("uid:{uid}");
