@@ -158,7 +158,8 @@ impl Veild {
         Config::load(&self.config_path()).expect("the test's own config")
     }
 
-    /// Starts veild on the written config and waits until it listens.
+    /// Starts veild on the written config and waits until it listens with
+    /// its workers running.
     pub fn spawn(&mut self) {
         let stderr = File::create(self.stderr_path()).expect("create the stderr file");
         let mut command = Command::new(paths::veild());
@@ -371,7 +372,9 @@ impl Veild {
         let deadline = Instant::now() + timeout;
         let socket = self.socket();
         loop {
-            if is_listening(&socket) {
+            // veild binds before it starts its threads and logs `start`
+            // once they run: tests that count its threads need that point.
+            if is_listening(&socket) && self.stderr().lines().any(|l| l.contains("event=start ")) {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
