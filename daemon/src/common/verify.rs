@@ -18,7 +18,7 @@ use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
 use crate::common::shadow::{self, State};
-use crate::common::store::{self, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
+use crate::common::store::{self, Location, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
 use crate::common::totp::{self, CodeCheck};
 
 /// The real reason behind a verdict; only the audit log sees it.
@@ -115,7 +115,7 @@ pub struct Verifier {
     skew: u8,
     hasher: Hasher,
     dummy: UserRecord,
-    database: PathBuf,
+    database: Location,
     store: Option<Box<dyn Store>>,
     memory: Memory,
     system: SystemAccounts,
@@ -153,7 +153,7 @@ impl Verifier {
             skew: config.totp.skew,
             hasher,
             dummy,
-            database: config.database.clone(),
+            database: Location::of(config),
             store: None,
             memory: Memory::default(),
             system,
@@ -161,8 +161,9 @@ impl Verifier {
         }
     }
 
-    /// The store, reopened if it was never opened or the file was deleted
-    /// or replaced. A missing file is never recreated here.
+    /// The store, reopened if it was never opened, the file was deleted or
+    /// replaced, or (PostgreSQL) the connection failed. A missing file or
+    /// schema is never recreated here.
     fn store(&mut self) -> Result<&mut dyn Store, String> {
         if self.store.as_ref().is_some_and(|s| !s.still_usable()) {
             self.store = None;

@@ -50,7 +50,10 @@ pub struct Ctx {
 impl Ctx {
     /// The database, which must exist (veild creates it).
     pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
-        Ok(store::open(&self.config.database, OpenMode::MustExist)?)
+        Ok(store::open(
+            &store::Location::of(&self.config),
+            OpenMode::MustExist,
+        )?)
     }
 }
 

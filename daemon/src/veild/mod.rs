@@ -50,11 +50,14 @@ pub fn run(options: &Options) -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         return fail(1, format!("cannot make the process non-dumpable: {e}"));
     }
-    match store::open(&config.database, OpenMode::CreateIfMissing) {
+    let location = store::Location::of(&config);
+    match store::open(&location, OpenMode::CreateIfMissing) {
         Ok(store) => drop(store),
         Err(e) => return fail(1, format!("{e}; refusing to start")),
     }
-    if let Err(e) = check_not_writable_by_others(&config.database) {
+    if let Some(path) = location.sqlite_path()
+        && let Err(e) = check_not_writable_by_others(path)
+    {
         return fail(1, e);
     }
     let dummy = match dummy_record(&hasher) {

@@ -1,0 +1,666 @@
+//! The PostgreSQL back end: one store for many hosts. Each veild worker
+//! holds one connection; every check-and-reserve is one transaction that
+//! takes a transaction-level advisory lock per key (in a fixed order, so
+//! two attempts never deadlock, and a key that has no row yet is locked
+//! too), so concurrent guesses through any number of hosts are counted one
+//! after the other. Any error drops the connection: the next request opens
+//! a new one, so veild recovers by itself when the server comes back.
+//! Numbered migrations are recorded in `veil_schema`.
+
+mod ledger;
+#[cfg(any(test, feature = "pg-scratch"))]
+pub mod scratch;
+
+use std::cell::{Cell, RefCell};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, NoTls, Statement};
+use zeroize::Zeroizing;
+
+use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
+use crate::common::config::{PgSslMode, Postgres};
+use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+
+/// Numbered migrations; `veil_schema.version` records how many have run.
+/// Text columns use the C collation: names compare byte for byte, on every
+/// host alike, whatever the cluster's locale.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, the ledger and the known-good pairs.
+    r#"CREATE TABLE users (
+         name text COLLATE "C" PRIMARY KEY,
+         phc text NOT NULL,
+         totp_secret bytea,
+         totp_pending bytea,
+         totp_last_step bigint NOT NULL DEFAULT -1,
+         created_at bigint NOT NULL,
+         updated_at bigint NOT NULL
+     );
+     CREATE TABLE ledger (
+         kind text COLLATE "C" NOT NULL,
+         username text COLLATE "C" NOT NULL,
+         source text COLLATE "C" NOT NULL,
+         failures bigint NOT NULL,
+         window_start bigint NOT NULL,
+         locked_until bigint NOT NULL,
+         last_seen bigint NOT NULL,
+         locks bigint NOT NULL DEFAULT 0,
+         locks_remembered_until bigint NOT NULL DEFAULT 0,
+         PRIMARY KEY (kind, username, source)
+     );
+     CREATE TABLE known_good (
+         username text COLLATE "C" NOT NULL,
+         source text COLLATE "C" NOT NULL,
+         last_success bigint NOT NULL,
+         PRIMARY KEY (username, source)
+     );"#,
+];
+
+/// Advisory lock ids of the whole store ("veil" and a number); the keys'
+/// own lock ids are hashes of the key.
+const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
+const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
+
+/// Whether a config's `database` names a PostgreSQL server.
+pub fn is_url(database: &Path) -> bool {
+    database
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgresql://") || s.starts_with("postgres://"))
+}
+
+/// A URL as it may be shown: any password in it replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    // `?password=...` in the query string.
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query = query
+            .split('&')
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***".to_owned()
+                } else {
+                    kv.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{head}{query}");
+    }
+    out
+}
+
+/// Checks `database` and `[postgres]` as veild would use them.
+pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), (&'static str, String)> {
+    let url = database.to_str().unwrap_or_default();
+    if url.contains("sslmode=") || url.contains("sslrootcert=") {
+        return Err((
+            "database",
+            "set TLS in [postgres] (sslmode, ca_file), not in the URL".into(),
+        ));
+    }
+    let parsed = postgres::Config::from_str(url)
+        .map_err(|e| ("database", format!("{}: {e}", redact(url))))?;
+    if parsed.get_password().is_some() {
+        return Err((
+            "database",
+            "must not hold a password (veild.toml is world-readable): use [postgres] password_file"
+                .into(),
+        ));
+    }
+    if parsed.get_hosts().is_empty() {
+        return Err(("database", "names no host".into()));
+    }
+    if pg.sslmode == PgSslMode::VerifyFull && !unix_only(&parsed) && pg.ca_file.is_none() {
+        return Err((
+            "postgres.ca_file",
+            "sslmode = \"verify-full\" needs the CA that signed the server's certificate".into(),
+        ));
+    }
+    for (key, ms) in [
+        ("postgres.connect_timeout_ms", pg.connect_timeout_ms),
+        ("postgres.statement_timeout_ms", pg.statement_timeout_ms),
+    ] {
+        if !(100..=30_000).contains(&ms) {
+            return Err((key, "must be between 100 and 30000".into()));
+        }
+    }
+    Ok(())
+}
+
+fn unix_only(config: &postgres::Config) -> bool {
+    config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, Host::Unix(_)))
+}
+
+/// What connecting takes: the URL (which holds no password), the password
+/// file, TLS and the timeouts. Its Debug shows no secret.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    url: String,
+    target: String,
+    password_file: Option<PathBuf>,
+    sslmode: PgSslMode,
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl PgSettings {
+    pub fn new(database: &Path, pg: &Postgres) -> PgSettings {
+        let url = database.to_string_lossy().into_owned();
+        PgSettings {
+            target: redact(&url),
+            url,
+            password_file: pg.password_file.clone(),
+            sslmode: pg.sslmode,
+            ca_file: pg.ca_file.clone(),
+            connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
+            statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+        }
+    }
+
+    /// The URL as shown in messages and the audit log.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn setup_error(&self, message: impl Into<String>) -> StoreError {
+        StoreError::PostgresSetup {
+            target: self.target.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn pg_error(&self, source: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            target: self.target.clone(),
+            source,
+        }
+    }
+
+    /// The client configuration, with the password read from its file.
+    fn client_config(&self) -> Result<postgres::Config, StoreError> {
+        let mut config = postgres::Config::from_str(&self.url)
+            .map_err(|e| self.setup_error(format!("the URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(self.setup_error("the URL holds a password: use a password_file"));
+        }
+        if let Some(path) = &self.password_file {
+            config.password(read_password_file(path).map_err(|e| self.setup_error(e))?.as_str());
+        }
+        config
+            .connect_timeout(self.connect_timeout)
+            // A server that stops answering mid-statement (a cut network)
+            // is given up on rather than waited for.
+            .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name("veild");
+        Ok(config)
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let mut config = self.client_config()?;
+        let tls = self.sslmode == PgSslMode::VerifyFull && !unix_only(&config);
+        let mut client = if tls {
+            let Some(ca) = &self.ca_file else {
+                return Err(self.setup_error("sslmode = \"verify-full\" needs ca_file"));
+            };
+            config.ssl_mode(postgres::config::SslMode::Require);
+            config
+                .connect(tls_connector(ca).map_err(|e| self.setup_error(e))?)
+                .map_err(|e| self.pg_error(e))?
+        } else {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            config.connect(NoTls).map_err(|e| self.pg_error(e))?
+        };
+        let ms = self.statement_timeout.as_millis();
+        // Lock waits (a busy key, a migration on another host) are bounded
+        // like statements; a transaction left open by a stalled veild is
+        // ended by the server.
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {ms}; SET lock_timeout = {ms};
+                 SET idle_in_transaction_session_timeout = {}",
+                ms * 10
+            ))
+            .map_err(|e| self.pg_error(e))?;
+        Ok(client)
+    }
+}
+
+/// An OpenSSL connector that checks the server's certificate against `ca`
+/// and its name against the host connected to (verify-full).
+fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut builder =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
+    builder
+        .set_ca_file(ca)
+        .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    builder.set_verify(SslVerifyMode::PEER);
+    Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
+}
+
+/// The first line of a password file that only its owner (root or veild's
+/// own user) may read.
+pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "password_file {} may be read by group or others (mode {mode:o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "password_file {} is owned by uid {}, neither root nor veild's own uid {me}",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(format!("password_file {} is empty", path.display()));
+    }
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// The statements of the login path, prepared once per connection.
+struct Statements {
+    user_or_dummy: Statement,
+    lock_keys: Statement,
+    known_good: Statement,
+    read_counters: Statement,
+    write_counters: Statement,
+    take_step: Statement,
+    clear_keys: Statement,
+    undo_keys: Statement,
+    touch_known_good: Statement,
+    rehash: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        Ok(Statements {
+            user_or_dummy: client.prepare(
+                "SELECT phc, totp_secret, totp_last_step, name <> '' FROM users
+                 WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
+            )?,
+            lock_keys: client.prepare(ledger::LOCK_KEYS)?,
+            known_good: client.prepare(ledger::KNOWN_GOOD)?,
+            read_counters: client.prepare(ledger::READ_COUNTERS)?,
+            write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
+            take_step: client.prepare(
+                "UPDATE users SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
+            )?,
+            clear_keys: client.prepare(ledger::CLEAR_KEYS)?,
+            undo_keys: client.prepare(ledger::UNDO_KEYS)?,
+            touch_known_good: client.prepare(ledger::TOUCH_KNOWN_GOOD)?,
+            rehash: client
+                .prepare("UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1")?,
+        })
+    }
+}
+
+/// A connection to the shared store.
+pub struct PgStore {
+    settings: PgSettings,
+    client: RefCell<Client>,
+    statements: Statements,
+    /// Set by any error: the connection may be dead or mid-transaction,
+    /// so the caller opens a new one.
+    broken: Cell<bool>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.settings.target)
+            .field("broken", &self.broken.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    pub fn open(settings: &PgSettings, mode: OpenMode) -> Result<PgStore, StoreError> {
+        let mut client = settings.connect()?;
+        migrate(&mut client, settings, mode)?;
+        let statements = Statements::prepare(&mut client).map_err(|e| settings.pg_error(e))?;
+        Ok(PgStore {
+            settings: settings.clone(),
+            client: RefCell::new(client),
+            statements,
+            broken: Cell::new(false),
+        })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.settings.target
+    }
+
+    /// Runs `f` on the connection; any error marks it broken.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client, &Statements) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client.borrow_mut();
+        f(&mut client, &self.statements).map_err(|e| {
+            self.broken.set(true);
+            self.settings.pg_error(e)
+        })
+    }
+
+    fn update_one(
+        &self,
+        name: &str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        if self.with(|c, _| c.execute(sql, params))? == 0 {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Copies users, TOTP state, ledger rows and known-good pairs in, in
+    /// one transaction; refuses (and writes nothing) if a user exists here
+    /// with a different hash or secret. Returns (users added, users already
+    /// the same, ledger rows, known-good pairs).
+    pub fn import(&mut self, data: &super::Export) -> Result<super::Imported, StoreError> {
+        let settings = self.settings.clone();
+        let result = self.with(|c, _| ledger::import(c, data));
+        match result {
+            Ok(Ok(imported)) => Ok(imported),
+            Ok(Err(name)) => Err(StoreError::PostgresSetup {
+                target: settings.target,
+                message: format!(
+                    "user {name} exists there with a different password or TOTP state; nothing was copied"
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Creates or migrates the schema, in one transaction under an advisory
+/// lock so that hosts starting together migrate once.
+fn migrate(client: &mut Client, settings: &PgSettings, mode: OpenMode) -> Result<(), StoreError> {
+    let err = |e| settings.pg_error(e);
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(err)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('veil_schema') IS NOT NULL", &[])
+        .map_err(err)?
+        .get(0);
+    if !exists {
+        if mode == OpenMode::MustExist {
+            return Err(StoreError::Missing {
+                path: PathBuf::from(&settings.target),
+            });
+        }
+        let foreign: bool = tx
+            .query_one(
+                "SELECT to_regclass('users') IS NOT NULL OR to_regclass('ledger') IS NOT NULL",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        if foreign {
+            return Err(StoreError::Corrupt {
+                path: PathBuf::from(&settings.target),
+                message: "its schema holds users or ledger tables but no veil_schema version"
+                    .into(),
+            });
+        }
+        tx.batch_execute(
+            "CREATE TABLE veil_schema (version integer NOT NULL);
+             INSERT INTO veil_schema (version) VALUES (0);",
+        )
+        .map_err(err)?;
+    }
+    let version: i32 = tx
+        .query_one("SELECT version FROM veil_schema", &[])
+        .map_err(err)?
+        .get(0);
+    let supported = MIGRATIONS.len() as i64;
+    if i64::from(version) > supported {
+        return Err(StoreError::TooNew {
+            path: PathBuf::from(&settings.target),
+            found: i64::from(version),
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}
+
+/// The schema version a store has, for `veilctl store init`.
+pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {
+    store.with(|c, _| {
+        let v: i32 = c.query_one("SELECT version FROM veil_schema", &[])?.get(0);
+        Ok(i64::from(v))
+    })
+}
+
+fn record(row: &postgres::Row) -> UserRecord {
+    UserRecord {
+        phc: row.get(0),
+        totp_secret: row.get::<_, Option<Vec<u8>>>(1).map(Zeroizing::new),
+        totp_last_step: row.get(2),
+    }
+}
+
+impl Store for PgStore {
+    fn still_usable(&self) -> bool {
+        !self.broken.get() && !self.client.borrow().is_closed()
+    }
+
+    fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {
+        let secret = record.totp_secret.as_deref().map(Vec::as_slice);
+        self.with(|c, _| {
+            c.execute(
+                "INSERT INTO users (name, phc, totp_secret, totp_last_step, created_at, updated_at)
+                 VALUES ('', $1, $2, $3, $4, $4)
+                 ON CONFLICT (name) DO UPDATE SET phc = excluded.phc,
+                     totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
+                     updated_at = excluded.updated_at",
+                &[&record.phc, &secret, &record.totp_last_step, &now],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn user_or_dummy(&self, name: &str) -> Result<Option<(UserRecord, bool)>, StoreError> {
+        self.with(|c, st| {
+            Ok(c.query_opt(&st.user_or_dummy, &[&name])?
+                .map(|row| (record(&row), row.get(3))))
+        })
+    }
+
+    fn reserve(
+        &mut self,
+        limits: &Limits,
+        charge: Charge,
+        now: i64,
+    ) -> Result<Reservation, StoreError> {
+        self.with(|c, st| ledger::reserve(c, st, limits, charge, now))
+    }
+
+    fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
+        self.with(|c, st| {
+            let mut tx = c.transaction()?;
+            ledger::lock_keys(&mut tx, st, &success.reservation.keys)?;
+            if let Some(step) = success.step {
+                // Compare-and-set: a code racing itself on any host wins once.
+                if tx.execute(&st.take_step, &[&success.user, &step])? == 0 {
+                    return Ok(false);
+                }
+            }
+            ledger::record_success(&mut tx, st, limits, success.reservation, success.now)?;
+            if let Some(phc) = success.new_hash {
+                tx.execute(&st.rehash, &[&success.user, &phc, &success.now])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
+        self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.with(|c, _| {
+            Ok(c.query_opt(
+                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = $1 AND name <> ''",
+                &[&name],
+            )?
+            .map(|row| record(&row)))
+        })
+    }
+
+    fn add_user(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+        let inserted = self.with(|c, _| {
+            c.execute(
+                "INSERT INTO users (name, phc, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &phc, &now],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(StoreError::UserExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn set_password(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1",
+            &[&name, &phc, &now],
+        )
+    }
+
+    fn delete_user(&mut self, name: &str) -> Result<(), StoreError> {
+        self.unlock_user(name)?;
+        self.update_one(name, "DELETE FROM users WHERE name = $1", &[&name])
+    }
+
+    fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        self.with(|c, _| {
+            let rows = c.query(
+                "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at,
+                        updated_at, phc
+                 FROM users WHERE name <> '' ORDER BY name",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| UserSummary {
+                    name: r.get(0),
+                    totp: r.get(1),
+                    totp_pending: r.get(2),
+                    created_at: r.get(3),
+                    updated_at: r.get(4),
+                    phc: r.get(5),
+                    hash_current: true,
+                    system_hash: None,
+                })
+                .collect())
+        })
+    }
+
+    fn set_totp_pending(&mut self, name: &str, secret: &[u8], now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_pending = $2, updated_at = $3 WHERE name = $1",
+            &[&name, &secret, &now],
+        )
+    }
+
+    fn totp_pending(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let row = self.with(|c, _| {
+            Ok(c.query_opt("SELECT totp_pending FROM users WHERE name = $1", &[&name])?
+                .map(|r| r.get::<_, Option<Vec<u8>>>(0)))
+        })?;
+        match row {
+            None => Err(StoreError::NoSuchUser(name.to_owned())),
+            Some(s) => Ok(s.map(Zeroizing::new)),
+        }
+    }
+
+    fn activate_totp(&mut self, name: &str, used_step: i64, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL,
+                              totp_last_step = $2, updated_at = $3
+             WHERE name = $1 AND totp_pending IS NOT NULL",
+            &[&name, &used_step, &now],
+        )
+    }
+
+    fn disable_totp(&mut self, name: &str, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = -1,
+                              updated_at = $2
+             WHERE name = $1",
+            &[&name, &now],
+        )
+    }
+
+    fn locks(&mut self, limits: &Limits, now: i64) -> Result<Vec<Entry>, StoreError> {
+        self.with(|c, _| ledger::locks(c, limits, now))
+    }
+
+    fn status(&mut self, limits: &Limits, user: &str, now: i64) -> Result<Vec<Entry>, StoreError> {
+        self.with(|c, _| ledger::status(c, limits, user, now))
+    }
+
+    fn unlock_user(&mut self, user: &str) -> Result<usize, StoreError> {
+        self.with(|c, _| {
+            Ok(c.execute("DELETE FROM ledger WHERE username = $1", &[&user])? as usize)
+        })
+    }
+
+    fn unlock_source(&mut self, source: &str) -> Result<usize, StoreError> {
+        self.with(|c, _| Ok(c.execute("DELETE FROM ledger WHERE source = $1", &[&source])? as usize))
+    }
+
+    fn ledger_rows(&self) -> Result<i64, StoreError> {
+        self.with(|c, _| Ok(c.query_one("SELECT count(*) FROM ledger", &[])?.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! The ledger's SQL on PostgreSQL: counters, known-good pairs, pruning and
+//! the row cap. The rules are [`crate::common::ledger`]'s.
+
+use std::collections::HashMap;
+
+use postgres::{Client, Transaction};
+
+use super::Statements;
+use crate::common::ledger::{self, Charge, Counter, Entry, Key, KeyKind, Limits, Reservation};
+use crate::common::store::{Export, Imported};
+
+/// One advisory lock per key, taken in the order of its id: every
+/// transaction that touches a key's row holds its lock first, and all take
+/// them in one order, so attempts on the same keys queue and never
+/// deadlock. Held to the end of the transaction; bounded by lock_timeout.
+pub const LOCK_KEYS: &str = "SELECT count(pg_advisory_xact_lock(h))::int8 FROM (
+     SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s) ORDER BY h) AS sorted";
+
+pub const KNOWN_GOOD: &str =
+    "SELECT last_success FROM known_good WHERE username = $1 AND source = $2";
+
+pub const READ_COUNTERS: &str = "SELECT l.kind, l.username, l.source, l.failures, l.window_start,
+         l.locked_until, l.locks, l.locks_remembered_until
+     FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
+       ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
+
+pub const WRITE_COUNTERS: &str = "INSERT INTO ledger (kind, username, source, failures, window_start,
+         locked_until, locks, locks_remembered_until, last_seen)
+     SELECT k, u, s, f, w, l, n, r, $9
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                 $7::int8[], $8::int8[]) AS t(k, u, s, f, w, l, n, r)
+     ON CONFLICT (kind, username, source) DO UPDATE SET
+         failures = excluded.failures, window_start = excluded.window_start,
+         locked_until = excluded.locked_until, locks = excluded.locks,
+         locks_remembered_until = excluded.locks_remembered_until, last_seen = excluded.last_seen";
+
+pub const CLEAR_KEYS: &str = "DELETE FROM ledger WHERE (kind, username, source) IN (
+     SELECT k, u, s FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s))";
+
+pub const UNDO_KEYS: &str = "UPDATE ledger SET failures = greatest(failures - 1, 0),
+         locked_until = CASE WHEN failures - 1 < t.lim THEN 0 ELSE locked_until END,
+         last_seen = $5
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS t(k, u, s, lim)
+     WHERE kind = t.k AND username = t.u AND source = t.s";
+
+pub const TOUCH_KNOWN_GOOD: &str =
+    "INSERT INTO known_good (username, source, last_success) VALUES ($1, $2, $3)
+     ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success";
+
+/// The keys as three columns, for `unnest`.
+fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    (
+        keys.iter().map(|k| k.kind.as_str()).collect(),
+        keys.iter().map(|k| k.user.as_str()).collect(),
+        keys.iter().map(|k| k.source.as_str()).collect(),
+    )
+}
+
+pub fn lock_keys(
+    tx: &mut Transaction<'_>,
+    st: &Statements,
+    keys: &[Key],
+) -> Result<(), postgres::Error> {
+    let (kinds, users, sources) = columns(keys);
+    tx.query_one(&st.lock_keys, &[&kinds, &users, &sources])?;
+    Ok(())
+}
+
+/// Checks and reserves one attempt on all its keys in one transaction,
+/// committed (durably: synchronous_commit) before the password is checked.
+pub fn reserve(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    now: i64,
+) -> Result<Reservation, postgres::Error> {
+    let mut tx = client.transaction()?;
+    lock_keys(&mut tx, st, &charge.keys)?;
+    let last: Option<i64> = tx
+        .query_opt(&st.known_good, &[&charge.user, &charge.source])?
+        .map(|r| r.get(0));
+    let known_good = limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good);
+    let charge = ledger::spare_known_good(charge, known_good);
+    let (kinds, users, sources) = columns(&charge.keys);
+    let mut found: HashMap<(String, String, String), Counter> = tx
+        .query(&st.read_counters, &[&kinds, &users, &sources])?
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1), r.get(2)),
+                Counter {
+                    failures: r.get(3),
+                    window_start: r.get(4),
+                    locked_until: r.get(5),
+                    locks: r.get(6),
+                    locks_remembered_until: r.get(7),
+                },
+            )
+        })
+        .collect();
+    let stored = charge
+        .keys
+        .iter()
+        .map(|k| found.remove(&(k.kind.as_str().to_owned(), k.user.clone(), k.source.clone())))
+        .collect();
+    let plan = ledger::plan(limits, charge, known_good, stored, now);
+    let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
+    let (kinds, users, sources) = columns(&keys);
+    let field = |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    tx.execute(
+        &st.write_counters,
+        &[
+            &kinds,
+            &users,
+            &sources,
+            &field(|c| c.failures),
+            &field(|c| c.window_start),
+            &field(|c| c.locked_until),
+            &field(|c| c.locks),
+            &field(|c| c.locks_remembered_until),
+            &now,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(plan.reservation)
+}
+
+/// Undoes a success's reservation (inside the caller's transaction, which
+/// holds the keys' locks): its (user, source) or user key is cleared, the
+/// wider keys lose the one count it added, the pair becomes known-good.
+pub fn record_success(
+    tx: &mut Transaction<'_>,
+    st: &Statements,
+    limits: &Limits,
+    reservation: &Reservation,
+    now: i64,
+) -> Result<(), postgres::Error> {
+    let (cleared, undone): (Vec<Key>, Vec<Key>) = reservation
+        .keys
+        .iter()
+        .cloned()
+        .partition(|k| k.kind.cleared_by_success());
+    let (kinds, users, sources) = columns(&cleared);
+    tx.execute(&st.clear_keys, &[&kinds, &users, &sources])?;
+    let (kinds, users, sources) = columns(&undone);
+    let limit: Vec<i64> = undone.iter().map(|k| limits.limit(k.kind)).collect();
+    tx.execute(&st.undo_keys, &[&kinds, &users, &sources, &limit, &now])?;
+    if limits.known_good > 0 {
+        tx.execute(
+            &st.touch_known_good,
+            &[&reservation.user, &reservation.source, &now],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes expired rows and keeps the table under `max_rows`, on one host
+/// at a time (a session advisory lock; the others skip this round). Rows a
+/// login holds are skipped, not waited for. Returns the rows removed.
+pub fn prune(
+    client: &mut Client,
+    limits: &Limits,
+    now: i64,
+    lock: i64,
+) -> Result<usize, postgres::Error> {
+    let mine: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
+        .get(0);
+    if !mine {
+        return Ok(0);
+    }
+    let result = prune_locked(client, limits, now);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+    let n = result?;
+    unlocked?;
+    Ok(n)
+}
+
+fn prune_locked(client: &mut Client, limits: &Limits, now: i64) -> Result<usize, postgres::Error> {
+    let mut total = 0;
+    loop {
+        let n = client.execute(
+            "DELETE FROM ledger WHERE ctid IN (
+                 SELECT ctid FROM ledger
+                 WHERE locked_until <= $1::int8 AND window_start <= $1::int8 - $2::int8
+                   AND locks_remembered_until <= $1::int8
+                 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+            &[&now, &limits.fail_interval],
+        )? as usize;
+        let old = client.execute(
+            "DELETE FROM known_good WHERE ctid IN (
+                 SELECT ctid FROM known_good WHERE last_success <= $1::int8 - $2::int8
+                 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+            &[&now, &limits.known_good],
+        )?;
+        total += n;
+        if n < 1000 && old < 1000 {
+            break;
+        }
+    }
+    // The cap: the least recently seen rows without an active lock go,
+    // down to 90 % of it.
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM ledger", &[])?
+        .get(0);
+    if rows > limits.max_rows {
+        let excess = rows - (limits.max_rows - limits.max_rows / 10);
+        total += client.execute(
+            "DELETE FROM ledger WHERE ctid IN (
+                 SELECT ctid FROM ledger WHERE locked_until <= $1
+                 ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&now, &excess],
+        )? as usize;
+    }
+    Ok(total)
+}
+
+const COLUMNS: &str =
+    "kind, username, source, failures, window_start, locked_until, last_seen, locks";
+
+fn entries(rows: &[postgres::Row], limits: &Limits) -> Vec<Entry> {
+    rows.iter()
+        .filter_map(|r| {
+            let kind = KeyKind::parse(r.get(0))?;
+            Some(Entry {
+                key: Key {
+                    kind,
+                    user: r.get(1),
+                    source: r.get(2),
+                },
+                failures: r.get(3),
+                limit: limits.limit(kind),
+                window_start: r.get(4),
+                locked_until: r.get(5),
+                last_seen: r.get(6),
+                locks: r.get(7),
+            })
+        })
+        .collect()
+}
+
+pub fn locks(client: &mut Client, limits: &Limits, now: i64) -> Result<Vec<Entry>, postgres::Error> {
+    let rows = client.query(
+        &format!("SELECT {COLUMNS} FROM ledger WHERE locked_until > $1 ORDER BY locked_until DESC"),
+        &[&now],
+    )?;
+    Ok(entries(&rows, limits))
+}
+
+pub fn status(
+    client: &mut Client,
+    limits: &Limits,
+    user: &str,
+    now: i64,
+) -> Result<Vec<Entry>, postgres::Error> {
+    let rows = client.query(
+        &format!("SELECT {COLUMNS} FROM ledger WHERE username = $1 ORDER BY kind, source"),
+        &[&user],
+    )?;
+    Ok(entries(&rows, limits)
+        .into_iter()
+        .filter(|e| {
+            e.locked_until > now
+                || (e.locked_until == 0 && now - e.window_start < limits.fail_interval)
+        })
+        .collect())
+}
+
+/// `veilctl store copy`: everything of `data`, in one transaction. A user
+/// present with other contents makes it write nothing: `Ok(Err(name))`.
+pub fn import(
+    client: &mut Client,
+    data: &Export,
+) -> Result<Result<Imported, String>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let mut imported = Imported::default();
+    for u in &data.users {
+        let existing = tx.query_opt(
+            "SELECT phc, totp_secret, totp_pending, totp_last_step FROM users WHERE name = $1",
+            &[&u.name],
+        )?;
+        let secret = u.totp_secret.as_deref().map(Vec::as_slice);
+        let pending = u.totp_pending.as_deref().map(Vec::as_slice);
+        match existing {
+            Some(row) => {
+                let same = row.get::<_, String>(0) == u.phc
+                    && row.get::<_, Option<Vec<u8>>>(1).as_deref() == secret
+                    && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending;
+                if !same {
+                    return Ok(Err(u.name.clone()));
+                }
+                // The later of the two steps, so no code is accepted twice.
+                tx.execute(
+                    "UPDATE users SET totp_last_step = greatest(totp_last_step, $2) WHERE name = $1",
+                    &[&u.name, &u.totp_last_step],
+                )?;
+                imported.unchanged += 1;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO users (name, phc, totp_secret, totp_pending, totp_last_step,
+                                        created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &u.name,
+                        &u.phc,
+                        &secret,
+                        &pending,
+                        &u.totp_last_step,
+                        &u.created_at,
+                        &u.updated_at,
+                    ],
+                )?;
+                imported.users += 1;
+            }
+        }
+    }
+    for r in &data.ledger {
+        // The stricter of the two rows: more failures, the later lock.
+        imported.ledger_rows += tx.execute(
+            "INSERT INTO ledger (kind, username, source, failures, window_start, locked_until,
+                                 last_seen, locks, locks_remembered_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (kind, username, source) DO UPDATE SET
+                 failures = greatest(ledger.failures, excluded.failures),
+                 window_start = least(ledger.window_start, excluded.window_start),
+                 locked_until = greatest(ledger.locked_until, excluded.locked_until),
+                 last_seen = greatest(ledger.last_seen, excluded.last_seen),
+                 locks = greatest(ledger.locks, excluded.locks),
+                 locks_remembered_until =
+                     greatest(ledger.locks_remembered_until, excluded.locks_remembered_until)",
+            &[
+                &r.kind,
+                &r.user,
+                &r.source,
+                &r.failures,
+                &r.window_start,
+                &r.locked_until,
+                &r.last_seen,
+                &r.locks,
+                &r.locks_remembered_until,
+            ],
+        )? as usize;
+    }
+    for (user, source, last) in &data.known_good {
+        imported.known_good += tx.execute(
+            "INSERT INTO known_good (username, source, last_success) VALUES ($1, $2, $3)
+             ON CONFLICT (username, source) DO UPDATE
+                 SET last_success = greatest(known_good.last_success, excluded.last_success)",
+            &[user, source, last],
+        )? as usize;
+    }
+    tx.commit()?;
+    Ok(Ok(imported))
+}
