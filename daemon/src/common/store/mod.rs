@@ -42,12 +42,8 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     /// A PostgreSQL store: `target` is its URL (it never holds a password).
-    #[error("PostgreSQL {target}: {source}")]
-    Postgres {
-        target: String,
-        #[source]
-        source: ::postgres::Error,
-    },
+    #[error("PostgreSQL {target}: {message}")]
+    Postgres { target: String, message: String },
     /// A PostgreSQL store that cannot be used as configured (password
     /// file, CA file, URL).
     #[error("PostgreSQL {target}: {message}")]

@@ -152,7 +152,7 @@ fn unix_only(config: &postgres::Config) -> bool {
 
 /// What connecting takes: the URL (which holds no password), the password
 /// file, TLS and the timeouts. Its Debug shows no secret.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgSettings {
     url: String,
     target: String,
@@ -161,6 +161,17 @@ pub struct PgSettings {
     ca_file: Option<PathBuf>,
     connect_timeout: Duration,
     statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("target", &self.target)
+            .field("password_file", &self.password_file)
+            .field("sslmode", &self.sslmode)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PgSettings {
@@ -189,10 +200,10 @@ impl PgSettings {
         }
     }
 
-    fn pg_error(&self, source: postgres::Error) -> StoreError {
+    fn pg_error(&self, e: postgres::Error) -> StoreError {
         StoreError::Postgres {
             target: self.target.clone(),
-            source,
+            message: describe(&e),
         }
     }
 
@@ -245,6 +256,24 @@ impl PgSettings {
             .map_err(|e| self.pg_error(e))?;
         Ok(client)
     }
+}
+
+/// A client error in one line: the server's code and message, or the
+/// client's whole chain ("error connecting to server: Connection refused").
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// An OpenSSL connector that checks the server's certificate against `ca`

@@ -1,0 +1,236 @@
+//! The PostgreSQL back end on a throwaway cluster: schema, users, TOTP
+//! state, the step's compare-and-set, a failed server and its return,
+//! and what may never show (passwords in URLs, a readable password file).
+//! One cluster for all cases (initdb costs seconds), a database per case.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::scratch::Cluster;
+use super::*;
+use crate::common::config::{Lockout, Postgres};
+use crate::common::ledger::{Origin, charge_for};
+
+fn settings(url: &str) -> PgSettings {
+    PgSettings::new(Path::new(url), &Postgres::default())
+}
+
+fn open(url: &str) -> PgStore {
+    PgStore::open(&settings(url), OpenMode::CreateIfMissing).unwrap()
+}
+
+fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
+    let url = cluster.database("schema");
+    assert!(matches!(
+        PgStore::open(&settings(&url), OpenMode::MustExist),
+        Err(StoreError::Missing { .. })
+    ));
+    let store = open(&url);
+    assert_eq!(schema_version(&store).unwrap(), MIGRATIONS.len() as i64);
+    drop(store);
+    PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    cluster.sql("schema", "UPDATE veil_schema SET version = 99");
+    assert!(matches!(
+        PgStore::open(&settings(&url), OpenMode::MustExist),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+    let foreign = cluster.database("other");
+    cluster.sql("other", "CREATE TABLE users (x int)");
+    assert!(matches!(
+        PgStore::open(&settings(&foreign), OpenMode::CreateIfMissing),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+fn users_dummy_and_totp(cluster: &Cluster) {
+    let mut store = open(&cluster.database("users"));
+    store.add_user("alice", "$argon2id$x", 1).unwrap();
+    assert!(matches!(
+        store.add_user("alice", "$argon2id$y", 2),
+        Err(StoreError::UserExists(_))
+    ));
+    store.set_password("alice", "$argon2id$z", 3).unwrap();
+    assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$z");
+    assert!(matches!(
+        store.set_password("bob", "x", 3),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(store.user_or_dummy("ghost").unwrap().is_none(), "no dummy yet");
+    let dummy = UserRecord {
+        phc: "$argon2id$dummy".into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+    };
+    store.put_dummy(&dummy, 1).unwrap();
+    store.put_dummy(&dummy, 2).unwrap();
+    let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
+    assert!(!found);
+    assert_eq!(row.phc, "$argon2id$dummy");
+    let (row, found) = store.user_or_dummy("alice").unwrap().unwrap();
+    assert!(found);
+    assert_eq!(row.phc, "$argon2id$z");
+    assert!(store.user("").unwrap().is_none());
+    assert_eq!(store.list_users().unwrap().len(), 1, "the dummy is no user");
+
+    store
+        .set_totp_pending("alice", b"0123456789abcdefghij", 2)
+        .unwrap();
+    assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
+    assert_eq!(
+        store.totp_pending("alice").unwrap().as_deref().map(Vec::as_slice),
+        Some(&b"0123456789abcdefghij"[..])
+    );
+    store.activate_totp("alice", 100, 3).unwrap();
+    let rec = store.user("alice").unwrap().unwrap();
+    assert_eq!(rec.totp_last_step, 100);
+    assert!(store.activate_totp("alice", 101, 4).is_err());
+    let listed = &store.list_users().unwrap()[0];
+    assert!(listed.totp && !listed.totp_pending);
+    store.disable_totp("alice", 5).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
+    store.delete_user("alice").unwrap();
+    assert!(store.user("alice").unwrap().is_none());
+    assert!(store.still_usable());
+}
+
+/// Two connections (two hosts) racing one code: it is taken once.
+fn a_time_step_is_accepted_once_across_connections(cluster: &Cluster) {
+    let url = cluster.database("steps");
+    let mut a = open(&url);
+    let mut b = open(&url);
+    a.add_user("alice", "x", 1).unwrap();
+    let limits = Limits::from(&Lockout::default());
+    let reservation = a
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    let success = |step| Success {
+        user: "alice",
+        step: Some(step),
+        reservation: &reservation,
+        new_hash: None,
+        now: 1,
+    };
+    assert!(a.commit_success(&limits, &success(10)).unwrap());
+    assert!(!b.commit_success(&limits, &success(10)).unwrap());
+    assert!(!b.commit_success(&limits, &success(9)).unwrap());
+    assert!(b.commit_success(&limits, &success(11)).unwrap());
+    assert!(!a.commit_success(&limits, &success(11)).unwrap());
+}
+
+fn a_stopped_server_fails_quickly_and_a_new_connection_recovers(cluster: &mut Cluster) {
+    let url = cluster.database("outage");
+    let mut store = open(&url);
+    store.add_user("alice", "x", 1).unwrap();
+    cluster.stop();
+    let limits = Limits::from(&Lockout::default());
+    let started = std::time::Instant::now();
+    let err = store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err}");
+    assert!(!store.still_usable(), "an error drops the connection");
+    let reopen = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(reopen.to_string().contains("PostgreSQL postgresql://"), "{reopen}");
+    cluster.start_again();
+    let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 2)
+        .unwrap();
+    assert!(store.still_usable());
+}
+
+fn a_read_only_server_denies_with_the_error_named(cluster: &Cluster) {
+    let url = cluster.database("standby");
+    let mut store = open(&url);
+    cluster.sql(
+        "postgres",
+        "ALTER DATABASE standby SET default_transaction_read_only = on",
+    );
+    let mut store2 = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    let limits = Limits::from(&Lockout::default());
+    let err = store2
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    // The connection opened before keeps working until it fails too.
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+}
+
+#[test]
+fn the_postgresql_store_on_a_real_server() {
+    let mut cluster = Cluster::start();
+    schema_is_made_once_and_refused_when_missing_or_newer(&cluster);
+    users_dummy_and_totp(&cluster);
+    a_time_step_is_accepted_once_across_connections(&cluster);
+    a_read_only_server_denies_with_the_error_named(&cluster);
+    a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
+}
+
+#[test]
+fn passwords_in_urls_are_redacted_and_refused() {
+    assert_eq!(
+        redact("postgresql://veil:s3cret@db.example:5432/veil?application_name=x"),
+        "postgresql://veil:***@db.example:5432/veil?application_name=x"
+    );
+    assert_eq!(
+        redact("postgresql://db.example/veil?user=veil&password=s3cret"),
+        "postgresql://db.example/veil?user=veil&password=***"
+    );
+    assert_eq!(
+        redact("postgresql://veil@db.example/veil"),
+        "postgresql://veil@db.example/veil"
+    );
+    let pg = Postgres {
+        ca_file: Some("/etc/veil/ca.pem".into()),
+        ..Postgres::default()
+    };
+    let (key, message) =
+        check_config(Path::new("postgresql://veil:s3cret@db.example/veil"), &pg).unwrap_err();
+    assert_eq!(key, "database");
+    assert!(!message.contains("s3cret"), "{message}");
+    let settings = PgSettings::new(Path::new("postgresql://veil:s3cret@db.example/veil"), &pg);
+    assert!(!format!("{settings:?}").contains("s3cret"));
+    assert!(!settings.target().contains("s3cret"));
+}
+
+#[test]
+fn tls_settings_are_checked_and_used() {
+    let tcp = Path::new("postgresql://veil@db.example:5432/veil");
+    let (key, _) = check_config(tcp, &Postgres::default()).unwrap_err();
+    assert_eq!(key, "postgres.ca_file", "verify-full is the default and needs a CA");
+    let (key, _) = check_config(
+        Path::new("postgresql://veil@db.example/veil?sslmode=require"),
+        &Postgres::default(),
+    )
+    .unwrap_err();
+    assert_eq!(key, "database");
+    // A Unix socket needs no TLS.
+    check_config(
+        Path::new("postgresql://veil@%2Frun%2Fpostgresql/veil"),
+        &Postgres::default(),
+    )
+    .unwrap();
+    // The CA file is really loaded: a missing one fails before connecting.
+    let pg = Postgres {
+        ca_file: Some("/nonexistent/veil-ca.pem".into()),
+        connect_timeout_ms: 200,
+        ..Postgres::default()
+    };
+    check_config(tcp, &pg).unwrap();
+    let err = PgStore::open(&PgSettings::new(tcp, &pg), OpenMode::MustExist).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/veil-ca.pem"), "{err}");
+}
+
+#[test]
+fn a_password_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgpass");
+    std::fs::write(&path, "s3cret\nignored\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = read_password_file(&path).unwrap_err();
+    assert!(err.contains("chmod 600") && !err.contains("s3cret"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(read_password_file(&path).unwrap().as_str(), "s3cret");
+}
