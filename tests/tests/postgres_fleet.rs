@@ -56,15 +56,21 @@ fn two_hosts_share_one_ledger_one_code_and_their_users() {
     assert_eq!(a.ask_from("alice", PASSWORD, &code, "198.51.100.7"), ALLOW);
     assert_eq!(b.ask_from("alice", PASSWORD, &code, "198.51.100.7"), DENY);
     assert!(
-        b.wait_for_line(&["reason=replayed-code", "user=alice"], Duration::from_secs(5))
-            .is_some(),
+        b.wait_for_line(
+            &["reason=replayed-code", "user=alice"],
+            Duration::from_secs(5)
+        )
+        .is_some(),
         "{}",
         b.stderr()
     );
 
     // A user enrolled through one host logs in through the other.
     b.enrol("bob", true);
-    assert_eq!(a.ask_from("bob", PASSWORD, &code_now(), "198.51.100.8"), ALLOW);
+    assert_eq!(
+        a.ask_from("bob", PASSWORD, &code_now(), "198.51.100.8"),
+        ALLOW
+    );
     assert!(
         a.ctl(&["user", "list"], "").1.contains("bob"),
         "veilctl on either host lists the fleet's users"
@@ -89,7 +95,10 @@ fn an_outage_denies_within_the_timeout_and_heals_without_a_restart() {
     eprintln!("slowest DENY during the outage: {slowest:?}");
     assert!(slowest < Duration::from_secs(5), "PAM's default timeout");
     let line = d
-        .wait_for_line(&["reason=store-error", "PostgreSQL"], Duration::from_secs(5))
+        .wait_for_line(
+            &["reason=store-error", "PostgreSQL"],
+            Duration::from_secs(5),
+        )
         .unwrap_or_else(|| panic!("no store-error line:\n{}", d.stderr()));
     assert!(line.contains("user=carol"), "{line}");
 
@@ -100,4 +109,41 @@ fn an_outage_denies_within_the_timeout_and_heals_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(d.pid().is_some(), "the same veild process");
+}
+
+#[test]
+fn store_copy_makes_a_hosts_enrolments_the_fleets_and_refuses_a_differing_user() {
+    let cluster = Cluster::start();
+    let url = cluster.database("copied");
+    let first = Veild::from_toml("[lockout]\ndeny = 5\n");
+    first.enrol("dave", true);
+    assert_eq!(
+        first.ask_from("dave", "wrong", "000000", "203.0.113.9"),
+        DENY
+    );
+    let out = first.veilctl(&["store", "copy", "--to", &url], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 users added"), "{said}");
+
+    let fleet = Veild::launch_shared(host_config(&url, "[lockout]\ndeny = 5\n"));
+    let (_, status, _) = fleet.ctl(&["status", "dave"], "");
+    assert!(
+        status.contains("203.0.113.9"),
+        "the ledger came along: {status}"
+    );
+    assert_eq!(fleet.ask("dave", PASSWORD, &code_now()), ALLOW);
+
+    let again = first.veilctl(&["store", "copy", "--to", &url], "");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 already there"));
+    first.veilctl(
+        &["user", "passwd", "dave", "--password-stdin"],
+        "another-pass\n",
+    );
+    let (code, _, err) = first.ctl(&["store", "copy", "--to", &url], "");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("dave") && err.contains("nothing was copied"),
+        "{err}"
+    );
+    assert_eq!(fleet.ask("dave", PASSWORD, &code_at(1)), ALLOW, "unchanged");
 }

@@ -49,6 +49,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create the configured store's schema, or copy this host's SQLite
+    /// store into a PostgreSQL one
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Make veil the only authenticator of one PAM service (backs up
     /// /etc/pam.d/SERVICE; refuses while nobody could log in)
     Enable(crate::enable::EnableArgs),
@@ -77,6 +81,22 @@ pub enum UserCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or migrate the schema of the store veild.toml names (veild
+    /// does it too at start)
+    Init,
+    /// Copy this host's users, TOTP secrets, ledger and known-good pairs
+    /// into PostgreSQL, in one transaction; refuses, writing nothing, if a
+    /// user there differs. [postgres] in veild.toml gives the password
+    /// file, TLS and timeouts
+    Copy {
+        /// The PostgreSQL store (postgresql://ROLE@HOST/DB, no password)
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 

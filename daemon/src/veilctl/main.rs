@@ -14,6 +14,7 @@ mod import;
 mod input;
 mod locks;
 mod output;
+mod store_cmd;
 mod totp;
 mod users;
 
@@ -75,6 +76,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),
+        Command::Store(command) => store_cmd::run(&ctx, command),
         Command::Enable(args) => {
             eprint!("veilctl: {}", enable::enable(&ctx.config, &args)?);
             Ok(())

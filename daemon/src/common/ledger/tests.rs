@@ -596,7 +596,11 @@ fn postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock() {
     }
     assert_eq!(s.ledger_rows().unwrap(), 301);
     s.prune(&l, 1400).unwrap();
-    assert!(s.ledger_rows().unwrap() <= 90, "{}", s.ledger_rows().unwrap());
+    assert!(
+        s.ledger_rows().unwrap() <= 90,
+        "{}",
+        s.ledger_rows().unwrap()
+    );
     assert!(
         !fail(&mut *s, &l, "locked", "", 1401).evaluated(),
         "the lock survived eviction"
@@ -609,13 +613,25 @@ fn postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock() {
 fn the_rules_hold_on_postgresql() {
     let cluster = Cluster::start();
     let rules: &[(&str, fn())] = &[
-        ("deny", deny_failures_lock_the_pair_and_the_next_attempt_is_refused),
+        (
+            "deny",
+            deny_failures_lock_the_pair_and_the_next_attempt_is_refused,
+        ),
         ("expiry", a_lock_expires_after_unlock_time),
         ("window", failures_outside_the_window_do_not_add_up),
-        ("success", success_clears_the_pair_and_returns_its_count_to_wider_keys),
+        (
+            "success",
+            success_clears_the_pair_and_returns_its_count_to_wider_keys,
+        ),
         ("console", a_network_lock_leaves_the_console_open),
-        ("sources", many_sources_lock_remote_logins_of_a_user_but_not_local_ones),
-        ("spray", one_source_spraying_names_is_blocked_and_others_are_not),
+        (
+            "sources",
+            many_sources_lock_remote_logins_of_a_user_but_not_local_ones,
+        ),
+        (
+            "spray",
+            one_source_spraying_names_is_blocked_and_others_are_not,
+        ),
         ("refused", refused_attempts_do_not_count_against_wider_keys),
         ("local_name", a_remote_host_named_local_is_not_the_console),
         ("ipv6", an_ipv6_source_counts_as_its_64),
@@ -623,16 +639,43 @@ fn the_rules_hold_on_postgresql() {
         ("user_scope", user_scope_is_plain_per_user),
         ("unlock", unlock_clears_a_user_or_a_source),
         ("prune", pruning_removes_only_expired_rows),
-        ("cap", postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock),
+        (
+            "cap",
+            postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock,
+        ),
         ("concurrent", concurrent_guesses_never_exceed_the_limit),
-        ("su", su_failures_by_one_caller_never_lock_the_target_from_anywhere_else),
-        ("local_spray", a_local_caller_spraying_names_blocks_only_itself),
-        ("botnet", a_botnet_cannot_lock_the_user_out_of_a_known_good_source),
-        ("known_good_deny", a_known_good_source_still_locks_on_its_own_deny),
-        ("known_good_window", known_good_standing_ends_after_its_window),
-        ("doubling", each_consecutive_lock_of_a_key_lasts_twice_the_one_before),
-        ("history", lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success),
-        ("prune_history", pruning_keeps_a_key_while_it_remembers_its_locks),
+        (
+            "su",
+            su_failures_by_one_caller_never_lock_the_target_from_anywhere_else,
+        ),
+        (
+            "local_spray",
+            a_local_caller_spraying_names_blocks_only_itself,
+        ),
+        (
+            "botnet",
+            a_botnet_cannot_lock_the_user_out_of_a_known_good_source,
+        ),
+        (
+            "known_good_deny",
+            a_known_good_source_still_locks_on_its_own_deny,
+        ),
+        (
+            "known_good_window",
+            known_good_standing_ends_after_its_window,
+        ),
+        (
+            "doubling",
+            each_consecutive_lock_of_a_key_lasts_twice_the_one_before,
+        ),
+        (
+            "history",
+            lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success,
+        ),
+        (
+            "prune_history",
+            pruning_keeps_a_key_while_it_remembers_its_locks,
+        ),
     ];
     for (name, rule) in rules {
         let url = cluster.database(&format!("rule_{name}"));

@@ -76,9 +76,7 @@ pub fn redact(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
-        let authority_end = out[rest..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest + i);
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
         if let Some(at) = out[rest..authority_end].rfind('@') {
             let userinfo = &out[rest..rest + at];
             if let Some(colon) = userinfo.find(':') {
@@ -215,7 +213,11 @@ impl PgSettings {
             return Err(self.setup_error("the URL holds a password: use a password_file"));
         }
         if let Some(path) = &self.password_file {
-            config.password(read_password_file(path).map_err(|e| self.setup_error(e))?.as_str());
+            config.password(
+                read_password_file(path)
+                    .map_err(|e| self.setup_error(e))?
+                    .as_str(),
+            );
         }
         config
             .connect_timeout(self.connect_timeout)
@@ -350,8 +352,7 @@ impl Statements {
             clear_keys: client.prepare(ledger::CLEAR_KEYS)?,
             undo_keys: client.prepare(ledger::UNDO_KEYS)?,
             touch_known_good: client.prepare(ledger::TOUCH_KNOWN_GOOD)?,
-            rehash: client
-                .prepare("UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1")?,
+            rehash: client.prepare("UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1")?,
         })
     }
 }
@@ -639,8 +640,10 @@ impl Store for PgStore {
 
     fn totp_pending(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row = self.with(|c, _| {
-            Ok(c.query_opt("SELECT totp_pending FROM users WHERE name = $1", &[&name])?
-                .map(|r| r.get::<_, Option<Vec<u8>>>(0)))
+            Ok(
+                c.query_opt("SELECT totp_pending FROM users WHERE name = $1", &[&name])?
+                    .map(|r| r.get::<_, Option<Vec<u8>>>(0)),
+            )
         })?;
         match row {
             None => Err(StoreError::NoSuchUser(name.to_owned())),
@@ -683,7 +686,9 @@ impl Store for PgStore {
     }
 
     fn unlock_source(&mut self, source: &str) -> Result<usize, StoreError> {
-        self.with(|c, _| Ok(c.execute("DELETE FROM ledger WHERE source = $1", &[&source])? as usize))
+        self.with(|c, _| {
+            Ok(c.execute("DELETE FROM ledger WHERE source = $1", &[&source])? as usize)
+        })
     }
 
     fn ledger_rows(&self) -> Result<i64, StoreError> {

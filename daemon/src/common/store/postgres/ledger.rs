@@ -25,7 +25,8 @@ pub const READ_COUNTERS: &str = "SELECT l.kind, l.username, l.source, l.failures
      FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
        ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
 
-pub const WRITE_COUNTERS: &str = "INSERT INTO ledger (kind, username, source, failures, window_start,
+pub const WRITE_COUNTERS: &str =
+    "INSERT INTO ledger (kind, username, source, failures, window_start,
          locked_until, locks, locks_remembered_until, last_seen)
      SELECT k, u, s, f, w, l, n, r, $9
      FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
@@ -202,9 +203,7 @@ fn prune_locked(client: &mut Client, limits: &Limits, now: i64) -> Result<usize,
     }
     // The cap: the least recently seen rows without an active lock go,
     // down to 90 % of it.
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM ledger", &[])?
-        .get(0);
+    let rows: i64 = client.query_one("SELECT count(*) FROM ledger", &[])?.get(0);
     if rows > limits.max_rows {
         let excess = rows - (limits.max_rows - limits.max_rows / 10);
         total += client.execute(
@@ -241,7 +240,11 @@ fn entries(rows: &[postgres::Row], limits: &Limits) -> Vec<Entry> {
         .collect()
 }
 
-pub fn locks(client: &mut Client, limits: &Limits, now: i64) -> Result<Vec<Entry>, postgres::Error> {
+pub fn locks(
+    client: &mut Client,
+    limits: &Limits,
+    now: i64,
+) -> Result<Vec<Entry>, postgres::Error> {
     let rows = client.query(
         &format!("SELECT {COLUMNS} FROM ledger WHERE locked_until > $1 ORDER BY locked_until DESC"),
         &[&now],

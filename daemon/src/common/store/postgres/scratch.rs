@@ -49,7 +49,9 @@ impl Cluster {
         let bin = bin_dir();
         let template = std::env::temp_dir().join("veil-pg-XXXXXX");
         let dir = nix::unistd::mkdtemp(&template).expect("make the cluster's temp dir");
-        let run_as = nix::unistd::geteuid().is_root().then(|| "nobody".to_owned());
+        let run_as = nix::unistd::geteuid()
+            .is_root()
+            .then(|| "nobody".to_owned());
         if let Some(user) = &run_as {
             let u = nix::unistd::User::from_name(user)
                 .expect("look up nobody")
@@ -142,7 +144,10 @@ impl Cluster {
     /// Stops the server (fast: open connections are cut, as in an outage).
     pub fn stop(&mut self) {
         let data = self.data();
-        self.run("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"]);
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+        );
         self.running = false;
     }
 

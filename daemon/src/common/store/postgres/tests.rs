@@ -54,7 +54,10 @@ fn users_dummy_and_totp(cluster: &Cluster) {
         store.set_password("bob", "x", 3),
         Err(StoreError::NoSuchUser(_))
     ));
-    assert!(store.user_or_dummy("ghost").unwrap().is_none(), "no dummy yet");
+    assert!(
+        store.user_or_dummy("ghost").unwrap().is_none(),
+        "no dummy yet"
+    );
     let dummy = UserRecord {
         phc: "$argon2id$dummy".into(),
         totp_secret: Some(Zeroizing::new(vec![7; 20])),
@@ -76,7 +79,11 @@ fn users_dummy_and_totp(cluster: &Cluster) {
         .unwrap();
     assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
     assert_eq!(
-        store.totp_pending("alice").unwrap().as_deref().map(Vec::as_slice),
+        store
+            .totp_pending("alice")
+            .unwrap()
+            .as_deref()
+            .map(Vec::as_slice),
         Some(&b"0123456789abcdefghij"[..])
     );
     store.activate_totp("alice", 100, 3).unwrap();
@@ -130,7 +137,10 @@ fn a_stopped_server_fails_quickly_and_a_new_connection_recovers(cluster: &mut Cl
     assert!(!store.still_usable(), "an error drops the connection");
     let reopen = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
-    assert!(reopen.to_string().contains("PostgreSQL postgresql://"), "{reopen}");
+    assert!(
+        reopen.to_string().contains("PostgreSQL postgresql://"),
+        "{reopen}"
+    );
     cluster.start_again();
     let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
     store
@@ -199,7 +209,10 @@ fn passwords_in_urls_are_redacted_and_refused() {
 fn tls_settings_are_checked_and_used() {
     let tcp = Path::new("postgresql://veil@db.example:5432/veil");
     let (key, _) = check_config(tcp, &Postgres::default()).unwrap_err();
-    assert_eq!(key, "postgres.ca_file", "verify-full is the default and needs a CA");
+    assert_eq!(
+        key, "postgres.ca_file",
+        "verify-full is the default and needs a CA"
+    );
     let (key, _) = check_config(
         Path::new("postgresql://veil@db.example/veil?sslmode=require"),
         &Postgres::default(),
@@ -220,7 +233,10 @@ fn tls_settings_are_checked_and_used() {
     };
     check_config(tcp, &pg).unwrap();
     let err = PgStore::open(&PgSettings::new(tcp, &pg), OpenMode::MustExist).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/veil-ca.pem"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/veil-ca.pem"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -230,7 +246,10 @@ fn a_password_file_must_be_private() {
     std::fs::write(&path, "s3cret\nignored\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = read_password_file(&path).unwrap_err();
-    assert!(err.contains("chmod 600") && !err.contains("s3cret"), "{err}");
+    assert!(
+        err.contains("chmod 600") && !err.contains("s3cret"),
+        "{err}"
+    );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(read_password_file(&path).unwrap().as_str(), "s3cret");
 }
