@@ -21,6 +21,7 @@ use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
 use veil_daemon::common::store::Store as _;
 mod edges;
+mod postgres;
 mod system;
 
 use veil_tests::daemon::with_toml;
@@ -38,6 +39,7 @@ struct Options {
     pairs: bool,
     flood: bool,
     system: bool,
+    postgres: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -47,6 +49,7 @@ fn options() -> Result<Options, String> {
         pairs: false,
         flood: false,
         system: false,
+        postgres: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,6 +61,7 @@ fn options() -> Result<Options, String> {
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
             "--system" => o.system = true,
+            "--postgres" => o.postgres = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -66,7 +70,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -322,6 +326,11 @@ fn main() -> ExitCode {
         opts.n
     ));
 
+    if opts.postgres {
+        postgres::postgres_report(opts.n, &mut say);
+        say(format!("Command: `scripts/bench.sh --postgres --n {}`", opts.n));
+        return ExitCode::SUCCESS;
+    }
     if opts.pairs || opts.flood || opts.system {
         if opts.system {
             system::system_report(opts.n, &mut say);

@@ -1,0 +1,200 @@
+//! `--postgres`: SQLite and PostgreSQL side by side in one run, on a
+//! throwaway cluster (Unix socket, fsync on): the ledger's cost per
+//! attempt, success latency paired with the argon2 floor (samples
+//! alternated, ratio with a bootstrap interval), and saturated throughput
+//! with one and with two veild on one PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use veil_daemon::common::config::{Argon2, Config, Lockout, Postgres};
+use veil_daemon::common::ledger::{Limits, Origin, charge_for};
+use veil_daemon::common::password::Hasher;
+use veil_daemon::common::store::{self, Location, OpenMode, PgSettings};
+use veil_tests::Veild;
+use veil_tests::daemon::with_toml;
+use veil_tests::postgres::Cluster;
+use veil_tests::stats::{median, quantile};
+
+const PASSWORD: &str = "bench-Passw0rd";
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The median of the per-pair ratios and its 95 % bootstrap interval.
+fn ratio_ci(pairs: &[(f64, f64)]) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = pairs.iter().map(|(e2e, floor)| e2e / floor).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let mut medians: Vec<f64> = (0..2000)
+        .map(|_| {
+            let sample: Vec<f64> = (0..ratios.len())
+                .map(|_| ratios[next() % ratios.len()])
+                .collect();
+            median(&sample)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    (
+        median(&ratios),
+        quantile(&medians, 0.025),
+        quantile(&medians, 0.975),
+    )
+}
+
+fn backend_config(database: &Path, extra: &str) -> Config {
+    Config {
+        database: database.to_owned(),
+        ..with_toml(Config::default(), extra)
+    }
+}
+
+fn ask(socket: &Path, user: &str, password: &str, rhost: &str) -> Option<veil_proto::Verdict> {
+    let mut request = veil_proto::Request::new(
+        user,
+        veil_proto::Reply::from(password),
+        veil_proto::Reply::from(""),
+    );
+    request.rhost = rhost.into();
+    veil_proto::ask(
+        socket,
+        &request,
+        Duration::from_secs(30),
+        Some(nix::unistd::getuid().as_raw()),
+    )
+    .ok()
+}
+
+pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backends: Vec<(&str, PathBuf)> = vec![
+        ("SQLite", dir.path().join("bench.db")),
+        ("PostgreSQL", PathBuf::from(cluster.database("bench"))),
+    ];
+    say("## PostgreSQL and SQLite side by side\n".into());
+    say("One run, one machine; PostgreSQL on a Unix socket (a throwaway cluster in a temp dir, fsync and synchronous_commit on). Socket-level requests as root (no libpam); the success user has no TOTP (`policy = \"if-enrolled\"`), so a success skips the step's compare-and-set but does the ledger's writes.\n".into());
+
+    // 1. The ledger alone: reserve() of a wrong attempt, each a new user.
+    say("### Ledger cost per attempt (`reserve`, a new user each, 3 keys)\n".into());
+    say("| store | N | median | p99 |\n|---|---|---|---|".into());
+    let limits = Limits::from(&Lockout::default());
+    for (name, database) in &backends {
+        let location = match *name {
+            "SQLite" => Location::Sqlite(database.clone()),
+            _ => Location::Postgres(PgSettings::new(database, &Postgres::default())),
+        };
+        let mut s = store::open(&location, OpenMode::CreateIfMissing).expect("open");
+        let samples: Vec<f64> = (0..n * 2)
+            .map(|i| {
+                let charge = charge_for(
+                    &limits,
+                    &format!("ledger{i}"),
+                    &Origin::from_root("198.51.100.20", ""),
+                );
+                let t = Instant::now();
+                s.reserve(&limits, charge, 1_000_000 + i as i64)
+                    .expect("reserve");
+                ms(t.elapsed())
+            })
+            .collect();
+        say(format!(
+            "| {name} | {} | {:.3} ms | {:.3} ms |",
+            samples.len(),
+            median(&samples),
+            quantile(&samples, 0.99)
+        ));
+    }
+    say(String::new());
+
+    // 2. Success latency, each sample paired with an argon2 floor sample
+    // taken just before it in the same process conditions.
+    let argon = Argon2::default();
+    let hasher = Hasher::new(&argon).expect("argon2");
+    let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
+    say("### Success latency paired with the argon2 floor (socket, alternated samples)\n".into());
+    say("| store | pairs | success median | floor median | success − floor | success/floor (95 % CI) |\n|---|---|---|---|---|---|".into());
+    let extra = "failure_delay_ms = 0\n[totp]\npolicy = \"if-enrolled\"\n[limits]\nqueue = 256\nmax_connections_per_user = 256\n";
+    let mut medians = Vec::new();
+    for (name, database) in &backends {
+        let d = Veild::launch_shared(backend_config(database, extra));
+        d.add_user("okuser", PASSWORD);
+        let pairs: Vec<(f64, f64)> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                assert!(hasher.verify(&phc, PASSWORD.as_bytes()));
+                let floor = ms(t.elapsed());
+                let t = Instant::now();
+                let v = ask(&d.socket(), "okuser", PASSWORD, "198.51.100.30");
+                let e2e = ms(t.elapsed());
+                assert_eq!(v, Some(veil_proto::Verdict::Allow), "{name} success");
+                (e2e, floor)
+            })
+            .collect();
+        let e2e: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+        let floor: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let diffs: Vec<f64> = pairs.iter().map(|p| p.0 - p.1).collect();
+        let (r, lo, hi) = ratio_ci(&pairs);
+        medians.push(median(&e2e));
+        say(format!(
+            "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {r:.3} ({lo:.3}–{hi:.3}) |",
+            pairs.len(),
+            median(&e2e),
+            median(&floor),
+            median(&diffs),
+        ));
+    }
+    say(format!(
+        "\nPostgreSQL − SQLite, median success latency: {:+.2} ms (target: at most +1 ms).\n",
+        medians[1] - medians[0]
+    ));
+
+    // 3. Saturated throughput: 16 clients per veild, wrong passwords from
+    // many sources (no lock in the way), delay 0, for a fixed time.
+    say("### Saturated throughput (wrong passwords, delay 0, 16 clients per veild, 10 s)\n".into());
+    say("| store | veild processes | attempts/s |\n|---|---|---|".into());
+    let extra = "failure_delay_ms = 0\n[limits]\nqueue = 256\nmax_connections_per_user = 256\n[lockout]\nsource_deny = 100\nuser_deny = 100\n";
+    let runs: Vec<(&str, &PathBuf, usize)> = vec![
+        ("SQLite", &backends[0].1, 1),
+        ("PostgreSQL", &backends[1].1, 1),
+        ("PostgreSQL", &backends[1].1, 2),
+    ];
+    for (name, database, hosts) in runs {
+        let daemons: Vec<Veild> = (0..hosts)
+            .map(|_| Veild::launch_shared(backend_config(database, extra)))
+            .collect();
+        let done = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for (h, d) in daemons.iter().enumerate() {
+                for c in 0..16 {
+                    let (done, stop) = (&done, &stop);
+                    s.spawn(move || {
+                        let mut i = 0usize;
+                        while !stop.load(Ordering::Relaxed) {
+                            let user = format!("t{h}-{c}-{i}");
+                            let rhost = format!("10.{h}.{c}.{}", i % 250);
+                            if ask(&d.socket(), &user, "wrong", &rhost).is_some() {
+                                done.fetch_add(1, Ordering::Relaxed);
+                            }
+                            i += 1;
+                        }
+                    });
+                }
+            }
+            std::thread::sleep(Duration::from_secs(10));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        say(format!("| {name} | {hosts} | {rate:.1} |"));
+    }
+    say(String::new());
+}
