@@ -89,11 +89,20 @@ impl Daemon {
         Daemon(Veild::launch(with_toml(Config::default(), extra)))
     }
 
+    /// veild at its defaults with `extra` over them, on the store `database`
+    /// names (a path or a postgresql:// URL).
+    fn start_on(database: &Path, extra: &str) -> Daemon {
+        Daemon(Veild::launch_shared(Config {
+            database: database.to_owned(),
+            ..with_toml(Config::default(), extra)
+        }))
+    }
+
     /// veild's defaults with `extra` over them, on the same database.
     fn restart(&mut self, extra: &str) {
         let base = Config {
             socket: self.0.socket(),
-            database: self.0.database(),
+            database: self.0.config().database,
             ..Config::default()
         };
         self.0.restart(with_toml(base, extra));
@@ -117,8 +126,18 @@ impl Daemon {
     }
 
     fn clear_ledger_except(&self, keep_user: &str) {
+        let database = self.0.config().database;
+        if veil_daemon::common::store::postgres::is_url(&database) {
+            let mut client =
+                ::postgres::Client::connect(&database.to_string_lossy(), ::postgres::NoTls)
+                    .expect("connect to the bench's PostgreSQL");
+            client
+                .execute("DELETE FROM ledger WHERE username <> $1", &[&keep_user])
+                .expect("clear ledger");
+            return;
+        }
         let mut store = veil_daemon::common::store::SqliteStore::open(
-            &self.0.database(),
+            &database,
             veil_daemon::common::store::OpenMode::MustExist,
         )
         .expect("open the bench database");
@@ -328,7 +347,10 @@ fn main() -> ExitCode {
 
     if opts.postgres {
         postgres::postgres_report(opts.n, &mut say);
-        say(format!("Command: `scripts/bench.sh --postgres --n {}`", opts.n));
+        say(format!(
+            "Command: `scripts/bench.sh --postgres --n {}`",
+            opts.n
+        ));
         return ExitCode::SUCCESS;
     }
     if opts.pairs || opts.flood || opts.system {
