@@ -99,6 +99,7 @@ fn a_lookup_reads_the_user_or_else_the_dummy_row_which_is_no_user() {
         phc: "$argon2id$dummy".into(),
         totp_secret: Some(Zeroizing::new(vec![7; 20])),
         totp_last_step: -1,
+        recovery: None,
     };
     store.put_dummy(&dummy, 1).unwrap();
     store.put_dummy(&dummy, 2).unwrap();
@@ -159,6 +160,7 @@ fn a_time_step_is_accepted_once() {
                     step: Some(step),
                     reservation: &reservation,
                     new_hash: None,
+                    recovery: None,
                     now: 1,
                 },
             )
