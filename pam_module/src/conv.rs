@@ -40,7 +40,11 @@ pub struct Credentials {
 ///
 /// With `factors=code` only the code is asked (the argument is the
 /// stack's, never the account's), and the password is sent as missing.
-pub fn ask_credentials(pam: &mut impl Pam, source: PasswordSource, factors: Factors) -> Credentials {
+pub fn ask_credentials(
+    pam: &mut impl Pam,
+    source: PasswordSource,
+    factors: Factors,
+) -> Credentials {
     let mut problems = Vec::new();
     if factors == Factors::Code {
         return Credentials {

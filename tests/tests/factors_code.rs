@@ -2,8 +2,9 @@
 //! checks the code and the ledger, not the password, for services where
 //! an earlier method proved the account. Through a real sshd
 //! (`AuthenticationMethods publickey,keyboard-interactive`, its own PAM
-//! service) with a real ssh client and key: key + right code logs in, key
-//! + wrong code is denied, and without the key sshd never gets to veil.
+//! service) with a real ssh client and key: the key and the right code
+//! log in, the key and a wrong code are denied, and without the key sshd
+//! never gets to veil.
 //! A non-root peer sending code-only requests to the socket itself gets
 //! the denial (it would be a password-free oracle for codes).
 //!
@@ -112,13 +113,24 @@ fn through_sshd_a_key_and_the_right_code_log_in_and_a_wrong_code_is_denied() {
     run("usermod", &["-p", "*", "-s", "/bin/sh", NAME], "");
     veild.enrol(NAME, true);
 
-    let dir = tempfile::Builder::new().prefix("v14b-sshd-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("v14b-sshd-")
+        .tempdir()
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = dir.path();
     let keygen = |path: &Path| {
         run(
             "ssh-keygen",
-            &["-q", "-t", "ed25519", "-N", "", "-f", path.to_str().unwrap()],
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                path.to_str().unwrap(),
+            ],
             "",
         )
     };
@@ -187,7 +199,13 @@ fn through_sshd_a_key_and_the_right_code_log_in_and_a_wrong_code_is_denied() {
     let sshd_log = || std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
 
     let (rc, out) = ssh_login(d, port, Some(&key), &code_now());
-    assert_eq!(rc, 0, "key + right code:\n{out}\n{}\n{}", sshd_log(), veild.stderr());
+    assert_eq!(
+        rc,
+        0,
+        "key + right code:\n{out}\n{}\n{}",
+        sshd_log(),
+        veild.stderr()
+    );
     assert!(out.contains(&format!("({NAME})")), "{out}");
 
     let (rc, out) = ssh_login(d, port, Some(&key), &wrong_code());
@@ -199,7 +217,10 @@ fn through_sshd_a_key_and_the_right_code_log_in_and_a_wrong_code_is_denied() {
     assert!(!out.contains("Verification code"), "{out}");
 
     let log = veild.log_with(2);
-    let attempts: Vec<&str> = log.lines().filter(|l| l.contains("event=attempt")).collect();
+    let attempts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("event=attempt"))
+        .collect();
     assert_eq!(attempts.len(), 2, "{log}");
     assert!(attempts.iter().all(|l| l.contains("factors=code")), "{log}");
     assert!(attempts[0].contains("outcome=allow"), "{log}");
@@ -216,7 +237,12 @@ fn a_non_root_peer_cannot_ask_code_only_even_about_its_own_account() {
     let ask_as_nobody = |code_only: &str| {
         use std::os::unix::process::CommandExt;
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "code_only_peer", "--nocapture", "--include-ignored"])
+            .args([
+                "--exact",
+                "code_only_peer",
+                "--nocapture",
+                "--include-ignored",
+            ])
             .env("V14B_SOCKET", veild.socket())
             .env("V14B_CODE_ONLY", code_only)
             .uid(65534)
@@ -224,7 +250,11 @@ fn a_non_root_peer_cannot_ask_code_only_even_about_its_own_account() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         text
     };
     assert!(ask_as_nobody("1").contains("VERDICT=Deny"));
@@ -251,15 +281,13 @@ fn code_only_peer() {
     let mut req = if code_only == "1" {
         Request::new("nobody", Reply::missing(), Reply::from(code_now().as_str()))
     } else {
-        Request::new("nobody", Reply::from(PASSWORD), Reply::from(code_now().as_str()))
+        Request::new(
+            "nobody",
+            Reply::from(PASSWORD),
+            Reply::from(code_now().as_str()),
+        )
     };
     req.code_only = code_only == "1";
-    let verdict: Verdict = ask(
-        Path::new(&socket),
-        &req,
-        Duration::from_secs(10),
-        Some(0),
-    )
-    .unwrap();
+    let verdict: Verdict = ask(Path::new(&socket), &req, Duration::from_secs(10), Some(0)).unwrap();
     println!("VERDICT={verdict:?}");
 }

@@ -62,8 +62,9 @@ fn a_required_group_member_without_a_secret_is_refused_and_others_log_in_on_the_
     assert_eq!(other.transcript.len(), 2, "{}", other.prompts());
     let log = veild.log_with(3);
     assert!(
-        log.lines()
-            .any(|l| l.contains(&format!("user={MEMBER} ")) && l.contains("reason=no-totp-enrolled")),
+        log.lines().any(
+            |l| l.contains(&format!("user={MEMBER} ")) && l.contains("reason=no-totp-enrolled")
+        ),
         "{log}"
     );
 
@@ -78,7 +79,8 @@ fn a_required_group_member_without_a_secret_is_refused_and_others_log_in_on_the_
 
 #[test]
 fn after_enrol_by_a_user_without_a_secret_is_refused_at_the_same_prompts() {
-    let mut veild = Veild::from_toml("[totp]\npolicy = \"if-enrolled\"\nenrol_by = \"2099-12-31\"\n");
+    let mut veild =
+        Veild::from_toml("[totp]\npolicy = \"if-enrolled\"\nenrol_by = \"2099-12-31\"\n");
     veild.enrol("erin", false);
     veild.enrol("frank", true);
     let before = login(&veild, "erin");

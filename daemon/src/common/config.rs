@@ -137,18 +137,35 @@ impl Totp {
 pub fn day_start_unix(date: &str) -> Option<i64> {
     let b = date.as_bytes();
     let digits = |r: std::ops::Range<usize>| {
-        b[r.clone()].iter().all(u8::is_ascii_digit).then(|| {
-            b[r].iter()
-                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
-        })
+        b[r.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| b[r].iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
     };
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
     let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || d < 1
+        || d > month_days[(m - 1) as usize]
+    {
         return None;
     }
     // Days from civil (H. Hinnant's algorithm).
@@ -355,7 +372,10 @@ impl Config {
         )?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
-            self.totp.enrol_by.as_deref().is_none_or(|d| day_start_unix(d).is_some()),
+            self.totp
+                .enrol_by
+                .as_deref()
+                .is_none_or(|d| day_start_unix(d).is_some()),
             "totp.enrol_by",
             "must be a date such as \"2026-03-01\" (YYYY-MM-DD, from 00:00 UTC)",
         )?;
@@ -528,7 +548,13 @@ mod tests {
         assert_eq!(c.totp.enrol_by_unix(), Some(1_772_323_200));
         assert_eq!(day_start_unix("1970-01-01"), Some(0));
         assert_eq!(day_start_unix("2024-02-29"), Some(1_709_164_800));
-        for bad in ["2026-02-30", "2026-3-01", "01.03.2026", "2026-13-01", "tomorrow"] {
+        for bad in [
+            "2026-02-30",
+            "2026-3-01",
+            "01.03.2026",
+            "2026-13-01",
+            "tomorrow",
+        ] {
             let err = parse(&format!("[totp]\nenrol_by = \"{bad}\"\n"))
                 .unwrap_err()
                 .to_string();

@@ -308,7 +308,8 @@ impl Verifier {
             Reason::Locked(refusal)
         } else if let Some(refused) = self.account_refusal(record, state) {
             refused
-        } else if let Some(unusable) = unusable("password", &request.password).filter(|_| !code_only)
+        } else if let Some(unusable) =
+            unusable("password", &request.password).filter(|_| !code_only)
         {
             unusable
         } else if !password_ok && !code_only {

@@ -152,7 +152,13 @@ fn factors_code_asks_only_the_code_and_excludes_first_pass_options() {
     for bad in ["factors=password", "factors=", "factors=code,password"] {
         let parsed = parse_strs(&[bad]);
         assert!(
-            matches!(parsed.problems[..], [ArgProblem::Malformed { name: "factors", .. }]),
+            matches!(
+                parsed.problems[..],
+                [ArgProblem::Malformed {
+                    name: "factors",
+                    ..
+                }]
+            ),
             "{bad}: {:?}",
             parsed.problems
         );

@@ -79,11 +79,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A row's recovery columns as a set; absent or malformed columns are no set.
-fn recovery_of(
-    key: Option<Vec<u8>>,
-    hashes: Option<Vec<u8>>,
-    used: i64,
-) -> Option<RecoverySet> {
+fn recovery_of(key: Option<Vec<u8>>, hashes: Option<Vec<u8>>, used: i64) -> Option<RecoverySet> {
     RecoverySet::from_parts(key?, &hashes?, used)
 }
 

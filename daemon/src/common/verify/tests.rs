@@ -476,15 +476,13 @@ fn each_recovery_code_logs_in_once_and_the_eleventh_use_fails() {
     for (i, c) in codes.iter().enumerate() {
         let d = ask(&mut f, "alice", "right", c, NOW + i as u64);
         assert_eq!(d.verdict, Verdict::Allow, "code {i}: {:?}", d.reason);
-        assert_eq!(
-            d.reason,
-            Reason::RecoveryCode {
-                left: 9 - i as u32
-            }
-        );
+        assert_eq!(d.reason, Reason::RecoveryCode { left: 9 - i as u32 });
     }
     let d = ask(&mut f, "alice", "right", &codes[0], NOW + 20);
-    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::UsedRecoveryCode));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, Reason::UsedRecoveryCode)
+    );
     // A wrong password with a good code is still a wrong password.
     let fresh = give_codes(&mut f, "alice");
     let d = ask(&mut f, "alice", "wrong", &fresh[0], NOW + 40);
@@ -495,7 +493,10 @@ fn each_recovery_code_logs_in_once_and_the_eleventh_use_fails() {
     // TOTP codes still work next to them (after the three failures above).
     f.verifier.store().unwrap().unlock_user("alice").unwrap();
     let c = code(&f, NOW + 90);
-    assert_eq!(ask(&mut f, "alice", "right", &c, NOW + 90).reason, Reason::Success);
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW + 90).reason,
+        Reason::Success
+    );
 }
 
 #[test]
@@ -572,7 +573,10 @@ fn code_only_from_a_non_root_peer_is_refused_even_for_its_own_account() {
     };
     let c = code(&f, NOW);
     let d = code_only(&mut f, "nobody", &c, peer, NOW);
-    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::PeerNotPermitted));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, Reason::PeerNotPermitted)
+    );
     // The same peer with both factors is its own screen locker: allowed.
     let req = Request::new("nobody", Reply::from("right"), Reply::from(c.as_str()));
     assert_eq!(f.verifier.decide(&req, peer, NOW).verdict, Verdict::Allow);
