@@ -5,6 +5,7 @@ set -euo pipefail
 
 # libpam-google-authenticator (test): its google-authenticator tool writes the
 # files the import test reads.
+# openssh-server, openssh-client, expect (test): factors_code.rs logs in through a real sshd.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
 # postgresql (test): the PostgreSQL tests start a throwaway cluster with its initdb.
@@ -12,7 +13,7 @@ want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator postgresql) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@ mod input;
 mod locks;
 mod output;
 mod store_cmd;
+mod recovery;
 mod totp;
 mod users;
 
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::User(command) => users::run(&ctx, command),
         Command::Totp(command) => totp::run(&ctx, command),
+        Command::Recovery(command) => recovery::run(&ctx, command),
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),

@@ -6,7 +6,9 @@
 //! Run with `scripts/bench.sh` (release build, as root). `--quick` runs a
 //! short version (N = 100 per class, the delayed run skipped). `--pairs`
 //! runs only the paired two-class timing (real vs unknown, locked vs
-//! fresh, delay 0, N per class); `--flood` only the fair-share figure.
+//! fresh, delay 0, N per class); `--flood` only the fair-share figure;
+//! `--recovery` only the denial table at delay 0 (with the recovery-code
+//! classes).
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
@@ -40,6 +42,7 @@ struct Options {
     flood: bool,
     system: bool,
     postgres: bool,
+    recovery: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -50,6 +53,7 @@ fn options() -> Result<Options, String> {
         flood: false,
         system: false,
         postgres: false,
+        recovery: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -62,6 +66,7 @@ fn options() -> Result<Options, String> {
             "--flood" => o.flood = true,
             "--system" => o.system = true,
             "--postgres" => o.postgres = true,
+            "--recovery" => o.recovery = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -70,7 +75,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--recovery] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -200,14 +205,28 @@ enum Class {
     WrongPassword,
     WrongCode,
     Locked,
+    /// An unknown name with a code shaped like a recovery code.
+    RecoveryUnknown,
+    /// A real user without recovery codes, right password, a recovery-shaped code.
+    RecoveryNoCodes,
+    /// A real user with codes, right password, a wrong recovery code.
+    RecoveryWrong,
 }
 
-const CLASSES: [Class; 4] = [
+const CLASSES: [Class; 7] = [
     Class::Unknown,
     Class::WrongPassword,
     Class::WrongCode,
     Class::Locked,
+    Class::RecoveryUnknown,
+    Class::RecoveryNoCodes,
+    Class::RecoveryWrong,
 ];
+
+/// A code of the recovery form (`xxxx-xxxx-xx`) that no set holds.
+fn recovery_shaped(i: usize) -> String {
+    format!("k{:03}-q9xd-4f", i % 1000)
+}
 
 impl Class {
     fn name(self) -> &'static str {
@@ -216,6 +235,9 @@ impl Class {
             Class::WrongPassword => "wrong password",
             Class::WrongCode => "wrong code",
             Class::Locked => "locked (right password and code)",
+            Class::RecoveryUnknown => "unknown user, recovery-shaped code",
+            Class::RecoveryNoCodes => "user without recovery codes, recovery-shaped code",
+            Class::RecoveryWrong => "user with recovery codes, wrong recovery code",
         }
     }
 }
@@ -228,6 +250,7 @@ fn denial_timing(
     n: usize,
     concurrency: usize,
     real_users: &[String],
+    plain_users: &[String],
 ) -> Vec<Vec<f64>> {
     d.clear_ledger_except("locked-user");
     d.restart(&format!(
@@ -249,6 +272,7 @@ fn denial_timing(
     // Each real user takes at most 4 wrong answers (deny = 5), so only
     // locked-user is ever locked.
     let mut real = 0usize;
+    let mut plain = 0usize;
     let attempts: Vec<(Class, Attempt)> = plan
         .iter()
         .enumerate()
@@ -267,6 +291,19 @@ fn denial_timing(
                     }
                 }
                 Class::Locked => Attempt::new("locked-user", &[PASSWORD, &code_now(DEMO_SECRET)]),
+                Class::RecoveryUnknown => {
+                    Attempt::new(&format!("nx{i:05}"), &[PASSWORD, &recovery_shaped(i)])
+                }
+                Class::RecoveryNoCodes => {
+                    let user = &plain_users[plain / 4];
+                    plain += 1;
+                    Attempt::new(user, &[PASSWORD, &recovery_shaped(i)])
+                }
+                Class::RecoveryWrong => {
+                    let user = &real_users[real / 4];
+                    real += 1;
+                    Attempt::new(user, &[PASSWORD, &recovery_shaped(i)])
+                }
             };
             (*class, attempt)
         })
@@ -351,6 +388,9 @@ fn main() -> ExitCode {
             "Command: `scripts/bench.sh --postgres --n {}`",
             opts.n
         ));
+    if opts.recovery {
+        recovery_report(opts.n, &mut say);
+        say(format!("Command: `scripts/bench.sh --recovery --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }
     if opts.pairs || opts.flood || opts.system {
@@ -401,20 +441,16 @@ fn main() -> ExitCode {
         Daemon::start("failure_delay_ms = 2000\n[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
     let (idle_rss, _) = memory_kib(d.pid());
     let successes = if opts.quick { 30 } else { 150 };
-    let real_needed = (2 * opts.n).div_ceil(4) + 1;
+    let (real_users, plain_users) = timing_users(opts.n);
     eprintln!(
         "veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)",
-        2 * successes + real_needed + 1
+        2 * successes + real_users.len() + plain_users.len() + 1
     );
     let success_users: Vec<String> = (0..2 * successes).map(|i| format!("ok{i:04}")).collect();
-    let real_users: Vec<String> = (0..real_needed).map(|i| format!("real{i:04}")).collect();
-    for u in success_users
-        .iter()
-        .chain(&real_users)
-        .chain(std::iter::once(&"locked-user".to_owned()))
-    {
+    for u in &success_users {
         d.enrol(u);
     }
+    enrol_timing_users(&d, &real_users, &plain_users);
     let stack = d.stack();
     let mut success_ms = Vec::new();
     let mut socket_ms = Vec::new();
@@ -534,31 +570,20 @@ fn main() -> ExitCode {
     };
     for (delay, concurrency) in runs {
         eprintln!("veil-bench: timing run, failure_delay_ms = {delay}");
-        let lat = denial_timing(&mut d, delay, opts.n, concurrency, &real_users);
+        let lat = denial_timing(
+            &mut d,
+            delay,
+            opts.n,
+            concurrency,
+            &real_users,
+            &plain_users,
+        );
         say(format!(
             "### failure_delay_ms = {delay} ({} attempts interleaved at random, {concurrency} client(s))\n",
             lat.iter().map(Vec::len).sum::<usize>()
         ));
-        say("| class | n | median | p10 | p90 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|".into());
+        denial_table(&lat, &mut say);
         let unknown = &lat[0];
-        for (class, l) in CLASSES.iter().zip(&lat) {
-            let (dstat, p) = if l == unknown {
-                (0.0, 1.0)
-            } else {
-                ks_two_sample(unknown, l)
-            };
-            say(format!(
-                "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
-                class.name(),
-                l.len(),
-                median(l),
-                quantile(l, 0.1),
-                quantile(l, 0.9),
-                dstat,
-                p,
-                median(l) - median(unknown)
-            ));
-        }
         let (_, p) = ks_two_sample(unknown, &lat[1]);
         let dm = (median(&lat[1]) - median(unknown)).abs();
         let target = if delay == 0 {
@@ -616,4 +641,74 @@ fn main() -> ExitCode {
     ));
     let _ = Path::new(".");
     ExitCode::SUCCESS
+}
+
+/// The users the timing classes draw on: `real` (TOTP and recovery
+/// codes; wrong password, wrong code, wrong recovery code) and `plain`
+/// (TOTP, no recovery codes). Each takes at most 4 wrong answers (deny = 5).
+fn timing_users(n: usize) -> (Vec<String>, Vec<String>) {
+    let real: Vec<String> = (0..(3 * n).div_ceil(4) + 1)
+        .map(|i| format!("real{i:04}"))
+        .collect();
+    let plain: Vec<String> = (0..n.div_ceil(4) + 1)
+        .map(|i| format!("plain{i:04}"))
+        .collect();
+    (real, plain)
+}
+
+fn enrol_timing_users(d: &Daemon, real: &[String], plain: &[String]) {
+    for u in real
+        .iter()
+        .chain(plain)
+        .chain(std::iter::once(&"locked-user".to_owned()))
+    {
+        d.enrol(u);
+    }
+    for u in real {
+        d.veilctl(&["recovery", "new", u], "");
+    }
+}
+
+/// One row per class: median, p10, p90, p99, KS against the unknown user.
+fn denial_table(lat: &[Vec<f64>], say: &mut dyn FnMut(String)) {
+    say("| class | n | median | p10 | p90 | p99 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|---|".into());
+    let unknown = &lat[0];
+    for (i, (class, l)) in CLASSES.iter().zip(lat).enumerate() {
+        let (dstat, p) = if i == 0 {
+            (0.0, 1.0)
+        } else {
+            ks_two_sample(unknown, l)
+        };
+        say(format!(
+            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
+            class.name(),
+            l.len(),
+            median(l),
+            quantile(l, 0.1),
+            quantile(l, 0.9),
+            quantile(l, 0.99),
+            dstat,
+            p,
+            median(l) - median(unknown)
+        ));
+    }
+}
+
+/// `--recovery`: the denial table at delay 0 alone, the recovery-code
+/// classes next to the others, on veild's default argon2 parameters.
+fn recovery_report(n: usize, say: &mut dyn FnMut(String)) {
+    let mut d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
+    let (real, plain) = timing_users(n);
+    eprintln!(
+        "veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)",
+        real.len() + plain.len() + 1
+    );
+    enrol_timing_users(&d, &real, &plain);
+    let lat = denial_timing(&mut d, 0, n, 1, &real, &plain);
+    say(format!(
+        "## Denial timing with the recovery-code classes, failure_delay_ms = 0 ({} attempts interleaved at random, 1 client)\n",
+        lat.iter().map(Vec::len).sum::<usize>()
+    ));
+    denial_table(&lat, say);
+    say(String::new());
 }
