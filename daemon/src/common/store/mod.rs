@@ -176,6 +176,8 @@ pub struct Imported {
     pub unchanged: usize,
     pub ledger_rows: usize,
     pub known_good: usize,
+}
+
 /// Which recovery code a success used: its slot, and the key of the set
 /// it was checked against (a set replaced meanwhile is not touched).
 #[derive(Debug, Clone, Copy)]
