@@ -14,8 +14,8 @@ mod import;
 mod input;
 mod locks;
 mod output;
-mod store_cmd;
 mod recovery;
+mod store_cmd;
 mod totp;
 mod users;
 

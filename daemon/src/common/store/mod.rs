@@ -143,6 +143,8 @@ pub struct ExportedUser {
     pub totp_secret: Option<Zeroizing<Vec<u8>>>,
     pub totp_pending: Option<Zeroizing<Vec<u8>>>,
     pub totp_last_step: i64,
+    /// Recovery codes: the set's key, its hashes blob, the used bits.
+    pub recovery: Option<(Zeroizing<Vec<u8>>, Vec<u8>, i64)>,
     pub created_at: i64,
     pub updated_at: i64,
 }

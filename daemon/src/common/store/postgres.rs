@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
 use crate::common::config::{PgSslMode, Postgres};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::recovery::RecoverySet;
 
 /// Numbered migrations; `veil_schema.version` records how many have run.
 /// Text columns use the C collation: names compare byte for byte, on every
@@ -57,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
          last_success bigint NOT NULL,
          PRIMARY KEY (username, source)
      );"#,
+    // 2: recovery codes, in the user's row (the login path still reads one
+    // row, the dummy's alike): the set's HMAC key, its hashes (one blob,
+    // slot order) and a bit per used slot.
+    "ALTER TABLE users ADD COLUMN recovery_key bytea,
+                      ADD COLUMN recovery_hashes bytea,
+                      ADD COLUMN recovery_used bigint NOT NULL DEFAULT 0;",
 ];
 
 /// Advisory lock ids of the whole store ("veil" and a number); the keys'
@@ -329,6 +336,7 @@ struct Statements {
     read_counters: Statement,
     write_counters: Statement,
     take_step: Statement,
+    take_recovery: Statement,
     clear_keys: Statement,
     undo_keys: Statement,
     touch_known_good: Statement,
@@ -339,7 +347,8 @@ impl Statements {
     fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
         Ok(Statements {
             user_or_dummy: client.prepare(
-                "SELECT phc, totp_secret, totp_last_step, name <> '' FROM users
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
+                        recovery_used, name <> '' FROM users
                  WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
             )?,
             lock_keys: client.prepare(ledger::LOCK_KEYS)?,
@@ -348,6 +357,11 @@ impl Statements {
             write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
             take_step: client.prepare(
                 "UPDATE users SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
+            )?,
+            // Compare-and-set on the slot's bit, in the set that was checked.
+            take_recovery: client.prepare(
+                "UPDATE users SET recovery_used = recovery_used | $2
+                 WHERE name = $1 AND recovery_key = $3 AND recovery_used & $2 = 0",
             )?,
             clear_keys: client.prepare(ledger::CLEAR_KEYS)?,
             undo_keys: client.prepare(ledger::UNDO_KEYS)?,
@@ -502,11 +516,18 @@ pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {
     })
 }
 
+/// A row's first six columns: phc, totp_secret, totp_last_step and the
+/// recovery columns (absent or malformed ones are no set).
 fn record(row: &postgres::Row) -> UserRecord {
+    let key: Option<Vec<u8>> = row.get(3);
+    let hashes: Option<Vec<u8>> = row.get(4);
     UserRecord {
         phc: row.get(0),
         totp_secret: row.get::<_, Option<Vec<u8>>>(1).map(Zeroizing::new),
         totp_last_step: row.get(2),
+        recovery: key
+            .zip(hashes)
+            .and_then(|(key, hashes)| RecoverySet::from_parts(key, &hashes, row.get::<_, i64>(5))),
     }
 }
 
@@ -517,14 +538,28 @@ impl Store for PgStore {
 
     fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {
         let secret = record.totp_secret.as_deref().map(Vec::as_slice);
+        let rkey = record.recovery.as_ref().map(|r| r.key.to_vec());
+        let rhashes = record.recovery.as_ref().map(RecoverySet::hashes_blob);
+        let rused = record.recovery.as_ref().map_or(0, |r| i64::from(r.used));
         self.with(|c, _| {
             c.execute(
-                "INSERT INTO users (name, phc, totp_secret, totp_last_step, created_at, updated_at)
-                 VALUES ('', $1, $2, $3, $4, $4)
+                "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
+                                    recovery_hashes, recovery_used, created_at, updated_at)
+                 VALUES ('', $1, $2, $3, $5, $6, $7, $4, $4)
                  ON CONFLICT (name) DO UPDATE SET phc = excluded.phc,
                      totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
-                     updated_at = excluded.updated_at",
-                &[&record.phc, &secret, &record.totp_last_step, &now],
+                     recovery_key = excluded.recovery_key,
+                     recovery_hashes = excluded.recovery_hashes,
+                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at",
+                &[
+                    &record.phc,
+                    &secret,
+                    &record.totp_last_step,
+                    &now,
+                    &rkey,
+                    &rhashes,
+                    &rused,
+                ],
             )
         })?;
         Ok(())
@@ -533,7 +568,7 @@ impl Store for PgStore {
     fn user_or_dummy(&self, name: &str) -> Result<Option<(UserRecord, bool)>, StoreError> {
         self.with(|c, st| {
             Ok(c.query_opt(&st.user_or_dummy, &[&name])?
-                .map(|row| (record(&row), row.get(3))))
+                .map(|row| (record(&row), row.get(6))))
         })
     }
 
@@ -556,6 +591,12 @@ impl Store for PgStore {
                     return Ok(false);
                 }
             }
+            if let Some(used) = success.recovery {
+                let bit = 1i64 << used.slot;
+                if tx.execute(&st.take_recovery, &[&success.user, &bit, &used.key])? == 0 {
+                    return Ok(false);
+                }
+            }
             ledger::record_success(&mut tx, st, limits, success.reservation, success.now)?;
             if let Some(phc) = success.new_hash {
                 tx.execute(&st.rehash, &[&success.user, &phc, &success.now])?;
@@ -572,7 +613,9 @@ impl Store for PgStore {
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         self.with(|c, _| {
             Ok(c.query_opt(
-                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = $1 AND name <> ''",
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
+                        recovery_used
+                 FROM users WHERE name = $1 AND name <> ''",
                 &[&name],
             )?
             .map(|row| record(&row)))
@@ -668,6 +711,24 @@ impl Store for PgStore {
                               updated_at = $2
              WHERE name = $1",
             &[&name, &now],
+        )
+    }
+
+    fn set_recovery(
+        &mut self,
+        name: &str,
+        set: Option<&RecoverySet>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let key = set.map(|s| s.key.to_vec());
+        let hashes = set.map(RecoverySet::hashes_blob);
+        let used = set.map_or(0, |s| i64::from(s.used));
+        self.update_one(
+            name,
+            "UPDATE users SET recovery_key = $2, recovery_hashes = $3, recovery_used = $4,
+                              updated_at = $5
+             WHERE name = $1 AND name <> ''",
+            &[&name, &key, &hashes, &used, &now],
         )
     }
 

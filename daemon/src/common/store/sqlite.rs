@@ -239,7 +239,8 @@ impl SqliteStore {
     /// left out: each veild writes its own).
     pub fn export(&self) -> Result<super::Export, StoreError> {
         let mut users = self.conn.prepare(
-            "SELECT name, phc, totp_secret, totp_pending, totp_last_step, created_at, updated_at
+            "SELECT name, phc, totp_secret, totp_pending, totp_last_step, created_at, updated_at,
+                    recovery_key, recovery_hashes, recovery_used
              FROM users WHERE name <> '' ORDER BY name",
         )?;
         let users = users
@@ -252,6 +253,10 @@ impl SqliteStore {
                     totp_last_step: r.get(4)?,
                     created_at: r.get(5)?,
                     updated_at: r.get(6)?,
+                    recovery: match (r.get::<_, Option<Vec<u8>>>(7)?, r.get(8)?) {
+                        (Some(key), Some(hashes)) => Some((Zeroizing::new(key), hashes, r.get(9)?)),
+                        _ => None,
+                    },
                 })
             })?
             .collect::<Result<_, _>>()?;

@@ -76,44 +76,18 @@ fn ask(socket: &Path, user: &str, password: &str, rhost: &str) -> Option<veil_pr
 /// one client: KS p against unknown names.
 fn denial_classes(url: &Path, n: usize, say: &mut impl FnMut(String)) {
     let mut d = crate::Daemon::start_on(url, "[lockout]\ndeny = 5\n");
-    let real_users: Vec<String> = (0..(2 * n).div_ceil(4) + 1)
-        .map(|i| format!("real{i:04}"))
-        .collect();
+    let (real_users, plain_users) = crate::timing_users(n);
     eprintln!(
         "veil-bench: enrolling {} users on PostgreSQL",
-        real_users.len() + 1
+        real_users.len() + plain_users.len() + 1
     );
-    for u in real_users
-        .iter()
-        .chain(std::iter::once(&"locked-user".to_owned()))
-    {
-        d.enrol(u);
-    }
-    let lat = crate::denial_timing(&mut d, 0, n, 1, &real_users);
+    crate::enrol_timing_users(&d, &real_users, &plain_users);
+    let lat = crate::denial_timing(&mut d, 0, n, 1, &real_users, &plain_users);
     say(format!(
         "### Denial timing on PostgreSQL, failure_delay_ms = 0 ({} attempts interleaved at random, 1 client, libpam)\n",
         lat.iter().map(Vec::len).sum::<usize>()
     ));
-    say("| class | n | median | p10 | p90 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|".into());
-    let unknown = &lat[0];
-    for (class, l) in crate::CLASSES.iter().zip(&lat) {
-        let (dstat, p) = if l == unknown {
-            (0.0, 1.0)
-        } else {
-            veil_tests::stats::ks_two_sample(unknown, l)
-        };
-        say(format!(
-            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
-            class.name(),
-            l.len(),
-            median(l),
-            quantile(l, 0.1),
-            quantile(l, 0.9),
-            dstat,
-            p,
-            median(l) - median(unknown)
-        ));
-    }
+    crate::denial_table(&lat, say);
     say(String::new());
 }
 

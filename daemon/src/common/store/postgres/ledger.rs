@@ -281,31 +281,40 @@ pub fn import(
     let mut imported = Imported::default();
     for u in &data.users {
         let existing = tx.query_opt(
-            "SELECT phc, totp_secret, totp_pending, totp_last_step FROM users WHERE name = $1",
+            "SELECT phc, totp_secret, totp_pending, totp_last_step, recovery_key FROM users
+             WHERE name = $1",
             &[&u.name],
         )?;
         let secret = u.totp_secret.as_deref().map(Vec::as_slice);
         let pending = u.totp_pending.as_deref().map(Vec::as_slice);
+        let rkey = u.recovery.as_ref().map(|r| r.0.as_slice());
+        let rhashes = u.recovery.as_ref().map(|r| r.1.as_slice());
+        let rused = u.recovery.as_ref().map_or(0, |r| r.2);
         match existing {
             Some(row) => {
                 let same = row.get::<_, String>(0) == u.phc
                     && row.get::<_, Option<Vec<u8>>>(1).as_deref() == secret
-                    && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending;
+                    && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending
+                    && row.get::<_, Option<Vec<u8>>>(4).as_deref() == rkey;
                 if !same {
                     return Ok(Err(u.name.clone()));
                 }
-                // The later of the two steps, so no code is accepted twice.
+                // The later of the two steps and every used recovery slot
+                // of both, so no code is accepted twice.
                 tx.execute(
-                    "UPDATE users SET totp_last_step = greatest(totp_last_step, $2) WHERE name = $1",
-                    &[&u.name, &u.totp_last_step],
+                    "UPDATE users SET totp_last_step = greatest(totp_last_step, $2),
+                                      recovery_used = recovery_used | $3
+                     WHERE name = $1",
+                    &[&u.name, &u.totp_last_step, &rused],
                 )?;
                 imported.unchanged += 1;
             }
             None => {
                 tx.execute(
                     "INSERT INTO users (name, phc, totp_secret, totp_pending, totp_last_step,
-                                        created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                        created_at, updated_at, recovery_key, recovery_hashes,
+                                        recovery_used)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     &[
                         &u.name,
                         &u.phc,
@@ -314,6 +323,9 @@ pub fn import(
                         &u.totp_last_step,
                         &u.created_at,
                         &u.updated_at,
+                        &rkey,
+                        &rhashes,
+                        &rused,
                     ],
                 )?;
                 imported.users += 1;

@@ -62,6 +62,7 @@ fn users_dummy_and_totp(cluster: &Cluster) {
         phc: "$argon2id$dummy".into(),
         totp_secret: Some(Zeroizing::new(vec![7; 20])),
         totp_last_step: -1,
+        recovery: None,
     };
     store.put_dummy(&dummy, 1).unwrap();
     store.put_dummy(&dummy, 2).unwrap();
@@ -114,6 +115,7 @@ fn a_time_step_is_accepted_once_across_connections(cluster: &Cluster) {
         step: Some(step),
         reservation: &reservation,
         new_hash: None,
+        recovery: None,
         now: 1,
     };
     assert!(a.commit_success(&limits, &success(10)).unwrap());
@@ -168,12 +170,89 @@ fn a_read_only_server_denies_with_the_error_named(cluster: &Cluster) {
         .unwrap();
 }
 
+fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(cluster: &Cluster) {
+    use crate::common::recovery;
+    use crate::common::store::RecoveryUse;
+    let url = cluster.database("recovery");
+    let mut store = open(&url);
+    let mut other_host = open(&url);
+    store.add_user("alice", "x", 1).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    let new = recovery::generate().unwrap();
+    store.set_recovery("alice", Some(&new.set), 2).unwrap();
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!(stored.left(), 10);
+    assert_eq!(stored.hashes, new.set.hashes);
+    let limits = Limits::from(&Lockout::default());
+    let reservation = store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    let other_key = recovery::generate().unwrap().set.key;
+    let success = |slot, key| Success {
+        user: "alice",
+        step: None,
+        reservation: &reservation,
+        new_hash: None,
+        recovery: Some(RecoveryUse { slot, key }),
+        now: 3,
+    };
+    assert!(
+        store
+            .commit_success(&limits, &success(3, &new.set.key))
+            .unwrap()
+    );
+    assert!(
+        !other_host
+            .commit_success(&limits, &success(3, &new.set.key))
+            .unwrap(),
+        "a slot is taken once, fleet-wide"
+    );
+    assert!(
+        !store
+            .commit_success(&limits, &success(4, &other_key))
+            .unwrap()
+    );
+    assert!(
+        other_host
+            .commit_success(&limits, &success(4, &new.set.key))
+            .unwrap()
+    );
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!((stored.left(), stored.used), (8, 0b11000));
+    let (row, found) = {
+        store
+            .put_dummy(
+                &UserRecord {
+                    phc: "d".into(),
+                    totp_secret: None,
+                    totp_last_step: -1,
+                    recovery: Some(recovery::dummy().unwrap()),
+                },
+                4,
+            )
+            .unwrap();
+        store.user_or_dummy("ghost").unwrap().unwrap()
+    };
+    assert!(!found && row.recovery.is_some(), "the dummy has a set too");
+    store.set_recovery("alice", None, 4).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    assert!(matches!(
+        store.set_recovery("ghost", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        store.set_recovery("", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
 #[test]
 fn the_postgresql_store_on_a_real_server() {
     let mut cluster = Cluster::start();
     schema_is_made_once_and_refused_when_missing_or_newer(&cluster);
     users_dummy_and_totp(&cluster);
     a_time_step_is_accepted_once_across_connections(&cluster);
+    a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
