@@ -57,6 +57,66 @@ const MIGRATIONS: &[&str] = &[
          last_success bigint NOT NULL,
          PRIMARY KEY (username, source)
      );"#,
+    // 2: the login path's statements as functions, so that each costs one
+    // round trip: locking an attempt's keys and reading them (a VOLATILE
+    // function reads with a fresh snapshot after each statement, so after
+    // the locks), and a success's writes (one call, one commit).
+    r#"CREATE FUNCTION veil_lock_read(p_kinds text[], p_users text[], p_sources text[],
+                                      p_user text, p_source text)
+     RETURNS TABLE (r_kind text, r_username text, r_source text, r_failures bigint,
+                    r_window_start bigint, r_locked_until bigint, r_locks bigint,
+                    r_locks_remembered_until bigint)
+     LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         -- One advisory lock per key, in the order of its id: attempts on
+         -- the same keys queue, and never deadlock.
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- The known-good pair first, as a row without a key.
+         RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, g.last_success,
+                             0::bigint, 0::bigint, 0::bigint, 0::bigint
+             FROM known_good g WHERE g.username = p_user AND g.source = p_source;
+         RETURN QUERY SELECT l.kind, l.username, l.source, l.failures, l.window_start,
+                             l.locked_until, l.locks, l.locks_remembered_until
+             FROM ledger l JOIN unnest(p_kinds, p_users, p_sources) AS t(k, u, s)
+               ON l.kind = t.k AND l.username = t.u AND l.source = t.s;
+     END $$;
+
+     CREATE FUNCTION veil_success(p_user text, p_step bigint, p_kinds text[], p_users text[],
+                                  p_sources text[], p_cleared boolean[], p_limits bigint[],
+                                  p_source text, p_now bigint, p_known_good boolean,
+                                  p_phc text)
+     RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- Compare-and-set: a code racing itself on any host wins once.
+         IF p_step IS NOT NULL THEN
+             UPDATE users SET totp_last_step = p_step
+                 WHERE name = p_user AND totp_last_step < p_step;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         DELETE FROM ledger l USING unnest(p_kinds, p_users, p_sources, p_cleared) AS t(k, u, s, c)
+             WHERE t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         UPDATE ledger l SET failures = greatest(l.failures - 1, 0),
+                 locked_until = CASE WHEN l.failures - 1 < t.lim THEN 0 ELSE l.locked_until END,
+                 last_seen = p_now
+             FROM unnest(p_kinds, p_users, p_sources, p_cleared, p_limits) AS t(k, u, s, c, lim)
+             WHERE NOT t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         IF p_known_good THEN
+             INSERT INTO known_good (username, source, last_success)
+                 VALUES (p_user, p_source, p_now)
+                 ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success;
+         END IF;
+         IF p_phc IS NOT NULL THEN
+             UPDATE users SET phc = p_phc, updated_at = p_now WHERE name = p_user;
+         END IF;
+         RETURN true;
+     END $$;"#,
 ];
 
 /// Advisory lock ids of the whole store ("veil" and a number); the keys'
@@ -324,15 +384,9 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
 /// The statements of the login path, prepared once per connection.
 struct Statements {
     user_or_dummy: Statement,
-    lock_keys: Statement,
-    known_good: Statement,
-    read_counters: Statement,
+    lock_read: Statement,
     write_counters: Statement,
-    take_step: Statement,
-    clear_keys: Statement,
-    undo_keys: Statement,
-    touch_known_good: Statement,
-    rehash: Statement,
+    success: Statement,
 }
 
 impl Statements {
@@ -342,17 +396,9 @@ impl Statements {
                 "SELECT phc, totp_secret, totp_last_step, name <> '' FROM users
                  WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
             )?,
-            lock_keys: client.prepare(ledger::LOCK_KEYS)?,
-            known_good: client.prepare(ledger::KNOWN_GOOD)?,
-            read_counters: client.prepare(ledger::READ_COUNTERS)?,
+            lock_read: client.prepare(ledger::LOCK_READ)?,
             write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
-            take_step: client.prepare(
-                "UPDATE users SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
-            )?,
-            clear_keys: client.prepare(ledger::CLEAR_KEYS)?,
-            undo_keys: client.prepare(ledger::UNDO_KEYS)?,
-            touch_known_good: client.prepare(ledger::TOUCH_KNOWN_GOOD)?,
-            rehash: client.prepare("UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1")?,
+            success: client.prepare(ledger::SUCCESS)?,
         })
     }
 }
@@ -547,22 +593,7 @@ impl Store for PgStore {
     }
 
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
-        self.with(|c, st| {
-            let mut tx = c.transaction()?;
-            ledger::lock_keys(&mut tx, st, &success.reservation.keys)?;
-            if let Some(step) = success.step {
-                // Compare-and-set: a code racing itself on any host wins once.
-                if tx.execute(&st.take_step, &[&success.user, &step])? == 0 {
-                    return Ok(false);
-                }
-            }
-            ledger::record_success(&mut tx, st, limits, success.reservation, success.now)?;
-            if let Some(phc) = success.new_hash {
-                tx.execute(&st.rehash, &[&success.user, &phc, &success.now])?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
+        self.with(|c, st| ledger::commit_success(c, st, limits, success))
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
