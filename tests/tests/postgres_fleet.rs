@@ -109,6 +109,24 @@ fn an_outage_denies_within_the_timeout_and_heals_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(d.pid().is_some(), "the same veild process");
+
+    // A veild that starts while the server is down starts, denies, says
+    // why, and logs in once the server is back.
+    cluster.stop();
+    let late = Veild::launch_shared(host_config(&url, "[totp]\npolicy = \"if-enrolled\"\n"));
+    assert!(
+        late.wait_for_line(&["event=store", "PostgreSQL"], Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        late.stderr()
+    );
+    assert_eq!(late.ask("carol", PASSWORD, ""), DENY);
+    cluster.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while late.ask("carol", PASSWORD, "") != ALLOW {
+        assert!(Instant::now() < deadline, "no recovery:\n{}", late.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

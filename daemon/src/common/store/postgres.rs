@@ -58,12 +58,118 @@ const MIGRATIONS: &[&str] = &[
          last_success bigint NOT NULL,
          PRIMARY KEY (username, source)
      );"#,
-    // 2: recovery codes, in the user's row (the login path still reads one
+    // 2: the login path's statements as functions, so that each costs one
+    // round trip: locking an attempt's keys and reading them (a VOLATILE
+    // function reads with a fresh snapshot after each statement, so after
+    // the locks), and a success's writes (one call, one commit).
+    r#"CREATE FUNCTION veil_lock_read(p_kinds text[], p_users text[], p_sources text[],
+                                      p_user text, p_source text)
+     RETURNS TABLE (r_kind text, r_username text, r_source text, r_failures bigint,
+                    r_window_start bigint, r_locked_until bigint, r_locks bigint,
+                    r_locks_remembered_until bigint)
+     LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         -- One advisory lock per key, in the order of its id: attempts on
+         -- the same keys queue, and never deadlock.
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- The known-good pair first, as a row without a key.
+         RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, g.last_success,
+                             0::bigint, 0::bigint, 0::bigint, 0::bigint
+             FROM known_good g WHERE g.username = p_user AND g.source = p_source;
+         RETURN QUERY SELECT l.kind, l.username, l.source, l.failures, l.window_start,
+                             l.locked_until, l.locks, l.locks_remembered_until
+             FROM ledger l JOIN unnest(p_kinds, p_users, p_sources) AS t(k, u, s)
+               ON l.kind = t.k AND l.username = t.u AND l.source = t.s;
+     END $$;
+
+     CREATE FUNCTION veil_success(p_user text, p_step bigint, p_kinds text[], p_users text[],
+                                  p_sources text[], p_cleared boolean[], p_limits bigint[],
+                                  p_source text, p_now bigint, p_known_good boolean,
+                                  p_phc text)
+     RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- Compare-and-set: a code racing itself on any host wins once.
+         IF p_step IS NOT NULL THEN
+             UPDATE users SET totp_last_step = p_step
+                 WHERE name = p_user AND totp_last_step < p_step;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         DELETE FROM ledger l USING unnest(p_kinds, p_users, p_sources, p_cleared) AS t(k, u, s, c)
+             WHERE t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         UPDATE ledger l SET failures = greatest(l.failures - 1, 0),
+                 locked_until = CASE WHEN l.failures - 1 < t.lim THEN 0 ELSE l.locked_until END,
+                 last_seen = p_now
+             FROM unnest(p_kinds, p_users, p_sources, p_cleared, p_limits) AS t(k, u, s, c, lim)
+             WHERE NOT t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         IF p_known_good THEN
+             INSERT INTO known_good (username, source, last_success)
+                 VALUES (p_user, p_source, p_now)
+                 ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success;
+         END IF;
+         IF p_phc IS NOT NULL THEN
+             UPDATE users SET phc = p_phc, updated_at = p_now WHERE name = p_user;
+         END IF;
+         RETURN true;
+     END $$;"#,
+    // 3: recovery codes, in the user's row (the login path still reads one
     // row, the dummy's alike): the set's HMAC key, its hashes (one blob,
-    // slot order) and a bit per used slot.
-    "ALTER TABLE users ADD COLUMN recovery_key bytea,
-                      ADD COLUMN recovery_hashes bytea,
-                      ADD COLUMN recovery_used bigint NOT NULL DEFAULT 0;",
+    // slot order) and a bit per used slot; a success that used a code
+    // takes its slot's bit by compare-and-set in veil_success.
+    r#"ALTER TABLE users ADD COLUMN recovery_key bytea,
+                       ADD COLUMN recovery_hashes bytea,
+                       ADD COLUMN recovery_used bigint NOT NULL DEFAULT 0;
+     DROP FUNCTION veil_success(text, bigint, text[], text[], text[], boolean[], bigint[],
+                                text, bigint, boolean, text);
+     CREATE FUNCTION veil_success(p_user text, p_step bigint, p_kinds text[], p_users text[],
+                                  p_sources text[], p_cleared boolean[], p_limits bigint[],
+                                  p_source text, p_now bigint, p_known_good boolean,
+                                  p_phc text, p_recovery_bit bigint, p_recovery_key bytea)
+     RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- Compare-and-set: a code racing itself on any host wins once.
+         IF p_step IS NOT NULL THEN
+             UPDATE users SET totp_last_step = p_step
+                 WHERE name = p_user AND totp_last_step < p_step;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         -- Likewise a recovery code's slot, in the set that was checked.
+         IF p_recovery_bit IS NOT NULL THEN
+             UPDATE users SET recovery_used = recovery_used | p_recovery_bit
+                 WHERE name = p_user AND recovery_key = p_recovery_key
+                   AND recovery_used & p_recovery_bit = 0;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         DELETE FROM ledger l USING unnest(p_kinds, p_users, p_sources, p_cleared) AS t(k, u, s, c)
+             WHERE t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         UPDATE ledger l SET failures = greatest(l.failures - 1, 0),
+                 locked_until = CASE WHEN l.failures - 1 < t.lim THEN 0 ELSE l.locked_until END,
+                 last_seen = p_now
+             FROM unnest(p_kinds, p_users, p_sources, p_cleared, p_limits) AS t(k, u, s, c, lim)
+             WHERE NOT t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         IF p_known_good THEN
+             INSERT INTO known_good (username, source, last_success)
+                 VALUES (p_user, p_source, p_now)
+                 ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success;
+         END IF;
+         IF p_phc IS NOT NULL THEN
+             UPDATE users SET phc = p_phc, updated_at = p_now WHERE name = p_user;
+         END IF;
+         RETURN true;
+     END $$;"#,
 ];
 
 /// Advisory lock ids of the whole store ("veil" and a number); the keys'
@@ -331,16 +437,9 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
 /// The statements of the login path, prepared once per connection.
 struct Statements {
     user_or_dummy: Statement,
-    lock_keys: Statement,
-    known_good: Statement,
-    read_counters: Statement,
+    lock_read: Statement,
     write_counters: Statement,
-    take_step: Statement,
-    take_recovery: Statement,
-    clear_keys: Statement,
-    undo_keys: Statement,
-    touch_known_good: Statement,
-    rehash: Statement,
+    success: Statement,
 }
 
 impl Statements {
@@ -351,22 +450,9 @@ impl Statements {
                         recovery_used, name <> '' FROM users
                  WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
             )?,
-            lock_keys: client.prepare(ledger::LOCK_KEYS)?,
-            known_good: client.prepare(ledger::KNOWN_GOOD)?,
-            read_counters: client.prepare(ledger::READ_COUNTERS)?,
+            lock_read: client.prepare(ledger::LOCK_READ)?,
             write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
-            take_step: client.prepare(
-                "UPDATE users SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
-            )?,
-            // Compare-and-set on the slot's bit, in the set that was checked.
-            take_recovery: client.prepare(
-                "UPDATE users SET recovery_used = recovery_used | $2
-                 WHERE name = $1 AND recovery_key = $3 AND recovery_used & $2 = 0",
-            )?,
-            clear_keys: client.prepare(ledger::CLEAR_KEYS)?,
-            undo_keys: client.prepare(ledger::UNDO_KEYS)?,
-            touch_known_good: client.prepare(ledger::TOUCH_KNOWN_GOOD)?,
-            rehash: client.prepare("UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1")?,
+            success: client.prepare(ledger::SUCCESS)?,
         })
     }
 }
@@ -582,28 +668,7 @@ impl Store for PgStore {
     }
 
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
-        self.with(|c, st| {
-            let mut tx = c.transaction()?;
-            ledger::lock_keys(&mut tx, st, &success.reservation.keys)?;
-            if let Some(step) = success.step {
-                // Compare-and-set: a code racing itself on any host wins once.
-                if tx.execute(&st.take_step, &[&success.user, &step])? == 0 {
-                    return Ok(false);
-                }
-            }
-            if let Some(used) = success.recovery {
-                let bit = 1i64 << used.slot;
-                if tx.execute(&st.take_recovery, &[&success.user, &bit, &used.key])? == 0 {
-                    return Ok(false);
-                }
-            }
-            ledger::record_success(&mut tx, st, limits, success.reservation, success.now)?;
-            if let Some(phc) = success.new_hash {
-                tx.execute(&st.rehash, &[&success.user, &phc, &success.now])?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
+        self.with(|c, st| ledger::commit_success(c, st, limits, success))
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {

@@ -3,27 +3,17 @@
 
 use std::collections::HashMap;
 
-use postgres::{Client, Transaction};
+use postgres::Client;
 
 use super::Statements;
 use crate::common::ledger::{self, Charge, Counter, Entry, Key, KeyKind, Limits, Reservation};
-use crate::common::store::{Export, Imported};
+use crate::common::store::{Export, Imported, Success};
 
-/// One advisory lock per key, taken in the order of its id: every
-/// transaction that touches a key's row holds its lock first, and all take
-/// them in one order, so attempts on the same keys queue and never
-/// deadlock. Held to the end of the transaction; bounded by lock_timeout.
-pub const LOCK_KEYS: &str = "SELECT count(pg_advisory_xact_lock(h))::int8 FROM (
-     SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
-     FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s) ORDER BY h) AS sorted";
-
-pub const KNOWN_GOOD: &str =
-    "SELECT last_success FROM known_good WHERE username = $1 AND source = $2";
-
-pub const READ_COUNTERS: &str = "SELECT l.kind, l.username, l.source, l.failures, l.window_start,
-         l.locked_until, l.locks, l.locks_remembered_until
-     FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
-       ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
+/// Locks an attempt's keys (one advisory lock each, in a fixed order, held
+/// to the end of the transaction) and reads its known-good pair and its
+/// counters: one round trip (the function `veil_lock_read`).
+pub const LOCK_READ: &str =
+    "SELECT * FROM veil_lock_read($1::text[], $2::text[], $3::text[], $4, $5)";
 
 pub const WRITE_COUNTERS: &str =
     "INSERT INTO ledger (kind, username, source, failures, window_start,
@@ -36,18 +26,9 @@ pub const WRITE_COUNTERS: &str =
          locked_until = excluded.locked_until, locks = excluded.locks,
          locks_remembered_until = excluded.locks_remembered_until, last_seen = excluded.last_seen";
 
-pub const CLEAR_KEYS: &str = "DELETE FROM ledger WHERE (kind, username, source) IN (
-     SELECT k, u, s FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s))";
-
-pub const UNDO_KEYS: &str = "UPDATE ledger SET failures = greatest(failures - 1, 0),
-         locked_until = CASE WHEN failures - 1 < t.lim THEN 0 ELSE locked_until END,
-         last_seen = $5
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS t(k, u, s, lim)
-     WHERE kind = t.k AND username = t.u AND source = t.s";
-
-pub const TOUCH_KNOWN_GOOD: &str =
-    "INSERT INTO known_good (username, source, last_success) VALUES ($1, $2, $3)
-     ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success";
+/// A success's writes in one call and one commit (`veil_success`).
+pub const SUCCESS: &str = "SELECT veil_success($1, $2, $3::text[], $4::text[], $5::text[],
+     $6::boolean[], $7::int8[], $8, $9, $10, $11, $12, $13)";
 
 /// The keys as three columns, for `unnest`.
 fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
@@ -56,16 +37,6 @@ fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
         keys.iter().map(|k| k.user.as_str()).collect(),
         keys.iter().map(|k| k.source.as_str()).collect(),
     )
-}
-
-pub fn lock_keys(
-    tx: &mut Transaction<'_>,
-    st: &Statements,
-    keys: &[Key],
-) -> Result<(), postgres::Error> {
-    let (kinds, users, sources) = columns(keys);
-    tx.query_one(&st.lock_keys, &[&kinds, &users, &sources])?;
-    Ok(())
 }
 
 /// Checks and reserves one attempt on all its keys in one transaction,
@@ -78,29 +49,34 @@ pub fn reserve(
     now: i64,
 ) -> Result<Reservation, postgres::Error> {
     let mut tx = client.transaction()?;
-    lock_keys(&mut tx, st, &charge.keys)?;
-    let last: Option<i64> = tx
-        .query_opt(&st.known_good, &[&charge.user, &charge.source])?
-        .map(|r| r.get(0));
+    // The original keys are locked (a superset of those a known-good pair
+    // is charged to) and read; the rows of the keys spared are ignored.
+    let (kinds, users, sources) = columns(&charge.keys);
+    let rows = tx.query(
+        &st.lock_read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    let mut last: Option<i64> = None;
+    let mut found: HashMap<(String, String, String), Counter> = HashMap::new();
+    for r in &rows {
+        match r.get::<_, Option<String>>(0) {
+            None => last = Some(r.get(3)),
+            Some(kind) => {
+                found.insert(
+                    (kind, r.get(1), r.get(2)),
+                    Counter {
+                        failures: r.get(3),
+                        window_start: r.get(4),
+                        locked_until: r.get(5),
+                        locks: r.get(6),
+                        locks_remembered_until: r.get(7),
+                    },
+                );
+            }
+        }
+    }
     let known_good = limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good);
     let charge = ledger::spare_known_good(charge, known_good);
-    let (kinds, users, sources) = columns(&charge.keys);
-    let mut found: HashMap<(String, String, String), Counter> = tx
-        .query(&st.read_counters, &[&kinds, &users, &sources])?
-        .iter()
-        .map(|r| {
-            (
-                (r.get(0), r.get(1), r.get(2)),
-                Counter {
-                    failures: r.get(3),
-                    window_start: r.get(4),
-                    locked_until: r.get(5),
-                    locks: r.get(6),
-                    locks_remembered_until: r.get(7),
-                },
-            )
-        })
-        .collect();
     let stored = charge
         .keys
         .iter()
@@ -128,33 +104,43 @@ pub fn reserve(
     Ok(plan.reservation)
 }
 
-/// Undoes a success's reservation (inside the caller's transaction, which
-/// holds the keys' locks): its (user, source) or user key is cleared, the
-/// wider keys lose the one count it added, the pair becomes known-good.
-pub fn record_success(
-    tx: &mut Transaction<'_>,
+/// A success's writes, in one call (its own transaction: `veil_success`
+/// takes the keys' locks first): the code's step, or the recovery code's
+/// slot, by compare-and-set (`Ok(false)`, nothing written, when it was
+/// taken meanwhile), then the
+/// reservation undone (the (user, source) or user key cleared, the wider
+/// keys less the one count it added), the pair known-good, a new hash.
+pub fn commit_success(
+    client: &mut Client,
     st: &Statements,
     limits: &Limits,
-    reservation: &Reservation,
-    now: i64,
-) -> Result<(), postgres::Error> {
-    let (cleared, undone): (Vec<Key>, Vec<Key>) = reservation
-        .keys
-        .iter()
-        .cloned()
-        .partition(|k| k.kind.cleared_by_success());
-    let (kinds, users, sources) = columns(&cleared);
-    tx.execute(&st.clear_keys, &[&kinds, &users, &sources])?;
-    let (kinds, users, sources) = columns(&undone);
-    let limit: Vec<i64> = undone.iter().map(|k| limits.limit(k.kind)).collect();
-    tx.execute(&st.undo_keys, &[&kinds, &users, &sources, &limit, &now])?;
-    if limits.known_good > 0 {
-        tx.execute(
-            &st.touch_known_good,
-            &[&reservation.user, &reservation.source, &now],
-        )?;
-    }
-    Ok(())
+    success: &Success,
+) -> Result<bool, postgres::Error> {
+    let keys = &success.reservation.keys;
+    let (kinds, users, sources) = columns(keys);
+    let cleared: Vec<bool> = keys.iter().map(|k| k.kind.cleared_by_success()).collect();
+    let limit: Vec<i64> = keys.iter().map(|k| limits.limit(k.kind)).collect();
+    let recovery_bit = success.recovery.map(|r| 1i64 << r.slot);
+    let recovery_key = success.recovery.map(|r| r.key);
+    let row = client.query_one(
+        &st.success,
+        &[
+            &success.user,
+            &success.step,
+            &kinds,
+            &users,
+            &sources,
+            &cleared,
+            &limit,
+            &success.reservation.source,
+            &success.now,
+            &(limits.known_good > 0),
+            &success.new_hash,
+            &recovery_bit,
+            &recovery_key,
+        ],
+    )?;
+    Ok(row.get(0))
 }
 
 /// Deletes expired rows and keeps the table under `max_rows`, on one host

@@ -28,6 +28,21 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
     assert_eq!(schema_version(&store).unwrap(), MIGRATIONS.len() as i64);
     drop(store);
     PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    // A store left at version 1 gets the later migrations.
+    cluster.sql(
+        "schema",
+        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_success;
+         ALTER TABLE users DROP COLUMN recovery_key, DROP COLUMN recovery_hashes,
+                           DROP COLUMN recovery_used;
+         UPDATE veil_schema SET version = 1",
+    );
+    let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    assert_eq!(schema_version(&store).unwrap(), MIGRATIONS.len() as i64);
+    let limits = Limits::from(&Lockout::default());
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    drop(store);
     cluster.sql("schema", "UPDATE veil_schema SET version = 99");
     assert!(matches!(
         PgStore::open(&settings(&url), OpenMode::MustExist),
