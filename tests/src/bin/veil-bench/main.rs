@@ -361,7 +361,10 @@ fn main() -> ExitCode {
 
     if opts.recovery {
         recovery_report(opts.n, &mut say);
-        say(format!("Command: `scripts/bench.sh --recovery --n {}`", opts.n));
+        say(format!(
+            "Command: `scripts/bench.sh --recovery --n {}`",
+            opts.n
+        ));
         return ExitCode::SUCCESS;
     }
     if opts.pairs || opts.flood || opts.system {
