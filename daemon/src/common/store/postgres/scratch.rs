@@ -166,7 +166,10 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"));
         client
             .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| match e.as_db_error() {
+                Some(db) => panic!("{sql}: {}", db.message()),
+                None => panic!("{sql}: {e}"),
+            });
     }
 
     /// A new empty database; returns its URL.
