@@ -191,6 +191,76 @@ fn the_postgresql_store_on_a_real_server() {
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
 
+/// verify-full for real: TLS on loopback with a certificate for
+/// `localhost`; the wrong CA and the wrong name are both refused.
+#[test]
+fn tls_verify_full_checks_the_ca_and_the_name() {
+    let mut cluster = Cluster::start();
+    let (port, ca) = cluster.serve_tls();
+    let pg = Postgres {
+        ca_file: Some(ca.clone()),
+        ..Postgres::default()
+    };
+    let url = format!("postgresql://veil@localhost:{port}/veil");
+    check_config(Path::new(&url), &pg).unwrap();
+    let store = PgStore::open(
+        &PgSettings::new(Path::new(&url), &pg),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    let ssl: bool = store
+        .client
+        .borrow_mut()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is TLS");
+    // The right certificate, but not for this name.
+    let by_address = format!("postgresql://veil@127.0.0.1:{port}/veil");
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&by_address), &pg),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // Another CA.
+    let other = cluster.dir().join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(cluster.dir().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .args(["-days", "2", "-subj", "/CN=someone else"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let wrong = Postgres {
+        ca_file: Some(other),
+        ..Postgres::default()
+    };
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&url), &wrong),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // No TLS at all is refused by the server (hostssl only).
+    let plain = Postgres {
+        sslmode: crate::common::config::PgSslMode::Disable,
+        ..Postgres::default()
+    };
+    assert!(
+        PgStore::open(
+            &PgSettings::new(Path::new(&url), &plain),
+            OpenMode::MustExist
+        )
+        .is_err()
+    );
+}
+
 #[test]
 fn passwords_in_urls_are_redacted_and_refused() {
     assert_eq!(
