@@ -188,6 +188,7 @@ fn the_postgresql_store_on_a_real_server() {
     users_dummy_and_totp(&cluster);
     a_time_step_is_accepted_once_across_connections(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
+    a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
 
@@ -320,6 +321,48 @@ fn tls_settings_are_checked_and_used() {
         err.to_string().contains("/nonexistent/veil-ca.pem"),
         "{err}"
     );
+}
+
+/// A role that needs its password gets it from the file, and from
+/// nowhere else; no message shows it.
+fn a_password_file_logs_in_a_role_that_needs_one(cluster: &Cluster) {
+    cluster.database("withpw");
+    cluster.sql(
+        "postgres",
+        "CREATE ROLE veilpw LOGIN PASSWORD 'Pw-s3cret-9'; GRANT ALL ON DATABASE withpw TO veilpw;
+         ALTER DATABASE withpw OWNER TO veilpw",
+    );
+    let hba = cluster.dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all veilpw scram-sha-256\n{text}")).unwrap();
+    cluster.sql("postgres", "SELECT pg_reload_conf()");
+    let url = cluster.url("withpw").replacen("veil@", "veilpw@", 1);
+    let file = cluster.dir().join("pgpass");
+    std::fs::write(&file, "Pw-s3cret-9\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with = |password_file: Option<PathBuf>| {
+        PgStore::open(
+            &PgSettings::new(
+                Path::new(&url),
+                &Postgres {
+                    password_file,
+                    ..Postgres::default()
+                },
+            ),
+            OpenMode::CreateIfMissing,
+        )
+    };
+    let err = with(None).unwrap_err();
+    assert!(err.to_string().contains("password"), "{err}");
+    let store = with(Some(file.clone())).unwrap();
+    assert!(store.still_usable());
+    std::fs::write(&file, "wrong\n").unwrap();
+    let err = with(Some(file.clone())).unwrap_err().to_string();
+    assert!(
+        !err.contains("Pw-s3cret-9") && !err.contains("wrong\n"),
+        "{err}"
+    );
+    assert!(!format!("{store:?}").contains("Pw-s3cret-9"));
 }
 
 #[test]
