@@ -31,7 +31,7 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
     // A store left at version 1 gets the later migrations.
     cluster.sql(
         "schema",
-        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_success;
+        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_reserve; DROP FUNCTION veil_success;
          UPDATE veil_schema SET version = 1",
     );
     let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
@@ -181,12 +181,43 @@ fn a_read_only_server_denies_with_the_error_named(cluster: &Cluster) {
         .unwrap();
 }
 
+/// The path a reservation falls back to when its optimistic tries keep
+/// being overtaken (lock, then read): alone, it too never evaluates more
+/// than `deny` of many concurrent guesses.
+fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
+    let url = cluster.database("locked_path");
+    drop(open(&url));
+    let limits = Limits::from(&Lockout {
+        deny: 3,
+        ..Lockout::default()
+    });
+    let evaluated = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let store = open(&url);
+                for _ in 0..5 {
+                    let charge = charge_for(&limits, "target", &Origin::from_root("192.0.2.1", ""));
+                    let r = store
+                        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge, 1000))
+                        .unwrap();
+                    if r.refused.is_none() {
+                        evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(evaluated.into_inner(), 3);
+}
+
 #[test]
 fn the_postgresql_store_on_a_real_server() {
     let mut cluster = Cluster::start();
     schema_is_made_once_and_refused_when_missing_or_newer(&cluster);
     users_dummy_and_totp(&cluster);
     a_time_step_is_accepted_once_across_connections(&cluster);
+    the_locked_reservation_keeps_the_limit(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
