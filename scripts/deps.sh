@@ -8,12 +8,13 @@ set -euo pipefail
 # openssh-server, openssh-client, expect (test): factors_code.rs logs in through a real sshd.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
-# postgresql (test): the PostgreSQL tests start a throwaway cluster with its initdb.
+# postgresql, openssl (test): the PostgreSQL tests start a throwaway cluster with
+# its initdb, and one with a certificate made by openssl for the TLS test.
 want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac

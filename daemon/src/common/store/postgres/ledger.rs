@@ -15,6 +15,28 @@ use crate::common::store::{Export, Imported, Success};
 pub const LOCK_READ: &str =
     "SELECT * FROM veil_lock_read($1::text[], $2::text[], $3::text[], $4, $5)";
 
+/// An attempt's known-good pair (a row without a key) and counters, read
+/// without locks: what an optimistic plan is made from.
+pub const READ: &str =
+    "SELECT NULL::text, NULL::text, NULL::text, g.last_success, 0::int8, 0::int8,
+         0::int8, 0::int8
+     FROM known_good g WHERE g.username = $4 AND g.source = $5
+     UNION ALL
+     SELECT l.kind, l.username, l.source, l.failures, l.window_start, l.locked_until, l.locks,
+         l.locks_remembered_until
+     FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
+       ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
+
+/// The checked write of an optimistic plan (`veil_reserve`).
+pub const RESERVE: &str = "SELECT * FROM veil_reserve($1::text[], $2::text[], $3::text[], $4, $5,
+     $6, $7::text[], $8::text[], $9::text[], $10::boolean[], $11::int8[], $12::int8[],
+     $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
+     $20::int8[], $21)";
+
+/// Optimistic tries before a reservation takes the locks first (a key
+/// that many attempts race for).
+const OPTIMISTIC_TRIES: usize = 4;
+
 pub const WRITE_COUNTERS: &str =
     "INSERT INTO ledger (kind, username, source, failures, window_start,
          locked_until, locks, locks_remembered_until, last_seen)
@@ -39,28 +61,17 @@ fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
     )
 }
 
-/// Checks and reserves one attempt on all its keys in one transaction,
-/// committed (durably: synchronous_commit) before the password is checked.
-pub fn reserve(
-    client: &mut Client,
-    st: &Statements,
-    limits: &Limits,
-    charge: Charge,
-    now: i64,
-) -> Result<Reservation, postgres::Error> {
-    let mut tx = client.transaction()?;
-    // The original keys are locked (a superset of those a known-good pair
-    // is charged to) and read; the rows of the keys spared are ignored.
-    let (kinds, users, sources) = columns(&charge.keys);
-    let rows = tx.query(
-        &st.lock_read,
-        &[&kinds, &users, &sources, &charge.user, &charge.source],
-    )?;
-    let mut last: Option<i64> = None;
-    let mut found: HashMap<(String, String, String), Counter> = HashMap::new();
-    for r in &rows {
+type Found = HashMap<(String, String, String), Counter>;
+
+/// Rows of READ / LOCK_READ / a refused RESERVE: the known-good pair's last
+/// success and the counters by key (the marker row is skipped).
+fn parse(rows: &[postgres::Row]) -> (Option<i64>, Found) {
+    let mut last = None;
+    let mut found = Found::new();
+    for r in rows {
         match r.get::<_, Option<String>>(0) {
             None => last = Some(r.get(3)),
+            Some(kind) if kind == "!" => {}
             Some(kind) => {
                 found.insert(
                     (kind, r.get(1), r.get(2)),
@@ -75,14 +86,114 @@ pub fn reserve(
             }
         }
     }
+    (last, found)
+}
+
+fn id(k: &Key) -> (String, String, String) {
+    (k.kind.as_str().to_owned(), k.user.clone(), k.source.clone())
+}
+
+/// The plan for `charge` from what was read.
+fn plan_from(
+    limits: &Limits,
+    charge: Charge,
+    last: Option<i64>,
+    found: &Found,
+    now: i64,
+) -> ledger::Plan {
     let known_good = limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good);
     let charge = ledger::spare_known_good(charge, known_good);
     let stored = charge
         .keys
         .iter()
-        .map(|k| found.remove(&(k.kind.as_str().to_owned(), k.user.clone(), k.source.clone())))
+        .map(|k| found.get(&id(k)).copied())
         .collect();
-    let plan = ledger::plan(limits, charge, known_good, stored, now);
+    ledger::plan(limits, charge, known_good, stored, now)
+}
+
+/// Checks and reserves one attempt on all its keys, committed (durably:
+/// synchronous_commit) before the password is checked. Optimistic first:
+/// one read, then one call that takes the keys' locks, checks nothing
+/// changed since and writes (two round trips, one commit); when another
+/// attempt got there in between, again from what it wrote; after
+/// [`OPTIMISTIC_TRIES`], a transaction that locks before it reads.
+pub fn reserve(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    now: i64,
+) -> Result<Reservation, postgres::Error> {
+    let (kinds, users, sources) = columns(&charge.keys);
+    let mut rows = client.query(
+        &st.read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    for _ in 0..OPTIMISTIC_TRIES {
+        let (last, found) = parse(&rows);
+        let plan = plan_from(limits, charge.clone(), last, &found, now);
+        let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
+        let (ek, eu, es) = columns(&keys);
+        let expected: Vec<Option<Counter>> =
+            keys.iter().map(|k| found.get(&id(k)).copied()).collect();
+        let present: Vec<bool> = expected.iter().map(Option::is_some).collect();
+        let old = |f: fn(&Counter) -> i64| {
+            expected
+                .iter()
+                .map(|c| c.as_ref().map_or(0, f))
+                .collect::<Vec<_>>()
+        };
+        let new =
+            |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        rows = client.query(
+            &st.reserve,
+            &[
+                &kinds,
+                &users,
+                &sources,
+                &charge.user,
+                &charge.source,
+                &last,
+                &ek,
+                &eu,
+                &es,
+                &present,
+                &old(|c| c.failures),
+                &old(|c| c.window_start),
+                &old(|c| c.locked_until),
+                &old(|c| c.locks),
+                &old(|c| c.locks_remembered_until),
+                &new(|c| c.failures),
+                &new(|c| c.window_start),
+                &new(|c| c.locked_until),
+                &new(|c| c.locks),
+                &new(|c| c.locks_remembered_until),
+                &now,
+            ],
+        )?;
+        if rows.first().is_some_and(|r| r.get::<_, i64>(3) == 1) {
+            return Ok(plan.reservation);
+        }
+    }
+    reserve_locked(client, st, limits, charge, now)
+}
+
+/// The reservation that cannot be overtaken: lock, read, write, commit.
+pub(super) fn reserve_locked(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    now: i64,
+) -> Result<Reservation, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let (kinds, users, sources) = columns(&charge.keys);
+    let rows = tx.query(
+        &st.lock_read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    let (last, found) = parse(&rows);
+    let plan = plan_from(limits, charge.clone(), last, &found, now);
     let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
     let (kinds, users, sources) = columns(&keys);
     let field = |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();

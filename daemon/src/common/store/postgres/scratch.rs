@@ -19,6 +19,8 @@ pub struct Cluster {
     /// `nobody` when we are root.
     run_as: Option<String>,
     running: bool,
+    /// Set by [`Cluster::serve_tls`]: the loopback port it listens on too.
+    tcp_port: Option<u16>,
 }
 
 /// The newest `/usr/lib/postgresql/N/bin`.
@@ -65,6 +67,7 @@ impl Cluster {
             bin,
             run_as,
             running: false,
+            tcp_port: None,
         };
         let data = cluster.data();
         cluster.run(
@@ -120,7 +123,15 @@ impl Cluster {
 
     /// Starts the server (again) and waits until it accepts connections.
     pub fn start_again(&mut self) {
-        let options = format!("-k {} -c listen_addresses='' -p 5432", path_str(&self.dir));
+        let listen = match self.tcp_port {
+            Some(_) => "127.0.0.1",
+            None => "",
+        };
+        let options = format!(
+            "-k {} -c listen_addresses='{listen}' -p {}",
+            path_str(&self.dir),
+            self.tcp_port.unwrap_or(5432)
+        );
         let data = self.data();
         let log = self.dir.join("log");
         self.run(
@@ -157,7 +168,107 @@ impl Cluster {
             path_str(&self.dir),
             percent_encoding::NON_ALPHANUMERIC,
         );
-        format!("postgresql://{ROLE}@{socket_dir}:5432/{database}")
+        let port = self.tcp_port.unwrap_or(5432);
+        format!("postgresql://{ROLE}@{socket_dir}:{port}/{database}")
+    }
+
+    /// Restarts the server listening on a free loopback port too, TLS only
+    /// there (`hostssl`), with a certificate for `localhost` signed by a
+    /// CA made here (openssl). Returns (port, the CA's file).
+    pub fn serve_tls(&mut self) -> (u16, PathBuf) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = self.dir.clone();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| panic!("run openssl (scripts/deps.sh test installs it): {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let subject_alt = dir.join("san.ext");
+        std::fs::write(&subject_alt, "subjectAltName=DNS:localhost\n").expect("write san.ext");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=veil test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        for file in ["server.key", "server.crt"] {
+            let path = dir.join(file);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod the server's key");
+            if let Some(user) = &self.run_as {
+                let u = nix::unistd::User::from_name(user)
+                    .expect("look up the cluster's owner")
+                    .expect("it exists");
+                nix::unistd::chown(&path, Some(u.uid), Some(u.gid)).expect("chown the key");
+            }
+        }
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+        text.push_str(&format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            path_str(&dir.join("server.crt")),
+            path_str(&dir.join("server.key"))
+        ));
+        std::fs::write(&conf, text).expect("write postgresql.conf");
+        // TCP only with TLS; the Unix socket as before.
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        self.stop();
+        self.tcp_port = Some(port);
+        self.start_again();
+        (port, dir.join("ca.pem"))
     }
 
     /// Runs SQL as the superuser; panics on error.
@@ -166,7 +277,10 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"));
         client
             .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| match e.as_db_error() {
+                Some(db) => panic!("{sql}: {}", db.message()),
+                None => panic!("{sql}: {e}"),
+            });
     }
 
     /// A new empty database; returns its URL.

@@ -31,7 +31,7 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
     // A store left at version 1 gets the later migrations.
     cluster.sql(
         "schema",
-        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_success;
+        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_reserve; DROP FUNCTION veil_success;
          ALTER TABLE users DROP COLUMN recovery_key, DROP COLUMN recovery_hashes,
                            DROP COLUMN recovery_used;
          UPDATE veil_schema SET version = 1",
@@ -259,6 +259,34 @@ fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(cluster: &
         store.set_recovery("", Some(&new.set), 5),
         Err(StoreError::NoSuchUser(_))
     ));
+/// The path a reservation falls back to when its optimistic tries keep
+/// being overtaken (lock, then read): alone, it too never evaluates more
+/// than `deny` of many concurrent guesses.
+fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
+    let url = cluster.database("locked_path");
+    drop(open(&url));
+    let limits = Limits::from(&Lockout {
+        deny: 3,
+        ..Lockout::default()
+    });
+    let evaluated = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let store = open(&url);
+                for _ in 0..5 {
+                    let charge = charge_for(&limits, "target", &Origin::from_root("192.0.2.1", ""));
+                    let r = store
+                        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge, 1000))
+                        .unwrap();
+                    if r.refused.is_none() {
+                        evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(evaluated.into_inner(), 3);
 }
 
 #[test]
@@ -268,8 +296,80 @@ fn the_postgresql_store_on_a_real_server() {
     users_dummy_and_totp(&cluster);
     a_time_step_is_accepted_once_across_connections(&cluster);
     a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(&cluster);
+    the_locked_reservation_keeps_the_limit(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
+    a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
+}
+
+/// verify-full for real: TLS on loopback with a certificate for
+/// `localhost`; the wrong CA and the wrong name are both refused.
+#[test]
+fn tls_verify_full_checks_the_ca_and_the_name() {
+    let mut cluster = Cluster::start();
+    let (port, ca) = cluster.serve_tls();
+    let pg = Postgres {
+        ca_file: Some(ca.clone()),
+        ..Postgres::default()
+    };
+    let url = format!("postgresql://veil@localhost:{port}/veil");
+    check_config(Path::new(&url), &pg).unwrap();
+    let store = PgStore::open(
+        &PgSettings::new(Path::new(&url), &pg),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    let ssl: bool = store
+        .client
+        .borrow_mut()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is TLS");
+    // The right certificate, but not for this name.
+    let by_address = format!("postgresql://veil@127.0.0.1:{port}/veil");
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&by_address), &pg),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // Another CA.
+    let other = cluster.dir().join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(cluster.dir().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .args(["-days", "2", "-subj", "/CN=someone else"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let wrong = Postgres {
+        ca_file: Some(other),
+        ..Postgres::default()
+    };
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&url), &wrong),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // No TLS at all is refused by the server (hostssl only).
+    let plain = Postgres {
+        sslmode: crate::common::config::PgSslMode::Disable,
+        ..Postgres::default()
+    };
+    assert!(
+        PgStore::open(
+            &PgSettings::new(Path::new(&url), &plain),
+            OpenMode::MustExist
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -331,6 +431,48 @@ fn tls_settings_are_checked_and_used() {
         err.to_string().contains("/nonexistent/veil-ca.pem"),
         "{err}"
     );
+}
+
+/// A role that needs its password gets it from the file, and from
+/// nowhere else; no message shows it.
+fn a_password_file_logs_in_a_role_that_needs_one(cluster: &Cluster) {
+    cluster.database("withpw");
+    cluster.sql(
+        "postgres",
+        "CREATE ROLE veilpw LOGIN PASSWORD 'Pw-s3cret-9'; GRANT ALL ON DATABASE withpw TO veilpw;
+         ALTER DATABASE withpw OWNER TO veilpw",
+    );
+    let hba = cluster.dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all veilpw scram-sha-256\n{text}")).unwrap();
+    cluster.sql("postgres", "SELECT pg_reload_conf()");
+    let url = cluster.url("withpw").replacen("veil@", "veilpw@", 1);
+    let file = cluster.dir().join("pgpass");
+    std::fs::write(&file, "Pw-s3cret-9\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with = |password_file: Option<PathBuf>| {
+        PgStore::open(
+            &PgSettings::new(
+                Path::new(&url),
+                &Postgres {
+                    password_file,
+                    ..Postgres::default()
+                },
+            ),
+            OpenMode::CreateIfMissing,
+        )
+    };
+    let err = with(None).unwrap_err();
+    assert!(err.to_string().contains("password"), "{err}");
+    let store = with(Some(file.clone())).unwrap();
+    assert!(store.still_usable());
+    std::fs::write(&file, "wrong\n").unwrap();
+    let err = with(Some(file.clone())).unwrap_err().to_string();
+    assert!(
+        !err.contains("Pw-s3cret-9") && !err.contains("wrong\n"),
+        "{err}"
+    );
+    assert!(!format!("{store:?}").contains("Pw-s3cret-9"));
 }
 
 #[test]
