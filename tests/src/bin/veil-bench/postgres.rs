@@ -151,6 +151,7 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
                     step: None,
                     reservation: &r,
                     new_hash: None,
+                    recovery: None,
                     now,
                 },
             )

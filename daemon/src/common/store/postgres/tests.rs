@@ -259,6 +259,8 @@ fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(cluster: &
         store.set_recovery("", Some(&new.set), 5),
         Err(StoreError::NoSuchUser(_))
     ));
+}
+
 /// The path a reservation falls back to when its optimistic tries keep
 /// being overtaken (lock, then read): alone, it too never evaluates more
 /// than `deny` of many concurrent guesses.
