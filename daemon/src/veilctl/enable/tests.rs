@@ -14,6 +14,10 @@ const SUDO: &str = include_str!("../../../../packaging/testdata/pam.d-sudo");
 const LOGIN: &str = include_str!("../../../../packaging/testdata/pam.d-login");
 const SSHD_CONFIG: &str = include_str!("../../../../packaging/testdata/sshd_config-debian");
 
+fn plain() -> StackOptions {
+    StackOptions::default()
+}
+
 fn auth_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
@@ -24,7 +28,7 @@ fn auth_lines(text: &str) -> Vec<String> {
 
 #[test]
 fn debian_sshd_gets_veil_as_its_only_authenticator() {
-    let e = enable_text(SSHD).unwrap();
+    let e = enable_text(SSHD, &plain()).unwrap();
     assert_eq!(auth_lines(&e.text), vec!["auth required pam_veil.so"]);
     assert_eq!(e.replaced, vec!["@include common-auth"]);
     assert!(e.text.contains("#veil# @include common-auth\n"));
@@ -35,21 +39,29 @@ fn debian_sshd_gets_veil_as_its_only_authenticator() {
 
 #[test]
 fn debian_sudo_gets_veil_where_common_auth_was() {
-    let e = enable_text(SUDO).unwrap();
+    let e = enable_text(SUDO, &plain()).unwrap();
     let veil = e.text.find("pam_veil.so").unwrap();
     assert!(veil < e.text.find("@include common-account").unwrap());
     assert_eq!(auth_lines(&e.text), vec!["auth required pam_veil.so"]);
 }
 
 #[test]
-fn login_keeps_its_gates_and_loses_its_authenticator() {
-    let e = enable_text(LOGIN).unwrap();
-    let auth = auth_lines(&e.text);
-    assert!(auth.contains(&"auth requisite pam_nologin.so".to_owned()));
-    assert!(auth.contains(&"auth optional pam_faildelay.so delay=3000000".to_owned()));
-    assert!(auth.contains(&"auth optional pam_group.so".to_owned()));
-    assert!(auth.contains(&"auth required pam_veil.so".to_owned()));
-    assert!(!auth.iter().any(|l| l.contains("common-auth")));
+fn login_keeps_its_gates_and_moves_nologin_behind_veil() {
+    let e = enable_text(LOGIN, &plain()).unwrap();
+    assert_eq!(
+        auth_lines(&e.text),
+        vec![
+            "auth optional pam_faildelay.so delay=3000000",
+            "auth requisite pam_veil.so",
+            "auth required pam_nologin.so",
+            "auth optional pam_group.so",
+        ]
+    );
+    assert_eq!(e.moved.len(), 1);
+    assert!(
+        e.text
+            .contains("#veil# auth       requisite  pam_nologin.so\n")
+    );
 }
 
 #[test]
@@ -60,7 +72,7 @@ fn disable_undoes_enable_byte_for_byte() {
         LOGIN,
         "auth sufficient pam_unix.so\nauth required pam_deny.so",
     ] {
-        let e = enable_text(original).unwrap();
+        let e = enable_text(original, &plain()).unwrap();
         assert!(is_enabled(&e.text));
         assert_eq!(disable_text(&e.text).unwrap(), original);
     }
@@ -70,7 +82,7 @@ fn disable_undoes_enable_byte_for_byte() {
 fn crlf_files_and_continued_lines_round_trip() {
     let original =
         "#%PAM-1.0\r\nauth required \\\n   pam_unix.so nullok\r\naccount required pam_unix.so\r\n";
-    let e = enable_text(original).unwrap();
+    let e = enable_text(original, &plain()).unwrap();
     assert!(e.text.contains(&format!("{BEGIN}\r\n")));
     assert!(
         e.text
@@ -80,20 +92,29 @@ fn crlf_files_and_continued_lines_round_trip() {
 }
 
 #[test]
-fn a_sufficient_module_before_veil_is_commented_out_too() {
+fn other_authenticators_go_and_rootok_stays_in_front() {
     let original = "auth sufficient pam_rootok.so\n@include common-auth\n-auth optional pam_gnome_keyring.so\nauth [success=1 default=ignore] pam_sss.so\n";
-    let e = enable_text(original).unwrap();
-    assert_eq!(auth_lines(&e.text), vec!["auth required pam_veil.so"]);
-    assert_eq!(e.replaced.len(), 4);
+    let e = enable_text(original, &plain()).unwrap();
+    assert_eq!(
+        auth_lines(&e.text),
+        vec!["auth sufficient pam_rootok.so", "auth required pam_veil.so"]
+    );
+    assert_eq!(e.replaced.len(), 3);
+    assert_eq!(disable_text(&e.text).unwrap(), original);
 }
 
 #[test]
 fn enabling_twice_or_with_leftover_markers_is_refused() {
-    let once = enable_text(SUDO).unwrap().text;
-    assert!(enable_text(&once).unwrap_err().message.contains("already"));
+    let once = enable_text(SUDO, &plain()).unwrap().text;
+    assert!(
+        enable_text(&once, &plain())
+            .unwrap_err()
+            .message
+            .contains("already")
+    );
     let stray = format!("{SUDO}#veil# auth required pam_unix.so\n");
     assert!(
-        enable_text(&stray)
+        enable_text(&stray, &plain())
             .unwrap_err()
             .message
             .contains("leftover")
@@ -102,19 +123,25 @@ fn enabling_twice_or_with_leftover_markers_is_refused() {
 
 #[test]
 fn unknown_includes_and_hand_written_veil_lines_are_refused() {
-    let err = enable_text("@include my-auth\n").unwrap_err();
+    let err = enable_text("@include my-auth\n", &plain()).unwrap_err();
     assert_eq!(err.code, EXIT_REFUSED);
     assert!(err.message.contains("my-auth"));
-    assert!(enable_text("auth required /usr/lib/x86_64-linux-gnu/security/pam_veil.so\n").is_err());
-    assert!(enable_text("account required pam_unix.so\n").is_err());
+    assert!(
+        enable_text(
+            "auth required /usr/lib/x86_64-linux-gnu/security/pam_veil.so\n",
+            &plain()
+        )
+        .is_err()
+    );
+    assert!(enable_text("account required pam_unix.so\n", &plain()).is_err());
 }
 
 #[test]
 fn a_damaged_block_is_not_guessed_at() {
-    let mut text = enable_text(SUDO).unwrap().text;
-    text = text.replace(VEIL_AUTH, "auth sufficient pam_permit.so");
+    let mut text = enable_text(SUDO, &plain()).unwrap().text;
+    text = text.replace(&veil_line(false, ""), "auth sufficient pam_permit.so");
     assert!(disable_text(&text).is_err());
-    let cut = enable_text(SUDO).unwrap().text.replace(END, "");
+    let cut = enable_text(SUDO, &plain()).unwrap().text.replace(END, "");
     assert!(disable_text(&cut).is_err());
     assert!(disable_text(SUDO).is_err());
 }
@@ -278,6 +305,8 @@ fn enable_args(dir: &Path, pam: &Path) -> EnableArgs {
         sshd_config: None,
         backup_dir: dir.join("backup"),
         console: false,
+        force: false,
+        after_publickey: false,
     }
 }
 
@@ -378,7 +407,7 @@ fn disable_keeps_later_edits_and_the_backup_wins_over_a_damaged_block() {
     let edited = fs::read_to_string(pam.join("svc")).unwrap();
     fs::write(
         pam.join("svc"),
-        edited.replace(VEIL_AUTH, "auth sufficient pam_permit.so"),
+        edited.replace(&veil_line(false, ""), "auth sufficient pam_permit.so"),
     )
     .unwrap();
     let report = disable(&disable_args).unwrap();
