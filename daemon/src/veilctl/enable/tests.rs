@@ -424,3 +424,243 @@ fn disable_keeps_later_edits_and_the_backup_wins_over_a_damaged_block() {
         format!("{SUDO}# local note\n")
     );
 }
+
+// ------------------------------------------- access restrictions behind veil
+
+const SU: &str = include_str!("../../../../packaging/testdata/pam.d-su");
+
+/// Debian's su with its commented `auth required pam_wheel.so` made active.
+fn su_with_wheel() -> String {
+    let line = "# auth       required   pam_wheel.so\n";
+    assert!(SU.contains(line), "Debian's su changed");
+    SU.replacen(line, "auth       required   pam_wheel.so\n", 1)
+}
+
+/// `line` inserted into `file` just before its `@include common-auth`.
+fn before_common_auth(file: &str, line: &str) -> String {
+    let at = file.find("@include common-auth").expect("common-auth");
+    format!("{}{line}\n{}", &file[..at], &file[at..])
+}
+
+/// Enables `original`, checks that `module` now runs right behind veil as
+/// `required` (veil `requisite`), that nothing else authenticates, and that
+/// disable gives back the original byte for byte.
+fn assert_moved_behind_veil(original: &str, module: &str, expected: &str) -> Enabled {
+    let e = enable_text(original, &plain()).unwrap();
+    let auth = auth_lines(&e.text);
+    let veil = auth.iter().position(|l| l == "auth requisite pam_veil.so");
+    let veil = veil.unwrap_or_else(|| panic!("no requisite veil: {auth:?}"));
+    assert_eq!(auth[veil + 1], expected, "{auth:?}");
+    assert!(
+        auth[..veil].iter().all(|l| !l.contains(module)),
+        "{module} still in front of veil: {auth:?}"
+    );
+    assert!(!auth.iter().any(|l| l.contains("common-auth")), "{auth:?}");
+    assert!(e.moved.iter().any(|m| m.contains(module)), "{e:?}");
+    assert_eq!(disable_text(&e.text).unwrap(), original);
+    e
+}
+
+#[test]
+fn su_keeps_rootok_in_front_and_pam_wheel_behind_veil() {
+    let original = su_with_wheel();
+    let e = assert_moved_behind_veil(&original, "pam_wheel.so", "auth required pam_wheel.so");
+    assert_eq!(
+        auth_lines(&e.text)[..2],
+        [
+            "auth sufficient pam_rootok.so",
+            "auth requisite pam_veil.so"
+        ]
+    );
+    assert!(
+        e.text
+            .contains("#veil# auth       required   pam_wheel.so\n")
+    );
+    // Debian's own su (wheel commented) has nothing to move: veil stays required.
+    let plain_su = enable_text(SU, &plain()).unwrap();
+    assert_eq!(
+        auth_lines(&plain_su.text),
+        ["auth sufficient pam_rootok.so", "auth required pam_veil.so"]
+    );
+}
+
+#[test]
+fn pam_wheel_deny_group_is_kept_with_its_arguments() {
+    let original = su_with_wheel().replacen(
+        "auth       required   pam_wheel.so\n",
+        "auth       required   pam_wheel.so deny group=nosu\n",
+        1,
+    );
+    assert_moved_behind_veil(
+        &original,
+        "pam_wheel.so",
+        "auth required pam_wheel.so deny group=nosu",
+    );
+}
+
+#[test]
+fn pam_listfile_in_sshd_is_kept_behind_veil() {
+    let original = before_common_auth(
+        SSHD,
+        "auth required pam_listfile.so item=user sense=deny file=/etc/ssh/deny onerr=succeed",
+    );
+    assert_moved_behind_veil(
+        &original,
+        "pam_listfile.so",
+        "auth required pam_listfile.so item=user sense=deny file=/etc/ssh/deny onerr=succeed",
+    );
+}
+
+#[test]
+fn pam_succeed_if_in_sudo_is_kept_behind_veil_as_required() {
+    let original = before_common_auth(
+        SUDO,
+        "auth requisite pam_succeed_if.so user ingroup sudo quiet",
+    );
+    assert_moved_behind_veil(
+        &original,
+        "pam_succeed_if.so",
+        "auth required pam_succeed_if.so user ingroup sudo quiet",
+    );
+}
+
+#[test]
+fn pam_access_in_sshd_is_kept_behind_veil() {
+    let original = before_common_auth(
+        SSHD,
+        "auth  required  pam_access.so accessfile=/etc/security/access-sshd.conf",
+    );
+    assert_moved_behind_veil(
+        &original,
+        "pam_access.so",
+        "auth required pam_access.so accessfile=/etc/security/access-sshd.conf",
+    );
+}
+
+#[test]
+fn pam_nologin_of_debian_login_is_kept_behind_veil() {
+    assert_moved_behind_veil(LOGIN, "pam_nologin.so", "auth required pam_nologin.so");
+}
+
+#[test]
+fn old_debian_pam_securetty_line_is_kept_behind_veil() {
+    // Debian's login up to buster, with its bracketed control.
+    let original = LOGIN.replacen(
+        "auth       requisite  pam_nologin.so\n",
+        "auth [success=ok new_authtok_reqd=ok ignore=ignore user_unknown=bad default=die] pam_securetty.so\nauth       requisite  pam_nologin.so\n",
+        1,
+    );
+    let e = assert_moved_behind_veil(
+        &original,
+        "pam_securetty.so",
+        "auth required pam_securetty.so",
+    );
+    assert_eq!(e.moved.len(), 2, "{e:?}");
+}
+
+#[test]
+fn a_restriction_that_grants_is_not_moved_but_refused() {
+    let trust = su_with_wheel().replacen(
+        "# auth       sufficient pam_wheel.so trust\n",
+        "auth       sufficient pam_wheel.so trust\n",
+        1,
+    );
+    let err = enable_text(&trust, &plain()).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(
+        err.message
+            .contains("auth       sufficient pam_wheel.so trust"),
+        "{err}"
+    );
+    assert!(err.message.contains("--force"), "{err}");
+    let jump = before_common_auth(
+        SUDO,
+        "auth [success=1 default=ignore] pam_succeed_if.so uid < 1000",
+    );
+    assert!(enable_text(&jump, &plain()).is_err());
+    let rootok = "auth required pam_rootok.so\n@include common-auth\n";
+    assert!(enable_text(rootok, &plain()).is_err());
+}
+
+#[test]
+fn an_unknown_module_is_refused_naming_its_line_unless_forced() {
+    let original = before_common_auth(
+        SUDO,
+        "auth sufficient pam_ssh_agent_auth.so file=~/.ssh/keys",
+    );
+    let err = enable_text(&original, &plain()).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    let n = original
+        .lines()
+        .position(|l| l.contains("pam_ssh_agent_auth"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.message.contains(&format!(
+            "line {n}: auth sufficient pam_ssh_agent_auth.so file=~/.ssh/keys"
+        )),
+        "{err}"
+    );
+    let forced = StackOptions {
+        force: true,
+        ..plain()
+    };
+    let e = enable_text(&original, &forced).unwrap();
+    assert_eq!(auth_lines(&e.text), vec!["auth required pam_veil.so"]);
+    assert_eq!(e.forced.len(), 1);
+    assert!(
+        e.text
+            .contains("#veil# auth sufficient pam_ssh_agent_auth.so")
+    );
+    assert_eq!(disable_text(&e.text).unwrap(), original);
+    // An include of a stack veilctl does not know is judged the same way.
+    assert!(enable_text("auth include my-stack\n@include common-auth\n", &plain()).is_err());
+}
+
+#[test]
+fn a_hand_edited_restriction_in_the_block_is_not_guessed_at() {
+    let e = enable_text(&su_with_wheel(), &plain()).unwrap();
+    let edited = e.text.replace(
+        "auth       required     pam_wheel.so",
+        "auth       sufficient   pam_permit.so",
+    );
+    assert!(disable_text(&edited).is_err());
+}
+
+#[test]
+fn after_publickey_writes_factors_code_and_undoes_it() {
+    let options = StackOptions {
+        veil_args: CODE_ONLY_ARG.into(),
+        ..plain()
+    };
+    let e = enable_text(SSHD, &options).unwrap();
+    assert!(
+        e.text
+            .contains("\nauth       required     pam_veil.so factors=code\n"),
+        "{}",
+        e.text
+    );
+    assert_eq!(disable_text(&e.text).unwrap(), SSHD);
+}
+
+#[test]
+fn single_prompt_screen_lockers_are_refused() {
+    for service in ["i3lock", "swaylock"] {
+        let err = check_two_prompts(service).unwrap_err();
+        assert_eq!(err.code, EXIT_REFUSED);
+        assert!(err.message.contains("one password"), "{err}");
+    }
+    check_two_prompts("sudo").unwrap();
+    let (dir, config, pam) = setup(SUDO);
+    fs::rename(pam.join("svc"), pam.join("i3lock")).unwrap();
+    enrol(&config, "bob", true);
+    let mut args = enable_args(dir.path(), &pam);
+    args.service = "i3lock".into();
+    assert!(
+        enable(&config, &args)
+            .unwrap_err()
+            .message
+            .contains("Screen lockers")
+    );
+    assert_eq!(fs::read_to_string(pam.join("i3lock")).unwrap(), SUDO);
+}
