@@ -151,7 +151,7 @@ pub struct Lockout {
 
 /// The fix for root under a `PermitRootLogin` that keeps it from
 /// keyboard-interactive.
-pub const ROOT_MATCH: &str = "Match User root\n        AuthenticationMethods publickey";
+pub const ROOT_MATCH: &str = "Match User root\n    AuthenticationMethods publickey";
 
 /// Why `view` could not log in afterwards, and the fix.
 fn explain(view: &UserView) -> (String, String) {
@@ -165,7 +165,7 @@ fn explain(view: &UserView) -> (String, String) {
                  (it substitutes a fake password), so veil can never let root in that way",
                 permit_root_login(d)
             ),
-            format!("a block at the end of sshd_config: {ROOT_MATCH}"),
+            format!("at the end of sshd_config (root keeps logging in with a key):\n{ROOT_MATCH}"),
         )
     } else if mentions("password") {
         (
@@ -235,7 +235,7 @@ pub fn describe_lockouts(lockouts: &[Lockout]) -> String {
             l.user,
             l.today.join(" or "),
             l.why,
-            l.fix
+            l.fix.replace('\n', "\n          ")
         ));
     }
     s
@@ -350,10 +350,11 @@ pub fn judge_sshd(
             return Err(format!(
                 "--after-publickey makes veil ask only for the code, so a key must have proved the \
                  account first; sshd lets these users start without one:\n{}\n\
-                 set AuthenticationMethods {ADVISED_METHODS} in {} (for root under PermitRootLogin \
-                 prohibit-password also: {ROOT_MATCH}); nothing changed",
+                 set AuthenticationMethods {ADVISED_METHODS} in {}, and for root under \
+                 PermitRootLogin prohibit-password, at its end:\n    {}\nnothing changed",
                 open.join("\n"),
-                config.display()
+                config.display(),
+                ROOT_MATCH.replace('\n', "\n    ")
             ));
         }
     }
@@ -387,9 +388,11 @@ pub fn judge_sshd(
         {
             extra.push_str(&format!(
                 "note: root cannot log in by ssh with these settings (AuthenticationMethods {}, \
-                 PermitRootLogin {}); for root with a key: {ROOT_MATCH}\n",
+                 PermitRootLogin {}); for root with a key, at the end of {}:\n    {}\n",
                 value(&v.settings, "authenticationmethods", "any"),
-                permit_root_login(&v.settings)
+                permit_root_login(&v.settings),
+                config.display(),
+                ROOT_MATCH.replace('\n', "\n    ")
             ));
         }
     }

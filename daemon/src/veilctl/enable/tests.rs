@@ -664,3 +664,190 @@ fn single_prompt_screen_lockers_are_refused() {
     );
     assert_eq!(fs::read_to_string(pam.join("i3lock")).unwrap(), SUDO);
 }
+
+// ------------------------------------------------ sshd access, per user
+
+use super::sshd_access::*;
+
+fn settings(text: &str) -> Vec<Directive> {
+    sshd_directives(text, "sshd_config").0
+}
+
+/// Debian's default sshd_config with keyboard-interactive on.
+fn debian_kbd() -> String {
+    SSHD_CONFIG.replace(
+        "KbdInteractiveAuthentication no",
+        "KbdInteractiveAuthentication yes",
+    )
+}
+
+/// The state `read_sshd` would build with the same settings for root and
+/// alice, except `alice_extra` first for alice (a Match block's effect).
+fn state(text: &str, alice_extra: &str) -> SshdState {
+    let global = settings(text);
+    let alice = settings(&format!("{alice_extra}{text}"));
+    SshdState {
+        views: vec![
+            UserView {
+                name: "root".into(),
+                root: true,
+                settings: global.clone(),
+            },
+            UserView {
+                name: "alice".into(),
+                root: false,
+                settings: alice,
+            },
+        ],
+        global,
+        fallback: None,
+    }
+}
+
+#[test]
+fn root_under_prohibit_password_has_only_its_key() {
+    let d = settings(&debian_kbd());
+    assert_eq!(permit_root_login(&d), "prohibit-password");
+    assert_eq!(usable_lists(&d, true, Phase::Today), vec!["publickey"]);
+    assert_eq!(
+        usable_lists(&d, false, Phase::Today),
+        vec!["publickey", "password", "keyboard-interactive"]
+    );
+    // Behind veil sshd's password method always fails.
+    assert_eq!(
+        usable_lists(&d, false, Phase::AfterVeil),
+        vec!["publickey", "keyboard-interactive"]
+    );
+    let yes = settings(&format!("PermitRootLogin yes\n{}", debian_kbd()));
+    assert!(method_works(
+        &yes,
+        "keyboard-interactive:pam",
+        true,
+        Phase::AfterVeil
+    ));
+    let old_name = parse_sshd_t("permitrootlogin without-password\nusepam yes\n", "sshd -T");
+    assert_eq!(permit_root_login(&old_name), "prohibit-password");
+}
+
+#[test]
+fn the_advised_methods_come_with_a_match_block_for_root() {
+    let report = judge_sshd(&state(&debian_kbd(), ""), Path::new("sshd_config"), false).unwrap();
+    assert!(
+        report.contains("AuthenticationMethods publickey,keyboard-interactive"),
+        "{report}"
+    );
+    assert!(
+        report.contains("root can log in by ssh today (publickey)"),
+        "{report}"
+    );
+    assert!(report.contains("fake password"), "{report}");
+    assert!(
+        report.contains("Match User root\n              AuthenticationMethods publickey"),
+        "{report}"
+    );
+    assert!(!report.contains("alice can log in"), "{report}");
+    // With PermitRootLogin yes root passes veil's prompts: no Match needed.
+    let yes = format!("PermitRootLogin yes\n{}", debian_kbd());
+    let report = judge_sshd(&state(&yes, ""), Path::new("sshd_config"), false).unwrap();
+    assert!(!report.contains("Match User root"), "{report}");
+}
+
+#[test]
+fn a_user_who_logs_in_only_by_password_today_stops_enable() {
+    let err = judge_sshd(
+        &state(&debian_kbd(), "AuthenticationMethods password\n"),
+        Path::new("sshd_config"),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("alice can log in by ssh today (password)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("keyboard-interactive in place of password"),
+        "{err}"
+    );
+    assert!(!err.contains("root can log in"), "{err}");
+    // Root logging in by password today (PermitRootLogin yes) keeps a way in.
+    let yes = format!("PermitRootLogin yes\n{}", debian_kbd());
+    judge_sshd(&state(&yes, ""), Path::new("sshd_config"), false).unwrap();
+}
+
+#[test]
+fn after_publickey_refuses_keyboard_interactive_alone() {
+    let err = judge_sshd(&state(&debian_kbd(), ""), Path::new("sshd_config"), true).unwrap_err();
+    assert!(err.contains("root: AuthenticationMethods any"), "{err}");
+    assert!(err.contains("alice: AuthenticationMethods any"), "{err}");
+    let both = format!(
+        "AuthenticationMethods publickey,keyboard-interactive\n{}",
+        debian_kbd()
+    );
+    let err = judge_sshd(
+        &state(
+            &both,
+            "AuthenticationMethods publickey,keyboard-interactive keyboard-interactive\n",
+        ),
+        Path::new("sshd_config"),
+        true,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "alice: AuthenticationMethods publickey,keyboard-interactive keyboard-interactive"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("root:"), "{err}");
+    let report = judge_sshd(&state(&both, ""), Path::new("sshd_config"), true).unwrap();
+    assert!(
+        report.contains("note: root cannot log in by ssh"),
+        "{report}"
+    );
+    // A key alone for root (its Match block) also starts with the key.
+    let report = judge_sshd(
+        &state(&both, "AuthenticationMethods publickey\n"),
+        Path::new("sshd_config"),
+        true,
+    );
+    assert!(report.is_ok(), "{report:?}");
+    // Without sshd -T, Match blocks are unknown: refused.
+    let mut fallback = state(&both, "");
+    fallback.fallback = Some("could not run sshd -T (test)".into());
+    let err = judge_sshd(&fallback, Path::new("sshd_config"), true).unwrap_err();
+    assert!(err.contains("sshd -T"), "{err}");
+}
+
+#[test]
+fn sshd_t_output_is_read_as_keyword_and_value() {
+    let d = parse_sshd_t(
+        "usepam yes\nauthenticationmethods publickey,keyboard-interactive\nsubsystem sftp /usr/lib/openssh/sftp-server\n",
+        "sshd -T for root",
+    );
+    assert_eq!(d.len(), 3);
+    assert!(publickey_first(&d));
+    assert_eq!(d[2].value, "sftp /usr/lib/openssh/sftp-server");
+    let any = parse_sshd_t("authenticationmethods any\n", "sshd -T");
+    assert!(!publickey_first(&any));
+}
+
+#[test]
+fn only_controls_that_take_access_away_move_behind_veil() {
+    for ok in [
+        "required",
+        "requisite",
+        "[success=ok new_authtok_reqd=ok ignore=ignore user_unknown=bad default=die]",
+    ] {
+        assert!(restricting_control(ok), "{ok}");
+    }
+    for bad in [
+        "sufficient",
+        "optional",
+        "[success=1 default=ignore]",
+        "[success=done default=die]",
+        "[]",
+        "[default=reset]",
+    ] {
+        assert!(!restricting_control(bad), "{bad}");
+    }
+}
