@@ -5,6 +5,7 @@ set -euo pipefail
 
 # libpam-google-authenticator (test): its google-authenticator tool writes the
 # files the import test reads.
+# openssh-server (test): `veilctl enable sshd` runs the real `sshd -T`.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 want=(libpam0g-dev libcrypt-dev)
 case "${1:-build}" in

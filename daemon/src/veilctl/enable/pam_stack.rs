@@ -211,7 +211,8 @@ pub(super) fn auth_role(line: &str) -> Result<AuthRole, Failure> {
             Ok(AuthRole::Keep)
         } else {
             Err(Failure::refused(format!(
-                "\"@include {}\" may hold auth lines that veilctl cannot see; edit this file by hand",
+                "\"@include {0}\" may hold auth lines that veilctl cannot see; if {0} is a service, \
+                 enable {0} instead (this file reads its lines from there), else edit this file by hand",
                 veil_proto::sanitize::sanitize(target)
             )))
         };
@@ -225,7 +226,9 @@ pub(super) fn auth_role(line: &str) -> Result<AuthRole, Failure> {
         return Ok(if AUTH_STACKS.contains(&module) {
             AuthRole::Replace
         } else {
-            AuthRole::Unknown(format!("{control} of a stack veilctl does not know"))
+            AuthRole::Unknown(format!(
+                "{control} of a stack veilctl does not know; if {module} is a service, enable {module} instead"
+            ))
         });
     }
     let base = module.rsplit('/').next().unwrap_or(module);
