@@ -216,12 +216,14 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         let mut probe: Vec<&str> = vec!["root"];
         let admin = std::env::var("SUDO_USER").unwrap_or_default();
         for name in able.iter().copied().chain([admin.as_str()]) {
-            if !name.is_empty() && !probe.contains(&name) && probe.len() < MAX_SSHD_PROBES {
+            // Each goes into `sshd -C user=NAME,...`: nothing that could add a field.
+            let plain = !name.is_empty() && !name.contains([',', '=', ' ', '\t', '\n']);
+            if plain && !probe.contains(&name) && probe.len() < MAX_SSHD_PROBES {
                 probe.push(name);
             }
         }
         let state = read_sshd(&sshd_config, &probe)?;
-        let text = judge_sshd(&state, &sshd_config, args.after_publickey).map_err(|e| {
+        let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
             Failure::refused(format!(
                 "{}\nthen run veilctl enable {service} again",
                 e.trim_end()

@@ -315,11 +315,14 @@ pub const ADVISED_METHODS: &str = "publickey,keyboard-interactive";
 /// Judges sshd for `veilctl enable`: refuses (the message) when sshd would
 /// not ask veil, when a user who can log in today could not afterwards, or
 /// (`after_publickey`) when some user may start without a key; otherwise
-/// returns the report (advice included).
+/// returns the report (advice included). `enrolled` are the users who can
+/// pass veil: a probed user outside it who can log in today, and
+/// afterwards only through veil, is warned about.
 pub fn judge_sshd(
     state: &SshdState,
     config: &Path,
     after_publickey: bool,
+    enrolled: &[&str],
 ) -> Result<String, String> {
     let advice = sshd_advice(&state.global);
     if !advice.required.is_empty() {
@@ -378,6 +381,24 @@ pub fn judge_sshd(
             extra.push_str(&format!(
                 "but with AuthenticationMethods {ADVISED_METHODS} alone:\n{}",
                 describe_lockouts(&advised)
+            ));
+        }
+    }
+    for v in state
+        .views
+        .iter()
+        .filter(|v| !enrolled.contains(&v.name.as_str()))
+    {
+        let later = usable_lists(&v.settings, v.root, Phase::AfterVeil);
+        if !usable_lists(&v.settings, v.root, Phase::Today).is_empty()
+            && !later.is_empty()
+            && later.iter().all(|l| l.contains("keyboard-interactive"))
+        {
+            extra.push_str(&format!(
+                "warning: {} can log in by ssh today but is not enrolled in veil, and afterwards \
+                 only through veil ({}): enrol {0} first\n",
+                v.name,
+                later.join(" or ")
             ));
         }
     }

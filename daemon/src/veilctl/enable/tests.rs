@@ -731,7 +731,13 @@ fn root_under_prohibit_password_has_only_its_key() {
 
 #[test]
 fn the_advised_methods_come_with_a_match_block_for_root() {
-    let report = judge_sshd(&state(&debian_kbd(), ""), Path::new("sshd_config"), false).unwrap();
+    let report = judge_sshd(
+        &state(&debian_kbd(), ""),
+        Path::new("sshd_config"),
+        false,
+        &["root", "alice"],
+    )
+    .unwrap();
     assert!(
         report.contains("AuthenticationMethods publickey,keyboard-interactive"),
         "{report}"
@@ -748,7 +754,13 @@ fn the_advised_methods_come_with_a_match_block_for_root() {
     assert!(!report.contains("alice can log in"), "{report}");
     // With PermitRootLogin yes root passes veil's prompts: no Match needed.
     let yes = format!("PermitRootLogin yes\n{}", debian_kbd());
-    let report = judge_sshd(&state(&yes, ""), Path::new("sshd_config"), false).unwrap();
+    let report = judge_sshd(
+        &state(&yes, ""),
+        Path::new("sshd_config"),
+        false,
+        &["root", "alice"],
+    )
+    .unwrap();
     assert!(!report.contains("Match User root"), "{report}");
 }
 
@@ -758,6 +770,7 @@ fn a_user_who_logs_in_only_by_password_today_stops_enable() {
         &state(&debian_kbd(), "AuthenticationMethods password\n"),
         Path::new("sshd_config"),
         false,
+        &["root", "alice"],
     )
     .unwrap_err();
     assert!(
@@ -771,12 +784,24 @@ fn a_user_who_logs_in_only_by_password_today_stops_enable() {
     assert!(!err.contains("root can log in"), "{err}");
     // Root logging in by password today (PermitRootLogin yes) keeps a way in.
     let yes = format!("PermitRootLogin yes\n{}", debian_kbd());
-    judge_sshd(&state(&yes, ""), Path::new("sshd_config"), false).unwrap();
+    judge_sshd(
+        &state(&yes, ""),
+        Path::new("sshd_config"),
+        false,
+        &["root", "alice"],
+    )
+    .unwrap();
 }
 
 #[test]
 fn after_publickey_refuses_keyboard_interactive_alone() {
-    let err = judge_sshd(&state(&debian_kbd(), ""), Path::new("sshd_config"), true).unwrap_err();
+    let err = judge_sshd(
+        &state(&debian_kbd(), ""),
+        Path::new("sshd_config"),
+        true,
+        &["root", "alice"],
+    )
+    .unwrap_err();
     assert!(err.contains("root: AuthenticationMethods any"), "{err}");
     assert!(err.contains("alice: AuthenticationMethods any"), "{err}");
     let both = format!(
@@ -790,6 +815,7 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         ),
         Path::new("sshd_config"),
         true,
+        &["root", "alice"],
     )
     .unwrap_err();
     assert!(
@@ -799,7 +825,13 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         "{err}"
     );
     assert!(!err.contains("root:"), "{err}");
-    let report = judge_sshd(&state(&both, ""), Path::new("sshd_config"), true).unwrap();
+    let report = judge_sshd(
+        &state(&both, ""),
+        Path::new("sshd_config"),
+        true,
+        &["root", "alice"],
+    )
+    .unwrap();
     assert!(
         report.contains("note: root cannot log in by ssh"),
         "{report}"
@@ -809,13 +841,40 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         &state(&both, "AuthenticationMethods publickey\n"),
         Path::new("sshd_config"),
         true,
+        &["root", "alice"],
     );
     assert!(report.is_ok(), "{report:?}");
     // Without sshd -T, Match blocks are unknown: refused.
     let mut fallback = state(&both, "");
     fallback.fallback = Some("could not run sshd -T (test)".into());
-    let err = judge_sshd(&fallback, Path::new("sshd_config"), true).unwrap_err();
+    let err = judge_sshd(
+        &fallback,
+        Path::new("sshd_config"),
+        true,
+        &["root", "alice"],
+    )
+    .unwrap_err();
     assert!(err.contains("sshd -T"), "{err}");
+}
+
+#[test]
+fn a_probed_user_not_enrolled_is_warned_about() {
+    let yes = format!(
+        "PermitRootLogin yes\nPubkeyAuthentication no\n{}",
+        debian_kbd()
+    );
+    let report = judge_sshd(
+        &state(&yes, ""),
+        Path::new("sshd_config"),
+        false,
+        &["alice"],
+    )
+    .unwrap();
+    assert!(
+        report.contains("warning: root can log in by ssh today but is not enrolled"),
+        "{report}"
+    );
+    assert!(!report.contains("warning: alice"), "{report}");
 }
 
 #[test]
