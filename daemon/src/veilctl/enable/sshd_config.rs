@@ -74,6 +74,9 @@ pub(super) fn effective<'a>(directives: &'a [Directive], keys: &[&str]) -> Optio
 
 pub(super) fn now_of(d: Option<&Directive>, keyword: &str, default: &str) -> String {
     match d {
+        Some(d) if d.origin.starts_with("sshd -T") => {
+            format!("{keyword} {} ({})", d.value, d.origin)
+        }
         Some(d) => format!("{keyword} {} at {}", d.value, d.origin),
         None => format!("{keyword} unset, default {default}"),
     }
