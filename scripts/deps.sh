@@ -5,13 +5,14 @@ set -euo pipefail
 
 # libpam-google-authenticator (test): its google-authenticator tool writes the
 # files the import test reads.
-# openssh-server (test): `veilctl enable sshd` runs the real `sshd -T`.
+# openssh-server (test): `veilctl enable sshd` runs the real `sshd -T`;
+# with openssh-client and expect, factors_code.rs logs in through a real sshd.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 want=(libpam0g-dev libcrypt-dev)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 //! Strict parsing of the module arguments from the PAM configuration line.
 //!
 //! `socket=PATH`, `timeout=SECONDS`, `server_user=NAME`, `use_first_pass`,
-//! `try_first_pass`, `debug`. Anything unknown, malformed, repeated or conflicting is a
+//! `try_first_pass`, `factors=code`, `debug`. Anything unknown, malformed, repeated or conflicting is a
 //! problem; the caller logs every problem and fails closed, after asking the
 //! usual prompts. The options that did parse still shape the prompts, so a
 //! typo in `timeout=` does not change what the person at the prompt sees.
@@ -37,6 +37,18 @@ pub enum PasswordSource {
     UseFirstPass,
 }
 
+/// What the module asks for and veild checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factors {
+    /// `Password: ` then `Verification code: ` (the default;
+    /// `factors=password,code` says it explicitly).
+    PasswordAndCode,
+    /// `factors=code`: only `Verification code: `, for services where an
+    /// earlier method proved the account (sshd's `AuthenticationMethods
+    /// publickey,keyboard-interactive`). veild honours it for root only.
+    Code,
+}
+
 /// The parsed options, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
@@ -45,6 +57,7 @@ pub struct Args {
     /// Besides root, the only uid the module sends secrets to.
     pub server_user: String,
     pub password: PasswordSource,
+    pub factors: Factors,
     pub debug: bool,
 }
 
@@ -55,6 +68,7 @@ impl Default for Args {
             timeout: DEFAULT_TIMEOUT,
             server_user: DEFAULT_SERVER_USER.to_owned(),
             password: PasswordSource::Prompt,
+            factors: Factors::PasswordAndCode,
             debug: false,
         }
     }
@@ -74,6 +88,8 @@ pub enum ArgProblem {
     },
     Repeated(&'static str),
     Conflict,
+    /// `factors=code` with `use_first_pass` or `try_first_pass`: no password is used.
+    FactorsConflict,
 }
 
 impl fmt::Display for ArgProblem {
@@ -87,6 +103,10 @@ impl fmt::Display for ArgProblem {
             }
             ArgProblem::Repeated(name) => write!(f, "{name} given more than once"),
             ArgProblem::Conflict => write!(f, "use_first_pass and try_first_pass are exclusive"),
+            ArgProblem::FactorsConflict => write!(
+                f,
+                "factors=code asks no password: use_first_pass and try_first_pass do not apply"
+            ),
         }
     }
 }
@@ -155,6 +175,18 @@ pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
                     merge_first_pass(first_pass, PasswordSource::TryFirstPass, &mut problems);
                 "try_first_pass"
             }
+            ("factors", Some(value)) => {
+                match value {
+                    "code" => args.factors = Factors::Code,
+                    "password,code" => args.factors = Factors::PasswordAndCode,
+                    _ => problems.push(malformed(
+                        "factors",
+                        value,
+                        "expected code or password,code",
+                    )),
+                }
+                "factors"
+            }
             ("debug", None) => {
                 args.debug = true;
                 "debug"
@@ -171,6 +203,9 @@ pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
     }
     if let Some(source) = first_pass {
         args.password = source;
+        if args.factors == Factors::Code {
+            problems.push(ArgProblem::FactorsConflict);
+        }
     }
     Parsed { args, problems }
 }

@@ -32,7 +32,7 @@ pub fn authenticate<'a>(
     let args = parsed.args;
     // Everything the person sees happens here, before any decision.
     let user = pam.user();
-    let credentials = conv::ask_credentials(pam, args.password);
+    let credentials = conv::ask_credentials(pam, args.password, args.factors);
     for problem in &credentials.problems {
         pam.log(
             Level::Err,
@@ -75,6 +75,7 @@ fn decide(
     request.rhost = pam.item(Item::RHost).unwrap_or_default();
     request.tty = pam.item(Item::Tty).unwrap_or_default();
     request.ruser = pam.item(Item::RUser).unwrap_or_default();
+    request.code_only = args.factors == args::Factors::Code;
     match veild.ask(&args.socket, &request, args.timeout, &args.server_user) {
         Ok(Verdict::Allow) => Outcome::Allowed,
         Ok(Verdict::Deny) => Outcome::Denied(Denial::DaemonDenied),

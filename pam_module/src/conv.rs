@@ -4,7 +4,7 @@
 
 use veil_proto::Reply;
 
-use crate::args::PasswordSource;
+use crate::args::{Factors, PasswordSource};
 use crate::handle::Pam;
 use crate::vocab::MessageStyle;
 
@@ -37,8 +37,23 @@ pub struct Credentials {
 /// the same for every attempt. With `use_first_pass` and no stored token
 /// the password prompt is not asked (that is what the option means), which
 /// depends on the stack, never on the account.
-pub fn ask_credentials(pam: &mut impl Pam, source: PasswordSource) -> Credentials {
+///
+/// With `factors=code` only the code is asked (the argument is the
+/// stack's, never the account's), and the password is sent as missing.
+pub fn ask_credentials(
+    pam: &mut impl Pam,
+    source: PasswordSource,
+    factors: Factors,
+) -> Credentials {
     let mut problems = Vec::new();
+    if factors == Factors::Code {
+        return Credentials {
+            password: Reply::missing(),
+            typed: false,
+            code: ask_code(pam, &mut problems),
+            problems,
+        };
+    }
     let stored = match source {
         PasswordSource::Prompt => Ok(None),
         PasswordSource::TryFirstPass | PasswordSource::UseFirstPass => pam.authtok(),
@@ -62,17 +77,21 @@ pub fn ask_credentials(pam: &mut impl Pam, source: PasswordSource) -> Credential
             }
         },
     };
-    let code = match pam.prompt(MessageStyle::PromptEchoOff, CODE_PROMPT) {
-        Ok(secret) => Reply::given(secret.into_bytes()),
-        Err(e) => {
-            problems.push(format!("cannot read the verification code: {e}"));
-            Reply::missing()
-        }
-    };
+    let code = ask_code(pam, &mut problems);
     Credentials {
         password,
         typed,
         code,
         problems,
+    }
+}
+
+fn ask_code(pam: &mut impl Pam, problems: &mut Vec<String>) -> Reply {
+    match pam.prompt(MessageStyle::PromptEchoOff, CODE_PROMPT) {
+        Ok(secret) => Reply::given(secret.into_bytes()),
+        Err(e) => {
+            problems.push(format!("cannot read the verification code: {e}"));
+            Reply::missing()
+        }
     }
 }

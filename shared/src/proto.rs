@@ -286,6 +286,16 @@ pub struct Request {
     pub tty: String,
     #[serde(default)]
     pub ruser: String,
+    /// `factors=code`: an earlier method (sshd's publickey) proved the
+    /// account, so veild checks only the code (and the ledger); honoured
+    /// for root peers only. Left out of the frame when false, so a
+    /// request's size depends on the module's arguments, never on a reply.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub code_only: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Request {
@@ -300,6 +310,7 @@ impl Request {
             rhost: String::new(),
             tty: String::new(),
             ruser: String::new(),
+            code_only: false,
         }
     }
 }

@@ -134,7 +134,10 @@ fn a_file_from_google_authenticator_imports_and_its_code_logs_in() {
     assert_eq!(rc, 0, "{err}");
     assert!(err.contains(&format!("TOTP active for {NAME}")), "{err}");
     assert!(err.contains("RATE_LIMIT 3 30 not carried over"), "{err}");
-    assert!(err.contains("5 scratch codes not imported"), "{err}");
+    assert!(
+        err.contains("5 scratch codes imported as recovery codes"),
+        "{err}"
+    );
     assert!(
         !err.contains("WINDOW_SIZE"),
         "3 codes is veil's skew 1: {err}"
@@ -158,4 +161,17 @@ fn a_file_from_google_authenticator_imports_and_its_code_logs_in() {
         &Attempt::new(NAME, &[PASSWORD, &wrong_code(&secret)]),
     );
     assert_eq!(bad.code, PAM_AUTH_ERR, "{}", bad.code_name());
+
+    // The file's scratch codes are recovery codes now: each logs in once.
+    let scratch: Vec<&str> = text
+        .lines()
+        .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(scratch.len(), 5, "{text}");
+    let first = pam::authenticate(&stack, &Attempt::new(NAME, &[PASSWORD, scratch[0]]));
+    assert_eq!(first.code, PAM_SUCCESS, "{}", veild.stderr());
+    let again = pam::authenticate(&stack, &Attempt::new(NAME, &[PASSWORD, scratch[0]]));
+    assert_eq!(again.code, PAM_AUTH_ERR, "a scratch code works once");
+    let (_, status, _) = veild.ctl(&["status", NAME], "");
+    assert!(status.contains("recovery codes left: 4"), "{status}");
 }

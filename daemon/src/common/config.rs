@@ -115,6 +115,67 @@ pub struct Totp {
     pub policy: TotpPolicy,
     /// Accepted 30-second steps either side of now.
     pub skew: u8,
+    /// Gradual rollout: with `policy = "if-enrolled"`, members of these
+    /// groups (NSS: listed members or primary group) must have a code.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub required_groups: Vec<String>,
+    /// Gradual rollout: from this day on (`YYYY-MM-DD`, 00:00 UTC) every
+    /// user must have a code, as with `policy = "required"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrol_by: Option<String>,
+}
+
+impl Totp {
+    /// `enrol_by` as Unix seconds (validated at load).
+    pub fn enrol_by_unix(&self) -> Option<i64> {
+        self.enrol_by.as_deref().and_then(day_start_unix)
+    }
+}
+
+/// 00:00 UTC of a `YYYY-MM-DD` date as Unix seconds (proleptic Gregorian);
+/// `None` unless it is such a date.
+pub fn day_start_unix(date: &str) -> Option<i64> {
+    let b = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| b[r].iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || d < 1
+        || d > month_days[(m - 1) as usize]
+    {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +237,8 @@ impl Default for Totp {
         Totp {
             policy: TotpPolicy::Required,
             skew: 1,
+            required_groups: Vec::new(),
+            enrol_by: None,
         }
     }
 }
@@ -308,6 +371,22 @@ impl Config {
             "must be at least 100",
         )?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
+        check(
+            self.totp
+                .enrol_by
+                .as_deref()
+                .is_none_or(|d| day_start_unix(d).is_some()),
+            "totp.enrol_by",
+            "must be a date such as \"2026-03-01\" (YYYY-MM-DD, from 00:00 UTC)",
+        )?;
+        check(
+            self.totp
+                .required_groups
+                .iter()
+                .all(|g| !g.is_empty() && g.len() <= 256 && !g.chars().any(char::is_control)),
+            "totp.required_groups",
+            "must be group names",
+        )?;
         let a = &self.argon2;
         check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
         check(
@@ -456,6 +535,31 @@ mod tests {
         assert!(err.contains("password.shadow"), "{err}");
         let err = parse("[password]\nsalt = 1\n").unwrap_err().to_string();
         assert!(err.contains("salt"), "{err}");
+    }
+
+    #[test]
+    fn rollout_keys_parse_and_a_bad_date_names_the_key() {
+        let c = parse(
+            "[totp]\npolicy = \"if-enrolled\"\nrequired_groups = [\"admins\", \"ops\"]\n\
+             enrol_by = \"2026-03-01\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.totp.required_groups, vec!["admins", "ops"]);
+        assert_eq!(c.totp.enrol_by_unix(), Some(1_772_323_200));
+        assert_eq!(day_start_unix("1970-01-01"), Some(0));
+        assert_eq!(day_start_unix("2024-02-29"), Some(1_709_164_800));
+        for bad in [
+            "2026-02-30",
+            "2026-3-01",
+            "01.03.2026",
+            "2026-13-01",
+            "tomorrow",
+        ] {
+            let err = parse(&format!("[totp]\nenrol_by = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("totp.enrol_by"), "{err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod files;
 pub mod ledger;
 pub mod password;
 pub mod peer;
+pub mod recovery;
+pub mod rollout;
 pub mod shadow;
 pub mod store;
 pub mod totp;

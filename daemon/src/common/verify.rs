@@ -12,13 +12,17 @@ use std::path::PathBuf;
 
 use veil_proto::{Reply, ReplyState, Request, Verdict};
 
-use crate::common::config::{Config, TotpPolicy};
+use crate::common::config::Config;
 use crate::common::crypt::{self, Scratch};
 use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
+use crate::common::recovery::{self, RecoveryCheck};
+use crate::common::rollout::Rollout;
 use crate::common::shadow::{self, State};
-use crate::common::store::{self, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
+use crate::common::store::{
+    self, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, Success, UserRecord,
+};
 use crate::common::totp::{self, CodeCheck};
 
 /// The real reason behind a verdict; only the audit log sees it.
@@ -52,6 +56,13 @@ pub enum Reason {
     NoTotp,
     WrongCode,
     ReplayedCode,
+    /// A success with a recovery code in place of the TOTP code; `left`
+    /// codes remain after it.
+    RecoveryCode {
+        left: u32,
+    },
+    /// A recovery code that was already used.
+    UsedRecoveryCode,
     Store(String),
     /// The check itself failed (a panic caught by the worker): a bug.
     Internal,
@@ -81,9 +92,16 @@ impl Reason {
             Reason::NoTotp => "no-totp-enrolled",
             Reason::WrongCode => "wrong-code",
             Reason::ReplayedCode => "replayed-code",
+            Reason::RecoveryCode { .. } => "recovery-code",
+            Reason::UsedRecoveryCode => "used-recovery-code",
             Reason::Store(_) => "store-error",
             Reason::Internal => "internal-error",
         }
+    }
+
+    /// Whether this reason is a success (ALLOW).
+    pub fn allows(&self) -> bool {
+        matches!(self, Reason::Success | Reason::RecoveryCode { .. })
     }
 }
 
@@ -111,7 +129,7 @@ pub struct SystemAccounts {
 /// One worker's verifier: its own database connection, the shared dummy record.
 pub struct Verifier {
     limits: Limits,
-    policy: TotpPolicy,
+    rollout: Rollout,
     skew: u8,
     hasher: Hasher,
     dummy: UserRecord,
@@ -131,12 +149,14 @@ impl std::fmt::Debug for Verifier {
 }
 
 /// The record an unknown name is checked against: a hash of random bytes
-/// made at start with the current parameters, and a random TOTP secret.
+/// made at start with the current parameters, a random TOTP secret, and
+/// ten random recovery hashes (also checked for users without codes).
 pub fn dummy_record(hasher: &Hasher) -> Result<UserRecord, HashError> {
     Ok(UserRecord {
         phc: hasher.dummy()?,
         totp_secret: Some(totp::new_secret().map_err(HashError::Random)?),
         totp_last_step: -1,
+        recovery: Some(recovery::dummy().map_err(HashError::Random)?),
     })
 }
 
@@ -149,7 +169,7 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             limits: Limits::from(&config.lockout),
-            policy: config.totp.policy,
+            rollout: Rollout::from(&config.totp),
             skew: config.totp.skew,
             hasher,
             dummy,
@@ -185,7 +205,11 @@ impl Verifier {
     /// Decides one request at Unix time `now`.
     pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
         let now_i = now.min(i64::MAX as u64) as i64;
-        let permitted = peer::permits(peer, &request.user);
+        // Code only (`factors=code`: an earlier method proved the account)
+        // is root's alone: from anyone else it would be a password-free
+        // oracle for codes.
+        let code_only = request.code_only;
+        let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
 
@@ -231,17 +255,19 @@ impl Verifier {
         };
 
         // The same work for every request from here on.
+        // Code only still verifies a password, against the dummy for every
+        // user, so it costs what any request does and its result is unused.
         let subject = row.as_ref().unwrap_or(&self.dummy);
         let password_ok = match &self.system.crypt_dummy {
             Some(dummy) => {
                 let hash = match (&account, state) {
-                    (Ok(Some(entry)), Some(State::Usable)) => entry.hash.as_str(),
+                    (Ok(Some(entry)), Some(State::Usable)) if !code_only => entry.hash.as_str(),
                     _ => dummy.as_str(),
                 };
                 crypt::verify(&mut self.scratch, hash, request.password.bytes())
             }
             None => {
-                let phc = if subject.phc == SYSTEM_ONLY_PHC {
+                let phc = if subject.phc == SYSTEM_ONLY_PHC || code_only {
                     &self.dummy.phc
                 } else {
                     &subject.phc
@@ -263,6 +289,14 @@ impl Verifier {
             self.skew,
             subject.totp_last_step,
         );
+        // The same set size for everyone: the user's codes, else the dummy's.
+        let has_codes = record.is_some_and(|r| r.recovery.is_some());
+        let recovery = match subject.recovery.as_ref().or(self.dummy.recovery.as_ref()) {
+            Some(set) => recovery::check(set, request.code.bytes()),
+            None => RecoveryCheck::Wrong,
+        };
+        // Group lookups for every request alike (see Rollout).
+        let code_required = code_only || self.rollout.code_required(&request.user, now);
 
         let reason = if let Some(e) = store_error {
             Reason::Store(e)
@@ -274,33 +308,44 @@ impl Verifier {
             Reason::Locked(refusal)
         } else if let Some(refused) = self.account_refusal(record, state) {
             refused
-        } else if let Some(unusable) = unusable("password", &request.password) {
+        } else if let Some(unusable) =
+            unusable("password", &request.password).filter(|_| !code_only)
+        {
             unusable
-        } else if !password_ok {
+        } else if !password_ok && !code_only {
             Reason::WrongPassword
-        } else if !enrolled && self.policy == TotpPolicy::Required {
+        } else if !enrolled && code_required {
             Reason::NoTotp
         } else if !enrolled {
             Reason::Success
         } else if let Some(unusable) = unusable("code", &request.code) {
             unusable
         } else {
-            match code {
-                CodeCheck::Accepted(_) => Reason::Success,
-                CodeCheck::Replayed => Reason::ReplayedCode,
-                CodeCheck::Wrong => Reason::WrongCode,
+            match (code, recovery) {
+                (CodeCheck::Accepted(_), _) => Reason::Success,
+                (_, RecoveryCheck::Matched(_)) if has_codes => Reason::RecoveryCode { left: 0 },
+                (CodeCheck::Replayed, _) => Reason::ReplayedCode,
+                (_, RecoveryCheck::Used) if has_codes => Reason::UsedRecoveryCode,
+                _ => Reason::WrongCode,
             }
         };
 
+        let used_slot = match (&reason, recovery) {
+            (Reason::RecoveryCode { .. }, RecoveryCheck::Matched(slot)) => Some(slot),
+            _ => None,
+        };
         let reason = match (reason, reservation.as_ref()) {
-            (Reason::Success, Some(res)) => self.commit_success(request, res, record, code, now_i),
+            (r, Some(res)) if r.allows() => {
+                self.commit_success(request, res, record, code, used_slot, now_i)
+            }
             (other, _) => other,
         };
         let locked = match (&reason, &reservation) {
-            (Reason::Success, _) | (_, None) => Vec::new(),
+            (_, None) => Vec::new(),
+            (r, _) if r.allows() => Vec::new(),
             (_, Some(r)) => r.locking.clone(),
         };
-        let verdict = if reason == Reason::Success {
+        let verdict = if reason.allows() {
             Verdict::Allow
         } else {
             Verdict::Deny
@@ -334,21 +379,26 @@ impl Verifier {
     }
 
     /// The writes of a success, in one transaction (one fsync): the code's
-    /// step (compare-and-set, so a code racing itself wins once), the
-    /// ledger, and a rehash if the parameters changed.
+    /// step or the recovery code's slot (compare-and-set, so a code racing
+    /// itself wins once), the ledger, and a rehash if the parameters changed.
     fn commit_success(
         &mut self,
         request: &Request,
         reservation: &ledger::Reservation,
         record: Option<&UserRecord>,
         code: CodeCheck,
+        recovery_slot: Option<u8>,
         now: i64,
     ) -> Reason {
         let limits = self.limits.clone();
         // Hashed before the transaction, so the write lock is not held for
         // it. System hashes are passwd's to change, never veil's.
         let new_hash = match record {
-            Some(r) if self.system.crypt_dummy.is_none() && self.hasher.needs_rehash(&r.phc) => {
+            Some(r)
+                if self.system.crypt_dummy.is_none()
+                    && !request.code_only
+                    && self.hasher.needs_rehash(&r.phc) =>
+            {
                 self.hasher.hash(request.password.bytes()).ok()
             }
             _ => None,
@@ -356,8 +406,18 @@ impl Verifier {
         let Ok(store) = self.store() else {
             return Reason::Store("store vanished".into());
         };
+        let set = record.and_then(|r| r.recovery.as_ref());
+        let recovery = match (recovery_slot, set) {
+            (Some(slot), Some(set)) => Some(RecoveryUse {
+                slot,
+                key: set.key.as_slice(),
+            }),
+            _ => None,
+        };
         let step = match code {
-            CodeCheck::Accepted(step) if record.is_some_and(|r| r.totp_secret.is_some()) => {
+            CodeCheck::Accepted(step)
+                if recovery.is_none() && record.is_some_and(|r| r.totp_secret.is_some()) =>
+            {
                 Some(step)
             }
             _ => None,
@@ -367,12 +427,17 @@ impl Verifier {
             step,
             reservation,
             new_hash: new_hash.as_deref(),
+            recovery,
             now,
         };
-        match store.commit_success(&limits, &success) {
-            Ok(true) => Reason::Success,
-            Ok(false) => Reason::ReplayedCode,
-            Err(e) => Reason::Store(format!("success writes: {e}")),
+        match (store.commit_success(&limits, &success), recovery, set) {
+            (Ok(true), Some(_), Some(set)) => Reason::RecoveryCode {
+                left: set.left().saturating_sub(1),
+            },
+            (Ok(true), _, _) => Reason::Success,
+            (Ok(false), Some(_), _) => Reason::UsedRecoveryCode,
+            (Ok(false), None, _) => Reason::ReplayedCode,
+            (Err(e), _, _) => Reason::Store(format!("success writes: {e}")),
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Command {
     /// Enrol or remove a user's TOTP secret
     #[command(subcommand)]
     Totp(TotpCommand),
+    /// Make or remove a user's recovery codes (single-use stand-ins for a TOTP code)
+    #[command(subcommand)]
+    Recovery(RecoveryCommand),
     /// Show a user's lockout counters, per source
     Status {
         name: String,
@@ -107,4 +110,16 @@ pub enum TotpCommand {
     },
     /// Remove a user's TOTP secret
     Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCommand {
+    /// Make 10 new single-use codes (the old ones stop working), show
+    /// them once, and store only their keyed hashes
+    New {
+        /// The user (default: the account running veilctl)
+        name: Option<String>,
+    },
+    /// Remove a user's recovery codes
+    Clear { name: String },
 }

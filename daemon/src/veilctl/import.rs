@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use veil_daemon::common::totp;
+use veil_daemon::common::{recovery, totp};
 
 use crate::Ctx;
 use crate::error::{EXIT_NO_SUCH_USER, Failure};
@@ -22,6 +22,8 @@ pub struct GaFile {
     pub options: Vec<GaOption>,
     /// How many scratch (emergency) codes the file holds.
     pub scratch_codes: usize,
+    /// The scratch codes themselves (8 digits each), imported as recovery codes.
+    pub scratch: Vec<Zeroizing<String>>,
 }
 
 /// One `" NAME ...` option line.
@@ -62,6 +64,7 @@ pub fn parse(text: &str) -> Result<GaFile, Failure> {
     }
     let mut options = Vec::new();
     let mut scratch_codes = 0;
+    let mut scratch = Vec::new();
     for (i, line) in lines.enumerate() {
         let line_no = i + 2;
         let line = line.trim_end_matches('\r');
@@ -83,6 +86,7 @@ pub fn parse(text: &str) -> Result<GaFile, Failure> {
             options.push(option);
         } else if line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()) {
             scratch_codes += 1;
+            scratch.push(Zeroizing::new(line.to_owned()));
         } else if !line.trim().is_empty() {
             return Err(Failure::failed(format!(
                 "line {line_no} is neither an option nor a scratch code; is this a google-authenticator file?"
@@ -93,6 +97,7 @@ pub fn parse(text: &str) -> Result<GaFile, Failure> {
         secret,
         options,
         scratch_codes,
+        scratch,
     })
 }
 
@@ -143,9 +148,15 @@ impl GaFile {
                 "the file allowed a code to be used twice; veil never accepts a code twice".into(),
             );
         }
-        if self.scratch_codes > 0 {
+        if self.scratch_codes > recovery::COUNT {
             notes.push(format!(
-                "{} scratch codes not imported: veil has no recovery codes yet",
+                "{} scratch codes in the file; only the first {} imported as recovery codes",
+                self.scratch_codes,
+                recovery::COUNT
+            ));
+        } else if self.scratch_codes > 0 {
+            notes.push(format!(
+                "{} scratch codes imported as recovery codes (each works once; `veilctl status {{user}}` shows how many remain)",
                 self.scratch_codes
             ));
         }
@@ -207,8 +218,14 @@ pub fn run(ctx: &Ctx, name: &str, file: Option<PathBuf>) -> Result<(), Failure> 
     let ga = parse(&text)?;
     ga.check_usable()?;
     crate::totp::activate(ctx, name, &ga.secret)?;
+    if !ga.scratch.is_empty() {
+        let codes: Vec<&[u8]> = ga.scratch.iter().map(|c| c.as_bytes()).collect();
+        let set = recovery::import(&codes)
+            .map_err(|e| Failure::failed(format!("no randomness from the OS: {e}")))?;
+        ctx.open()?.set_recovery(name, Some(&set), ctx.now)?;
+    }
     for note in ga.notes(ctx.config.totp.skew) {
-        eprintln!("veilctl: {note}");
+        eprintln!("veilctl: {}", note.replace("{user}", name));
     }
     eprintln!(
         "veilctl: {} is left in place: pam_google_authenticator reads it while a PAM stack \

@@ -12,17 +12,20 @@ use crate::output::{EntryView, print_entries, print_json};
 pub fn status(ctx: &Ctx, name: &str, json: bool) -> Result<(), Failure> {
     let mut store = ctx.open()?;
     let known = store.user(name)?.is_some();
+    let recovery_left = crate::recovery::left(store.as_ref(), name)?;
     let entries = store.status(&ctx.limits, name, ctx.now)?;
     if json {
         #[derive(Serialize)]
         struct Status<'a> {
             user: &'a str,
             enrolled: bool,
+            recovery_codes_left: u32,
             counters: Vec<EntryView>,
         }
         print_json(&Status {
             user: name,
             enrolled: known,
+            recovery_codes_left: recovery_left,
             counters: entries.iter().map(|e| EntryView::of(e, ctx.now)).collect(),
         })
     } else {
@@ -30,6 +33,9 @@ pub fn status(ctx: &Ctx, name: &str, json: bool) -> Result<(), Failure> {
             "user {name}: {}",
             if known { "enrolled" } else { "not a veil user" }
         );
+        if known {
+            println!("recovery codes left: {recovery_left}");
+        }
         print_entries(&entries, ctx.now);
         Ok(())
     }

@@ -14,6 +14,7 @@ mod import;
 mod input;
 mod locks;
 mod output;
+mod recovery;
 mod totp;
 mod users;
 
@@ -69,6 +70,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::User(command) => users::run(&ctx, command),
         Command::Totp(command) => totp::run(&ctx, command),
+        Command::Recovery(command) => recovery::run(&ctx, command),
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),

@@ -62,13 +62,34 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
             if ctx.config.password.source == PasswordSource::System {
                 system_hashes(ctx, &mut users)?;
             }
+            let mut recovery_left = Vec::with_capacity(users.len());
+            for u in &users {
+                recovery_left.push(crate::recovery::left(store.as_ref(), &u.name)?);
+            }
             if json {
-                print_json(&users)?;
+                #[derive(serde::Serialize)]
+                struct Listed<'a> {
+                    #[serde(flatten)]
+                    user: &'a UserSummary,
+                    recovery_codes_left: u32,
+                }
+                let listed: Vec<Listed> = users
+                    .iter()
+                    .zip(&recovery_left)
+                    .map(|(user, &recovery_codes_left)| Listed {
+                        user,
+                        recovery_codes_left,
+                    })
+                    .collect();
+                print_json(&listed)?;
             } else {
                 // A hash with old argon2 parameters costs a different time
                 // than the dummy until the user's next successful login.
-                println!("{:<24} {:<10} {:<10}", "USER", "TOTP", "HASH");
-                for u in users {
+                println!(
+                    "{:<24} {:<10} {:<10} {:<8}",
+                    "USER", "TOTP", "HASH", "RECOVERY"
+                );
+                for (u, left) in users.into_iter().zip(recovery_left) {
                     let totp = if u.totp {
                         "active"
                     } else if u.totp_pending {
@@ -81,7 +102,7 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
                         None if u.hash_current => "current",
                         None => "old-params",
                     };
-                    println!("{:<24} {:<10} {:<10}", u.name, totp, hash);
+                    println!("{:<24} {:<10} {:<10} {:<8}", u.name, totp, hash, left);
                 }
             }
         }

@@ -182,6 +182,9 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         .field("peer_pid", peer.pid)
         .field("outcome", outcome)
         .field("reason", decision.reason.as_str());
+    if request.code_only {
+        line = line.field("factors", "code");
+    }
     let mut severity = if decision.verdict == Verdict::Allow {
         Severity::Info
     } else {
@@ -198,11 +201,28 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
             line = line.field("error", e);
             severity = Severity::Error;
         }
+        Reason::RecoveryCode { left } => {
+            line = line.field("recovery_codes_left", left);
+            severity = Severity::Notice;
+        }
         Reason::PeerNotPermitted => severity = Severity::Warning,
         Reason::Internal => severity = Severity::Error,
         _ => {}
     }
     audit.log(severity, line.finish());
+    // A recovery code's use is a line of its own, for the admin to follow up.
+    if let Reason::RecoveryCode { left } = &decision.reason {
+        audit.log(
+            Severity::Warning,
+            Line::new("recovery-code-used")
+                .field("user", &request.user)
+                .field("service", &request.service)
+                .field(rhost_key, &request.rhost)
+                .field("source", audit_source(request, peer))
+                .field("codes_left", left)
+                .finish(),
+        );
+    }
     for key in &decision.locked {
         audit.log(
             Severity::Warning,

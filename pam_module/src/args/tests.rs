@@ -34,6 +34,7 @@ fn every_known_argument_is_understood() {
             timeout: Duration::from_millis(2500),
             server_user: "_veil".to_owned(),
             password: PasswordSource::TryFirstPass,
+            factors: Factors::PasswordAndCode,
             debug: true,
         }
     );
@@ -140,4 +141,30 @@ fn problem_messages_are_sanitised() {
     let text = parsed.problems[0].to_string();
     assert!(!text.contains('\n'), "{text}");
     assert!(text.contains("evil\\x0aline"), "{text}");
+}
+
+#[test]
+fn factors_code_asks_only_the_code_and_excludes_first_pass_options() {
+    assert_eq!(parse_strs(&["factors=code"]).args.factors, Factors::Code);
+    let explicit = parse_strs(&["factors=password,code"]);
+    assert!(explicit.is_ok());
+    assert_eq!(explicit.args.factors, Factors::PasswordAndCode);
+    for bad in ["factors=password", "factors=", "factors=code,password"] {
+        let parsed = parse_strs(&[bad]);
+        assert!(
+            matches!(
+                parsed.problems[..],
+                [ArgProblem::Malformed {
+                    name: "factors",
+                    ..
+                }]
+            ),
+            "{bad}: {:?}",
+            parsed.problems
+        );
+    }
+    let parsed = parse_strs(&["factors=code", "use_first_pass"]);
+    assert_eq!(parsed.problems, vec![ArgProblem::FactorsConflict]);
+    let parsed = parse_strs(&["factors=code", "factors=code"]);
+    assert_eq!(parsed.problems, vec![ArgProblem::Repeated("factors")]);
 }

@@ -691,3 +691,37 @@ fn try_first_pass_reuses_a_token_or_prompts_for_one() {
     assert_eq!(prompted.asked[0].1.password.bytes(), PASSWORD.as_bytes());
     assert_eq!(prompted.stored.len(), 1);
 }
+
+#[test]
+fn factors_code_asks_only_the_code_and_marks_the_request_code_only() {
+    let got = run(
+        FakePam::new().expect(CODE_PROMPT, Ok(Secret::from(CODE))),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &["factors=code"],
+    );
+    assert_eq!(got.code, PamCode::Success);
+    assert_eq!(
+        got.transcript,
+        vec![(MessageStyle::PromptEchoOff, CODE_PROMPT.to_owned())]
+    );
+    let request = &got.asked[0].1;
+    assert!(request.code_only);
+    assert_eq!(request.password.state(), veil_proto::ReplyState::Missing);
+    assert_eq!(request.code.bytes(), CODE.as_bytes());
+    assert!(got.stored.is_empty(), "no password to hand on");
+    // The default stack's request is not code-only, and the frame's size
+    // depends on the argument only, never on the replies.
+    let both = run(
+        FakePam::answering_both(),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &[],
+    );
+    assert!(!both.asked[0].1.code_only);
+    let size = |r: &Request| veil_proto::encode_request(r).len();
+    let short = run(
+        FakePam::new().expect(CODE_PROMPT, Ok(Secret::from("1"))),
+        FakeVeild::answering(|| Ok(Verdict::Deny)),
+        &["factors=code"],
+    );
+    assert_eq!(size(request), size(&short.asked[0].1));
+}

@@ -28,6 +28,7 @@ fn record_success(
             step: None,
             reservation: r,
             new_hash: None,
+            recovery: None,
             now,
         },
     )

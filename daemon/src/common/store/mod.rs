@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::recovery::RecoverySet;
 
 pub use sqlite::SqliteStore;
 
@@ -66,6 +67,8 @@ pub struct UserRecord {
     pub phc: String,
     pub totp_secret: Option<Zeroizing<Vec<u8>>>,
     pub totp_last_step: i64,
+    /// The user's recovery codes (keyed hashes), if any were made.
+    pub recovery: Option<RecoverySet>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for UserRecord {
         f.debug_struct("UserRecord")
             .field("totp", &self.totp_secret.is_some())
             .field("totp_last_step", &self.totp_last_step)
+            .field("recovery", &self.recovery)
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +112,18 @@ pub struct Success<'a> {
     pub step: Option<i64>,
     pub reservation: &'a Reservation,
     pub new_hash: Option<&'a str>,
+    /// A recovery code used in place of the TOTP code: its slot is marked
+    /// used in the same commit (compare-and-set on that slot's bit).
+    pub recovery: Option<RecoveryUse<'a>>,
     pub now: i64,
+}
+
+/// Which recovery code a success used: its slot, and the key of the set
+/// it was checked against (a set replaced meanwhile is not touched).
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryUse<'a> {
+    pub slot: u8,
+    pub key: &'a [u8],
 }
 
 /// Everything veild and veilctl ask of a store.
@@ -133,7 +148,8 @@ pub trait Store: Send + std::fmt::Debug {
         now: i64,
     ) -> Result<Reservation, StoreError>;
     /// A success's writes; `Ok(false)` when the code's step was taken
-    /// meanwhile (a replay racing it), and then nothing is written.
+    /// meanwhile (a replay racing it), or its recovery code's slot was
+    /// used meanwhile (or its set replaced), and then nothing is written.
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError>;
     /// Deletes expired ledger rows and known-good pairs; returns how many.
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError>;
@@ -152,6 +168,14 @@ pub trait Store: Send + std::fmt::Debug {
     /// the confirming code, so that code cannot be replayed at login.
     fn activate_totp(&mut self, name: &str, used_step: i64, now: i64) -> Result<(), StoreError>;
     fn disable_totp(&mut self, name: &str, now: i64) -> Result<(), StoreError>;
+    /// Replaces the user's recovery codes with `set` (its `used` bits as
+    /// given), or removes them (`None`). `NoSuchUser` if there is no row.
+    fn set_recovery(
+        &mut self,
+        name: &str,
+        set: Option<&RecoverySet>,
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// Every lock in force.
     fn locks(&mut self, limits: &Limits, now: i64) -> Result<Vec<Entry>, StoreError>;
     /// Every live counter that concerns a user.

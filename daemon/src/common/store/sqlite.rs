@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::recovery::RecoverySet;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -69,7 +70,18 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX ledger_by_source;
      ALTER TABLE ledger ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE ledger_size ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;",
+    // 4: recovery codes, in the user's row (so the login path still reads
+    // one row, the dummy's alike): the set's HMAC key, its ten hashes
+    // (one blob, slot order) and a bit per used slot.
+    "ALTER TABLE users ADD COLUMN recovery_key BLOB;
+     ALTER TABLE users ADD COLUMN recovery_hashes BLOB;
+     ALTER TABLE users ADD COLUMN recovery_used INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// A row's recovery columns as a set; absent or malformed columns are no set.
+fn recovery_of(key: Option<Vec<u8>>, hashes: Option<Vec<u8>>, used: i64) -> Option<RecoverySet> {
+    RecoverySet::from_parts(key?, &hashes?, used)
+}
 
 /// The SQLite back end: one file, WAL, `synchronous = FULL`.
 #[derive(Debug)]
@@ -246,14 +258,20 @@ impl Store for SqliteStore {
     /// lookup reads and parses one row the same way.
     fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO users (name, phc, totp_secret, totp_last_step, created_at, updated_at)
-             VALUES ('', :phc, :secret, :step, :now, :now)
+            "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
+                                recovery_hashes, recovery_used, created_at, updated_at)
+             VALUES ('', :phc, :secret, :step, :rkey, :rhashes, :rused, :now, :now)
              ON CONFLICT (name) DO UPDATE SET phc = excluded.phc, totp_secret = excluded.totp_secret,
-                 totp_last_step = excluded.totp_last_step, updated_at = excluded.updated_at",
+                 totp_last_step = excluded.totp_last_step, recovery_key = excluded.recovery_key,
+                 recovery_hashes = excluded.recovery_hashes, recovery_used = excluded.recovery_used,
+                 updated_at = excluded.updated_at",
             named_params! {
                 ":phc": record.phc,
                 ":secret": record.totp_secret.as_deref().map(Vec::as_slice),
                 ":step": record.totp_last_step,
+                ":rkey": record.recovery.as_ref().map(|r| r.key.to_vec()),
+                ":rhashes": record.recovery.as_ref().map(RecoverySet::hashes_blob),
+                ":rused": record.recovery.as_ref().map_or(0, |r| i64::from(r.used)),
                 ":now": now,
             },
         )?;
@@ -266,7 +284,8 @@ impl Store for SqliteStore {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT phc, totp_secret, totp_last_step, name <> '' FROM users
+                "SELECT phc, totp_secret, totp_last_step, name <> '',
+                        recovery_key, recovery_hashes, recovery_used FROM users
                  WHERE name IN (:name, '') ORDER BY name DESC LIMIT 1",
             )?
             .query_row(named_params! {":name": name}, |r| {
@@ -275,6 +294,7 @@ impl Store for SqliteStore {
                         phc: r.get(0)?,
                         totp_secret: r.get::<_, Option<Vec<u8>>>(1)?.map(Zeroizing::new),
                         totp_last_step: r.get(2)?,
+                        recovery: recovery_of(r.get(4)?, r.get(5)?, r.get(6)?),
                     },
                     r.get(3)?,
                 ))
@@ -307,6 +327,19 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
         }
+        if let Some(used) = success.recovery {
+            // Compare-and-set on the slot's bit, in the set that was checked.
+            let bit = 1i64 << used.slot;
+            let taken = tx
+                .prepare_cached(
+                    "UPDATE users SET recovery_used = recovery_used | :bit
+                     WHERE name = :name AND recovery_key = :key AND recovery_used & :bit = 0",
+                )?
+                .execute(named_params! {":name": success.user, ":bit": bit, ":key": used.key})?;
+            if taken == 0 {
+                return Ok(false);
+            }
+        }
         ledger::record_success(&tx, limits, success.reservation, success.now)?;
         if let Some(phc) = success.new_hash {
             tx.prepare_cached("UPDATE users SET phc = :phc, updated_at = :now WHERE name = :name")?
@@ -324,13 +357,15 @@ impl Store for SqliteStore {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT phc, totp_secret, totp_last_step FROM users WHERE name = :name AND name <> ''",
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes, recovery_used
+                 FROM users WHERE name = :name AND name <> ''",
             )?
             .query_row(named_params! {":name": name}, |r| {
                 Ok(UserRecord {
                     phc: r.get(0)?,
                     totp_secret: r.get::<_, Option<Vec<u8>>>(1)?.map(Zeroizing::new),
                     totp_last_step: r.get(2)?,
+                    recovery: recovery_of(r.get(3)?, r.get(4)?, r.get(5)?),
                 })
             })
             .optional()?)
@@ -427,6 +462,27 @@ impl Store for SqliteStore {
             "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = -1, updated_at = :now
              WHERE name = :name",
             named_params! {":name": name, ":now": now},
+        )
+    }
+
+    fn set_recovery(
+        &mut self,
+        name: &str,
+        set: Option<&RecoverySet>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET recovery_key = :key, recovery_hashes = :hashes, recovery_used = :used,
+                              updated_at = :now
+             WHERE name = :name AND name <> ''",
+            named_params! {
+                ":name": name,
+                ":key": set.map(|s| s.key.to_vec()),
+                ":hashes": set.map(RecoverySet::hashes_blob),
+                ":used": set.map_or(0, |s| i64::from(s.used)),
+                ":now": now,
+            },
         )
     }
 

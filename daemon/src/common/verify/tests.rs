@@ -2,6 +2,7 @@
 //! peer keys, unusable replies.
 
 use super::*;
+use crate::common::config::TotpPolicy;
 use std::path::PathBuf;
 use veil_proto::Reply;
 use zeroize::Zeroizing;
@@ -454,4 +455,145 @@ fn with_source_veil_the_system_lock_and_expiry_still_apply_to_veil_users() {
     std::fs::remove_file(&shadow).unwrap();
     let d = ask(&mut f, "nototp", "right", "", NOW);
     assert!(matches!(d.reason, Reason::Shadow(_)), "{:?}", d.reason);
+}
+
+// Recovery codes, code-only requests, rollout.
+
+fn give_codes(f: &mut Fixture, user: &str) -> Vec<String> {
+    let new = recovery::generate().unwrap();
+    f.verifier
+        .store()
+        .unwrap()
+        .set_recovery(user, Some(&new.set), 0)
+        .unwrap();
+    new.codes.iter().map(|c| c.to_string()).collect()
+}
+
+#[test]
+fn each_recovery_code_logs_in_once_and_the_eleventh_use_fails() {
+    let mut f = fixture(TotpPolicy::Required);
+    let codes = give_codes(&mut f, "alice");
+    for (i, c) in codes.iter().enumerate() {
+        let d = ask(&mut f, "alice", "right", c, NOW + i as u64);
+        assert_eq!(d.verdict, Verdict::Allow, "code {i}: {:?}", d.reason);
+        assert_eq!(d.reason, Reason::RecoveryCode { left: 9 - i as u32 });
+    }
+    let d = ask(&mut f, "alice", "right", &codes[0], NOW + 20);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, Reason::UsedRecoveryCode)
+    );
+    // A wrong password with a good code is still a wrong password.
+    let fresh = give_codes(&mut f, "alice");
+    let d = ask(&mut f, "alice", "wrong", &fresh[0], NOW + 40);
+    assert_eq!(d.reason, Reason::WrongPassword);
+    // New codes replace the old ones.
+    let d = ask(&mut f, "alice", "right", &codes[1], NOW + 41);
+    assert_eq!(d.reason, Reason::WrongCode);
+    // TOTP codes still work next to them (after the three failures above).
+    f.verifier.store().unwrap().unlock_user("alice").unwrap();
+    let c = code(&f, NOW + 90);
+    assert_eq!(
+        ask(&mut f, "alice", "right", &c, NOW + 90).reason,
+        Reason::Success
+    );
+}
+
+#[test]
+fn a_recovery_code_for_an_unknown_user_or_a_user_without_codes_is_the_same_denial() {
+    let mut f = fixture(TotpPolicy::Required);
+    let codes = give_codes(&mut f, "alice");
+    let bob = f.verifier.hasher.hash(b"right").unwrap();
+    let store = f.verifier.store().unwrap();
+    store.add_user("bob", &bob, 0).unwrap();
+    store.set_totp_pending("bob", &f.secret, 0).unwrap();
+    store.activate_totp("bob", -1, 0).unwrap();
+    let d = ask(&mut f, "bob", "right", &codes[0], NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::WrongCode));
+    let d = ask(&mut f, "ghost", "right", &codes[0], NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::UnknownUser));
+    // alice's code is still unused.
+    let d = ask(&mut f, "alice", "right", &codes[0], NOW);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+#[test]
+fn the_dummy_row_carries_a_full_recovery_set() {
+    let mut f = fixture(TotpPolicy::Required);
+    let store = f.verifier.store().unwrap();
+    let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
+    assert!(!found);
+    assert_eq!(row.recovery.map(|r| r.left()), Some(10));
+}
+
+fn code_only(f: &mut Fixture, user: &str, code: &str, peer: Peer, now: u64) -> Decision {
+    let mut req = Request::new(user, Reply::missing(), Reply::from(code));
+    req.code_only = true;
+    f.verifier.decide(&req, peer, now)
+}
+
+#[test]
+fn code_only_from_root_checks_the_code_and_not_the_password() {
+    let mut f = fixture(TotpPolicy::Required);
+    let c = code(&f, NOW);
+    let d = code_only(&mut f, "alice", &c, ROOT, NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::Success));
+    let d = code_only(&mut f, "alice", &c, ROOT, NOW + 1);
+    assert_eq!(d.reason, Reason::ReplayedCode);
+    let d = code_only(&mut f, "alice", "000000", ROOT, NOW + 300);
+    assert_eq!(d.reason, Reason::WrongCode);
+    assert_eq!(
+        code_only(&mut f, "ghost", &c, ROOT, NOW).reason,
+        Reason::UnknownUser
+    );
+    let codes = give_codes(&mut f, "alice");
+    let d = code_only(&mut f, "alice", &codes[0], ROOT, NOW + 400);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+#[test]
+fn code_only_needs_a_code_even_when_totp_is_optional() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    let d = code_only(&mut f, "nototp", "123456", ROOT, NOW);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::NoTotp));
+}
+
+#[test]
+fn code_only_from_a_non_root_peer_is_refused_even_for_its_own_account() {
+    let mut f = fixture(TotpPolicy::Required);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let hash = f.verifier.hasher.hash(b"right").unwrap();
+    let store = f.verifier.store().unwrap();
+    store.add_user("nobody", &hash, 0).unwrap();
+    store.set_totp_pending("nobody", &f.secret, 0).unwrap();
+    store.activate_totp("nobody", -1, 0).unwrap();
+    let peer = Peer {
+        uid: nobody.uid.as_raw(),
+        pid: 9,
+    };
+    let c = code(&f, NOW);
+    let d = code_only(&mut f, "nobody", &c, peer, NOW);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, Reason::PeerNotPermitted)
+    );
+    // The same peer with both factors is its own screen locker: allowed.
+    let req = Request::new("nobody", Reply::from("right"), Reply::from(c.as_str()));
+    assert_eq!(f.verifier.decide(&req, peer, NOW).verdict, Verdict::Allow);
+}
+
+#[test]
+fn enrol_by_refuses_users_without_a_secret_from_that_day_on() {
+    let mut f = fixture(TotpPolicy::IfEnrolled);
+    f.verifier.rollout = Rollout::from(&crate::common::config::Totp {
+        policy: TotpPolicy::IfEnrolled,
+        skew: 1,
+        required_groups: Vec::new(),
+        enrol_by: Some("2023-11-15".into()),
+    });
+    // NOW is 2023-11-14 22:13 UTC.
+    let d = ask(&mut f, "nototp", "right", "", NOW);
+    assert_eq!(d.reason, Reason::Success);
+    let d = ask(&mut f, "nototp", "right", "", NOW + 86_400);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::NoTotp));
 }

@@ -49,7 +49,11 @@ fn notes_name_what_is_not_carried_over() {
     );
     assert!(notes.contains("lockout"), "{notes}");
     assert!(!notes.contains("WINDOW_SIZE"), "{notes}");
-    assert!(notes.contains("5 scratch codes not imported"), "{notes}");
+    assert!(
+        notes.contains("5 scratch codes imported as recovery codes"),
+        "{notes}"
+    );
+    assert_eq!(ga.scratch[0].as_str(), "92668966");
     assert!(!notes.contains("used twice"), "{notes}");
     let notes = ga.notes(2).join("\n");
     assert!(

@@ -6,7 +6,9 @@
 //! Run with `scripts/bench.sh` (release build, as root). `--quick` runs a
 //! short version (N = 100 per class, the delayed run skipped). `--pairs`
 //! runs only the paired two-class timing (real vs unknown, locked vs
-//! fresh, delay 0, N per class); `--flood` only the fair-share figure.
+//! fresh, delay 0, N per class); `--flood` only the fair-share figure;
+//! `--recovery` only the denial table at delay 0 (with the recovery-code
+//! classes).
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
@@ -38,6 +40,7 @@ struct Options {
     pairs: bool,
     flood: bool,
     system: bool,
+    recovery: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -47,6 +50,7 @@ fn options() -> Result<Options, String> {
         pairs: false,
         flood: false,
         system: false,
+        recovery: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,6 +62,7 @@ fn options() -> Result<Options, String> {
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
             "--system" => o.system = true,
+            "--recovery" => o.recovery = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -66,7 +71,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--recovery] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -177,14 +182,28 @@ enum Class {
     WrongPassword,
     WrongCode,
     Locked,
+    /// An unknown name with a code shaped like a recovery code.
+    RecoveryUnknown,
+    /// A real user without recovery codes, right password, a recovery-shaped code.
+    RecoveryNoCodes,
+    /// A real user with codes, right password, a wrong recovery code.
+    RecoveryWrong,
 }
 
-const CLASSES: [Class; 4] = [
+const CLASSES: [Class; 7] = [
     Class::Unknown,
     Class::WrongPassword,
     Class::WrongCode,
     Class::Locked,
+    Class::RecoveryUnknown,
+    Class::RecoveryNoCodes,
+    Class::RecoveryWrong,
 ];
+
+/// A code of the recovery form (`xxxx-xxxx-xx`) that no set holds.
+fn recovery_shaped(i: usize) -> String {
+    format!("k{:03}-q9xd-4f", i % 1000)
+}
 
 impl Class {
     fn name(self) -> &'static str {
@@ -193,6 +212,9 @@ impl Class {
             Class::WrongPassword => "wrong password",
             Class::WrongCode => "wrong code",
             Class::Locked => "locked (right password and code)",
+            Class::RecoveryUnknown => "unknown user, recovery-shaped code",
+            Class::RecoveryNoCodes => "user without recovery codes, recovery-shaped code",
+            Class::RecoveryWrong => "user with recovery codes, wrong recovery code",
         }
     }
 }
@@ -205,6 +227,7 @@ fn denial_timing(
     n: usize,
     concurrency: usize,
     real_users: &[String],
+    plain_users: &[String],
 ) -> Vec<Vec<f64>> {
     d.clear_ledger_except("locked-user");
     d.restart(&format!(
@@ -226,6 +249,7 @@ fn denial_timing(
     // Each real user takes at most 4 wrong answers (deny = 5), so only
     // locked-user is ever locked.
     let mut real = 0usize;
+    let mut plain = 0usize;
     let attempts: Vec<(Class, Attempt)> = plan
         .iter()
         .enumerate()
@@ -244,6 +268,19 @@ fn denial_timing(
                     }
                 }
                 Class::Locked => Attempt::new("locked-user", &[PASSWORD, &code_now(DEMO_SECRET)]),
+                Class::RecoveryUnknown => {
+                    Attempt::new(&format!("nx{i:05}"), &[PASSWORD, &recovery_shaped(i)])
+                }
+                Class::RecoveryNoCodes => {
+                    let user = &plain_users[plain / 4];
+                    plain += 1;
+                    Attempt::new(user, &[PASSWORD, &recovery_shaped(i)])
+                }
+                Class::RecoveryWrong => {
+                    let user = &real_users[real / 4];
+                    real += 1;
+                    Attempt::new(user, &[PASSWORD, &recovery_shaped(i)])
+                }
             };
             (*class, attempt)
         })
@@ -322,6 +359,14 @@ fn main() -> ExitCode {
         opts.n
     ));
 
+    if opts.recovery {
+        recovery_report(opts.n, &mut say);
+        say(format!(
+            "Command: `scripts/bench.sh --recovery --n {}`",
+            opts.n
+        ));
+        return ExitCode::SUCCESS;
+    }
     if opts.pairs || opts.flood || opts.system {
         if opts.system {
             system::system_report(opts.n, &mut say);
@@ -370,20 +415,16 @@ fn main() -> ExitCode {
         Daemon::start("failure_delay_ms = 2000\n[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
     let (idle_rss, _) = memory_kib(d.pid());
     let successes = if opts.quick { 30 } else { 150 };
-    let real_needed = (2 * opts.n).div_ceil(4) + 1;
+    let (real_users, plain_users) = timing_users(opts.n);
     eprintln!(
         "veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)",
-        2 * successes + real_needed + 1
+        2 * successes + real_users.len() + plain_users.len() + 1
     );
     let success_users: Vec<String> = (0..2 * successes).map(|i| format!("ok{i:04}")).collect();
-    let real_users: Vec<String> = (0..real_needed).map(|i| format!("real{i:04}")).collect();
-    for u in success_users
-        .iter()
-        .chain(&real_users)
-        .chain(std::iter::once(&"locked-user".to_owned()))
-    {
+    for u in &success_users {
         d.enrol(u);
     }
+    enrol_timing_users(&d, &real_users, &plain_users);
     let stack = d.stack();
     let mut success_ms = Vec::new();
     let mut socket_ms = Vec::new();
@@ -503,31 +544,20 @@ fn main() -> ExitCode {
     };
     for (delay, concurrency) in runs {
         eprintln!("veil-bench: timing run, failure_delay_ms = {delay}");
-        let lat = denial_timing(&mut d, delay, opts.n, concurrency, &real_users);
+        let lat = denial_timing(
+            &mut d,
+            delay,
+            opts.n,
+            concurrency,
+            &real_users,
+            &plain_users,
+        );
         say(format!(
             "### failure_delay_ms = {delay} ({} attempts interleaved at random, {concurrency} client(s))\n",
             lat.iter().map(Vec::len).sum::<usize>()
         ));
-        say("| class | n | median | p10 | p90 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|".into());
+        denial_table(&lat, &mut say);
         let unknown = &lat[0];
-        for (class, l) in CLASSES.iter().zip(&lat) {
-            let (dstat, p) = if l == unknown {
-                (0.0, 1.0)
-            } else {
-                ks_two_sample(unknown, l)
-            };
-            say(format!(
-                "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
-                class.name(),
-                l.len(),
-                median(l),
-                quantile(l, 0.1),
-                quantile(l, 0.9),
-                dstat,
-                p,
-                median(l) - median(unknown)
-            ));
-        }
         let (_, p) = ks_two_sample(unknown, &lat[1]);
         let dm = (median(&lat[1]) - median(unknown)).abs();
         let target = if delay == 0 {
@@ -585,4 +615,89 @@ fn main() -> ExitCode {
     ));
     let _ = Path::new(".");
     ExitCode::SUCCESS
+}
+
+/// The users the timing classes draw on: `real` (TOTP and recovery
+/// codes; wrong password, wrong code, wrong recovery code) and `plain`
+/// (TOTP, no recovery codes). Each takes at most 4 wrong answers (deny = 5).
+fn timing_users(n: usize) -> (Vec<String>, Vec<String>) {
+    let real: Vec<String> = (0..(3 * n).div_ceil(4) + 1)
+        .map(|i| format!("real{i:04}"))
+        .collect();
+    let plain: Vec<String> = (0..n.div_ceil(4) + 1)
+        .map(|i| format!("plain{i:04}"))
+        .collect();
+    (real, plain)
+}
+
+fn enrol_timing_users(d: &Daemon, real: &[String], plain: &[String]) {
+    for u in real
+        .iter()
+        .chain(plain)
+        .chain(std::iter::once(&"locked-user".to_owned()))
+    {
+        d.enrol(u);
+    }
+    for u in real {
+        d.veilctl(&["recovery", "new", u], "");
+    }
+}
+
+/// One row per class: median, p10, p90, p99, KS against the unknown user.
+fn denial_table(lat: &[Vec<f64>], say: &mut dyn FnMut(String)) {
+    say("| class | n | median | p10 | p90 | p99 | KS D vs unknown | KS p vs unknown | Δ median vs unknown |\n|---|---|---|---|---|---|---|---|---|".into());
+    let unknown = &lat[0];
+    for (i, (class, l)) in CLASSES.iter().zip(lat).enumerate() {
+        let (dstat, p) = if i == 0 {
+            (0.0, 1.0)
+        } else {
+            ks_two_sample(unknown, l)
+        };
+        say(format!(
+            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} | {:+.3} ms |",
+            class.name(),
+            l.len(),
+            median(l),
+            quantile(l, 0.1),
+            quantile(l, 0.9),
+            quantile(l, 0.99),
+            dstat,
+            p,
+            median(l) - median(unknown)
+        ));
+    }
+}
+
+/// `--recovery`: the denial table at delay 0 alone, the recovery-code
+/// classes next to the others, on veild's default argon2 parameters.
+fn recovery_report(n: usize, say: &mut dyn FnMut(String)) {
+    let mut d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
+    let (real, plain) = timing_users(n);
+    eprintln!(
+        "veil-bench: enrolling {} users (argon2 at full cost, so this takes a while)",
+        real.len() + plain.len() + 1
+    );
+    enrol_timing_users(&d, &real, &plain);
+    let lat = denial_timing(&mut d, 0, n, 1, &real, &plain);
+    say(format!(
+        "## Denial timing with the recovery-code classes, failure_delay_ms = 0 ({} attempts interleaved at random, 1 client)\n",
+        lat.iter().map(Vec::len).sum::<usize>()
+    ));
+    denial_table(&lat, say);
+    // The check itself, as veild runs it on every request: one HMAC-SHA256
+    // and ten constant-time compares.
+    let set = veil_daemon::common::recovery::dummy().expect("randomness");
+    let check_us: Vec<f64> = (0..10_000)
+        .map(|i| {
+            let typed = recovery_shaped(i);
+            let t = Instant::now();
+            std::hint::black_box(veil_daemon::common::recovery::check(&set, typed.as_bytes()));
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    say(format!(
+        "\nThe recovery-code check alone (10 000 calls, in the bench process): median {:.2} µs, p99 {:.2} µs.\n",
+        median(&check_us),
+        quantile(&check_us, 0.99)
+    ));
 }

@@ -99,6 +99,7 @@ fn a_lookup_reads_the_user_or_else_the_dummy_row_which_is_no_user() {
         phc: "$argon2id$dummy".into(),
         totp_secret: Some(Zeroizing::new(vec![7; 20])),
         totp_last_step: -1,
+        recovery: None,
     };
     store.put_dummy(&dummy, 1).unwrap();
     store.put_dummy(&dummy, 2).unwrap();
@@ -159,6 +160,7 @@ fn a_time_step_is_accepted_once() {
                     step: Some(step),
                     reservation: &reservation,
                     new_hash: None,
+                    recovery: None,
                     now: 1,
                 },
             )
@@ -176,4 +178,62 @@ fn a_deleted_database_is_noticed() {
     assert!(store.still_on_disk());
     std::fs::remove_file(dir.path().join("veil.db")).unwrap();
     assert!(!store.still_on_disk());
+}
+
+#[test]
+fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked() {
+    use crate::common::recovery;
+    use crate::common::store::RecoveryUse;
+    let (_dir, mut store) = temp_store();
+    store.add_user("alice", "x", 1).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    let new = recovery::generate().unwrap();
+    store.set_recovery("alice", Some(&new.set), 2).unwrap();
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!(stored.left(), 10);
+    assert_eq!(stored.hashes, new.set.hashes);
+    let limits = Limits::from(&crate::common::config::Lockout::default());
+    let reservation = store
+        .reserve(
+            &limits,
+            crate::common::ledger::charge_for(
+                &limits,
+                "alice",
+                &crate::common::ledger::Origin::Console,
+            ),
+            1,
+        )
+        .unwrap();
+    let other_key = recovery::generate().unwrap().set.key;
+    let mut take = |slot, key: &[u8]| {
+        store
+            .commit_success(
+                &limits,
+                &Success {
+                    user: "alice",
+                    step: None,
+                    reservation: &reservation,
+                    new_hash: None,
+                    recovery: Some(RecoveryUse { slot, key }),
+                    now: 3,
+                },
+            )
+            .unwrap()
+    };
+    assert!(take(3, &new.set.key));
+    assert!(!take(3, &new.set.key), "a slot is taken once");
+    assert!(!take(4, &other_key), "a replaced set is not touched");
+    assert!(take(4, &new.set.key));
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!((stored.left(), stored.used), (8, 0b11000));
+    store.set_recovery("alice", None, 4).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    assert!(matches!(
+        store.set_recovery("ghost", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        store.set_recovery("", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
 }
