@@ -115,6 +115,10 @@ pub struct Totp {
     pub policy: TotpPolicy,
     /// Accepted 30-second steps either side of now.
     pub skew: u8,
+    /// The issuer an authenticator app shows for this host's entry;
+    /// unset: `veil on HOSTNAME`. The account is always `NAME@HOSTNAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +180,7 @@ impl Default for Totp {
         Totp {
             policy: TotpPolicy::Required,
             skew: 1,
+            issuer: None,
         }
     }
 }
@@ -308,6 +313,13 @@ impl Config {
             "must be at least 100",
         )?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
+        check(
+            self.totp.issuer.as_deref().is_none_or(|i| {
+                !i.trim().is_empty() && i.len() <= 64 && !i.contains(':') && !i.contains(char::is_control)
+            }),
+            "totp.issuer",
+            "must be 1 to 64 characters, without ':' or control characters",
+        )?;
         let a = &self.argon2;
         check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
         check(
@@ -456,6 +468,19 @@ mod tests {
         assert!(err.contains("password.shadow"), "{err}");
         let err = parse("[password]\nsalt = 1\n").unwrap_err().to_string();
         assert!(err.contains("salt"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_is_optional_and_checked() {
+        assert_eq!(parse("").unwrap().totp.issuer, None);
+        let c = parse("[totp]\nissuer = \"Example Corp web-1\"\n").unwrap();
+        assert_eq!(c.totp.issuer.as_deref(), Some("Example Corp web-1"));
+        for bad in ["\"\"", "\"a:b\"", "\"x\\u0007\""] {
+            let err = parse(&format!("[totp]\nissuer = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("totp.issuer"), "{bad}: {err}");
+        }
     }
 
     #[test]

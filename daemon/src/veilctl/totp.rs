@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use zeroize::Zeroizing;
 
 use veil_daemon::common::clock::unix_now;
-use veil_daemon::common::config::PasswordSource;
+use veil_daemon::common::config::{Config, PasswordSource};
 use veil_daemon::common::shadow;
 use veil_daemon::common::store::{SYSTEM_ONLY_PHC, Store};
 use veil_daemon::common::totp::{self, CodeCheck};
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
             };
             store.set_totp_pending(&name, &secret, ctx.now)?;
             if !secret_stdin {
-                show_enrolment(&name, &secret, no_qr)?;
+                show_enrolment(&ctx.config, &name, &secret, no_qr)?;
             }
             let step = if no_confirm {
                 -1
@@ -95,8 +95,16 @@ fn system_user_row(ctx: &Ctx, store: &mut dyn Store, name: &str) -> Result<bool,
     Ok(true)
 }
 
-fn show_enrolment(name: &str, secret: &[u8], no_qr: bool) -> Result<(), Failure> {
-    let uri = totp::otpauth_uri("veil", name, secret);
+/// Prints the secret as a QR code, an otpauth:// URI and base32, labelled
+/// for this host (`[totp] issuer`, `NAME@HOSTNAME`).
+pub fn show_enrolment(
+    config: &Config,
+    name: &str,
+    secret: &[u8],
+    no_qr: bool,
+) -> Result<(), Failure> {
+    let (issuer, account) = totp::label(config.totp.issuer.as_deref(), name, &totp::host_name());
+    let uri = totp::otpauth_uri(&issuer, &account, secret);
     let mut out = std::io::stdout().lock();
     let fail = |e: std::io::Error| Failure::failed(e.to_string());
     writeln!(
