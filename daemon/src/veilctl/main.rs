@@ -14,6 +14,7 @@ mod import;
 mod input;
 mod locks;
 mod output;
+mod self_service;
 mod totp;
 mod users;
 
@@ -69,6 +70,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::User(command) => users::run(&ctx, command),
         Command::Totp(command) => totp::run(&ctx, command),
+        Command::Passwd { password_stdin } => self_service::passwd(&ctx, password_stdin),
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),

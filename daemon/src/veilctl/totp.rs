@@ -20,11 +20,19 @@ use crate::users::require_user;
 pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
     match command {
         TotpCommand::Enroll {
-            name,
+            name: None,
+            no_qr,
+            password_stdin,
+            ..
+        } => crate::self_service::enrol(ctx, password_stdin, no_qr)?,
+        TotpCommand::Enroll {
+            name: Some(name),
             no_confirm,
             secret_stdin,
             no_qr,
+            ..
         } => {
+            own_name_hint(&name)?;
             let mut store = ctx.open()?;
             if !system_user_row(ctx, store.as_mut(), &name)? {
                 require_user(store.as_ref(), &name)?;
@@ -62,6 +70,21 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A user (not root) naming their own account is pointed to
+/// self-enrolment rather than left with the database's permission error.
+fn own_name_hint(name: &str) -> Result<(), Failure> {
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return Ok(());
+    }
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(me)) if me.name == name => Err(Failure::usage(
+            "to enrol your own account, leave the name out: veilctl totp enroll",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Activates `secret` for `name` at once, as `enroll --secret-stdin
