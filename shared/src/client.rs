@@ -12,7 +12,9 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use crate::codec::encode_request;
 use crate::proto::{ALLOW, DENY, LEN_PREFIX, Request, Verdict};
-use crate::self_service::{MAX_ANSWER, SelfAnswer, SelfRequest, decode_answer, encode_self_request};
+use crate::self_service::{
+    MAX_ANSWER, SelfAnswer, SelfRequest, decode_answer, encode_self_request,
+};
 
 /// Why no verdict came back. The caller treats every one as a denial.
 #[derive(Debug)]

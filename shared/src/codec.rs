@@ -105,7 +105,11 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     Ok(request)
 }
 
-pub(crate) fn check_name(name: &'static str, value: &str, may_be_empty: bool) -> Result<(), DecodeError> {
+pub(crate) fn check_name(
+    name: &'static str,
+    value: &str,
+    may_be_empty: bool,
+) -> Result<(), DecodeError> {
     if (value.is_empty() && !may_be_empty)
         || value.len() > MAX_FIELD_LEN
         || value.chars().any(char::is_control)

@@ -152,7 +152,10 @@ fn a_user_enrols_their_own_secret_after_their_password_and_then_logs_in() {
     d.add_user(alice.name, PASSWORD);
 
     let wrong = enrol_as(&d, &alice, "not her password", "").unwrap_err();
-    assert!(wrong.contains("refused: the password or the code is wrong"), "{wrong}");
+    assert!(
+        wrong.contains("refused: the password or the code is wrong"),
+        "{wrong}"
+    );
     assert_eq!(failures_from_uid(&d, &alice), 1, "counted like a login");
     let log = d.log_with(1);
     assert!(
@@ -165,7 +168,10 @@ fn a_user_enrols_their_own_secret_after_their_password_and_then_logs_in() {
     let secret = enrol_as(&d, &alice, PASSWORD, "").expect("enrolled");
     assert_eq!(failures_from_uid(&d, &alice), 0, "a success clears its key");
     assert_eq!(login(&d, &alice, PASSWORD, &code_of(&secret, 1)), ALLOW);
-    assert_eq!(login(&d, &alice, "not her password", &code_of(&secret, 1)), DENY);
+    assert_eq!(
+        login(&d, &alice, "not her password", &code_of(&secret, 1)),
+        DENY
+    );
     let log = d.stderr();
     assert!(
         log.contains("event=self-service op=enrol-confirm user=v14aalice")
@@ -317,7 +323,11 @@ fn login_frames_during_an_enrolment() {
     let login = |password: &str, code: &str| {
         raw(
             socket,
-            &encode_request(&Request::new(&user, Reply::from(password), Reply::from(code))),
+            &encode_request(&Request::new(
+                &user,
+                Reply::from(password),
+                Reply::from(code),
+            )),
         )
     };
     // The pending secret's code is no login, the active one's is.
@@ -326,7 +336,11 @@ fn login_frames_during_an_enrolment() {
     assert_eq!(login(PASSWORD, &code_at(1)), ALLOW);
     // Bodies that mix the two kinds decode as neither: DENY, exactly.
     let login_body = String::from_utf8(
-        encode_request(&Request::new(&user, Reply::from(PASSWORD), Reply::from("1")))[4..]
+        encode_request(&Request::new(
+            &user,
+            Reply::from(PASSWORD),
+            Reply::from("1"),
+        ))[4..]
             .to_vec(),
     )
     .unwrap();
@@ -337,8 +351,7 @@ fn login_frames_during_an_enrolment() {
     ] {
         assert_eq!(raw(socket, &frame(mixed.as_bytes())), DENY, "{mixed:.60}");
     }
-    let self_body =
-        String::from_utf8(encode_self_request(&begin)[4..].to_vec()).unwrap();
+    let self_body = String::from_utf8(encode_self_request(&begin)[4..].to_vec()).unwrap();
     let with_v = self_body.replacen('{', "{\"v\":2,", 1);
     assert_eq!(raw(socket, &frame(with_v.as_bytes())), DENY);
     assert_ne!(SECRET_B32, pending);
@@ -355,9 +368,17 @@ fn a_user_changes_their_own_veil_password() {
     d.add_user(gina.name, PASSWORD);
     const NEW: &str = "a new one, 4 gina";
 
-    let (code, _, err) = ctl_as(&d, &gina, &["passwd", "--password-stdin"], "wrong\n\nx y z\n");
+    let (code, _, err) = ctl_as(
+        &d,
+        &gina,
+        &["passwd", "--password-stdin"],
+        "wrong\n\nx y z\n",
+    );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("refused: the password or the code is wrong"), "{err}");
+    assert!(
+        err.contains("refused: the password or the code is wrong"),
+        "{err}"
+    );
     assert_eq!(failures_from_uid(&d, &gina), 1);
     assert_eq!(login(&d, &gina, PASSWORD, ""), ALLOW, "unchanged");
 
@@ -406,7 +427,29 @@ fn passwd_points_system_password_users_to_passwd() {
     assert!(text.contains("ANSWER=system-passwords"), "{text}");
 }
 
-/// Runs only as the child of the test above.
+#[test]
+#[ignore = "needs root (adds accounts, switches uid; reads /etc/shadow): scripts/test.sh runs it as root"]
+fn a_system_user_enrols_with_the_system_password_and_no_admin() {
+    require_root();
+    let mut made = Accounts::new();
+    let name = "v14ajude";
+    made.add(name);
+    veil_tests::accounts::run("chpasswd", &[], &format!("{name}:{PASSWORD}\n"));
+    let entry = nix::unistd::User::from_name(name).unwrap().unwrap();
+    let jude = User {
+        name,
+        uid: entry.uid.as_raw(),
+        gid: entry.gid.as_raw(),
+    };
+    let d = Veild::from_toml("[password]\nsource = \"system\"\n");
+    let secret = enrol_as(&d, &jude, PASSWORD, "").expect("enrolled");
+    assert_eq!(login(&d, &jude, PASSWORD, &code_of(&secret, 1)), ALLOW);
+    let list = String::from_utf8(d.veilctl(&["user", "list"], "").stdout).unwrap();
+    let row = list.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(row.contains(" active "), "{list}");
+}
+
+/// Runs only as the child of `passwd_points_system_password_users_to_passwd`.
 #[test]
 #[ignore = "a helper: run as a user by passwd_points_system_password_users_to_passwd"]
 fn passwd_frame_of_a_system_user() {
@@ -447,8 +490,10 @@ fn root_enrolment_labels_the_entry_with_the_host() {
     let out = d.veilctl(&["totp", "enroll", "ivy", "--no-confirm", "--no-qr"], "");
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(
-        shown.contains(&format!("otpauth://totp/Example%20web%2D1:{}?", enc(&format!("ivy@{host}"))))
-            && shown.contains("&issuer=Example%20web%2D1&"),
+        shown.contains(&format!(
+            "otpauth://totp/Example%20web%2D1:{}?",
+            enc(&format!("ivy@{host}"))
+        )) && shown.contains("&issuer=Example%20web%2D1&"),
         "{shown}"
     );
 }

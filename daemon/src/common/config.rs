@@ -315,7 +315,10 @@ impl Config {
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
             self.totp.issuer.as_deref().is_none_or(|i| {
-                !i.trim().is_empty() && i.len() <= 64 && !i.contains(':') && !i.contains(char::is_control)
+                !i.trim().is_empty()
+                    && i.len() <= 64
+                    && !i.contains(':')
+                    && !i.contains(char::is_control)
             }),
             "totp.issuer",
             "must be 1 to 64 characters, without ':' or control characters",

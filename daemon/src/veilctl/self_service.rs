@@ -97,11 +97,17 @@ fn ask(ctx: &Ctx, request: &SelfRequest) -> Result<SelfAnswer, Failure> {
 
 fn refusal(reason: Refusal) -> Failure {
     Failure::refused(match reason {
-        Refusal::RootPeer => "veild serves this to users other than root; root names the user: veilctl totp enroll NAME, veilctl user passwd NAME",
-        Refusal::SystemPasswords => "this host checks the system's passwords ([password] source = \"system\"): change yours with passwd",
+        Refusal::RootPeer => {
+            "veild serves this to users other than root; root names the user: veilctl totp enroll NAME, veilctl user passwd NAME"
+        }
+        Refusal::SystemPasswords => {
+            "this host checks the system's passwords ([password] source = \"system\"): change yours with passwd"
+        }
         Refusal::BadNewPassword => "the new password is empty or too long; nothing changed",
         Refusal::Busy => "too many enrolments are pending on this host; try again in a few minutes",
-        Refusal::Error => "veild could not save the change (its log says why; ask your admin); nothing changed",
+        Refusal::Error => {
+            "veild could not save the change (its log says why; ask your admin); nothing changed"
+        }
     })
 }
 
@@ -116,7 +122,11 @@ pub fn enrol(ctx: &Ctx, password_stdin: bool, no_qr: bool) -> Result<(), Failure
     let (secret, ticket) = match ask(ctx, &begin)? {
         SelfAnswer::Challenge { secret, ticket, .. } => (secret, ticket),
         SelfAnswer::Failed => return Err(Failure::failed(FAILED)),
-        other => return Err(Failure::failed(format!("unexpected answer from veild: {other:?}"))),
+        other => {
+            return Err(Failure::failed(format!(
+                "unexpected answer from veild: {other:?}"
+            )));
+        }
     };
     drop(begin);
     let raw = totp::from_base32(secret.expose())
@@ -169,6 +179,8 @@ pub fn passwd(ctx: &Ctx, password_stdin: bool) -> Result<(), Failure> {
             Ok(())
         }
         SelfAnswer::Failed => Err(Failure::failed(FAILED)),
-        other => Err(Failure::failed(format!("unexpected answer from veild: {other:?}"))),
+        other => Err(Failure::failed(format!(
+            "unexpected answer from veild: {other:?}"
+        ))),
     }
 }

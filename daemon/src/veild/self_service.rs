@@ -100,7 +100,8 @@ impl PendingEnrolments {
             return None;
         }
         entry.tries_left -= 1;
-        let matches = entry.user == user && bool::from(entry.ticket.as_bytes().ct_eq(ticket.as_bytes()));
+        let matches =
+            entry.user == user && bool::from(entry.ticket.as_bytes().ct_eq(ticket.as_bytes()));
         let secret = matches.then(|| entry.secret.clone());
         if entry.tries_left == 0 {
             self.by_uid.remove(&uid);
@@ -120,15 +121,25 @@ pub struct Outcome {
     /// The login-like check it ran, as the verifier saw and decided it.
     pub check: Option<(Request, Decision)>,
     /// For the audit line: why, in a word.
-    pub reason: String,
+    pub reason: &'static str,
+    /// A store's or the system's error, for the audit line.
+    pub error: Option<String>,
 }
 
 impl Outcome {
-    fn new(answer: SelfAnswer, reason: impl Into<String>) -> Outcome {
+    fn new(answer: SelfAnswer, reason: &'static str) -> Outcome {
         Outcome {
             answer,
             check: None,
-            reason: reason.into(),
+            reason,
+            error: None,
+        }
+    }
+
+    fn store_error(answer: SelfAnswer, error: impl std::fmt::Display) -> Outcome {
+        Outcome {
+            error: Some(error.to_string()),
+            ..Outcome::new(answer, "store-error")
         }
     }
 }
@@ -227,10 +238,10 @@ impl SelfService {
         } else {
             SelfAnswer::Failed
         };
-        let reason = decision.reason.as_str();
         Outcome {
             answer,
-            reason: reason.to_owned(),
+            reason: decision.reason.as_str(),
+            error: None,
             check: Some((login, decision)),
         }
     }
@@ -246,7 +257,7 @@ impl SelfService {
                 outcome.answer = SelfAnswer::Refused {
                     reason: Refusal::Error,
                 };
-                outcome.reason = "no-randomness".into();
+                outcome.reason = "no-randomness";
                 return outcome;
             }
         };
@@ -268,12 +279,12 @@ impl SelfService {
                 ticket,
                 expires_in_s: ENROL_TTL_S,
             };
-            outcome.reason = "secret-pending".into();
+            outcome.reason = "secret-pending";
         } else {
             outcome.answer = SelfAnswer::Refused {
                 reason: Refusal::Busy,
             };
-            outcome.reason = "too-many-pending".into();
+            outcome.reason = "too-many-pending";
         }
         outcome
     }
@@ -284,7 +295,11 @@ impl SelfService {
         let now_i = now.min(i64::MAX as u64) as i64;
         let permitted = peer::permits(peer, &request.user);
         let limits = self.limits.clone();
-        let as_login = Request::new(&request.user, request.password.clone(), request.code.clone());
+        let as_login = Request::new(
+            &request.user,
+            request.password.clone(),
+            request.code.clone(),
+        );
         let charge = charge_of(&limits, &as_login, peer, permitted);
         let secret = if permitted {
             self.pending
@@ -295,21 +310,23 @@ impl SelfService {
             None
         };
         let code = totp::check(
-            secret.as_deref().map_or(&self.dummy_secret[..], Vec::as_slice),
+            secret
+                .as_deref()
+                .map_or(&self.dummy_secret[..], Vec::as_slice),
             request.code.bytes(),
             now,
             self.skew,
             -1,
         );
-        let failed = |reason: &str| Outcome::new(SelfAnswer::Failed, reason);
+        let failed = |reason: &'static str| Outcome::new(SelfAnswer::Failed, reason);
         let system = self.source == PasswordSource::System;
         let store = match self.store() {
             Ok(s) => s,
-            Err(e) => return failed(&format!("store-error: {e}")),
+            Err(e) => return Outcome::store_error(SelfAnswer::Failed, e),
         };
         let reservation = match store.reserve(&limits, charge, now_i) {
             Ok(r) => r,
-            Err(e) => return failed(&format!("store-error: ledger: {e}")),
+            Err(e) => return Outcome::store_error(SelfAnswer::Failed, format!("ledger: {e}")),
         };
         let step = match (permitted, &reservation.refused, &secret, code) {
             (false, _, _, _) => return failed("peer-not-permitted"),
@@ -339,11 +356,11 @@ impl SelfService {
             store.commit_success(&limits, &success)
         })();
         if let Err(e) = written {
-            return Outcome::new(
+            return Outcome::store_error(
                 SelfAnswer::Refused {
                     reason: Refusal::Error,
                 },
-                format!("store-error: {e}"),
+                e,
             );
         }
         if let Ok(mut pending) = self.pending.lock() {
@@ -376,18 +393,20 @@ impl SelfService {
         }
         let now_i = now.min(i64::MAX as u64) as i64;
         let saved = match self.hasher.hash(new.bytes()) {
-            Ok(phc) => self
-                .store()
-                .and_then(|s| s.set_password(&request.user, &phc, now_i).map_err(|e| e.to_string())),
+            Ok(phc) => self.store().and_then(|s| {
+                s.set_password(&request.user, &phc, now_i)
+                    .map_err(|e| e.to_string())
+            }),
             Err(e) => Err(e.to_string()),
         };
         match saved {
-            Ok(()) => outcome.reason = "password-changed".into(),
+            Ok(()) => outcome.reason = "password-changed",
             Err(e) => {
                 outcome.answer = SelfAnswer::Refused {
                     reason: Refusal::Error,
                 };
-                outcome.reason = format!("store-error: {e}");
+                outcome.reason = "store-error";
+                outcome.error = Some(e);
             }
         }
         outcome

@@ -396,8 +396,7 @@ fn spawn_workers(
                                 peer,
                                 received,
                             }) => {
-                                let answer =
-                                    serve_self(&mut self_service, &audit, &request, peer);
+                                let answer = serve_self(&mut self_service, &audit, &request, peer);
                                 drop(request);
                                 let _ = done.send(Done::SelfService {
                                     token,
@@ -437,14 +436,14 @@ fn serve_self(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         self_service.handle(request, peer, unix_now())
     }));
-    let (answer, reason) = match outcome {
+    let (answer, reason, error) = match outcome {
         Ok(o) => {
             if let Some((login, decision)) = &o.check {
                 audit_decision(audit, login, peer, decision);
             }
-            (o.answer, o.reason)
+            (o.answer, o.reason, o.error)
         }
-        Err(_) => (SelfAnswer::Failed, "internal-error".to_owned()),
+        Err(_) => (SelfAnswer::Failed, "internal-error", None),
     };
     let outcome_word = match &answer {
         SelfAnswer::Challenge { .. } => "pending",
@@ -452,22 +451,22 @@ fn serve_self(
         SelfAnswer::Failed => "failed",
         SelfAnswer::Refused { .. } => "refused",
     };
-    let severity = if matches!(answer, SelfAnswer::Failed) {
-        Severity::Notice
-    } else {
-        Severity::Info
+    let severity = match (&answer, &error) {
+        (_, Some(_)) => Severity::Error,
+        (SelfAnswer::Failed, None) => Severity::Notice,
+        _ => Severity::Info,
     };
-    audit.log(
-        severity,
-        Line::new("self-service")
-            .field("op", request.op.as_str())
-            .field("user", &request.user)
-            .field("peer_uid", peer.uid)
-            .field("peer_pid", peer.pid)
-            .field("outcome", outcome_word)
-            .field("reason", reason)
-            .finish(),
-    );
+    let mut line = Line::new("self-service")
+        .field("op", request.op.as_str())
+        .field("user", &request.user)
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid)
+        .field("outcome", outcome_word)
+        .field("reason", reason);
+    if let Some(e) = error {
+        line = line.field("error", e);
+    }
+    audit.log(severity, line.finish());
     answer
 }
 

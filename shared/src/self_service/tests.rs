@@ -123,5 +123,8 @@ fn secrets_are_redacted_in_debug_output() {
     let mut r = begin();
     r.new_password = Reply::from("n3w-s3cret");
     let shown = format!("{r:?}");
-    assert!(!shown.contains("hunter2") && !shown.contains("n3w-s3cret"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("n3w-s3cret"),
+        "{shown}"
+    );
 }

@@ -91,7 +91,9 @@ fn login(s: &Setup, password: &str, code: &str, now: u64) -> Verdict {
         SystemAccounts::default(),
     );
     let request = Request::new("nobody", Reply::from(password), Reply::from(code));
-    verifier.decide(&request, Peer { uid: 0, pid: 1 }, now).verdict
+    verifier
+        .decide(&request, Peer { uid: 0, pid: 1 }, now)
+        .verdict
 }
 
 #[test]
@@ -118,7 +120,9 @@ fn enrolment_needs_the_password_then_a_code_of_the_new_secret() {
     let (secret, ticket) = challenge(s.service.handle(&begin(PASSWORD, ""), peer, NOW).answer);
     // Pending only: no login with it yet (policy required: no secret, no login).
     assert_eq!(login(&s, PASSWORD, &code(&secret, NOW), NOW), Verdict::Deny);
-    let bad_ticket = s.service.handle(&confirm(&code(&secret, NOW), "00"), peer, NOW);
+    let bad_ticket = s
+        .service
+        .handle(&confirm(&code(&secret, NOW), "00"), peer, NOW);
     assert_eq!(bad_ticket.answer, SelfAnswer::Failed);
     let done = s
         .service
@@ -126,7 +130,10 @@ fn enrolment_needs_the_password_then_a_code_of_the_new_secret() {
     assert_eq!(done.answer, SelfAnswer::Done, "{}", done.reason);
     // The confirming code is used up; the next step's logs in.
     assert_eq!(login(&s, PASSWORD, &code(&secret, NOW), NOW), Verdict::Deny);
-    assert_eq!(login(&s, PASSWORD, &code(&secret, NOW + 30), NOW + 30), Verdict::Allow);
+    assert_eq!(
+        login(&s, PASSWORD, &code(&secret, NOW + 30), NOW + 30),
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -148,14 +155,23 @@ fn re_enrolment_needs_the_current_code_and_keeps_the_old_secret_until_confirmed(
     );
     // Until confirmed, the first secret is the one in force.
     let next = later + 30;
-    assert_eq!(login(&s, PASSWORD, &code(&first, next), next), Verdict::Allow);
+    assert_eq!(
+        login(&s, PASSWORD, &code(&first, next), next),
+        Verdict::Allow
+    );
     let out = s
         .service
         .handle(&confirm(&code(&second, next), &ticket), peer, next);
     assert_eq!(out.answer, SelfAnswer::Done);
     let after = next + 30;
-    assert_eq!(login(&s, PASSWORD, &code(&first, after), after), Verdict::Deny);
-    assert_eq!(login(&s, PASSWORD, &code(&second, after), after), Verdict::Allow);
+    assert_eq!(
+        login(&s, PASSWORD, &code(&first, after), after),
+        Verdict::Deny
+    );
+    assert_eq!(
+        login(&s, PASSWORD, &code(&second, after), after),
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -189,9 +205,15 @@ fn passwd_changes_a_veil_password_after_the_current_one() {
     let mut request = SelfRequest::new(Operation::Passwd, "nobody");
     request.password = Reply::from("wrong");
     request.new_password = Reply::from("n3w pass");
-    assert_eq!(s.service.handle(&request, peer, NOW).answer, SelfAnswer::Failed);
+    assert_eq!(
+        s.service.handle(&request, peer, NOW).answer,
+        SelfAnswer::Failed
+    );
     request.password = Reply::from(PASSWORD);
-    assert_eq!(s.service.handle(&request, peer, NOW).answer, SelfAnswer::Done);
+    assert_eq!(
+        s.service.handle(&request, peer, NOW).answer,
+        SelfAnswer::Done
+    );
     assert_eq!(login(&s, PASSWORD, "", NOW), Verdict::Deny);
     assert_eq!(login(&s, "n3w pass", "", NOW), Verdict::Allow);
     request.password = Reply::from("n3w pass");
