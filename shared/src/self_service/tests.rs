@@ -128,3 +128,48 @@ fn secrets_are_redacted_in_debug_output() {
         "{shown}"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_login_is_a_login(user in "[a-z_][a-z0-9_.-]{0,40}",
+                                pw in proptest::collection::vec(any::<u8>(), 0..700),
+                                code in proptest::collection::vec(any::<u8>(), 0..20),
+                                rhost in "[0-9a-f.:]{0,45}") {
+            let mut r = Request::new(&user, Reply::given(pw), Reply::given(code));
+            r.rhost = rhost;
+            let frame = crate::encode_request(&r);
+            prop_assert!(matches!(decode_incoming(body(&frame)), Ok(Incoming::Login(ref l)) if *l == r));
+        }
+
+        #[test]
+        fn any_self_service_request_is_one(user in "[a-z_][a-z0-9_.-]{0,40}",
+                                           pw in proptest::collection::vec(any::<u8>(), 0..700),
+                                           ticket in "[0-9a-f]{0,32}",
+                                           op in prop_oneof![Just(Operation::EnrolBegin),
+                                                             Just(Operation::EnrolConfirm),
+                                                             Just(Operation::Passwd)]) {
+            let mut r = SelfRequest::new(op, &user);
+            r.password = Reply::given(pw.clone());
+            r.new_password = Reply::given(pw);
+            r.ticket = ticket;
+            let frame = encode_self_request(&r);
+            prop_assert!(matches!(decode_incoming(body(&frame)), Ok(Incoming::SelfService(ref s)) if *s == r));
+        }
+
+        #[test]
+        fn no_body_is_both_kinds(data in proptest::collection::vec(any::<u8>(), 0..2_000)) {
+            let login = decode_request(&data).is_ok();
+            let own = decode_self_request(&data).is_ok();
+            prop_assert!(!(login && own));
+            match decode_incoming(&data) {
+                Ok(Incoming::Login(_)) => prop_assert!(login),
+                Ok(Incoming::SelfService(_)) => prop_assert!(own),
+                Err(_) => prop_assert!(!login),
+            }
+        }
+    }
+}
