@@ -180,6 +180,10 @@ fn a_user_enrols_their_own_secret_after_their_password_and_then_logs_in() {
     );
     assert!(!log.contains(&secret), "the secret is not logged");
 
+    // Her own name is pointed to self-enrolment.
+    let (code, _, err) = ctl_as(&d, &alice, &["totp", "enroll", alice.name], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("leave the name out"), "{err}");
     // root names the user: no self-service for root.
     let (code, _, err) = d.ctl(&["totp", "enroll", "--password-stdin"], "");
     assert_eq!(code, 2, "{err}");
@@ -356,6 +360,70 @@ fn login_frames_during_an_enrolment() {
     assert_eq!(raw(socket, &frame(with_v.as_bytes())), DENY);
     assert_ne!(SECRET_B32, pending);
     println!("FRAMES-CHECKED");
+}
+
+#[test]
+#[ignore = "needs root (adds accounts, switches uid): scripts/test.sh runs it as root"]
+fn self_service_takes_from_the_same_per_uid_share_as_logins() {
+    require_root();
+    let mut made = Accounts::new();
+    let kim = account(&mut made, "v14akim");
+    let d = Veild::from_toml("[limits]\nmax_connections_per_user = 2\n");
+    d.add_user(kim.name, PASSWORD);
+    let text = run_as(
+        &kim,
+        "self_service_past_the_share",
+        &[
+            ("VEIL_SS_SOCKET", d.socket().to_str().unwrap()),
+            ("VEIL_SS_USER", kim.name),
+        ],
+    );
+    assert!(
+        text.contains("PAST-SHARE=deny IN-SHARE=challenge"),
+        "{text}"
+    );
+    let log = d.stderr();
+    assert!(
+        log.contains(&format!(
+            "limit=max_connections_per_user peer_uid={}",
+            kim.uid
+        )),
+        "{log}"
+    );
+}
+
+/// Runs only as the child of the test above: two idle connections hold
+/// the uid's share, so a self-service request gets DENY at once, unread;
+/// once they close, the same request is served.
+#[test]
+#[ignore = "a helper: run as a user by self_service_takes_from_the_same_per_uid_share_as_logins"]
+fn self_service_past_the_share() {
+    let (Ok(socket), Ok(user)) = (
+        std::env::var("VEIL_SS_SOCKET"),
+        std::env::var("VEIL_SS_USER"),
+    ) else {
+        return;
+    };
+    let socket = std::path::Path::new(&socket);
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::os::unix::net::UnixStream::connect(socket).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut begin = SelfRequest::new(Operation::EnrolBegin, &user);
+    begin.password = Reply::from(PASSWORD);
+    let past = raw(socket, &encode_self_request(&begin));
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let within = decode_answer(&raw(socket, &encode_self_request(&begin)));
+    println!(
+        "PAST-SHARE={} IN-SHARE={}",
+        if past == DENY { "deny" } else { "other" },
+        if matches!(within, Some(SelfAnswer::Challenge { .. })) {
+            "challenge"
+        } else {
+            "other"
+        }
+    );
 }
 
 #[test]

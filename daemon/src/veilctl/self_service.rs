@@ -22,7 +22,7 @@ const DAEMON_USER: &str = "veil";
 
 /// The one message for every failed check: veild does not say which
 /// part was wrong, and neither can veilctl.
-const FAILED: &str = "refused: the password or the code is wrong, or there were too many failed attempts for now (try again later, or ask your admin)";
+const FAILED: &str = "refused: the password or the code is wrong, you are not a veil user on this host, or there were too many failed attempts for now (try again later, or ask your admin)";
 
 /// Where the password and codes come from: the terminal without echo, or
 /// standard input, one line each (scripts and tests).

@@ -626,11 +626,13 @@ impl EventLoop {
                         Severity::Warning,
                         Line::new("self-service")
                             .field("peer_uid", peer.uid)
-                            .field("outcome", "failed")
+                            .field("outcome", "not-served")
                             .field("reason", "overload")
                             .finish(),
                     );
-                    self.schedule_self_failed(token, received);
+                    // DENY, as at the per-uid cap: "not served", which is
+                    // no verdict on the credentials. At the same deadline.
+                    self.schedule_deny(token, received);
                 }
             }
             Ok(Some(Incoming::Login(request))) => {
