@@ -517,6 +517,87 @@ fn a_system_user_enrols_with_the_system_password_and_no_admin() {
     assert!(row.contains(" active "), "{list}");
 }
 
+#[test]
+#[ignore = "needs root (adds accounts, switches uid): scripts/test.sh runs it as root"]
+fn an_impostor_on_the_socket_gets_no_password_from_veilctl() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let mut made = Accounts::new();
+    let lee = account(&mut made, "v14alee");
+    let dir = tempfile::Builder::new()
+        .prefix("veil-14a-impostor-")
+        .tempdir()
+        .unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    nix::unistd::chown(dir.path(), Some(nobody.uid), Some(nobody.gid)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.path().join("veild.sock");
+    let record = dir.path().join("record");
+    let config = dir.path().join("veild.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = \"{}\"\ndatabase = \"/nonexistent/veil.db\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(paths::fake_veild());
+    veil_tests::kill_with_parent(&mut command);
+    let mut impostor = command
+        .arg(&socket)
+        .arg(&record)
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the impostor");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the impostor did not bind"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Command::new(paths::veilctl())
+        .arg("--config")
+        .arg(&config)
+        .args(["passwd", "--password-stdin"])
+        .uid(lee.uid)
+        .gid(lee.gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let _ = child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{PASSWORD}\n\nnew one\n").as_bytes());
+            child.wait_with_output()
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !record.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("neither root nor veild's user; nothing sent"),
+        "{err}"
+    );
+    let record = std::fs::read_to_string(&record).unwrap_or_default();
+    assert!(
+        record.lines().count() == 1 && record.contains("bytes=0"),
+        "veilctl connected once and sent nothing: {record:?}"
+    );
+}
+
 /// Runs only as the child of `passwd_points_system_password_users_to_passwd`.
 #[test]
 #[ignore = "a helper: run as a user by passwd_points_system_password_users_to_passwd"]

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
 use veil_proto::self_service::{Operation, Refusal, SecretText, SelfAnswer, SelfRequest};
-use veil_proto::{PROTOCOL_VERSION, Request, Verdict};
+use veil_proto::{Request, Verdict};
 use zeroize::Zeroizing;
 
 use crate::common::config::{Config, PasswordSource, TotpPolicy};
@@ -222,16 +222,13 @@ impl SelfService {
 
     /// The password (and the code when a secret is active), as a login.
     fn check(&mut self, request: &SelfRequest, peer: Peer, now: u64, service: &str) -> Outcome {
-        let login = Request {
-            v: PROTOCOL_VERSION,
-            user: request.user.clone(),
-            password: request.password.clone(),
-            code: request.code.clone(),
-            service: service.to_owned(),
-            rhost: String::new(),
-            tty: String::new(),
-            ruser: String::new(),
-        };
+        // A local login: no rhost, no ruser (a non-root peer's are not believed anyway).
+        let mut login = Request::new(
+            &request.user,
+            request.password.clone(),
+            request.code.clone(),
+        );
+        login.service = service.to_owned();
         let decision = self.verifier.decide(&login, peer, now);
         let answer = if decision.verdict == Verdict::Allow {
             SelfAnswer::Done
