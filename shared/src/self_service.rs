@@ -179,8 +179,11 @@ struct Kind {
 /// one with it is a [`SelfRequest`] or nothing (a login's `"v"` beside it
 /// is an unknown key).
 pub fn decode_incoming(body: &[u8]) -> Result<Incoming, DecodeError> {
+    // Only a JSON object can be self-service (serde would read a struct
+    // from an array too, and a login in array form must stay a login).
     let is_self = std::str::from_utf8(body)
         .ok()
+        .filter(|text| text.trim_start().starts_with('{'))
         .and_then(|text| serde_json::from_str::<Kind>(text).ok())
         .is_some_and(|k| k.self_version.is_some());
     if is_self {
