@@ -28,6 +28,9 @@ use crate::proto::{ALLOW, DENY, LEN_PREFIX, MAX_REQUEST, Reply, Request};
 /// Version of the self-service kind, carried under `"self"`.
 pub const SELF_SERVICE_VERSION: u32 = 1;
 
+/// Codes a pending secret accepts before veild drops it.
+pub const CONFIRM_TRIES: u8 = 3;
+
 /// Largest answer body a client accepts.
 pub const MAX_ANSWER: usize = 1024;
 

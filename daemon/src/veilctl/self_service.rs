@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use veil_daemon::common::config::PasswordSource;
 use veil_daemon::common::totp;
-use veil_proto::self_service::{Operation, Refusal, SelfAnswer, SelfRequest};
+use veil_proto::self_service::{CONFIRM_TRIES, Operation, Refusal, SelfAnswer, SelfRequest};
 use veil_proto::{REPLY_CAP, Reply, SelfOutcome};
 
 use crate::Ctx;
@@ -132,7 +132,7 @@ pub fn enrol(ctx: &Ctx, password_stdin: bool, no_qr: bool) -> Result<(), Failure
     let raw = totp::from_base32(secret.expose())
         .ok_or_else(|| Failure::failed("veild sent a secret that is not base32"))?;
     crate::totp::show_enrolment(&ctx.config, &name, &raw, no_qr)?;
-    for _ in 0..veil_daemon::veild::self_service::CONFIRM_TRIES {
+    for _ in 0..CONFIRM_TRIES {
         let typed = input.ask("Code from the app: ")?;
         if typed.trim().is_empty() && password_stdin {
             break;

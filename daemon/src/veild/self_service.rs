@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
-use veil_proto::self_service::{Operation, Refusal, SecretText, SelfAnswer, SelfRequest};
+use veil_proto::self_service::{
+    CONFIRM_TRIES, Operation, Refusal, SecretText, SelfAnswer, SelfRequest,
+};
 use veil_proto::{Request, Verdict};
 use zeroize::Zeroizing;
 
@@ -36,8 +38,6 @@ use crate::common::verify::{Decision, SystemAccounts, Verifier, charge_of};
 
 /// How long a new secret waits for its confirming code.
 pub const ENROL_TTL_S: u64 = 600;
-/// Codes a pending secret accepts before it is dropped.
-pub const CONFIRM_TRIES: u8 = 3;
 /// Pending enrolments held at once (one per uid); beyond it, `Busy`.
 pub const MAX_PENDING: usize = 1024;
 
