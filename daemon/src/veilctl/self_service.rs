@@ -105,9 +105,7 @@ fn refusal(reason: Refusal) -> Failure {
         }
         Refusal::BadNewPassword => "the new password is empty or too long; nothing changed",
         Refusal::Busy => "too many enrolments are pending on this host; try again in a few minutes",
-        Refusal::Error => {
-            "veild could not save the change (its log says why; ask your admin); nothing changed"
-        }
+        Refusal::Error => "veild could not save the change (its log says why; ask your admin)",
     })
 }
 
