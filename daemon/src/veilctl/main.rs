@@ -15,6 +15,7 @@ mod input;
 mod locks;
 mod output;
 mod recovery;
+mod self_service;
 mod totp;
 mod users;
 
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(command) => users::run(&ctx, command),
         Command::Totp(command) => totp::run(&ctx, command),
         Command::Recovery(command) => recovery::run(&ctx, command),
+        Command::Passwd { password_stdin } => self_service::passwd(&ctx, password_stdin),
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),
