@@ -284,9 +284,11 @@ EOF
   [ -n "$exposure" ] || { cat "$tmp/security.log" >&2; fail "no exposure level"; }
   grep -E '^✗' "$tmp/security.log" | sed 's/^/    /' >&2 || true
   echo "  exposure of the live veild.service: $exposure" >&2
-  # Measured 1.6 on bookworm (systemd 252) and trixie (257) alike, the
-  # same as offline; anything above means a directive was lost.
-  awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "live exposure $exposure > 2.0"
+  # Measured 0.4 on bookworm (systemd 252) and trixie (257) alike, the same
+  # as offline. At most 0.5: losing any one of ProtectSystem= (0.6),
+  # PrivateNetwork= (0.8), SystemCallFilter= (2.0) or CapabilityBoundingSet=
+  # (2.2) goes above it (each measured offline without that line).
+  awk -v e="$exposure" 'BEGIN { exit !(e <= 0.5) }' || fail "live exposure $exposure > 0.5"
 
   say "sudo through veil"
   echo "$user ALL=(ALL:ALL) ALL" >"$root/etc/sudoers.d/veil-e2e"
