@@ -93,16 +93,23 @@ fn create_as_dir_owner(path: &Path) -> std::io::Result<()> {
     };
     let owner = std::fs::metadata(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let temp = dir.join(format!(".{name}.new-{}-{nanos}", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)?;
+    // A private name; one left by a veilctl that died here is skipped.
+    let mut attempt = 0;
+    let (temp, file) = loop {
+        let temp = dir.join(format!(".{name}.new-{}-{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let linked = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::hard_link(&temp, path));
