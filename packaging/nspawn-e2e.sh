@@ -175,7 +175,7 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 run_release() {
   release=$1
-  local started cached=cached port user=v12anspawn password secret rc t
+  local started cached=cached port user=v12anspawn password secret rc t main_pid
   started=$(date +%s)
   tree_made=
   tree "$release"
@@ -231,9 +231,11 @@ EOF
     fail "veilctl user add before veild's first start"
   printf '%s\n' "$secret" | in_ct veilctl totp enroll "$user" --secret-stdin --no-confirm --no-qr ||
     fail "veilctl totp enroll"
-  in_ct veilctl status "$user" >&2
-  in_ct veilctl locks >&2
-  in_ct veilctl enable sshd 2>&1 | sed 's/^/    /' >&2
+  in_ct veilctl status "$user" >&2 || fail "veilctl status before veild's first start"
+  in_ct veilctl locks >&2 || fail "veilctl locks before veild's first start"
+  in_ct veilctl enable sshd >"$tmp/enable-sshd.log" 2>&1 ||
+    fail "veilctl enable sshd: $(cat "$tmp/enable-sshd.log")"
+  sed 's/^/    /' "$tmp/enable-sshd.log" >&2
   grep -q '^auth *required *pam_veil.so' "$root/etc/pam.d/sshd" || fail "veil not in /etc/pam.d/sshd"
   [ "$(in_ct systemctl is-active veild.service || true)" = inactive ] || fail "veilctl started veild"
   [ "$(in_ct stat -c '%U:%G %a' /var/lib/veil/veil.db)" = "veil:veil 600" ] || fail "database owner changed"
@@ -272,7 +274,9 @@ EOF
     { in_ct journalctl -b --no-pager -n 40 >&2; fail "ssh login: $(cat "$tmp/ssh-success.log")"; }
   grep -q "($user)" "$tmp/ssh-success.log" || fail "no id output: $(cat "$tmp/ssh-success.log")"
   [ "$(in_ct systemctl is-active veild.service)" = active ] || fail "veild.service not active after the first request"
-  echo "  veild.service: $(in_ct systemctl show veild.service -p MainPID -p User --value | tr '\n' ' ')" >&2
+  main_pid=$(in_ct systemctl show veild.service -p MainPID --value)
+  [ "$(in_ct ps -o user= -p "$main_pid")" = veil ] || fail "veild (pid $main_pid) does not run as veil"
+  echo "  veild.service active, pid $main_pid, user veil" >&2
   ssh_login success2 "$password" "$(fresh_code)"
   [ "$(cat "$tmp/ssh-success2.rc")" = 0 ] || fail "second ssh login: $(cat "$tmp/ssh-success2.log")"
   ssh_login wrong-code "$password" "$(wrong_code)"
@@ -293,7 +297,9 @@ EOF
   say "sudo through veil"
   echo "$user ALL=(ALL:ALL) ALL" >"$root/etc/sudoers.d/veil-e2e"
   chmod 0440 "$root/etc/sudoers.d/veil-e2e"
-  in_ct veilctl enable sudo 2>&1 | sed 's/^/    /' >&2
+  in_ct veilctl enable sudo >"$tmp/enable-sudo.log" 2>&1 ||
+    fail "veilctl enable sudo: $(cat "$tmp/enable-sudo.log")"
+  sed 's/^/    /' "$tmp/enable-sudo.log" >&2
   grep -q '^auth *required *pam_veil.so' "$root/etc/pam.d/sudo" || fail "veil not in /etc/pam.d/sudo"
   sudo_try() {
     set +e
