@@ -362,6 +362,11 @@ EOF
   grep -q '^auth *required *pam_veil.so' "$root/etc/pam.d/sshd" || fail "the refused removal changed /etc/pam.d/sshd"
   rm "$root/etc/pam.d/veil-e2e-hand"
 
+  # The pam-auth-update profile's line in common-auth is veil's to take
+  # back: it does not block the removal.
+  in_ct pam-auth-update --enable veil >/dev/null 2>&1 || fail "pam-auth-update --enable veil"
+  grep -q 'pam_veil\.so' "$root/etc/pam.d/common-auth" || fail "the profile did not reach common-auth"
+
   say "apt remove, then apt purge"
   in_ct apt-get remove -y -q veil >"$tmp/apt-remove.log" 2>&1 ||
     { cat "$tmp/apt-remove.log" >&2; fail "apt remove"; }
