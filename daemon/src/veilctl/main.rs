@@ -50,9 +50,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The database, which must exist (veild creates it).
+    /// The database; made, owned by veil as veild would make it, when
+    /// veild has not started yet (socket activation starts it only at the
+    /// first login), so that the first command after installing works.
     pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
-        Ok(store::open(&self.config.database, OpenMode::MustExist)?)
+        Ok(store::open(
+            &self.config.database,
+            OpenMode::CreateAsDirOwner,
+        )?)
     }
 }
 
