@@ -84,7 +84,7 @@ pub struct EnableArgs {
     pub force: bool,
     /// sshd only: veil asks only for the code (`factors=code`), for
     /// `AuthenticationMethods publickey,keyboard-interactive`; refused
-    /// unless sshd requires a key first for every user
+    /// unless sshd requires a key first for every user, on every connection
     #[arg(long)]
     pub after_publickey: bool,
 }
