@@ -368,3 +368,109 @@ fn after_publickey_needs_a_key_first_for_every_user() {
         "{report}"
     );
 }
+
+const KEY_FIRST: &str =
+    "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n";
+
+#[test]
+#[ignore = "needs root (sshd -T reads the host keys): scripts/test.sh runs it as root"]
+fn after_publickey_refuses_a_match_address_block_that_drops_the_key() {
+    sshd_ready();
+    let veild = Veild::start(DaemonConfig::default());
+    veild.add_user("v12ckey", PASSWORD);
+    veild.enroll_totp("v12ckey", DEMO_SECRET);
+    let flags = ["--after-publickey"];
+    // Anyone from 10/8 would log in with a code alone; sshd -T, asked for
+    // one made-up connection from 127.0.0.1, does not see it.
+    let (code, report, text) = enabled_sshd(
+        &veild,
+        KEY_FIRST,
+        "Match Address 10.0.0.0/8\n    AuthenticationMethods keyboard-interactive\n",
+        &flags,
+    );
+    assert_eq!(code, 6, "{report}");
+    assert!(
+        report.contains(
+            "authenticationmethods keyboard-interactive (in \"Match Address 10.0.0.0/8\" at "
+        ),
+        "{report}"
+    );
+    assert!(report.contains("sshd_config:"), "{report}");
+    assert_eq!(text, SSHD_PAM);
+    // The same in a drop-in, under LocalPort: found through the Include.
+    let dir = pam_dir("sshd", SSHD_PAM);
+    let config = sshd_config(dir.path(), KEY_FIRST, "");
+    fs::write(
+        dir.path().join("sshd_config.d/port.conf"),
+        "Match LocalPort 2222\n    KbdInteractiveAuthentication yes\n    AuthenticationMethods keyboard-interactive\n",
+    )
+    .unwrap();
+    let (code, report) = enable(
+        &veild,
+        dir.path(),
+        &[
+            "sshd",
+            "--sshd-config",
+            config.to_str().unwrap(),
+            "--after-publickey",
+        ],
+    );
+    assert_eq!(code, 6, "{report}");
+    assert!(
+        report.contains("port.conf:3: authenticationmethods"),
+        "{report}"
+    );
+    // A Match Address block that leaves the methods alone does not stop it.
+    let (code, report, text) = enabled_sshd(
+        &veild,
+        KEY_FIRST,
+        "Match Address 10.0.0.0/8\n    X11Forwarding no\n",
+        &flags,
+    );
+    assert_eq!(code, 0, "{report}");
+    assert!(text.contains("pam_veil.so factors=code"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root (sshd -T reads the host keys): scripts/test.sh runs it as root"]
+fn after_publickey_checks_every_user_who_can_pass_veil() {
+    sshd_ready();
+    let veild = Veild::start(DaemonConfig::default());
+    // More than the 20 users read without --after-publickey; the one with
+    // a code-alone login sorts last.
+    let names: Vec<String> = (0..24).map(|i| format!("v12cu{i:02}")).collect();
+    for name in &names {
+        veild.add_user(name, PASSWORD);
+        veild.enroll_totp(name, DEMO_SECRET);
+    }
+    let (code, report, text) = enabled_sshd(
+        &veild,
+        KEY_FIRST,
+        "Match User v12cu23\n    AuthenticationMethods keyboard-interactive\n",
+        &["--after-publickey"],
+    );
+    assert_eq!(code, 6, "{report}");
+    assert!(
+        report.contains("v12cu23: AuthenticationMethods keyboard-interactive"),
+        "{report}"
+    );
+    assert_eq!(text, SSHD_PAM);
+}
+
+#[test]
+#[ignore = "needs root (sshd -T reads the host keys): scripts/test.sh runs it as root"]
+fn after_publickey_is_refused_while_only_password_users_exist() {
+    sshd_ready();
+    let veild = Veild::start(DaemonConfig {
+        totp_policy: "if-enrolled",
+        ..DaemonConfig::default()
+    });
+    veild.add_user("v12cpw", PASSWORD);
+    // Password users pass veil today, but factors=code would deny them all.
+    let (code, report, text) = enabled_sshd(&veild, KEY_FIRST, "", &["--after-publickey"]);
+    assert_eq!(code, 6, "{report}");
+    assert!(report.contains("asks only for the code"), "{report}");
+    assert_eq!(text, SSHD_PAM);
+    let (code, report, _) = enabled_sshd(&veild, KEY_FIRST, "", &[]);
+    assert_eq!(code, 0, "{report}");
+}

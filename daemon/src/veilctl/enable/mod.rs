@@ -10,14 +10,20 @@
 //! moved into the block behind veil, as `required`, and veil becomes
 //! `requisite`: a failed veil ends the stack with its own `PAM_AUTH_ERR`
 //! before any of them could answer differently for a real and an unknown
-//! name. `pam_rootok` (it looks only at the caller) stays in front;
-//! preparing modules (`pam_faildelay`, `pam_env`, ...) stay where they are;
-//! any other auth module is refused, naming the line, unless `--force`.
+//! name. `pam_cap` (it looks the user up and can return success) moves
+//! there too, its line as written (its setcred needs its auth step).
+//! `pam_rootok` (it looks only at the caller) stays in front; preparing
+//! modules (`pam_faildelay`, `pam_env`, ...) stay where they are, but only
+//! as `optional`, `required` or `requisite` (never `sufficient` or a
+//! jump, which could pass or skip veil); any other auth module or control
+//! is refused, naming the line, unless `--force`.
 //! The edit is exactly reversible ([`disable_text`] undoes it byte for
 //! byte) and the original is also copied to a root-only backup directory.
 //!
-//! Guards: nothing is edited while no user could pass veil (nobody enrolled,
-//! or, under `totp.policy = "required"`, nobody with an active TOTP secret);
+//! Guards: nothing is edited while no user could pass veil by veild's own
+//! rule (a user without an active TOTP secret passes only while the
+//! rollout does not require a code of them, and never under
+//! `--after-publickey`);
 //! the console (`login`) needs `--console`; a service known to answer
 //! every prompt with one password (i3lock, swaylock) is refused; for sshd
 //! the effective settings are read per user with the real `sshd -T` and
@@ -37,14 +43,18 @@ mod sshd_config;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use veil_daemon::common::clock::unix_now;
 use veil_daemon::common::config::{Config, TotpPolicy};
+use veil_daemon::common::rollout::Rollout;
 use veil_daemon::common::store::{self, OpenMode, UserSummary};
 
 use crate::error::{EXIT_USAGE, Failure};
 use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
 use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
-use sshd_access::{SshdState, UserView, judge_sshd, sshd_binary, sshd_t};
-use sshd_config::load_sshd_config;
+use sshd_access::{
+    SshdState, UserView, connection_dependent_methods, judge_sshd, sshd_binary, sshd_t,
+};
+use sshd_config::{load_match_blocks, load_sshd_config};
 
 pub const DEFAULT_PAM_DIR: &str = "/etc/pam.d";
 pub const DEFAULT_SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
@@ -74,7 +84,7 @@ pub struct EnableArgs {
     pub force: bool,
     /// sshd only: veil asks only for the code (`factors=code`), for
     /// `AuthenticationMethods publickey,keyboard-interactive`; refused
-    /// unless sshd requires a key first for every user
+    /// unless sshd requires a key first for every user, on every connection
     #[arg(long)]
     pub after_publickey: bool,
 }
@@ -136,13 +146,40 @@ pub fn check_two_prompts(service: &str) -> Result<(), Failure> {
 /// The module argument `--after-publickey` writes.
 pub const CODE_ONLY_ARG: &str = "factors=code";
 
-/// The users who could pass veil today under `policy`.
-pub fn able_to_log_in(users: &[UserSummary], policy: TotpPolicy) -> Vec<&str> {
+/// The users who could pass veil now, by veild's own rule (verify.rs): a
+/// user with an active TOTP secret always can; one without only while
+/// the request asks for the password too (not `code_only`) and the
+/// rollout (`policy`, `required_groups`, `enrol_by`) does not yet require
+/// a code of them at `now`.
+pub fn able_to_log_in<'a>(
+    users: &'a [UserSummary],
+    rollout: &Rollout,
+    code_only: bool,
+    now: u64,
+) -> Vec<&'a str> {
     users
         .iter()
-        .filter(|u| u.totp || policy == TotpPolicy::IfEnrolled)
+        .filter(|u| u.totp || (!code_only && !rollout.code_required(&u.name, now)))
         .map(|u| u.name.as_str())
         .collect()
+}
+
+/// Why nobody could pass veil, for the refusal.
+fn nobody_able_message(config: &Config, code_only: bool) -> String {
+    let enrol = "enrol one first (veilctl user add NAME; veilctl totp enroll NAME)";
+    if code_only {
+        format!(
+            "no user has an active TOTP secret, and with --after-publickey veil asks only for \
+             the code, so nobody could log in: {enrol}"
+        )
+    } else if config.totp.policy == TotpPolicy::Required {
+        format!("no user has an active TOTP secret, so nobody could log in: {enrol}")
+    } else {
+        format!(
+            "no user has an active TOTP secret, and the rollout ([totp] required_groups, \
+             enrol_by) requires a code of every enrolled user now, so nobody could log in: {enrol}"
+        )
+    }
 }
 
 /// `veilctl enable`: the guards, the backup, the edit. Returns the report.
@@ -189,17 +226,22 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         ))
     })?;
     let users = store.list_users().map_err(|e| Failure::io(e.to_string()))?;
-    let able = able_to_log_in(&users, config.totp.policy);
+    let able = able_to_log_in(
+        &users,
+        &Rollout::from(&config.totp),
+        args.after_publickey,
+        unix_now(),
+    );
+    if users.is_empty() {
+        return Err(Failure::refused(
+            "no user is enrolled, so nobody could log in: enrol one first (veilctl user add NAME)",
+        ));
+    }
     if able.is_empty() {
-        return Err(Failure::refused(match config.totp.policy {
-            TotpPolicy::Required => {
-                "no user has an active TOTP secret, so nobody could log in: \
-                 enrol one first (veilctl user add NAME; veilctl totp enroll NAME)"
-            }
-            TotpPolicy::IfEnrolled => {
-                "no user is enrolled, so nobody could log in: enrol one first (veilctl user add NAME)"
-            }
-        }));
+        return Err(Failure::refused(nobody_able_message(
+            config,
+            args.after_publickey,
+        )));
     }
     let mut report = String::new();
     if let Ok(admin) = std::env::var("SUDO_USER")
@@ -213,15 +255,12 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     }
 
     if let Some(sshd_config) = sshd_config {
-        let mut probe: Vec<&str> = vec!["root"];
-        let admin = std::env::var("SUDO_USER").unwrap_or_default();
-        for name in able.iter().copied().chain([admin.as_str()]) {
-            // Each goes into `sshd -C user=NAME,...`: nothing that could add a field.
-            let plain = !name.is_empty() && !name.contains([',', '=', ' ', '\t', '\n']);
-            if plain && !probe.contains(&name) && probe.len() < MAX_SSHD_PROBES {
-                probe.push(name);
-            }
+        if args.after_publickey {
+            let blocks = load_match_blocks(&sshd_config)?;
+            connection_dependent_methods(&blocks).map_err(Failure::refused)?;
         }
+        let admin = std::env::var("SUDO_USER").unwrap_or_default();
+        let probe = sshd_probes(&able, &admin, args.after_publickey)?;
         let state = read_sshd(&sshd_config, &probe)?;
         let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
             Failure::refused(format!(
@@ -246,7 +285,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     ));
     if !edited.moved.is_empty() {
         report.push_str(&format!(
-            "kept behind veil, as required (they only judge users who passed veil): {}\n",
+            "kept behind veil, which is now requisite (they only see users who passed veil): {}\n",
             edited.moved.join(" | ")
         ));
     }
@@ -264,6 +303,49 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
 /// At most this many users' sshd settings are read (root, the admin and
 /// the first enrolled users): each `sshd -T` takes some 30 ms.
 const MAX_SSHD_PROBES: usize = 20;
+
+/// Under `--after-publickey` every user who can pass veil is read (a
+/// single one given a code-alone login is a hole); past this many
+/// (some 15 s of `sshd -T`) enable refuses rather than check some.
+pub const MAX_CODE_ONLY_PROBES: usize = 500;
+
+/// The users whose sshd settings are read: root, the users who can pass
+/// veil, the admin. For `code_only` all of them, or a refusal; otherwise
+/// the first [`MAX_SSHD_PROBES`].
+pub fn sshd_probes<'a>(
+    able: &[&'a str],
+    admin: &'a str,
+    code_only: bool,
+) -> Result<Vec<&'a str>, Failure> {
+    if code_only && able.len() + 2 > MAX_CODE_ONLY_PROBES {
+        return Err(Failure::refused(format!(
+            "--after-publickey needs sshd's settings for every user who can pass veil, and {} is \
+             more than veilctl reads ({MAX_CODE_ONLY_PROBES}, some 30 ms each); nothing changed. \
+             Edit /etc/pam.d/sshd by hand (auth required pam_veil.so factors=code) after checking \
+             sshd_config yourself",
+            able.len()
+        )));
+    }
+    let mut probe: Vec<&str> = vec!["root"];
+    let admin = (!admin.is_empty()).then_some((admin, false));
+    for (name, can_pass) in able.iter().map(|n| (*n, true)).chain(admin) {
+        // Each goes into `sshd -C user=NAME,...`: nothing that could add a field.
+        if name.is_empty() || name.contains([',', '=', ' ', '\t', '\n']) {
+            if code_only && can_pass {
+                return Err(Failure::refused(format!(
+                    "--after-publickey needs sshd's settings for every user who can pass veil, \
+                     and sshd -T cannot be asked about {:?}; nothing changed",
+                    veil_proto::sanitize::sanitize(name)
+                )));
+            }
+            continue;
+        }
+        if !probe.contains(&name) && (code_only || probe.len() < MAX_SSHD_PROBES) {
+            probe.push(name);
+        }
+    }
+    Ok(probe)
+}
 
 /// sshd's settings, globally and for each of `users`: from `sshd -T`, or,
 /// when sshd cannot run (not installed, config error), from the hand

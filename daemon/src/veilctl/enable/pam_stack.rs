@@ -12,18 +12,29 @@ pub const END: &str = "# <<< veil";
 pub const OFF: &str = "#veil# ";
 
 /// `auth` modules that prepare or set credentials but never decide who
-/// gets in: they stay where they are.
+/// gets in and look nothing up by the user's name in their auth step (it
+/// returns `PAM_IGNORE`, or, pam_echo, `PAM_SUCCESS` for every name): they
+/// stay where they are, but only under a control that cannot grant or
+/// skip ([`non_granting_control`]): `auth sufficient pam_echo.so` in front
+/// of veil would let everyone in.
 pub(super) const KEEP_AUTH: &[&str] = &[
     "pam_faildelay.so",
     "pam_env.so",
     "pam_group.so",
     "pam_keyinit.so",
-    "pam_cap.so",
     "pam_umask.so",
     "pam_mail.so",
     "pam_echo.so",
     "pam_warn.so",
 ];
+
+/// `auth` modules that set credentials in `pam_setcred` from what their
+/// auth step found, and whose auth step looks the user up (pam_cap:
+/// getpwnam and the groups, for real names only, a timing leak) and
+/// returns `PAM_SUCCESS` for some users. They stay in the stack (their
+/// setcred needs the auth step) but are moved behind pam_veil, their line
+/// as written, under the same rules as the restrictions.
+pub(super) const CREDENTIAL_AUTH: &[&str] = &["pam_cap.so"];
 
 /// `auth` modules that restrict who may authenticate. In front of veil they
 /// would leak: each decides on the target user's name before any prompt
@@ -125,8 +136,9 @@ pub(super) enum AuthRole {
     Keep,
     /// Authenticates: commented out.
     Replace,
-    /// Restricts who may authenticate: commented out here and written
-    /// behind pam_veil as this line.
+    /// Restricts who may authenticate, or looks the user up to set
+    /// credentials: commented out here and written behind pam_veil as
+    /// this line.
     Restrict(String),
     /// An auth line veilctl cannot judge: refused unless `--force`, which
     /// comments it out. The text says why.
@@ -167,12 +179,9 @@ pub(super) fn tokens(line: &str) -> Vec<String> {
 /// The line a restriction gets behind veil: the same type (`auth` or
 /// `-auth`), module and arguments, with the control `required`.
 pub(super) fn restriction_line(t: &[String]) -> String {
-    let mut line = format!("{:<10} {:<12} {}", t[0], "required", t[2]);
-    for arg in &t[3..] {
-        line.push(' ');
-        line.push_str(arg);
-    }
-    line
+    let mut t = t.to_vec();
+    t[1] = "required".into();
+    kept_line(&t)
 }
 
 /// A control under which a module can only take access away: `required`,
@@ -192,6 +201,22 @@ pub(super) fn restricting_control(control: &str) -> bool {
             pair.split_once('=')
                 .is_some_and(|(_, action)| matches!(action, "ok" | "ignore" | "bad" | "die"))
         })
+}
+
+/// A control under which a module's answer can neither grant access nor
+/// skip the modules after it: `optional`, or any [`restricting_control`].
+pub(super) fn non_granting_control(control: &str) -> bool {
+    control == "optional" || restricting_control(control)
+}
+
+/// The line as it will stand behind veil: tokens joined, control kept.
+fn kept_line(t: &[String]) -> String {
+    let mut line = format!("{:<10} {:<12} {}", t[0], t[1], t[2]);
+    for arg in &t[3..] {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line
 }
 
 pub(super) fn auth_role(line: &str) -> Result<AuthRole, Failure> {
@@ -238,7 +263,22 @@ pub(super) fn auth_role(line: &str) -> Result<AuthRole, Failure> {
         ));
     }
     if KEEP_AUTH.contains(&base) {
-        return Ok(AuthRole::Keep);
+        return Ok(if non_granting_control(control) {
+            AuthRole::Keep
+        } else {
+            AuthRole::Unknown(format!(
+                "{base} with control {control} could let a login past veil or skip it"
+            ))
+        });
+    }
+    if CREDENTIAL_AUTH.contains(&base) {
+        return Ok(if non_granting_control(control) && t.len() >= 3 {
+            AuthRole::Restrict(kept_line(&t))
+        } else {
+            AuthRole::Unknown(format!(
+                "{base} with control {control} could let a login past veil or skip it"
+            ))
+        });
     }
     if AUTHENTICATORS.contains(&base) {
         return Ok(AuthRole::Replace);
@@ -310,6 +350,9 @@ fn is_block_line(body: &str) -> bool {
         || (matches!(kind, "auth" | "-auth")
             && control == "required"
             && RESTRICT_AUTH.contains(&base))
+        || (matches!(kind, "auth" | "-auth")
+            && non_granting_control(control)
+            && CREDENTIAL_AUTH.contains(&base))
 }
 
 /// Rewrites a PAM service file so that pam_veil.so is its only

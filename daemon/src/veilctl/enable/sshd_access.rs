@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::sshd_config::{Directive, describe_sshd, effective, sshd_advice};
+use super::sshd_config::{Directive, MatchBlock, describe_sshd, effective, sshd_advice};
 
 /// When a login is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,47 @@ pub fn publickey_first(d: &[Directive]) -> bool {
         && method_lists(d)
             .iter()
             .all(|list| list.first().is_some_and(|m| base(m) == "publickey"))
+}
+
+/// The settings that decide whether a key comes before veil's code.
+const KEY_FIRST_SETTINGS: &[&str] = &[
+    "authenticationmethods",
+    "pubkeyauthentication",
+    "kbdinteractiveauthentication",
+    "challengeresponseauthentication",
+];
+
+/// For `--after-publickey`: the `Match` blocks that depend on the
+/// connection (address, host, local address or port) and change how a
+/// user starts. `sshd -T` is asked per user with one made-up connection,
+/// so such a block could give a code-alone login to everyone connecting
+/// from elsewhere without any probe seeing it: refused, each named.
+pub fn connection_dependent_methods(blocks: &[MatchBlock]) -> Result<(), String> {
+    let found: Vec<String> = blocks
+        .iter()
+        .filter(|b| !b.user_only())
+        .flat_map(|b| {
+            b.directives
+                .iter()
+                .filter(|d| KEY_FIRST_SETTINGS.contains(&d.key.as_str()))
+                .map(move |d| {
+                    format!(
+                        "    {}: {} {} (in \"Match {}\" at {})",
+                        d.origin, d.key, d.value, b.criteria, b.origin
+                    )
+                })
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--after-publickey makes veil ask only for the code, so a key must have proved the account \
+         first on every connection; these Match blocks depend on the connection (not only on the \
+         user), and veilctl cannot check every address, host and port they could match:\n{}\n\
+         move these settings into Match User/Group blocks or the global section; nothing changed",
+        found.join("\n")
+    ))
 }
 
 /// One user's effective sshd settings.

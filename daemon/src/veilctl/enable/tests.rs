@@ -177,15 +177,85 @@ fn user(name: &str, totp: bool) -> UserSummary {
     }
 }
 
+fn rollout(policy: TotpPolicy, groups: &[&str], enrol_by: Option<&str>) -> Rollout {
+    Rollout::from(&veil_daemon::common::config::Totp {
+        policy,
+        required_groups: groups.iter().map(|g| g.to_string()).collect(),
+        enrol_by: enrol_by.map(str::to_owned),
+        ..Config::default().totp
+    })
+}
+
+/// 2026-03-01 00:00 UTC, and one second before.
+const MARCH_1: u64 = 1_772_323_200;
+
 #[test]
 fn only_users_who_can_pass_veil_count_as_enrolled() {
     let users = [user("alice", false), user("bob", true)];
-    assert_eq!(able_to_log_in(&users, TotpPolicy::Required), vec!["bob"]);
+    let required = rollout(TotpPolicy::Required, &[], None);
+    let if_enrolled = rollout(TotpPolicy::IfEnrolled, &[], None);
+    assert_eq!(able_to_log_in(&users, &required, false, 0), vec!["bob"]);
     assert_eq!(
-        able_to_log_in(&users, TotpPolicy::IfEnrolled),
+        able_to_log_in(&users, &if_enrolled, false, 0),
         vec!["alice", "bob"]
     );
-    assert!(able_to_log_in(&users[..1], TotpPolicy::Required).is_empty());
+    assert!(able_to_log_in(&users[..1], &required, false, 0).is_empty());
+}
+
+#[test]
+fn code_only_counts_only_users_with_an_active_secret() {
+    // veild requires a code of everyone under factors=code (verify.rs).
+    let users = [user("alice", false), user("bob", true)];
+    let if_enrolled = rollout(TotpPolicy::IfEnrolled, &[], None);
+    assert_eq!(able_to_log_in(&users, &if_enrolled, true, 0), vec!["bob"]);
+    assert!(able_to_log_in(&users[..1], &if_enrolled, true, 0).is_empty());
+}
+
+#[test]
+fn the_rollout_decides_who_passes_without_a_secret() {
+    let users = [user("alice", false), user("root", false)];
+    let deadline = rollout(TotpPolicy::IfEnrolled, &[], Some("2026-03-01"));
+    assert_eq!(
+        able_to_log_in(&users, &deadline, false, MARCH_1 - 1),
+        vec!["alice", "root"]
+    );
+    assert!(able_to_log_in(&users, &deadline, false, MARCH_1).is_empty());
+    // root's primary group is root on every Debian system.
+    let group = rollout(TotpPolicy::IfEnrolled, &["root"], None);
+    assert_eq!(able_to_log_in(&users, &group, false, 0), vec!["alice"]);
+}
+
+#[test]
+fn enable_refuses_when_the_rollout_deadline_has_passed_and_nobody_has_a_secret() {
+    let (dir, mut config, pam) = setup(SUDO);
+    config.totp.policy = TotpPolicy::IfEnrolled;
+    enrol(&config, "alice", false);
+    let args = enable_args(dir.path(), &pam);
+    config.totp.enrol_by = Some("2020-01-01".into());
+    let err = enable(&config, &args).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains("the rollout"), "{err}");
+    assert_eq!(fs::read_to_string(pam.join("svc")).unwrap(), SUDO);
+    // Before the deadline alice passes with her password alone.
+    config.totp.enrol_by = Some("2999-01-01".into());
+    let report = enable(&config, &args).unwrap();
+    assert!(report.contains("log in through veil: alice"), "{report}");
+}
+
+#[test]
+fn after_publickey_refuses_while_nobody_has_an_active_secret() {
+    let (dir, mut config, pam) = setup(SSHD);
+    config.totp.policy = TotpPolicy::IfEnrolled;
+    enrol(&config, "alice", false);
+    let mut args = enable_args(dir.path(), &pam);
+    args.after_publickey = true;
+    // Refused before sshd_config is read: it need not exist.
+    args.sshd_config = Some(dir.path().join("no-sshd_config"));
+    let err = enable(&config, &args).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains("asks only for the code"), "{err}");
+    assert_eq!(fs::read_to_string(pam.join("svc")).unwrap(), SSHD);
+    assert!(!args.backup_dir.exists());
 }
 
 fn advice(text: &str) -> SshdAdvice {
@@ -908,5 +978,165 @@ fn only_controls_that_take_access_away_move_behind_veil() {
         "[default=reset]",
     ] {
         assert!(!restricting_control(bad), "{bad}");
+    }
+}
+
+// ------------------------------------- --after-publickey and Match blocks
+
+#[test]
+fn connection_match_blocks_that_change_methods_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let inc = dir.path().join("inc.conf");
+    // A block opened in an included file ends with it; an Include inside a
+    // block belongs to the block.
+    fs::write(
+        &inc,
+        "Match LocalPort 2222\n    KbdInteractiveAuthentication yes\n",
+    )
+    .unwrap();
+    let methods = dir.path().join("methods.conf");
+    fs::write(&methods, "AuthenticationMethods keyboard-interactive\n").unwrap();
+    let main = dir.path().join("sshd_config");
+    fs::write(
+        &main,
+        format!(
+            "AuthenticationMethods publickey,keyboard-interactive\n\
+             Include {}\n\
+             Match User root\n    AuthenticationMethods publickey\n\
+             Match Address 10.0.0.0/8\n    Include {}\n\
+             Match Group admins Host *.example.org\n    X11Forwarding no\n\
+             Match All\n    PubkeyAuthentication yes\n",
+            inc.display(),
+            methods.display()
+        ),
+    )
+    .unwrap();
+    let blocks = load_match_blocks(&main).unwrap();
+    let summary: Vec<(String, bool, Vec<String>)> = blocks
+        .iter()
+        .map(|b| {
+            (
+                b.criteria.clone(),
+                b.user_only(),
+                b.directives.iter().map(|d| d.key.clone()).collect(),
+            )
+        })
+        .collect();
+    let keys = |k: &[&str]| k.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "LocalPort 2222".into(),
+                false,
+                keys(&["kbdinteractiveauthentication"])
+            ),
+            ("User root".into(), true, keys(&["authenticationmethods"])),
+            (
+                "Address 10.0.0.0/8".into(),
+                false,
+                keys(&["authenticationmethods"])
+            ),
+            (
+                "Group admins Host *.example.org".into(),
+                false,
+                keys(&["x11forwarding"])
+            ),
+            ("All".into(), true, keys(&["pubkeyauthentication"])),
+        ]
+    );
+    let err = connection_dependent_methods(&blocks).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "{}:1: authenticationmethods keyboard-interactive (in \"Match Address 10.0.0.0/8\" at {}:5)",
+            methods.display(),
+            main.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{}:2: kbdinteractiveauthentication",
+            inc.display()
+        )),
+        "{err}"
+    );
+    // Blocks on the user only, or settings that do not decide the start: fine.
+    connection_dependent_methods(&[blocks[1].clone(), blocks[3].clone(), blocks[4].clone()])
+        .unwrap();
+}
+
+#[test]
+fn after_publickey_probes_every_user_who_can_pass_veil_or_refuses() {
+    let names: Vec<String> = (0..40).map(|i| format!("u{i:02}")).collect();
+    let able: Vec<&str> = names.iter().map(String::as_str).collect();
+    let all = sshd_probes(&able, "admin", true).unwrap();
+    assert_eq!(all.len(), 42, "{all:?}");
+    assert!(all.contains(&"u39") && all.contains(&"admin"));
+    assert_eq!(sshd_probes(&able, "admin", false).unwrap().len(), 20);
+    let many: Vec<String> = (0..MAX_CODE_ONLY_PROBES).map(|i| format!("u{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let err = sshd_probes(&many, "", true).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains("more than veilctl reads"), "{err}");
+    assert!(sshd_probes(&["a,b"], "", true).is_err());
+    assert_eq!(sshd_probes(&["a,b"], "", false).unwrap(), vec!["root"]);
+}
+
+// ------------------------------------------- modules kept in front of veil
+
+#[test]
+fn pam_cap_moves_behind_veil_as_written_and_disable_restores_it() {
+    let original = before_common_auth(SSHD, "auth       optional   pam_cap.so\n");
+    let e = enable_text(&original, &plain()).unwrap();
+    assert_eq!(
+        auth_lines(&e.text),
+        vec!["auth requisite pam_veil.so", "auth optional pam_cap.so"],
+        "{}",
+        e.text
+    );
+    assert_eq!(e.moved, vec!["auth       optional     pam_cap.so"]);
+    assert_eq!(disable_text(&e.text).unwrap(), original);
+}
+
+#[test]
+fn a_kept_module_that_could_grant_or_skip_veil_is_refused() {
+    for line in [
+        "auth       sufficient pam_cap.so\n",
+        "auth       [success=1 default=ignore] pam_cap.so\n",
+        "auth       sufficient pam_echo.so file=/etc/issue\n",
+        "auth       [default=done] pam_env.so\n",
+        "auth       [success=2 default=ignore] pam_faildelay.so delay=1\n",
+    ] {
+        let original = before_common_auth(SSHD, line);
+        let err = enable_text(&original, &plain()).unwrap_err();
+        assert_eq!(err.code, EXIT_REFUSED, "{line}");
+        assert!(err.message.contains("could let a login past veil"), "{err}");
+        // --force comments it out.
+        let e = enable_text(
+            &original,
+            &StackOptions {
+                force: true,
+                ..plain()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            auth_lines(&e.text),
+            vec!["auth required pam_veil.so"],
+            "{line}"
+        );
+    }
+    for line in [
+        "auth       optional   pam_echo.so file=/etc/issue\n",
+        "auth       required   pam_env.so\n",
+        "-auth      [success=ok default=ignore] pam_faildelay.so delay=1\n",
+    ] {
+        let original = before_common_auth(SSHD, line);
+        let e = enable_text(&original, &plain()).unwrap();
+        // Left in place, in front of veil's block, untouched.
+        let at = e.text.find(line).expect(line);
+        assert!(at < e.text.find(BEGIN).unwrap(), "{}", e.text);
+        assert!(e.moved.is_empty(), "{line}");
     }
 }
