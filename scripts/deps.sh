@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages veil's build, tests or demo need,
-# only those that are missing. Usage: scripts/deps.sh build|test|demo|package
+# only those that are missing. Usage: scripts/deps.sh build|test|demo|package|nspawn
 set -euo pipefail
 
 # libpam-google-authenticator (test): its google-authenticator tool writes the
 # files the import test reads.
-# openssh-server, openssh-client, expect (test): factors_code.rs logs in through a real sshd.
+# openssh-server (test): `veilctl enable sshd` runs the real `sshd -T`;
+# with openssh-client and expect, factors_code.rs logs in through a real sshd.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
 # postgresql, openssl (test): the PostgreSQL tests start a throwaway cluster with
@@ -16,7 +17,9 @@ case "${1:-build}" in
   demo) want+=(oathtool passwd) ;;
   test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
-  *) echo "usage: $0 build|test|demo|package" >&2; exit 2 ;;
+  # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
+  nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;
+  *) echo "usage: $0 build|test|demo|package|nspawn" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -23,6 +23,10 @@ if [ "$(id -u)" -eq 0 ]; then
   # Builds the .deb, installs it, logs in through a second sshd and sudo,
   # then purges it and checks the machine is as it was.
   bash packaging/e2e.sh
+  # The package under a booted systemd: Debian 12 and 13 roots (cached in
+  # the target dir) booted with systemd-nspawn; fails if they cannot boot.
+  bash packaging/nspawn-e2e.sh
 else
   echo "packaging/e2e.sh skipped: it needs root (installs the .deb, runs sshd and sudo)"
+  echo "packaging/nspawn-e2e.sh skipped: it needs root (debootstrap, systemd-nspawn)"
 fi

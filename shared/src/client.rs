@@ -12,6 +12,9 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use crate::codec::encode_request;
 use crate::proto::{ALLOW, DENY, LEN_PREFIX, Request, Verdict};
+use crate::self_service::{
+    MAX_ANSWER, SelfAnswer, SelfRequest, decode_answer, encode_self_request,
+};
 
 /// Why no verdict came back. The caller treats every one as a denial.
 #[derive(Debug)]
@@ -66,6 +69,38 @@ pub fn ask(
     send_all(&stream, &frame)?;
     let response = read_response(&mut stream, deadline)?;
     Verdict::from_response(&response).ok_or(ClientError::Garbage)
+}
+
+/// What veild made of a self-service request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelfOutcome {
+    Answer(SelfAnswer),
+    /// The DENY frame: veild did not serve it (too busy, a request it
+    /// could not decode, or a veild without self-service).
+    NotServed,
+}
+
+/// Sends one self-service request (veilctl, as the user) under the same
+/// rules as [`ask`]: a server that is root or `server_uid`, one deadline.
+pub fn ask_self(
+    socket: &Path,
+    request: &SelfRequest,
+    timeout: Duration,
+    server_uid: Option<u32>,
+) -> Result<SelfOutcome, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let frame = encode_self_request(request);
+    let mut stream = connect(socket, deadline)?;
+    check_server(&stream, server_uid)?;
+    set_timeouts(&stream, deadline)?;
+    send_all(&stream, &frame)?;
+    let response = read_frame(&mut stream, deadline, LEN_PREFIX + MAX_ANSWER)?;
+    if response[..] == DENY {
+        return Ok(SelfOutcome::NotServed);
+    }
+    decode_answer(&response)
+        .map(SelfOutcome::Answer)
+        .ok_or(ClientError::Garbage)
 }
 
 /// A non-blocking connect: a plain `connect` on a Unix socket blocks while
@@ -164,8 +199,16 @@ fn send_all(stream: &UnixStream, mut buf: &[u8]) -> Result<(), ClientError> {
 
 /// Reads one response frame of at most the size of the larger constant.
 fn read_response(stream: &mut UnixStream, deadline: Instant) -> Result<Vec<u8>, ClientError> {
-    let max = ALLOW.len().max(DENY.len());
-    let mut buf = vec![0u8; max + 1];
+    read_frame(stream, deadline, ALLOW.len().max(DENY.len())).map(|f| f.to_vec())
+}
+
+/// Reads one frame of at most `max` bytes, prefix included.
+fn read_frame(
+    stream: &mut UnixStream,
+    deadline: Instant,
+    max: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ClientError> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; max + 1]);
     let mut got = 0;
     loop {
         stream

@@ -46,12 +46,17 @@ impl std::error::Error for DecodeError {}
 /// sized exactly from a first, counting pass (so no reallocation leaves a
 /// copy behind) and wiped when dropped.
 pub fn encode_request(request: &Request) -> Zeroizing<Vec<u8>> {
+    encode_frame(request)
+}
+
+/// Any of the protocol's messages as one frame, sized and wiped as above.
+pub(crate) fn encode_frame<T: serde::Serialize>(message: &T) -> Zeroizing<Vec<u8>> {
     let mut counter = Counter(0);
-    // A Request always serialises: every field is a string or an integer.
-    let _ = serde_json::to_writer(&mut counter, request);
+    // The protocol's messages always serialise: strings, integers, enums.
+    let _ = serde_json::to_writer(&mut counter, message);
     let mut frame = Zeroizing::new(Vec::with_capacity(LEN_PREFIX + counter.0));
     frame.extend_from_slice(&[0; LEN_PREFIX]);
-    let _ = serde_json::to_writer(&mut *frame, request);
+    let _ = serde_json::to_writer(&mut *frame, message);
     let len = (frame.len() - LEN_PREFIX) as u32;
     frame[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
     frame
@@ -100,7 +105,11 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     Ok(request)
 }
 
-fn check_name(name: &'static str, value: &str, may_be_empty: bool) -> Result<(), DecodeError> {
+pub(crate) fn check_name(
+    name: &'static str,
+    value: &str,
+    may_be_empty: bool,
+) -> Result<(), DecodeError> {
     if (value.is_empty() && !may_be_empty)
         || value.len() > MAX_FIELD_LEN
         || value.chars().any(char::is_control)

@@ -10,8 +10,9 @@ pub mod client;
 pub mod codec;
 pub mod proto;
 pub mod sanitize;
+pub mod self_service;
 
-pub use client::{ClientError, ask};
+pub use client::{ClientError, SelfOutcome, ask, ask_self};
 pub use codec::{DecodeError, FrameReader, decode_request, encode_request};
 pub use proto::{
     ALLOW, DEFAULT_SOCKET, DENY, LEN_PREFIX, MAX_FIELD_LEN, MAX_REQUEST, PROTOCOL_VERSION,

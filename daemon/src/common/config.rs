@@ -165,6 +165,10 @@ pub struct Totp {
     /// user must have a code, as with `policy = "required"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enrol_by: Option<String>,
+    /// The issuer an authenticator app shows for this host's entry;
+    /// unset: `veil on HOSTNAME`. The account is always `NAME@HOSTNAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl Totp {
@@ -282,6 +286,7 @@ impl Default for Totp {
             skew: 1,
             required_groups: Vec::new(),
             enrol_by: None,
+            issuer: None,
         }
     }
 }
@@ -433,6 +438,16 @@ impl Config {
                 .all(|g| !g.is_empty() && g.len() <= 256 && !g.chars().any(char::is_control)),
             "totp.required_groups",
             "must be group names",
+        )?;
+        check(
+            self.totp.issuer.as_deref().is_none_or(|i| {
+                !i.trim().is_empty()
+                    && i.len() <= 64
+                    && !i.contains(':')
+                    && !i.contains(char::is_control)
+            }),
+            "totp.issuer",
+            "must be 1 to 64 characters, without ':' or control characters",
         )?;
         let a = &self.argon2;
         check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
@@ -606,6 +621,19 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("totp.enrol_by"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_optional_and_checked() {
+        assert_eq!(parse("").unwrap().totp.issuer, None);
+        let c = parse("[totp]\nissuer = \"Example Corp web-1\"\n").unwrap();
+        assert_eq!(c.totp.issuer.as_deref(), Some("Example Corp web-1"));
+        for bad in ["\"\"", "\"a:b\"", "\"x\\u0007\""] {
+            let err = parse(&format!("[totp]\nissuer = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("totp.issuer"), "{bad}: {err}");
         }
     }
 

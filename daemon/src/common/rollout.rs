@@ -75,6 +75,7 @@ mod tests {
             skew: 1,
             required_groups: groups.iter().map(|g| g.to_string()).collect(),
             enrol_by: enrol_by.map(str::to_owned),
+            issuer: None,
         })
     }
 

@@ -86,6 +86,23 @@ pub fn from_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
         .map(Zeroizing::new)
 }
 
+/// How an authenticator app names this host's entry for `user`: the
+/// issuer (`[totp] issuer`, else `veil on HOSTNAME`) and the account
+/// (`user@HOSTNAME`), so that one person's entries for ten hosts differ.
+pub fn label(issuer: Option<&str>, user: &str, host: &str) -> (String, String) {
+    let issuer = issuer.map_or_else(|| format!("veil on {host}"), str::to_owned);
+    (issuer, format!("{user}@{host}"))
+}
+
+/// This host's name as `gethostname` gives it (`localhost` if it fails).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// The `otpauth://` URI an authenticator app scans.
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> Zeroizing<String> {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};

@@ -56,6 +56,14 @@ pub enum Command {
     /// store into a PostgreSQL one
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Change your own veil password (as a user, not root; through veild:
+    /// your current password, and code if you have a secret, come first)
+    Passwd {
+        /// Read the current password, the code and the new password from
+        /// standard input, one line each
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Make veil the only authenticator of one PAM service (backs up
     /// /etc/pam.d/SERVICE; refuses while nobody could log in)
     Enable(crate::enable::EnableArgs),
@@ -106,18 +114,25 @@ pub enum StoreCommand {
 #[derive(Debug, Subcommand)]
 pub enum TotpCommand {
     /// Make a new secret, show it as an otpauth:// URI and a QR code, and
-    /// activate it once a correct code is typed
+    /// activate it once a correct code is typed. Without NAME, as a user
+    /// (not root): your own account, through veild (your password, and
+    /// your current code if you have a secret, are asked first)
     Enroll {
-        name: String,
+        /// The user (root only); leave it out to enrol yourself
+        name: Option<String>,
         /// Activate without asking for a code (for scripts)
-        #[arg(long)]
+        #[arg(long, requires = "name")]
         no_confirm: bool,
         /// Import an existing base32 secret, read from standard input
-        #[arg(long)]
+        #[arg(long, requires = "name")]
         secret_stdin: bool,
         /// Do not draw the QR code
         #[arg(long)]
         no_qr: bool,
+        /// Enrolling yourself: read the password, the current code and the
+        /// confirming codes from standard input, one line each
+        #[arg(long, conflicts_with = "name")]
+        password_stdin: bool,
     },
     /// Take over the TOTP secret of a google-authenticator file and
     /// activate it; reports the options veil does not carry over (HOTP

@@ -58,9 +58,7 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         let (code, hint) = match &e {
             StoreError::NoSuchUser(_) | StoreError::UserExists(_) => (EXIT_NO_SUCH_USER, ""),
-            StoreError::Missing { .. } => {
-                (EXIT_NO_DATABASE, " (veild creates it at its first start)")
-            }
+            StoreError::Missing { .. } => (EXIT_NO_DATABASE, ""),
             StoreError::PermissionDenied { .. } => (EXIT_PERMISSION, " (run veilctl as root)"),
             _ => (EXIT_FAILURE, ""),
         };

@@ -15,6 +15,7 @@ mod input;
 mod locks;
 mod output;
 mod recovery;
+mod self_service;
 mod store_cmd;
 mod totp;
 mod users;
@@ -50,11 +51,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The database, which must exist (veild creates it).
+    /// The database; made, owned by veil as veild would make it, when
+    /// veild has not started yet (socket activation starts it only at the
+    /// first login), so that the first command after installing works.
     pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
         Ok(store::open(
             &store::Location::of(&self.config),
-            OpenMode::MustExist,
+            OpenMode::CreateAsDirOwner,
         )?)
     }
 }
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(command) => users::run(&ctx, command),
         Command::Totp(command) => totp::run(&ctx, command),
         Command::Recovery(command) => recovery::run(&ctx, command),
+        Command::Passwd { password_stdin } => self_service::passwd(&ctx, password_stdin),
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),

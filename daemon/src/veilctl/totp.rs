@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use zeroize::Zeroizing;
 
 use veil_daemon::common::clock::unix_now;
-use veil_daemon::common::config::PasswordSource;
+use veil_daemon::common::config::{Config, PasswordSource};
 use veil_daemon::common::shadow;
 use veil_daemon::common::store::{SYSTEM_ONLY_PHC, Store};
 use veil_daemon::common::totp::{self, CodeCheck};
@@ -20,11 +20,19 @@ use crate::users::require_user;
 pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
     match command {
         TotpCommand::Enroll {
-            name,
+            name: None,
+            no_qr,
+            password_stdin,
+            ..
+        } => crate::self_service::enrol(ctx, password_stdin, no_qr)?,
+        TotpCommand::Enroll {
+            name: Some(name),
             no_confirm,
             secret_stdin,
             no_qr,
+            ..
         } => {
+            own_name_hint(&name)?;
             let mut store = ctx.open()?;
             if !system_user_row(ctx, store.as_mut(), &name)? {
                 require_user(store.as_ref(), &name)?;
@@ -43,7 +51,7 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
             };
             store.set_totp_pending(&name, &secret, ctx.now)?;
             if !secret_stdin {
-                show_enrolment(&name, &secret, no_qr)?;
+                show_enrolment(&ctx.config, &name, &secret, no_qr)?;
             }
             let step = if no_confirm {
                 -1
@@ -62,6 +70,21 @@ pub fn run(ctx: &Ctx, command: TotpCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A user (not root) naming their own account is pointed to
+/// self-enrolment rather than left with the database's permission error.
+fn own_name_hint(name: &str) -> Result<(), Failure> {
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return Ok(());
+    }
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(me)) if me.name == name => Err(Failure::usage(
+            "to enrol your own account, leave the name out: veilctl totp enroll",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Activates `secret` for `name` at once, as `enroll --secret-stdin
@@ -95,8 +118,16 @@ fn system_user_row(ctx: &Ctx, store: &mut dyn Store, name: &str) -> Result<bool,
     Ok(true)
 }
 
-fn show_enrolment(name: &str, secret: &[u8], no_qr: bool) -> Result<(), Failure> {
-    let uri = totp::otpauth_uri("veil", name, secret);
+/// Prints the secret as a QR code, an otpauth:// URI and base32, labelled
+/// for this host (`[totp] issuer`, `NAME@HOSTNAME`).
+pub fn show_enrolment(
+    config: &Config,
+    name: &str,
+    secret: &[u8],
+    no_qr: bool,
+) -> Result<(), Failure> {
+    let (issuer, account) = totp::label(config.totp.issuer.as_deref(), name, &totp::host_name());
+    let uri = totp::otpauth_uri(&issuer, &account, secret);
     let mut out = std::io::stdout().lock();
     let fail = |e: std::io::Error| Failure::failed(e.to_string());
     writeln!(

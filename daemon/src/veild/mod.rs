@@ -2,6 +2,7 @@
 //! until SIGTERM. Its audit log and server loop live here too.
 
 pub mod audit;
+pub mod self_service;
 pub mod server;
 
 use std::path::PathBuf;
@@ -74,8 +75,20 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(1, e),
     };
-    let verifiers = (0..config.workers())
-        .map(|_| Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone()))
+    let pending = std::sync::Arc::new(std::sync::Mutex::new(
+        self_service::PendingEnrolments::default(),
+    ));
+    let workers = (0..config.workers())
+        .map(|_| server::Worker {
+            verifier: Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone()),
+            self_service: self_service::SelfService::new(
+                &config,
+                hasher.clone(),
+                dummy.clone(),
+                system.clone(),
+                std::sync::Arc::clone(&pending),
+            ),
+        })
         .collect();
     let listener = match server::listen(&config.socket) {
         Ok(l) => l,
@@ -103,7 +116,7 @@ pub fn run(options: &Options) -> ExitCode {
                 .finish(),
         );
     }
-    let result = server::serve(&config, listener, verifiers, &audit);
+    let result = server::serve(&config, listener, workers, &audit);
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use veil_proto::{DENY, FrameReader, Request, Verdict, decode_request};
+use veil_proto::self_service::{Incoming, SelfAnswer, SelfRequest, decode_incoming, encode_answer};
+use veil_proto::{DENY, FrameReader, Request, Verdict};
 use zeroize::Zeroizing;
 
 use crate::common::clock::unix_now;
@@ -25,6 +26,7 @@ use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason, Verifier};
 use crate::veild::audit::audit_decision;
 use crate::veild::audit::{Audit, Line, Severity};
+use crate::veild::self_service::SelfService;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -58,13 +60,35 @@ enum Job {
         peer: Peer,
         received: Instant,
     },
+    SelfService {
+        token: Token,
+        request: Box<SelfRequest>,
+        peer: Peer,
+        received: Instant,
+    },
     Prune,
 }
 
-struct Done {
-    token: Token,
-    verdict: Verdict,
-    received: Instant,
+/// A finished job. A login's is a [`Verdict`] and nothing else, so the
+/// only bytes a login connection can ever get are ALLOW or DENY.
+enum Done {
+    Login {
+        token: Token,
+        verdict: Verdict,
+        received: Instant,
+    },
+    SelfService {
+        token: Token,
+        answer: SelfAnswer,
+        received: Instant,
+    },
+}
+
+/// One worker's tools: the login verifier and the self-service handler.
+#[derive(Debug)]
+pub struct Worker {
+    pub verifier: Verifier,
+    pub self_service: SelfService,
 }
 
 enum State {
@@ -74,6 +98,13 @@ enum State {
     },
     Working,
     Delayed {
+        until: Instant,
+    },
+    /// A self-service request is being served: only such a connection
+    /// can be sent a self-service answer.
+    SelfWorking,
+    /// Its failure waits for the denial deadline.
+    SelfDelayed {
         until: Instant,
     },
 }
@@ -177,7 +208,7 @@ pub fn listen(path: &Path) -> Result<Listener, String> {
 pub fn serve(
     config: &Config,
     listener: Listener,
-    verifiers: Vec<Verifier>,
+    workers: Vec<Worker>,
     audit: &Audit,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
@@ -200,7 +231,7 @@ pub fn serve(
 
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.limits.queue);
     let (done_tx, done_rx) = mpsc::channel::<Done>();
-    let workers = spawn_workers(verifiers, job_rx, done_tx, &waker, audit)?;
+    let workers = spawn_workers(workers, job_rx, done_tx, &waker, audit)?;
 
     let mut loop_state = EventLoop {
         conns: HashMap::new(),
@@ -305,7 +336,7 @@ pub fn serve(
 }
 
 fn spawn_workers(
-    verifiers: Vec<Verifier>,
+    workers: Vec<Worker>,
     jobs: Receiver<Job>,
     done: Sender<Done>,
     waker: &Arc<Waker>,
@@ -313,7 +344,11 @@ fn spawn_workers(
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let jobs = Arc::new(Mutex::new(jobs));
     let mut handles = Vec::new();
-    for (i, mut verifier) in verifiers.into_iter().enumerate() {
+    for (i, worker) in workers.into_iter().enumerate() {
+        let Worker {
+            mut verifier,
+            mut self_service,
+        } = worker;
         let jobs = Arc::clone(&jobs);
         let done = done.clone();
         let waker = Arc::clone(waker);
@@ -348,9 +383,24 @@ fn spawn_workers(
                                     });
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
-                                let _ = done.send(Done {
+                                let _ = done.send(Done::Login {
                                     token,
                                     verdict: decision.verdict,
+                                    received,
+                                });
+                                let _ = waker.wake();
+                            }
+                            Ok(Job::SelfService {
+                                token,
+                                request,
+                                peer,
+                                received,
+                            }) => {
+                                let answer = serve_self(&mut self_service, &audit, &request, peer);
+                                drop(request);
+                                let _ = done.send(Done::SelfService {
+                                    token,
+                                    answer,
                                     received,
                                 });
                                 let _ = waker.wake();
@@ -373,6 +423,51 @@ fn spawn_workers(
         );
     }
     Ok(handles)
+}
+
+/// One self-service request on a worker: its answer, and its audit lines
+/// (the login-like check's `attempt`, then `self-service`).
+fn serve_self(
+    self_service: &mut SelfService,
+    audit: &Audit,
+    request: &SelfRequest,
+    peer: Peer,
+) -> SelfAnswer {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        self_service.handle(request, peer, unix_now())
+    }));
+    let (answer, reason, error) = match outcome {
+        Ok(o) => {
+            if let Some((login, decision)) = &o.check {
+                audit_decision(audit, login, peer, decision);
+            }
+            (o.answer, o.reason, o.error)
+        }
+        Err(_) => (SelfAnswer::Failed, "internal-error", None),
+    };
+    let outcome_word = match &answer {
+        SelfAnswer::Challenge { .. } => "pending",
+        SelfAnswer::Done => "done",
+        SelfAnswer::Failed => "failed",
+        SelfAnswer::Refused { .. } => "refused",
+    };
+    let severity = match (&answer, &error) {
+        (_, Some(_)) => Severity::Error,
+        (SelfAnswer::Failed, None) => Severity::Notice,
+        _ => Severity::Info,
+    };
+    let mut line = Line::new("self-service")
+        .field("op", request.op.as_str())
+        .field("user", &request.user)
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid)
+        .field("outcome", outcome_word)
+        .field("reason", reason);
+    if let Some(e) = error {
+        line = line.field("error", e);
+    }
+    audit.log(severity, line.finish());
+    answer
 }
 
 struct EventLoop {
@@ -485,13 +580,13 @@ impl EventLoop {
             return;
         };
         let mut buf = Zeroizing::new([0u8; 4096]);
-        let outcome: Result<Option<Request>, String> = loop {
+        let outcome: Result<Option<Incoming>, String> = loop {
             match conn.stream.read(&mut buf[..]) {
                 Ok(0) => {
                     break reader
                         .finish()
                         .map_err(|e| e.to_string())
-                        .and_then(|b| decode_request(b).map(Some).map_err(|e| e.to_string()));
+                        .and_then(|b| decode_incoming(b).map(Some).map_err(|e| e.to_string()));
                 }
                 Ok(n) => match reader.push(&buf[..n]) {
                     Ok(Some(_)) => continue, // keep reading: trailing bytes are an error
@@ -500,7 +595,7 @@ impl EventLoop {
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     break match reader.finish() {
-                        Ok(body) => decode_request(body).map(Some).map_err(|e| e.to_string()),
+                        Ok(body) => decode_incoming(body).map(Some).map_err(|e| e.to_string()),
                         Err(_) => Ok(None),
                     };
                 }
@@ -512,7 +607,35 @@ impl EventLoop {
         let peer = conn.peer;
         match outcome {
             Ok(None) => {}
-            Ok(Some(request)) => {
+            Ok(Some(Incoming::SelfService(request))) => {
+                conn.state = State::SelfWorking;
+                // Only non-root peers are served, each within its uid's
+                // connection share taken at accept (root is refused at once).
+                let job = Job::SelfService {
+                    token,
+                    request: Box::new(request),
+                    peer,
+                    received,
+                };
+                let sent = match &self.job_tx {
+                    Some(tx) => tx.try_send(job),
+                    None => Err(TrySendError::Disconnected(job)),
+                };
+                if sent.is_err() {
+                    self.audit.log(
+                        Severity::Warning,
+                        Line::new("self-service")
+                            .field("peer_uid", peer.uid)
+                            .field("outcome", "not-served")
+                            .field("reason", "overload")
+                            .finish(),
+                    );
+                    // DENY, as at the per-uid cap: "not served", which is
+                    // no verdict on the credentials. At the same deadline.
+                    self.schedule_deny(token, received);
+                }
+            }
+            Ok(Some(Incoming::Login(request))) => {
                 conn.state = State::Working;
                 if peer.uid == 0 {
                     let requester = requester_of(&request);
@@ -592,10 +715,33 @@ impl EventLoop {
         }
     }
 
+    /// A self-service failure, held to the same deadline as a denial.
+    fn schedule_self_failed(&mut self, token: Token, received: Instant) {
+        let until = deny_at(received, Instant::now(), self.delay);
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.state = State::SelfDelayed { until };
+            self.timers.push(Reverse((until, token)));
+        }
+    }
+
     fn finished(&mut self, done: Done) {
-        match done.verdict {
-            Verdict::Allow => self.reply(done.token, Verdict::Allow),
-            Verdict::Deny => self.schedule_deny(done.token, done.received),
+        match done {
+            Done::Login {
+                token,
+                verdict: Verdict::Allow,
+                ..
+            } => self.reply(token, Verdict::Allow),
+            Done::Login {
+                token,
+                verdict: Verdict::Deny,
+                received,
+            } => self.schedule_deny(token, received),
+            Done::SelfService {
+                token,
+                answer: SelfAnswer::Failed,
+                received,
+            } => self.schedule_self_failed(token, received),
+            Done::SelfService { token, answer, .. } => self.reply_self(token, &answer),
         }
     }
 
@@ -608,6 +754,12 @@ impl EventLoop {
             let due = match self.conns.get(&token).map(|c| &c.state) {
                 Some(State::Reading { deadline, .. }) => *deadline <= now,
                 Some(State::Delayed { until }) => *until <= now,
+                Some(State::SelfDelayed { until }) => {
+                    if *until <= now {
+                        self.reply_self(token, &SelfAnswer::Failed);
+                    }
+                    false
+                }
                 _ => false,
             };
             if due {
@@ -631,11 +783,31 @@ impl EventLoop {
         }
     }
 
+    /// Sends a self-service answer and closes, only on a connection whose
+    /// request decoded as self-service; any other gets DENY. The frame is
+    /// a few hundred bytes into an empty socket buffer: written whole.
+    fn reply_self(&mut self, token: Token, answer: &SelfAnswer) {
+        let is_self = matches!(
+            self.conns.get(&token).map(|c| &c.state),
+            Some(State::SelfWorking | State::SelfDelayed { .. })
+        );
+        if !is_self {
+            self.reply(token, Verdict::Deny);
+            return;
+        }
+        self.close_with(token, &encode_answer(answer));
+    }
+
     /// Sends one of the two constants and closes. The answer is at most 16
     /// bytes into an empty socket buffer, so a non-blocking write takes it whole.
     fn reply(&mut self, token: Token, verdict: Verdict) {
+        self.close_with(token, verdict.frame());
+    }
+
+    /// Writes `frame`, closes and gives back the connection's slots.
+    fn close_with(&mut self, token: Token, frame: &[u8]) {
         if let Some(mut conn) = self.conns.remove(&token) {
-            let _ = conn.stream.write(verdict.frame());
+            let _ = conn.stream.write(frame);
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             self.release(conn.peer);
             if let Some(requester) = conn.requester {

@@ -66,8 +66,13 @@ pub const SYSTEM_ONLY_PHC: &str = "!system";
 pub enum OpenMode {
     /// Create the file (mode 0600) if it does not exist. veild's first start.
     CreateIfMissing,
-    /// The file must exist (veilctl, and veild reopening after a fault).
+    /// The file must exist (veild reopening after a fault).
     MustExist,
+    /// Create the file if it does not exist, owned by the owner and group
+    /// of its directory (veil's, made by the package), mode 0600: veilctl
+    /// run as root before veild's first start. The file appears complete
+    /// (linked in from a private name), never root-owned for a moment.
+    CreateAsDirOwner,
 }
 
 /// One user's record as the verifier needs it.

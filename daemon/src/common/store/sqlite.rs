@@ -92,6 +92,44 @@ pub struct SqliteStore {
     identity: (u64, u64),
 }
 
+/// Makes an empty database file (SQLite takes an empty file for a new
+/// database) owned by the owner and group of its directory, mode 0600.
+/// It is made under a private name, given its owner, then linked to its
+/// name: whoever opens `path` finds either nothing or the finished file,
+/// never one owned by the caller (root) that veild could not open.
+/// `AlreadyExists` if `path` appeared meanwhile.
+fn create_as_dir_owner(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let owner = std::fs::metadata(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // A private name; one left by a veilctl that died here is skipped.
+    let mut attempt = 0;
+    let (temp, file) = loop {
+        let temp = dir.join(format!(".{name}.new-{}-{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let linked = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let removed = std::fs::remove_file(&temp);
+    linked?;
+    removed
+}
+
 impl SqliteStore {
     pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, StoreError> {
         let io_err = |source: std::io::Error| {
@@ -117,12 +155,22 @@ impl SqliteStore {
                 // Created here with 0600 so SQLite never makes it with the
                 // process umask; its -wal and -shm files copy these bits. (No
                 // connection to a file that did not exist can hold a lock.)
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(io_err)?;
+                // Another process may create it meanwhile (veild and veilctl
+                // at once): then that one is used.
+                let created = match mode {
+                    OpenMode::CreateAsDirOwner => create_as_dir_owner(path),
+                    _ => std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(path)
+                        .map(drop),
+                };
+                match created {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err(e)),
+                }
             }
             Err(e) => return Err(io_err(e)),
         }

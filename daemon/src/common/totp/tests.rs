@@ -142,3 +142,23 @@ fn otpauth_uri_escapes_the_account() {
         uri.as_str()
     );
 }
+
+#[test]
+fn the_label_names_the_host_unless_an_issuer_is_configured() {
+    assert_eq!(
+        label(None, "alice", "web-1"),
+        ("veil on web-1".to_owned(), "alice@web-1".to_owned())
+    );
+    assert_eq!(
+        label(Some("Example Corp"), "alice", "web-1"),
+        ("Example Corp".to_owned(), "alice@web-1".to_owned())
+    );
+    let (issuer, account) = label(None, "alice", "web-1");
+    let uri = otpauth_uri(&issuer, &account, RFC_SECRET);
+    assert!(
+        uri.starts_with("otpauth://totp/veil%20on%20web%2D1:alice%40web%2D1?")
+            && uri.contains("&issuer=veil%20on%20web%2D1&"),
+        "{}",
+        uri.as_str()
+    );
+}

@@ -590,6 +590,7 @@ fn enrol_by_refuses_users_without_a_secret_from_that_day_on() {
         skew: 1,
         required_groups: Vec::new(),
         enrol_by: Some("2023-11-15".into()),
+        issuer: None,
     });
     // NOW is 2023-11-14 22:13 UTC.
     let d = ask(&mut f, "nototp", "right", "", NOW);

@@ -5,34 +5,56 @@
 //! authenticator: every `auth` line that authenticates (and `@include
 //! common-auth`) is commented out with a `#veil# ` prefix, and one marked
 //! block with `auth required pam_veil.so` takes the place of the first one.
-//! Gates that do not authenticate (`pam_nologin`, `pam_faildelay`, ...) stay.
+//! Modules that restrict who may authenticate (`pam_wheel`, `pam_listfile`,
+//! `pam_succeed_if`, `pam_access`, `pam_nologin`, `pam_securetty`, ...) are
+//! moved into the block behind veil, as `required`, and veil becomes
+//! `requisite`: a failed veil ends the stack with its own `PAM_AUTH_ERR`
+//! before any of them could answer differently for a real and an unknown
+//! name. `pam_cap` (it looks the user up and can return success) moves
+//! there too, its line as written (its setcred needs its auth step).
+//! `pam_rootok` (it looks only at the caller) stays in front; preparing
+//! modules (`pam_faildelay`, `pam_env`, ...) stay where they are, but only
+//! as `optional`, `required` or `requisite` (never `sufficient` or a
+//! jump, which could pass or skip veil); any other auth module or control
+//! is refused, naming the line, unless `--force`.
 //! The edit is exactly reversible ([`disable_text`] undoes it byte for
 //! byte) and the original is also copied to a root-only backup directory.
 //!
-//! Guards: nothing is edited while no user could pass veil (nobody enrolled,
-//! or, under `totp.policy = "required"`, nobody with an active TOTP secret);
-//! the console (`login`) needs `--console`; for sshd the effective
-//! `sshd_config` is read and every setting that would stop sshd from asking
-//! veil is named with the exact line to write, and nothing is edited until
-//! it is right.
+//! Guards: nothing is edited while no user could pass veil by veild's own
+//! rule (a user without an active TOTP secret passes only while the
+//! rollout does not require a code of them, and never under
+//! `--after-publickey`);
+//! the console (`login`) needs `--console`; a service known to answer
+//! every prompt with one password (i3lock, swaylock) is refused; for sshd
+//! the effective settings are read per user with the real `sshd -T` and
+//! every setting that would stop sshd from asking veil, or lock out a user
+//! who can log in today (root under `PermitRootLogin prohibit-password`), is
+//! named with the exact line to write, and nothing is edited until it is
+//! right.
 //!
 //! The logic is pure functions over file contents; [`enable`] and
 //! [`disable`] are the thin I/O layer.
 
 mod files;
 mod pam_stack;
+mod sshd_access;
 mod sshd_config;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use veil_daemon::common::clock::unix_now;
 use veil_daemon::common::config::{Config, TotpPolicy};
+use veil_daemon::common::rollout::Rollout;
 use veil_daemon::common::store::{self, OpenMode, UserSummary};
 
 use crate::error::{EXIT_USAGE, Failure};
 use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
-use pam_stack::{disable_text, enable_text, is_enabled};
-use sshd_config::{describe_sshd, load_sshd_config, sshd_advice};
+use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
+use sshd_access::{
+    SshdState, UserView, connection_dependent_methods, judge_sshd, sshd_binary, sshd_t,
+};
+use sshd_config::{load_match_blocks, load_sshd_config};
 
 pub const DEFAULT_PAM_DIR: &str = "/etc/pam.d";
 pub const DEFAULT_SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
@@ -57,6 +79,14 @@ pub struct EnableArgs {
     /// veild is down)
     #[arg(long)]
     pub console: bool,
+    /// Comment out auth modules veilctl does not know instead of refusing
+    #[arg(long)]
+    pub force: bool,
+    /// sshd only: veil asks only for the code (`factors=code`), for
+    /// `AuthenticationMethods publickey,keyboard-interactive`; refused
+    /// unless sshd requires a key first for every user, on every connection
+    #[arg(long)]
+    pub after_publickey: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,13 +126,60 @@ pub fn check_service_name(service: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The users who could pass veil today under `policy`.
-pub fn able_to_log_in(users: &[UserSummary], policy: TotpPolicy) -> Vec<&str> {
+/// PAM clients that answer every prompt with the one password they asked
+/// for: veil's code prompt gets the password, so every attempt fails.
+pub const ONE_PROMPT_SERVICES: &[&str] = &["i3lock", "swaylock"];
+
+/// Refuses a service whose client asks one prompt.
+pub fn check_two_prompts(service: &str) -> Result<(), Failure> {
+    if ONE_PROMPT_SERVICES.contains(&service) {
+        return Err(Failure::refused(format!(
+            "{service} asks for one password and answers every PAM prompt with it, so veil's \
+             \"Verification code:\" prompt would get the password and every unlock would fail; \
+             nothing changed. Keep {service} on the system password, or use a locker that shows \
+             each PAM prompt (see README, \"Screen lockers\")"
+        )));
+    }
+    Ok(())
+}
+
+/// The module argument `--after-publickey` writes.
+pub const CODE_ONLY_ARG: &str = "factors=code";
+
+/// The users who could pass veil now, by veild's own rule (verify.rs): a
+/// user with an active TOTP secret always can; one without only while
+/// the request asks for the password too (not `code_only`) and the
+/// rollout (`policy`, `required_groups`, `enrol_by`) does not yet require
+/// a code of them at `now`.
+pub fn able_to_log_in<'a>(
+    users: &'a [UserSummary],
+    rollout: &Rollout,
+    code_only: bool,
+    now: u64,
+) -> Vec<&'a str> {
     users
         .iter()
-        .filter(|u| u.totp || policy == TotpPolicy::IfEnrolled)
+        .filter(|u| u.totp || (!code_only && !rollout.code_required(&u.name, now)))
         .map(|u| u.name.as_str())
         .collect()
+}
+
+/// Why nobody could pass veil, for the refusal.
+fn nobody_able_message(config: &Config, code_only: bool) -> String {
+    let enrol = "enrol one first (veilctl user add NAME; veilctl totp enroll NAME)";
+    if code_only {
+        format!(
+            "no user has an active TOTP secret, and with --after-publickey veil asks only for \
+             the code, so nobody could log in: {enrol}"
+        )
+    } else if config.totp.policy == TotpPolicy::Required {
+        format!("no user has an active TOTP secret, so nobody could log in: {enrol}")
+    } else {
+        format!(
+            "no user has an active TOTP secret, and the rollout ([totp] required_groups, \
+             enrol_by) requires a code of every enrolled user now, so nobody could log in: {enrol}"
+        )
+    }
 }
 
 /// `veilctl enable`: the guards, the backup, the edit. Returns the report.
@@ -115,13 +192,32 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
              it stays on the system password unless you pass --console",
         ));
     }
+    check_two_prompts(service)?;
+    let sshd_config = match (&args.sshd_config, service) {
+        (Some(p), _) => Some(p.clone()),
+        (None, "sshd") => Some(PathBuf::from(DEFAULT_SSHD_CONFIG)),
+        _ => None,
+    };
+    if args.after_publickey && sshd_config.is_none() {
+        return Err(Failure::usage(
+            "--after-publickey is for sshd (or a service given --sshd-config)",
+        ));
+    }
     let path = args.pam_dir.join(service);
     let original = read(&path)?;
     if is_enabled(&original) {
         return Ok(format!("veil is already enabled in {}\n", path.display()));
     }
     // Fails here, before anything is written, if the file cannot be handled.
-    let edited = enable_text(&original)?;
+    let options = StackOptions {
+        force: args.force,
+        veil_args: if args.after_publickey {
+            CODE_ONLY_ARG.into()
+        } else {
+            String::new()
+        },
+    };
+    let edited = enable_text(&original, &options)?;
 
     // Nobody must be locked out: someone has to be able to pass veil.
     let store = store::open(&store::Location::of(config), OpenMode::MustExist).map_err(|e| {
@@ -130,17 +226,22 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         ))
     })?;
     let users = store.list_users().map_err(|e| Failure::io(e.to_string()))?;
-    let able = able_to_log_in(&users, config.totp.policy);
+    let able = able_to_log_in(
+        &users,
+        &Rollout::from(&config.totp),
+        args.after_publickey,
+        unix_now(),
+    );
+    if users.is_empty() {
+        return Err(Failure::refused(
+            "no user is enrolled, so nobody could log in: enrol one first (veilctl user add NAME)",
+        ));
+    }
     if able.is_empty() {
-        return Err(Failure::refused(match config.totp.policy {
-            TotpPolicy::Required => {
-                "no user has an active TOTP secret, so nobody could log in: \
-                 enrol one first (veilctl user add NAME; veilctl totp enroll NAME)"
-            }
-            TotpPolicy::IfEnrolled => {
-                "no user is enrolled, so nobody could log in: enrol one first (veilctl user add NAME)"
-            }
-        }));
+        return Err(Failure::refused(nobody_able_message(
+            config,
+            args.after_publickey,
+        )));
     }
     let mut report = String::new();
     if let Ok(admin) = std::env::var("SUDO_USER")
@@ -153,19 +254,20 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         ));
     }
 
-    let sshd_config = match (&args.sshd_config, service) {
-        (Some(p), _) => Some(p.clone()),
-        (None, "sshd") => Some(PathBuf::from(DEFAULT_SSHD_CONFIG)),
-        _ => None,
-    };
     if let Some(sshd_config) = sshd_config {
-        let advice = sshd_advice(&load_sshd_config(&sshd_config)?);
-        let text = describe_sshd(&advice, &sshd_config);
-        if !advice.required.is_empty() {
-            return Err(Failure::refused(format!(
-                "sshd would not ask veil's prompts; nothing changed.\n{text}then run veilctl enable {service} again"
-            )));
+        if args.after_publickey {
+            let blocks = load_match_blocks(&sshd_config)?;
+            connection_dependent_methods(&blocks).map_err(Failure::refused)?;
         }
+        let admin = std::env::var("SUDO_USER").unwrap_or_default();
+        let probe = sshd_probes(&able, &admin, args.after_publickey)?;
+        let state = read_sshd(&sshd_config, &probe)?;
+        let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
+            Failure::refused(format!(
+                "{}\nthen run veilctl enable {service} again",
+                e.trim_end()
+            ))
+        })?;
         report.push_str(&text);
     }
 
@@ -175,15 +277,135 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     write_like(&backup, &original, &meta)?;
     write_like(&path, &edited.text, &meta)?;
     report.push_str(&format!(
-        "veil is now the only authenticator of {}; original kept in {}\nreplaced: {}\n\
-         users who can log in through veil: {}\n\
-         keep this session open and try a login in another one; undo with: veilctl disable {service}\n",
+        "veil is now the only authenticator of {}; original kept in {}\n\
+         commented out (veil replaces them): {}\n",
         path.display(),
         backup.display(),
         edited.replaced.join(" | "),
+    ));
+    if !edited.moved.is_empty() {
+        report.push_str(&format!(
+            "kept behind veil, which is now requisite (they only see users who passed veil): {}\n",
+            edited.moved.join(" | ")
+        ));
+    }
+    for line in &edited.forced {
+        report.push_str(&format!("warning: commented out under --force: {line}\n"));
+    }
+    report.push_str(&format!(
+        "users who can log in through veil: {}\n\
+         keep this session open and try a login in another one; undo with: veilctl disable {service}\n",
         able.join(", "),
     ));
     Ok(report)
+}
+
+/// At most this many users' sshd settings are read (root, the admin and
+/// the first enrolled users): each `sshd -T` takes some 30 ms.
+const MAX_SSHD_PROBES: usize = 20;
+
+/// Under `--after-publickey` every user who can pass veil is read (a
+/// single one given a code-alone login is a hole); past this many
+/// (some 15 s of `sshd -T`) enable refuses rather than check some.
+pub const MAX_CODE_ONLY_PROBES: usize = 500;
+
+/// The users whose sshd settings are read: root, the users who can pass
+/// veil, the admin. For `code_only` all of them, or a refusal; otherwise
+/// the first [`MAX_SSHD_PROBES`].
+pub fn sshd_probes<'a>(
+    able: &[&'a str],
+    admin: &'a str,
+    code_only: bool,
+) -> Result<Vec<&'a str>, Failure> {
+    if code_only && able.len() + 2 > MAX_CODE_ONLY_PROBES {
+        return Err(Failure::refused(format!(
+            "--after-publickey needs sshd's settings for every user who can pass veil, and {} is \
+             more than veilctl reads ({MAX_CODE_ONLY_PROBES}, some 30 ms each); nothing changed. \
+             Edit /etc/pam.d/sshd by hand (auth required pam_veil.so factors=code) after checking \
+             sshd_config yourself",
+            able.len()
+        )));
+    }
+    let mut probe: Vec<&str> = vec!["root"];
+    let admin = (!admin.is_empty()).then_some((admin, false));
+    for (name, can_pass) in able.iter().map(|n| (*n, true)).chain(admin) {
+        // Each goes into `sshd -C user=NAME,...`: nothing that could add a field.
+        if name.is_empty() || name.contains([',', '=', ' ', '\t', '\n']) {
+            if code_only && can_pass {
+                return Err(Failure::refused(format!(
+                    "--after-publickey needs sshd's settings for every user who can pass veil, \
+                     and sshd -T cannot be asked about {:?}; nothing changed",
+                    veil_proto::sanitize::sanitize(name)
+                )));
+            }
+            continue;
+        }
+        if !probe.contains(&name) && (code_only || probe.len() < MAX_SSHD_PROBES) {
+            probe.push(name);
+        }
+    }
+    Ok(probe)
+}
+
+/// sshd's settings, globally and for each of `users`: from `sshd -T`, or,
+/// when sshd cannot run (not installed, config error), from the hand
+/// interpreter (Match blocks not evaluated, the same settings for all).
+fn read_sshd(config: &Path, users: &[&str]) -> Result<SshdState, Failure> {
+    let is_root = |name: &str| {
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map_or(name == "root", |u| u.uid.is_root())
+    };
+    let sshd = sshd_binary();
+    let global = match sshd_t(&sshd, config, None) {
+        Ok(global) => global,
+        Err(why) => {
+            let global = load_sshd_config(config)?;
+            let views = users
+                .iter()
+                .map(|name| UserView {
+                    name: (*name).to_owned(),
+                    root: is_root(name),
+                    settings: global.clone(),
+                })
+                .collect();
+            return Ok(SshdState {
+                global,
+                views,
+                fallback: Some(format!("could not run sshd -T ({why})")),
+            });
+        }
+    };
+    // Name the line of a value where the hand reading agrees with sshd.
+    let global = match load_sshd_config(config) {
+        Ok(by_hand) => global
+            .into_iter()
+            .map(|mut d| {
+                if let Some(h) = sshd_config::effective(&by_hand, &[d.key.as_str()])
+                    && h.value.eq_ignore_ascii_case(&d.value)
+                {
+                    d.origin.clone_from(&h.origin);
+                }
+                d
+            })
+            .collect(),
+        Err(_) => global,
+    };
+    let mut views = Vec::new();
+    for name in users {
+        let settings = sshd_t(&sshd, config, Some(name)).map_err(Failure::failed)?;
+        views.push(UserView {
+            name: (*name).to_owned(),
+            root: is_root(name),
+            settings,
+        });
+    }
+    Ok(SshdState {
+        global,
+        views,
+        fallback: None,
+    })
 }
 
 /// `veilctl disable`: undoes the edit (keeping later edits of other lines);

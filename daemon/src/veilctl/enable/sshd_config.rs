@@ -74,6 +74,9 @@ pub(super) fn effective<'a>(directives: &'a [Directive], keys: &[&str]) -> Optio
 
 pub(super) fn now_of(d: Option<&Directive>, keyword: &str, default: &str) -> String {
     match d {
+        Some(d) if d.origin.starts_with("sshd -T") => {
+            format!("{keyword} {} ({})", d.value, d.origin)
+        }
         Some(d) => format!("{keyword} {} at {}", d.value, d.origin),
         None => format!("{keyword} unset, default {default}"),
     }
@@ -248,4 +251,101 @@ pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
         }
     }
     !name.starts_with('.') && go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// One `Match` block of sshd_config or a file it includes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchBlock {
+    /// `file:line` of the `Match` line.
+    pub origin: String,
+    /// The criteria as written (`Address 10.0.0.0/8`).
+    pub criteria: String,
+    /// The directives inside it (an `Include` in it expanded in place).
+    pub directives: Vec<Directive>,
+}
+
+impl MatchBlock {
+    /// Whether the block depends only on the user (`User`, `Group`,
+    /// `All`), which `sshd -T -C user=NAME` evaluates; any other criterion
+    /// (`Address`, `Host`, `LocalAddress`, `LocalPort`, `RDomain`, ...)
+    /// depends on the connection, which one probe cannot cover.
+    pub fn user_only(&self) -> bool {
+        let words: Vec<&str> = self.criteria.split_whitespace().collect();
+        let mut i = 0;
+        while i < words.len() {
+            match words[i].to_ascii_lowercase().as_str() {
+                "all" => i += 1,
+                "user" | "group" => i += 2,
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Every `Match` block of sshd_config and its `Include`s, as sshd reads
+/// them: an `Include` inside a block belongs to that block, and a block
+/// opened in an included file ends with that file (checked against
+/// OpenSSH 9.2's `sshd -T`).
+pub fn load_match_blocks(path: &Path) -> Result<Vec<MatchBlock>, Failure> {
+    fn walk(
+        path: &Path,
+        depth: u8,
+        outer: Option<usize>,
+        out: &mut Vec<MatchBlock>,
+    ) -> Result<(), Failure> {
+        if depth > 8 {
+            return Err(Failure::io(format!(
+                "{}: Include nested too deeply",
+                path.display()
+            )));
+        }
+        let text = read(path)?;
+        let file = path.display().to_string();
+        let mut current = outer;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+                Some(i) => (
+                    &line[..i],
+                    line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+                ),
+                None => (line, ""),
+            };
+            let key = key.to_ascii_lowercase();
+            let value = value.trim().trim_matches('"');
+            if key == "match" {
+                out.push(MatchBlock {
+                    origin: format!("{file}:{}", n + 1),
+                    criteria: value.to_owned(),
+                    directives: Vec::new(),
+                });
+                current = Some(out.len() - 1);
+            } else if key == "include" {
+                for pattern in value.split_whitespace() {
+                    let pattern = if pattern.starts_with('/') {
+                        PathBuf::from(pattern)
+                    } else {
+                        Path::new("/etc/ssh").join(pattern)
+                    };
+                    for file in glob_last(&pattern)? {
+                        walk(&file, depth + 1, current, out)?;
+                    }
+                }
+            } else if let Some(i) = current {
+                out[i].directives.push(Directive {
+                    key,
+                    value: value.to_owned(),
+                    origin: format!("{file}:{}", n + 1),
+                });
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(path, 0, None, &mut out)?;
+    Ok(out)
 }

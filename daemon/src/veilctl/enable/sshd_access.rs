@@ -1,0 +1,471 @@
+//! Who can log in by ssh, per user, today and once veil is sshd's PAM
+//! authenticator: sshd's effective settings come from the real `sshd -T -C
+//! user=NAME,...` (Match blocks evaluated by sshd itself), with the
+//! hand interpreter of [`super::sshd_config`] only as a fallback.
+//!
+//! The rules that matter (OpenSSH's auth2.c, auth-pam.c):
+//! * under `PermitRootLogin prohibit-password` (Debian's default) or `no`,
+//!   root may not use keyboard-interactive at all, and sshd hands PAM a fake
+//!   password for root's replies: veil can never let root in that way;
+//! * sshd's `password` method answers every PAM prompt with the password,
+//!   so behind veil (two prompts) it always fails;
+//! * public keys (and hostbased, GSSAPI) never reach PAM's auth stack.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::sshd_config::{Directive, MatchBlock, describe_sshd, effective, sshd_advice};
+
+/// When a login is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// With the PAM stack as it is (pam_unix answers keyboard-interactive).
+    Today,
+    /// With pam_veil as sshd's only PAM authenticator.
+    AfterVeil,
+}
+
+/// The methods sshd offers for `AuthenticationMethods any`.
+const SINGLE_METHODS: &[&str] = &[
+    "publickey",
+    "password",
+    "keyboard-interactive",
+    "hostbased",
+    "gssapi-with-mic",
+];
+
+fn value<'a>(d: &'a [Directive], key: &str, default: &'a str) -> &'a str {
+    effective(d, &[key]).map_or(default, |d| d.value.as_str())
+}
+
+fn yes(d: &[Directive], key: &str, default: bool) -> bool {
+    effective(d, &[key]).map_or(default, |d| d.value.eq_ignore_ascii_case("yes"))
+}
+
+/// `PermitRootLogin` as sshd -T prints it (`without-password` is the old
+/// name of `prohibit-password`).
+pub fn permit_root_login(d: &[Directive]) -> String {
+    let v = value(d, "permitrootlogin", "prohibit-password").to_ascii_lowercase();
+    if v == "without-password" {
+        "prohibit-password".into()
+    } else {
+        v
+    }
+}
+
+/// Whether sshd lets root use `method` at all (auth2.c, auth_root_allowed).
+fn root_may_use(d: &[Directive], method: &str) -> bool {
+    match permit_root_login(d).as_str() {
+        "yes" => true,
+        "prohibit-password" => matches!(method, "publickey" | "hostbased" | "gssapi-with-mic"),
+        "forced-commands-only" => method == "publickey",
+        _ => false,
+    }
+}
+
+/// The base name of a method (`keyboard-interactive:pam` → `keyboard-interactive`).
+fn base(method: &str) -> &str {
+    method.split(':').next().unwrap_or(method)
+}
+
+/// Whether `method` can succeed for a user (root or not) in `phase`.
+pub fn method_works(d: &[Directive], method: &str, root: bool, phase: Phase) -> bool {
+    let method = base(method);
+    if root && !root_may_use(d, method) {
+        return false;
+    }
+    let use_pam = yes(d, "usepam", false);
+    match method {
+        "publickey" => yes(d, "pubkeyauthentication", true),
+        "hostbased" => yes(d, "hostbasedauthentication", false),
+        "gssapi-with-mic" => yes(d, "gssapiauthentication", false),
+        // Behind veil the password method feeds the password to both prompts.
+        "password" => {
+            yes(d, "passwordauthentication", true) && !(use_pam && phase == Phase::AfterVeil)
+        }
+        "keyboard-interactive" => {
+            use_pam
+                && yes(
+                    d,
+                    "kbdinteractiveauthentication",
+                    yes(d, "challengeresponseauthentication", true),
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The allowed method lists: `AuthenticationMethods`, or every single
+/// method for `any`.
+pub fn method_lists(d: &[Directive]) -> Vec<Vec<String>> {
+    let v = value(d, "authenticationmethods", "any");
+    if v.eq_ignore_ascii_case("any") || v.is_empty() {
+        return SINGLE_METHODS
+            .iter()
+            .map(|m| vec![(*m).to_owned()])
+            .collect();
+    }
+    v.split_whitespace()
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The method lists a user can complete in `phase`.
+pub fn usable_lists(d: &[Directive], root: bool, phase: Phase) -> Vec<String> {
+    method_lists(d)
+        .into_iter()
+        .filter(|list| list.iter().all(|m| method_works(d, m, root, phase)))
+        .map(|list| list.join(","))
+        .collect()
+}
+
+/// Whether every allowed method list starts with `publickey` (what
+/// `factors=code` relies on: a key has proved the account before veil
+/// asks only for the code).
+pub fn publickey_first(d: &[Directive]) -> bool {
+    let v = value(d, "authenticationmethods", "any");
+    !v.eq_ignore_ascii_case("any")
+        && method_lists(d)
+            .iter()
+            .all(|list| list.first().is_some_and(|m| base(m) == "publickey"))
+}
+
+/// The settings that decide whether a key comes before veil's code.
+const KEY_FIRST_SETTINGS: &[&str] = &[
+    "authenticationmethods",
+    "pubkeyauthentication",
+    "kbdinteractiveauthentication",
+    "challengeresponseauthentication",
+];
+
+/// For `--after-publickey`: the `Match` blocks that depend on the
+/// connection (address, host, local address or port) and change how a
+/// user starts. `sshd -T` is asked per user with one made-up connection,
+/// so such a block could give a code-alone login to everyone connecting
+/// from elsewhere without any probe seeing it: refused, each named.
+pub fn connection_dependent_methods(blocks: &[MatchBlock]) -> Result<(), String> {
+    let found: Vec<String> = blocks
+        .iter()
+        .filter(|b| !b.user_only())
+        .flat_map(|b| {
+            b.directives
+                .iter()
+                .filter(|d| KEY_FIRST_SETTINGS.contains(&d.key.as_str()))
+                .map(move |d| {
+                    format!(
+                        "    {}: {} {} (in \"Match {}\" at {})",
+                        d.origin, d.key, d.value, b.criteria, b.origin
+                    )
+                })
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--after-publickey makes veil ask only for the code, so a key must have proved the account \
+         first on every connection; these Match blocks depend on the connection (not only on the \
+         user), and veilctl cannot check every address, host and port they could match:\n{}\n\
+         move these settings into Match User/Group blocks or the global section; nothing changed",
+        found.join("\n")
+    ))
+}
+
+/// One user's effective sshd settings.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub name: String,
+    pub root: bool,
+    pub settings: Vec<Directive>,
+}
+
+/// A user who can log in by ssh now and could not afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    pub user: String,
+    /// The lists that work today.
+    pub today: Vec<String>,
+    pub why: String,
+    /// What to write in sshd_config instead.
+    pub fix: String,
+}
+
+/// The fix for root under a `PermitRootLogin` that keeps it from
+/// keyboard-interactive.
+pub const ROOT_MATCH: &str = "Match User root\n    AuthenticationMethods publickey";
+
+/// Why `view` could not log in afterwards, and the fix.
+fn explain(view: &UserView) -> (String, String) {
+    let d = &view.settings;
+    let lists = method_lists(d);
+    let mentions = |m: &str| lists.iter().any(|l| l.iter().any(|x| base(x) == m));
+    if view.root && !root_may_use(d, "keyboard-interactive") && mentions("keyboard-interactive") {
+        (
+            format!(
+                "under PermitRootLogin {} sshd never hands root's keyboard-interactive replies to PAM \
+                 (it substitutes a fake password), so veil can never let root in that way",
+                permit_root_login(d)
+            ),
+            format!("at the end of sshd_config (root keeps logging in with a key):\n{ROOT_MATCH}"),
+        )
+    } else if mentions("password") {
+        (
+            "sshd's password method answers both of veil's prompts with the password, so it always fails"
+                .into(),
+            "keyboard-interactive in place of password in AuthenticationMethods".into(),
+        )
+    } else {
+        (
+            "no allowed method list can be completed".into(),
+            "allow publickey or keyboard-interactive in AuthenticationMethods".into(),
+        )
+    }
+}
+
+/// The users who can log in today but not once `after` is in force
+/// (`after` is each user's settings afterwards: the same, or with advice
+/// applied).
+pub fn lockouts(views: &[UserView], after: impl Fn(&UserView) -> UserView) -> Vec<Lockout> {
+    let mut out = Vec::new();
+    for view in views {
+        let today = usable_lists(&view.settings, view.root, Phase::Today);
+        if today.is_empty() {
+            continue;
+        }
+        let later = after(view);
+        if usable_lists(&later.settings, later.root, Phase::AfterVeil).is_empty() {
+            let (why, fix) = explain(&later);
+            out.push(Lockout {
+                user: view.name.clone(),
+                today,
+                why,
+                fix,
+            });
+        }
+    }
+    out
+}
+
+/// `view` with `AuthenticationMethods` set to `methods`, unless a Match
+/// block already gives the user a value of their own (differing from the
+/// global one), which a global change does not touch.
+pub fn with_global_methods(view: &UserView, global: &[Directive], methods: &str) -> UserView {
+    let global_value = value(global, "authenticationmethods", "any");
+    let own = value(&view.settings, "authenticationmethods", "any");
+    let mut v = view.clone();
+    if own.eq_ignore_ascii_case(global_value) {
+        v.settings.retain(|d| d.key != "authenticationmethods");
+        v.settings.insert(
+            0,
+            Directive {
+                key: "authenticationmethods".into(),
+                value: methods.into(),
+                origin: "advice".into(),
+            },
+        );
+    }
+    v
+}
+
+/// The report line for lockouts.
+pub fn describe_lockouts(lockouts: &[Lockout]) -> String {
+    let mut s = String::new();
+    for l in lockouts {
+        s.push_str(&format!(
+            "    {} can log in by ssh today ({}) but could not with veil: {}\n      fix: {}\n",
+            l.user,
+            l.today.join(" or "),
+            l.why,
+            l.fix.replace('\n', "\n          ")
+        ));
+    }
+    s
+}
+
+// ---------------------------------------------------------------- I/O layer
+
+/// sshd's binary: Debian's path first.
+pub fn sshd_binary() -> PathBuf {
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("sshd"))
+}
+
+/// Parses `sshd -T` output (one `keyword value` per line).
+pub fn parse_sshd_t(text: &str, origin: &str) -> Vec<Directive> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim().split_once(' ')?;
+            Some(Directive {
+                key: key.to_ascii_lowercase(),
+                value: value.trim().to_owned(),
+                origin: origin.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Runs `sshd -T -f config` (for `user`, with `-C`) and parses its answer.
+pub fn sshd_t(sshd: &Path, config: &Path, user: Option<&str>) -> Result<Vec<Directive>, String> {
+    let mut cmd = Command::new(sshd);
+    cmd.arg("-T").arg("-f").arg(config);
+    let origin = match user {
+        Some(user) => {
+            cmd.arg("-C")
+                .arg(format!("user={user},host=localhost,addr=127.0.0.1"));
+            format!("sshd -T for {user}")
+        }
+        None => "sshd -T".to_owned(),
+    };
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", sshd.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{} -T -f {}: {}",
+            sshd.display(),
+            config.display(),
+            err.trim()
+        ));
+    }
+    let d = parse_sshd_t(&String::from_utf8_lossy(&out.stdout), &origin);
+    if effective(&d, &["usepam"]).is_none() {
+        return Err(format!("{} -T printed no settings", sshd.display()));
+    }
+    Ok(d)
+}
+
+// ---------------------------------------------------------------- judgement
+
+/// What was read of sshd: the global settings and each probed user's.
+#[derive(Debug, Clone)]
+pub struct SshdState {
+    pub global: Vec<Directive>,
+    pub views: Vec<UserView>,
+    /// Set when `sshd -T` could not run and the interpreter was used.
+    pub fallback: Option<String>,
+}
+
+/// The advised global `AuthenticationMethods`.
+pub const ADVISED_METHODS: &str = "publickey,keyboard-interactive";
+
+/// Judges sshd for `veilctl enable`: refuses (the message) when sshd would
+/// not ask veil, when a user who can log in today could not afterwards, or
+/// (`after_publickey`) when some user may start without a key; otherwise
+/// returns the report (advice included). `enrolled` are the users who can
+/// pass veil: a probed user outside it who can log in today, and
+/// afterwards only through veil, is warned about.
+pub fn judge_sshd(
+    state: &SshdState,
+    config: &Path,
+    after_publickey: bool,
+    enrolled: &[&str],
+) -> Result<String, String> {
+    let advice = sshd_advice(&state.global);
+    if !advice.required.is_empty() {
+        return Err(format!(
+            "sshd would not ask veil's prompts; nothing changed.\n{}",
+            describe_sshd(&advice, config)
+        ));
+    }
+    if after_publickey {
+        if let Some(why) = &state.fallback {
+            return Err(format!(
+                "--after-publickey needs sshd's effective settings for every user, and {why}; nothing changed"
+            ));
+        }
+        let open: Vec<String> = state
+            .views
+            .iter()
+            .filter(|v| !publickey_first(&v.settings))
+            .map(|v| {
+                format!(
+                    "    {}: AuthenticationMethods {}",
+                    v.name,
+                    value(&v.settings, "authenticationmethods", "any")
+                )
+            })
+            .collect();
+        if !open.is_empty() {
+            return Err(format!(
+                "--after-publickey makes veil ask only for the code, so a key must have proved the \
+                 account first; sshd lets these users start without one:\n{}\n\
+                 set AuthenticationMethods {ADVISED_METHODS} in {}, and for root under \
+                 PermitRootLogin prohibit-password, at its end:\n    {}\nnothing changed",
+                open.join("\n"),
+                config.display(),
+                ROOT_MATCH.replace('\n', "\n    ")
+            ));
+        }
+    }
+    let now = lockouts(&state.views, UserView::clone);
+    if !now.is_empty() {
+        return Err(format!(
+            "with veil as sshd's authenticator these users could no longer log in; nothing changed:\n{}",
+            describe_lockouts(&now)
+        ));
+    }
+    let mut extra = String::new();
+    if advice
+        .advised
+        .iter()
+        .any(|c| c.line.ends_with(ADVISED_METHODS))
+    {
+        let advised = lockouts(&state.views, |v| {
+            with_global_methods(v, &state.global, ADVISED_METHODS)
+        });
+        if !advised.is_empty() {
+            extra.push_str(&format!(
+                "but with AuthenticationMethods {ADVISED_METHODS} alone:\n{}",
+                describe_lockouts(&advised)
+            ));
+        }
+    }
+    for v in state
+        .views
+        .iter()
+        .filter(|v| !enrolled.contains(&v.name.as_str()))
+    {
+        let later = usable_lists(&v.settings, v.root, Phase::AfterVeil);
+        if !usable_lists(&v.settings, v.root, Phase::Today).is_empty()
+            && !later.is_empty()
+            && later.iter().all(|l| l.contains("keyboard-interactive"))
+        {
+            extra.push_str(&format!(
+                "warning: {} can log in by ssh today but is not enrolled in veil, and afterwards \
+                 only through veil ({}): enrol {0} first\n",
+                v.name,
+                later.join(" or ")
+            ));
+        }
+    }
+    for v in state.views.iter().filter(|v| v.root) {
+        if usable_lists(&v.settings, true, Phase::Today).is_empty()
+            && permit_root_login(&v.settings) != "no"
+            && method_works(&v.settings, "publickey", true, Phase::Today)
+        {
+            extra.push_str(&format!(
+                "note: root cannot log in by ssh with these settings (AuthenticationMethods {}, \
+                 PermitRootLogin {}); for root with a key, at the end of {}:\n    {}\n",
+                value(&v.settings, "authenticationmethods", "any"),
+                permit_root_login(&v.settings),
+                config.display(),
+                ROOT_MATCH.replace('\n', "\n    ")
+            ));
+        }
+    }
+    let mut report = String::new();
+    if let Some(why) = &state.fallback {
+        report.push_str(&format!(
+            "note: {why}; read {} by hand instead (Match blocks not evaluated)\n",
+            config.display()
+        ));
+    }
+    report.push_str(&describe_sshd(&advice, config));
+    report.push_str(&extra);
+    Ok(report)
+}
