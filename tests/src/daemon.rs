@@ -147,6 +147,25 @@ impl Veild {
         veild
     }
 
+    /// veild with exactly `config`, its `database` included (a store
+    /// shared with other veild, e.g. PostgreSQL); only the socket is the
+    /// temp dir's.
+    pub fn launch_shared(config: Config) -> Veild {
+        let dir = tempfile::Builder::new()
+            .prefix("veil-d-")
+            .tempdir()
+            .expect("temp daemon dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the temp dir");
+        let mut veild = Veild { child: None, dir };
+        veild.write_config(Config {
+            socket: veild.socket(),
+            ..config
+        });
+        veild.spawn();
+        veild
+    }
+
     /// Writes `config` as veild.toml, by serialising it.
     pub fn write_config(&self, config: Config) {
         let text = toml::to_string(&config).expect("a Config serialises");

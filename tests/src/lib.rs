@@ -14,6 +14,7 @@ pub mod daemon;
 mod ffi;
 pub mod pam;
 pub mod paths;
+pub mod postgres;
 pub mod recorder;
 pub mod root;
 pub mod stats;

@@ -18,7 +18,9 @@ pub const EX_CONFIG: u8 = 78;
 pub struct Config {
     /// Where veild listens (unless systemd passes a socket).
     pub socket: PathBuf,
-    /// The SQLite file holding users, TOTP secrets and the lockout ledger.
+    /// The SQLite file holding users, TOTP secrets and the lockout ledger,
+    /// or a `postgresql://` URL for a store shared by many hosts (then
+    /// `[postgres]` holds its password file, TLS and timeouts).
     pub database: PathBuf,
     /// Every denial leaves this long after the request arrived.
     pub failure_delay_ms: u64,
@@ -27,6 +29,46 @@ pub struct Config {
     pub argon2: Argon2,
     pub password: Password,
     pub limits: Limits,
+    pub postgres: Postgres,
+}
+
+/// `[postgres]`: read only when `database` is a `postgresql://` URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Postgres {
+    /// A file holding the role's password (first line), owned by root or
+    /// veild's user and readable by its owner only. Never in the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// `verify-full`: TLS, the server's certificate checked against
+    /// `ca_file` and its name against the URL's host. `disable`: no TLS
+    /// (a Unix socket needs none and gets none whatever this says).
+    pub sslmode: PgSslMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Bounds on connecting and on each statement (lock waits included),
+    /// so an unreachable or slow server gives a DENY within PAM's timeout.
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    Disable,
+    VerifyFull,
+}
+
+impl Default for Postgres {
+    fn default() -> Postgres {
+        Postgres {
+            password_file: None,
+            sslmode: PgSslMode::VerifyFull,
+            ca_file: None,
+            connect_timeout_ms: 1000,
+            statement_timeout_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +258,7 @@ impl Default for Config {
             argon2: Argon2::default(),
             password: Password::default(),
             limits: Limits::default(),
+            postgres: Postgres::default(),
         }
     }
 }
@@ -328,11 +371,15 @@ impl Config {
             "socket",
             "must be an absolute path",
         )?;
-        check(
-            self.database.is_absolute(),
-            "database",
-            "must be an absolute path",
-        )?;
+        if crate::common::store::postgres::is_url(&self.database) {
+            crate::common::store::postgres::check_config(&self.database, &self.postgres)?;
+        } else {
+            check(
+                self.database.is_absolute(),
+                "database",
+                "must be an absolute path or a postgresql:// URL",
+            )?;
+        }
         check(
             self.failure_delay_ms <= 30_000,
             "failure_delay_ms",

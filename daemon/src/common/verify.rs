@@ -21,7 +21,7 @@ use crate::common::recovery::{self, RecoveryCheck};
 use crate::common::rollout::Rollout;
 use crate::common::shadow::{self, State};
 use crate::common::store::{
-    self, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, Success, UserRecord,
+    self, Location, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, Success, UserRecord,
 };
 use crate::common::totp::{self, CodeCheck};
 
@@ -133,7 +133,7 @@ pub struct Verifier {
     skew: u8,
     hasher: Hasher,
     dummy: UserRecord,
-    database: PathBuf,
+    database: Location,
     store: Option<Box<dyn Store>>,
     memory: Memory,
     system: SystemAccounts,
@@ -173,7 +173,7 @@ impl Verifier {
             skew: config.totp.skew,
             hasher,
             dummy,
-            database: config.database.clone(),
+            database: Location::of(config),
             store: None,
             memory: Memory::default(),
             system,
@@ -181,8 +181,9 @@ impl Verifier {
         }
     }
 
-    /// The store, reopened if it was never opened or the file was deleted
-    /// or replaced. A missing file is never recreated here.
+    /// The store, reopened if it was never opened, the file was deleted or
+    /// replaced, or (PostgreSQL) the connection failed. A missing file or
+    /// schema is never recreated here.
     fn store(&mut self) -> Result<&mut dyn Store, String> {
         if self.store.as_ref().is_some_and(|s| !s.still_usable()) {
             self.store = None;

@@ -52,6 +52,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create the configured store's schema, or copy this host's SQLite
+    /// store into a PostgreSQL one
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Change your own veil password (as a user, not root; through veild:
     /// your current password, and code if you have a secret, come first)
     Passwd {
@@ -88,6 +92,22 @@ pub enum UserCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or migrate the schema of the store veild.toml names (veild
+    /// does it too at start)
+    Init,
+    /// Copy this host's users, TOTP secrets, ledger and known-good pairs
+    /// into PostgreSQL, in one transaction; refuses, writing nothing, if a
+    /// user there differs. [postgres] in veild.toml gives the password
+    /// file, TLS and timeouts
+    Copy {
+        /// The PostgreSQL store (postgresql://ROLE@HOST/DB, no password)
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 

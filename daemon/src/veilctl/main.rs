@@ -16,6 +16,7 @@ mod locks;
 mod output;
 mod recovery;
 mod self_service;
+mod store_cmd;
 mod totp;
 mod users;
 
@@ -55,7 +56,7 @@ impl Ctx {
     /// first login), so that the first command after installing works.
     pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
         Ok(store::open(
-            &self.config.database,
+            &store::Location::of(&self.config),
             OpenMode::CreateAsDirOwner,
         )?)
     }
@@ -81,6 +82,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { name, json } => locks::status(&ctx, &name, json),
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),
+        Command::Store(command) => store_cmd::run(&ctx, command),
         Command::Enable(args) => {
             eprint!("veilctl: {}", enable::enable(&ctx.config, &args)?);
             Ok(())

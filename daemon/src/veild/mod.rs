@@ -51,11 +51,20 @@ pub fn run(options: &Options) -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         return fail(1, format!("cannot make the process non-dumpable: {e}"));
     }
-    match store::open(&config.database, OpenMode::CreateIfMissing) {
+    let location = store::Location::of(&config);
+    // A shared PostgreSQL store that does not answer now does not stop
+    // veild: it denies (and says why) until the server is back, and then
+    // logs in without a restart. A store that is wrong (password file, CA,
+    // schema too new) or a local file that fails stops it here.
+    let mut unreachable = None;
+    match store::open(&location, OpenMode::CreateIfMissing) {
         Ok(store) => drop(store),
+        Err(e @ store::StoreError::Postgres { .. }) => unreachable = Some(e.to_string()),
         Err(e) => return fail(1, format!("{e}; refusing to start")),
     }
-    if let Err(e) = check_not_writable_by_others(&config.database) {
+    if let Some(path) = location.sqlite_path()
+        && let Err(e) = check_not_writable_by_others(path)
+    {
         return fail(1, e);
     }
     let dummy = match dummy_record(&hasher) {
@@ -90,6 +99,15 @@ pub fn run(options: &Options) -> ExitCode {
         stderr: options.log_stderr,
     });
     audit.log(Severity::Notice, passwords_line);
+    if let Some(e) = unreachable {
+        audit.log(
+            Severity::Error,
+            Line::new("store")
+                .field("error", &e)
+                .field("action", "denying every login until it answers")
+                .finish(),
+        );
+    }
     if config.failure_delay_ms == 0 {
         audit.log(
             Severity::Warning,

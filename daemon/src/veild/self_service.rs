@@ -18,7 +18,6 @@
 //! denial deadline; the audit log has the reason.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
@@ -155,7 +154,7 @@ pub struct SelfService {
     limits: Limits,
     skew: u8,
     source: PasswordSource,
-    database: PathBuf,
+    database: store::Location,
     store: Option<Box<dyn Store>>,
     pending: Arc<Mutex<PendingEnrolments>>,
     /// Checked when no secret is pending, so a confirm costs the same.
@@ -185,7 +184,7 @@ impl SelfService {
             limits: Limits::from(&config.lockout),
             skew: config.totp.skew,
             source: config.password.source,
-            database: config.database.clone(),
+            database: store::Location::of(config),
             store: None,
             pending,
             dummy_secret,

@@ -1,8 +1,30 @@
 //! The ledger's rules, through the SQLite store on a temp file (not
-//! `:memory:`, which hides WAL behaviour), with an injected clock.
+//! `:memory:`, which hides WAL behaviour), with an injected clock; and the
+//! same rules through PostgreSQL on a throwaway cluster
+//! ([`the_rules_hold_on_postgresql`]).
+
+use std::cell::RefCell;
 
 use super::*;
-use crate::common::store::{OpenMode, SqliteStore, Store, Success};
+use crate::common::store::postgres::scratch::Cluster;
+use crate::common::store::{Location, OpenMode, PgSettings, SqliteStore, Store, Success};
+
+thread_local! {
+    /// Set while a test runs against PostgreSQL: the database to use.
+    static POSTGRES: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Where a test's store lives, to open more connections to it.
+struct Place {
+    _dir: Option<tempfile::TempDir>,
+    location: Location,
+}
+
+impl Place {
+    fn open(&self) -> Box<dyn Store> {
+        crate::common::store::open(&self.location, OpenMode::MustExist).unwrap()
+    }
+}
 
 /// Whether a reservation lets the attempt be evaluated.
 trait Evaluated {
@@ -16,7 +38,7 @@ impl Evaluated for Reservation {
 }
 
 fn record_success(
-    s: &mut SqliteStore,
+    s: &mut dyn Store,
     l: &Limits,
     r: &Reservation,
     now: i64,
@@ -45,13 +67,32 @@ fn limits() -> Limits {
     })
 }
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+fn store() -> (Place, Box<dyn Store>) {
+    if let Some(url) = POSTGRES.with(|p| p.borrow().clone()) {
+        let pg = crate::common::config::Postgres::default();
+        let location = Location::Postgres(PgSettings::new(std::path::Path::new(&url), &pg));
+        let s = crate::common::store::open(&location, OpenMode::CreateIfMissing).unwrap();
+        return (
+            Place {
+                _dir: None,
+                location,
+            },
+            s,
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("l.db"), OpenMode::CreateIfMissing).unwrap();
-    (dir, s)
+    let path = dir.path().join("l.db");
+    let s = SqliteStore::open(&path, OpenMode::CreateIfMissing).unwrap();
+    (
+        Place {
+            _dir: Some(dir),
+            location: Location::Sqlite(path),
+        },
+        Box::new(s),
+    )
 }
 
-fn fail(s: &mut SqliteStore, l: &Limits, user: &str, rhost: &str, now: i64) -> Reservation {
+fn fail(s: &mut dyn Store, l: &Limits, user: &str, rhost: &str, now: i64) -> Reservation {
     s.reserve(l, charge_for(l, user, &Origin::from_root(rhost, "")), now)
         .unwrap()
 }
@@ -61,11 +102,11 @@ fn deny_failures_lock_the_pair_and_the_next_attempt_is_refused() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..3 {
-        let r = fail(&mut s, &l, "alice", "", 1000 + i);
+        let r = fail(&mut *s, &l, "alice", "", 1000 + i);
         assert!(r.evaluated(), "attempt {i}");
         assert_eq!(r.locking.is_empty(), i < 2);
     }
-    let r = fail(&mut s, &l, "alice", "", 1003);
+    let r = fail(&mut *s, &l, "alice", "", 1003);
     let refusal = r.refused.unwrap();
     assert_eq!(refusal.key.to_string(), "user+source:alice@local");
     assert_eq!(refusal.locked_until, 1002 + 50);
@@ -77,11 +118,11 @@ fn a_lock_expires_after_unlock_time() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..3 {
-        fail(&mut s, &l, "alice", "", 1000 + i);
+        fail(&mut *s, &l, "alice", "", 1000 + i);
     }
-    assert!(!fail(&mut s, &l, "alice", "", 1051).evaluated());
+    assert!(!fail(&mut *s, &l, "alice", "", 1051).evaluated());
     assert!(
-        fail(&mut s, &l, "alice", "", 1052).evaluated(),
+        fail(&mut *s, &l, "alice", "", 1052).evaluated(),
         "lock set at 1002 for 50 s"
     );
     assert!(s.locks(&l, 1052).unwrap().is_empty());
@@ -91,9 +132,9 @@ fn a_lock_expires_after_unlock_time() {
 fn failures_outside_the_window_do_not_add_up() {
     let (_d, mut s) = store();
     let l = limits();
-    fail(&mut s, &l, "alice", "", 1000);
-    fail(&mut s, &l, "alice", "", 1050);
-    let r = fail(&mut s, &l, "alice", "", 1100);
+    fail(&mut *s, &l, "alice", "", 1000);
+    fail(&mut *s, &l, "alice", "", 1050);
+    let r = fail(&mut *s, &l, "alice", "", 1100);
     assert!(
         r.evaluated() && r.locking.is_empty(),
         "window restarted at 1100"
@@ -105,12 +146,11 @@ fn failures_outside_the_window_do_not_add_up() {
 fn success_clears_the_pair_and_returns_its_count_to_wider_keys() {
     let (_d, mut s) = store();
     let l = limits();
-    fail(&mut s, &l, "alice", "192.0.2.1", 1000);
-    fail(&mut s, &l, "alice", "192.0.2.1", 1001);
-    let r = fail(&mut s, &l, "alice", "192.0.2.1", 1002);
+    fail(&mut *s, &l, "alice", "192.0.2.1", 1000);
+    fail(&mut *s, &l, "alice", "192.0.2.1", 1001);
+    let r = fail(&mut *s, &l, "alice", "192.0.2.1", 1002);
     assert_eq!(r.locking.len(), 1, "the third reaches deny=3 for the pair");
-    assert!(record_success(&mut s, &l, &r, 1002).unwrap());
-    assert!(s.conn().is_autocommit());
+    assert!(record_success(&mut *s, &l, &r, 1002).unwrap());
     let st = s.status(&l, "alice", 1002).unwrap();
     assert!(
         st.iter().all(|e| e.key.kind != KeyKind::UserSource),
@@ -129,12 +169,12 @@ fn a_network_lock_leaves_the_console_open() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..3 {
-        fail(&mut s, &l, "victim", "198.51.100.9", 1000 + i);
+        fail(&mut *s, &l, "victim", "198.51.100.9", 1000 + i);
     }
-    assert!(!fail(&mut s, &l, "victim", "198.51.100.9", 1003).evaluated());
-    assert!(fail(&mut s, &l, "victim", "", 1003).evaluated());
+    assert!(!fail(&mut *s, &l, "victim", "198.51.100.9", 1003).evaluated());
+    assert!(fail(&mut *s, &l, "victim", "", 1003).evaluated());
     assert!(
-        fail(&mut s, &l, "victim", "203.0.113.5", 1003).evaluated(),
+        fail(&mut *s, &l, "victim", "203.0.113.5", 1003).evaluated(),
         "another source too"
     );
 }
@@ -144,11 +184,11 @@ fn many_sources_lock_remote_logins_of_a_user_but_not_local_ones() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..5 {
-        assert!(fail(&mut s, &l, "bob", &format!("10.0.0.{i}"), 1000).evaluated());
+        assert!(fail(&mut *s, &l, "bob", &format!("10.0.0.{i}"), 1000).evaluated());
     }
-    let r = fail(&mut s, &l, "bob", "10.0.0.99", 1000);
+    let r = fail(&mut *s, &l, "bob", "10.0.0.99", 1000);
     assert_eq!(r.refused.unwrap().key.kind, KeyKind::UserRemote);
-    assert!(fail(&mut s, &l, "bob", "", 1000).evaluated());
+    assert!(fail(&mut *s, &l, "bob", "", 1000).evaluated());
 }
 
 #[test]
@@ -156,11 +196,11 @@ fn one_source_spraying_names_is_blocked_and_others_are_not() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..6 {
-        assert!(fail(&mut s, &l, &format!("name{i}"), "192.0.2.66", 1000).evaluated());
+        assert!(fail(&mut *s, &l, &format!("name{i}"), "192.0.2.66", 1000).evaluated());
     }
-    let r = fail(&mut s, &l, "alice", "192.0.2.66", 1000);
+    let r = fail(&mut *s, &l, "alice", "192.0.2.66", 1000);
     assert_eq!(r.refused.unwrap().key.to_string(), "source:192.0.2.66");
-    assert!(fail(&mut s, &l, "alice", "192.0.2.67", 1000).evaluated());
+    assert!(fail(&mut *s, &l, "alice", "192.0.2.67", 1000).evaluated());
 }
 
 #[test]
@@ -168,7 +208,7 @@ fn refused_attempts_do_not_count_against_wider_keys() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..10 {
-        fail(&mut s, &l, "carol", "192.0.2.1", 1000 + i);
+        fail(&mut *s, &l, "carol", "192.0.2.1", 1000 + i);
     }
     let remote = s.status(&l, "carol", 1010).unwrap();
     let remote = remote
@@ -183,10 +223,10 @@ fn a_remote_host_named_local_is_not_the_console() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..3 {
-        fail(&mut s, &l, "frank", "local", 1000 + i);
+        fail(&mut *s, &l, "frank", "local", 1000 + i);
     }
-    assert!(!fail(&mut s, &l, "frank", "local", 1003).evaluated());
-    assert!(fail(&mut s, &l, "frank", "", 1003).evaluated());
+    assert!(!fail(&mut *s, &l, "frank", "local", 1003).evaluated());
+    assert!(fail(&mut *s, &l, "frank", "", 1003).evaluated());
 }
 
 #[test]
@@ -202,14 +242,14 @@ fn an_ipv6_source_counts_as_its_64() {
     let l = limits();
     for i in 0..6 {
         fail(
-            &mut s,
+            &mut *s,
             &l,
             &format!("n{i}"),
             &format!("2001:db8:1:2::{i:x}"),
             1000,
         );
     }
-    let r = fail(&mut s, &l, "alice", "2001:db8:1:2::ffff", 1000);
+    let r = fail(&mut *s, &l, "alice", "2001:db8:1:2::ffff", 1000);
     assert_eq!(
         r.refused.unwrap().key.to_string(),
         "source:2001:db8:1:2::/64"
@@ -226,7 +266,7 @@ fn a_peer_key_is_its_own_counter() {
     let r = s.reserve(&l, peer_charge(1000), 1000).unwrap();
     assert_eq!(r.refused.unwrap().key.to_string(), "peer:uid:1000");
     assert!(
-        fail(&mut s, &l, "root", "", 1000).evaluated(),
+        fail(&mut *s, &l, "root", "", 1000).evaluated(),
         "root's own keys untouched"
     );
     assert_eq!(s.unlock_source("uid:1000").unwrap(), 1);
@@ -239,10 +279,10 @@ fn user_scope_is_plain_per_user() {
         scope: LockoutScope::User,
         ..limits()
     };
-    fail(&mut s, &l, "dave", "192.0.2.1", 1000);
-    fail(&mut s, &l, "dave", "192.0.2.2", 1000);
-    fail(&mut s, &l, "dave", "", 1000);
-    let r = fail(&mut s, &l, "dave", "", 1001);
+    fail(&mut *s, &l, "dave", "192.0.2.1", 1000);
+    fail(&mut *s, &l, "dave", "192.0.2.2", 1000);
+    fail(&mut *s, &l, "dave", "", 1000);
+    let r = fail(&mut *s, &l, "dave", "", 1001);
     assert_eq!(r.refused.unwrap().key.to_string(), "user:dave");
 }
 
@@ -251,27 +291,27 @@ fn unlock_clears_a_user_or_a_source() {
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..3 {
-        fail(&mut s, &l, "erin", "192.0.2.9", 1000 + i);
+        fail(&mut *s, &l, "erin", "192.0.2.9", 1000 + i);
     }
     for i in 0..6 {
-        fail(&mut s, &l, &format!("n{i}"), "192.0.2.10", 1000);
+        fail(&mut *s, &l, &format!("n{i}"), "192.0.2.10", 1000);
     }
     assert_eq!(s.locks(&l, 1010).unwrap().len(), 2);
     assert!(s.unlock_user("erin").unwrap() >= 2);
     assert!(s.unlock_source("192.0.2.10").unwrap() >= 1);
     assert!(s.locks(&l, 1010).unwrap().is_empty());
-    assert!(fail(&mut s, &l, "erin", "192.0.2.9", 1010).evaluated());
+    assert!(fail(&mut *s, &l, "erin", "192.0.2.9", 1010).evaluated());
 }
 
 #[test]
 fn pruning_removes_only_expired_rows() {
     let (_d, mut s) = store();
     let l = limits();
-    fail(&mut s, &l, "old", "", 1000);
+    fail(&mut *s, &l, "old", "", 1000);
     for i in 0..3 {
-        fail(&mut s, &l, "locked", "", 1060 + i);
+        fail(&mut *s, &l, "locked", "", 1060 + i);
     }
-    fail(&mut s, &l, "recent", "", 1090);
+    fail(&mut *s, &l, "recent", "", 1090);
     assert_eq!(
         s.prune(&l, 1101).unwrap(),
         1,
@@ -286,7 +326,8 @@ fn pruning_removes_only_expired_rows() {
 
 #[test]
 fn the_cap_evicts_stale_rows_and_never_an_active_lock() {
-    let (_d, mut s) = store();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&dir.path().join("l.db"), OpenMode::CreateIfMissing).unwrap();
     let l = Limits {
         max_rows: 100,
         unlock_time: 100_000,
@@ -312,16 +353,15 @@ fn the_cap_evicts_stale_rows_and_never_an_active_lock() {
 
 #[test]
 fn concurrent_guesses_never_exceed_the_limit() {
-    let (dir, _s) = store();
+    let (place, _s) = store();
     let l = limits();
-    let path = dir.path().join("l.db");
     let evaluated = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..8 {
             scope.spawn(|| {
-                let mut s = SqliteStore::open(&path, OpenMode::MustExist).unwrap();
+                let mut s = place.open();
                 for _ in 0..5 {
-                    if fail(&mut s, &l, "target", "192.0.2.1", 1000).evaluated() {
+                    if fail(&mut *s, &l, "target", "192.0.2.1", 1000).evaluated() {
                         evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                 }
@@ -331,11 +371,11 @@ fn concurrent_guesses_never_exceed_the_limit() {
     assert_eq!(evaluated.into_inner(), 3);
 }
 
-fn attempt(s: &mut SqliteStore, l: &Limits, user: &str, origin: &Origin, now: i64) -> Reservation {
+fn attempt(s: &mut dyn Store, l: &Limits, user: &str, origin: &Origin, now: i64) -> Reservation {
     s.reserve(l, charge_for(l, user, origin), now).unwrap()
 }
 
-fn succeed(s: &mut SqliteStore, l: &Limits, user: &str, origin: &Origin, now: i64) {
+fn succeed(s: &mut dyn Store, l: &Limits, user: &str, origin: &Origin, now: i64) {
     let r = attempt(s, l, user, origin, now);
     assert!(
         r.evaluated(),
@@ -351,9 +391,9 @@ fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
     let l = limits();
     let mallory = Origin::from_root("", "mallory");
     for i in 0..6 {
-        attempt(&mut s, &l, "alice", &mallory, 1000 + i);
+        attempt(&mut *s, &l, "alice", &mallory, 1000 + i);
     }
-    let refused = attempt(&mut s, &l, "alice", &mallory, 1010)
+    let refused = attempt(&mut *s, &l, "alice", &mallory, 1010)
         .refused
         .unwrap();
     assert_eq!(refused.key.to_string(), "user+source:alice@ruser:mallory");
@@ -363,7 +403,7 @@ fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
         Origin::local_uid(1000),
     ] {
         assert!(
-            attempt(&mut s, &l, "alice", &other, 1010).evaluated(),
+            attempt(&mut *s, &l, "alice", &other, 1010).evaluated(),
             "{other:?}"
         );
     }
@@ -375,11 +415,11 @@ fn a_local_caller_spraying_names_blocks_only_itself() {
     let l = limits();
     let mallory = Origin::from_root("", "mallory");
     for i in 0..6 {
-        assert!(attempt(&mut s, &l, &format!("n{i}"), &mallory, 1000).evaluated());
+        assert!(attempt(&mut *s, &l, &format!("n{i}"), &mallory, 1000).evaluated());
     }
-    let r = attempt(&mut s, &l, "root", &mallory, 1000);
+    let r = attempt(&mut *s, &l, "root", &mallory, 1000);
     assert_eq!(r.refused.unwrap().key.to_string(), "source:ruser:mallory");
-    assert!(attempt(&mut s, &l, "root", &Origin::Console, 1000).evaluated());
+    assert!(attempt(&mut *s, &l, "root", &Origin::Console, 1000).evaluated());
 }
 
 #[test]
@@ -387,7 +427,7 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
     let (_d, mut s) = store();
     let l = limits();
     let home = Origin::from_root("192.0.2.10", "");
-    succeed(&mut s, &l, "alice", &home, 1000);
+    succeed(&mut *s, &l, "alice", &home, 1000);
     // user_deny = 5 here: two sources with 3 failures each pass it.
     for (i, bot) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
         .iter()
@@ -395,7 +435,7 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
     {
         for j in 0..3 {
             attempt(
-                &mut s,
+                &mut *s,
                 &l,
                 "alice",
                 &Origin::from_root(bot, ""),
@@ -404,14 +444,14 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
         }
     }
     let unseen = attempt(
-        &mut s,
+        &mut *s,
         &l,
         "alice",
         &Origin::from_root("203.0.113.9", ""),
         1020,
     );
     assert_eq!(unseen.refused.unwrap().key.kind, KeyKind::UserRemote);
-    let from_home = attempt(&mut s, &l, "alice", &home, 1020);
+    let from_home = attempt(&mut *s, &l, "alice", &home, 1020);
     assert!(from_home.known_good && from_home.evaluated());
     assert_eq!(
         from_home.keys.len(),
@@ -426,11 +466,11 @@ fn a_known_good_source_still_locks_on_its_own_deny() {
     let (_d, mut s) = store();
     let l = limits();
     let home = Origin::from_root("192.0.2.10", "");
-    succeed(&mut s, &l, "alice", &home, 1000);
+    succeed(&mut *s, &l, "alice", &home, 1000);
     for i in 0..3 {
-        assert!(attempt(&mut s, &l, "alice", &home, 1001 + i).evaluated());
+        assert!(attempt(&mut *s, &l, "alice", &home, 1001 + i).evaluated());
     }
-    let r = attempt(&mut s, &l, "alice", &home, 1005);
+    let r = attempt(&mut *s, &l, "alice", &home, 1005);
     assert_eq!(
         r.refused.unwrap().key.to_string(),
         "user+source:alice@192.0.2.10"
@@ -445,15 +485,15 @@ fn known_good_standing_ends_after_its_window() {
         ..limits()
     };
     let home = Origin::from_root("192.0.2.10", "");
-    succeed(&mut s, &l, "alice", &home, 1000);
-    assert!(attempt(&mut s, &l, "alice", &home, 1099).known_good);
-    assert!(!attempt(&mut s, &l, "alice", &home, 1100).known_good);
+    succeed(&mut *s, &l, "alice", &home, 1000);
+    assert!(attempt(&mut *s, &l, "alice", &home, 1099).known_good);
+    assert!(!attempt(&mut *s, &l, "alice", &home, 1100).known_good);
     let off = Limits {
         known_good: 0,
         ..limits()
     };
-    succeed(&mut s, &off, "bob", &home, 1000);
-    assert!(!attempt(&mut s, &off, "bob", &home, 1001).known_good);
+    succeed(&mut *s, &off, "bob", &home, 1000);
+    assert!(!attempt(&mut *s, &off, "bob", &home, 1001).known_good);
 }
 
 #[test]
@@ -470,7 +510,7 @@ fn each_consecutive_lock_of_a_key_lasts_twice_the_one_before() {
     for _ in 0..5 {
         let mut locked_at = None;
         for _ in 0..3 {
-            let r = attempt(&mut s, &l, "alice", &from, now);
+            let r = attempt(&mut *s, &l, "alice", &from, now);
             assert!(r.evaluated(), "at {now}: {:?}", r.refused);
             if !r.locking.is_empty() {
                 locked_at = Some(now);
@@ -480,7 +520,7 @@ fn each_consecutive_lock_of_a_key_lasts_twice_the_one_before() {
         let locked_at = locked_at.expect("the third failure locks");
         let entry = s.status(&l, "alice", now).unwrap()[0].clone();
         durations.push(entry.locked_until - locked_at);
-        assert!(!attempt(&mut s, &l, "alice", &from, entry.locked_until - 1).evaluated());
+        assert!(!attempt(&mut *s, &l, "alice", &from, entry.locked_until - 1).evaluated());
         now = entry.locked_until;
     }
     assert_eq!(durations, vec![50, 100, 200, 400, 400]);
@@ -495,22 +535,22 @@ fn lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success() {
     };
     let console = Origin::Console;
     for i in 0..3 {
-        attempt(&mut s, &l, "alice", &console, 1000 + i);
+        attempt(&mut *s, &l, "alice", &console, 1000 + i);
     }
     // Locked at 1002 for 50 s; remembered until 1052 + 400.
     for i in 0..3 {
-        attempt(&mut s, &l, "alice", &console, 1060 + i);
+        attempt(&mut *s, &l, "alice", &console, 1060 + i);
     }
     let second = s.status(&l, "alice", 1062).unwrap()[0].clone();
     assert_eq!((second.locks, second.locked_until), (2, 1062 + 100));
     // Long after: the history is gone, the next lock is a first one again.
     for i in 0..3 {
-        attempt(&mut s, &l, "alice", &console, 1162 + 400 + i);
+        attempt(&mut *s, &l, "alice", &console, 1162 + 400 + i);
     }
     let later = s.status(&l, "alice", 1564).unwrap()[0].clone();
     assert_eq!((later.locks, later.locked_until), (1, 1564 + 50));
     // A success clears the pair, history and all.
-    succeed(&mut s, &l, "alice", &console, 1614);
+    succeed(&mut *s, &l, "alice", &console, 1614);
     assert!(s.status(&l, "alice", 1614).unwrap().is_empty());
 }
 
@@ -522,11 +562,126 @@ fn pruning_keeps_a_key_while_it_remembers_its_locks() {
         ..limits()
     };
     for i in 0..3 {
-        attempt(&mut s, &l, "alice", &Origin::Console, 1000 + i);
+        attempt(&mut *s, &l, "alice", &Origin::Console, 1000 + i);
     }
     // Lock ends at 1052, window long over by 1300: kept, it remembers.
     s.prune(&l, 1300).unwrap();
     assert_eq!(s.ledger_rows().unwrap(), 1);
     s.prune(&l, 1052 + 400).unwrap();
     assert_eq!(s.ledger_rows().unwrap(), 0);
+}
+
+#[test]
+fn a_success_leaves_no_transaction_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&dir.path().join("l.db"), OpenMode::CreateIfMissing).unwrap();
+    let l = limits();
+    let r = fail(&mut s, &l, "alice", "192.0.2.1", 1000);
+    assert!(record_success(&mut s, &l, &r, 1000).unwrap());
+    assert!(s.conn().is_autocommit());
+}
+
+/// On PostgreSQL the cap is kept by the pruning host, not by every reserve.
+fn postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock() {
+    let (_place, mut s) = store();
+    let l = Limits {
+        max_rows: 100,
+        unlock_time: 100_000,
+        ..limits()
+    };
+    for i in 0..3 {
+        fail(&mut *s, &l, "locked", "", 1000 + i);
+    }
+    for i in 0..300 {
+        fail(&mut *s, &l, &format!("spray{i}"), "", 1010 + i);
+    }
+    assert_eq!(s.ledger_rows().unwrap(), 301);
+    s.prune(&l, 1400).unwrap();
+    assert!(
+        s.ledger_rows().unwrap() <= 90,
+        "{}",
+        s.ledger_rows().unwrap()
+    );
+    assert!(
+        !fail(&mut *s, &l, "locked", "", 1401).evaluated(),
+        "the lock survived eviction"
+    );
+}
+
+/// Every rule above (but the SQLite-only ones) against a real PostgreSQL:
+/// one throwaway cluster, a fresh database per rule.
+#[test]
+fn the_rules_hold_on_postgresql() {
+    let cluster = Cluster::start();
+    let rules: &[(&str, fn())] = &[
+        (
+            "deny",
+            deny_failures_lock_the_pair_and_the_next_attempt_is_refused,
+        ),
+        ("expiry", a_lock_expires_after_unlock_time),
+        ("window", failures_outside_the_window_do_not_add_up),
+        (
+            "success",
+            success_clears_the_pair_and_returns_its_count_to_wider_keys,
+        ),
+        ("console", a_network_lock_leaves_the_console_open),
+        (
+            "sources",
+            many_sources_lock_remote_logins_of_a_user_but_not_local_ones,
+        ),
+        (
+            "spray",
+            one_source_spraying_names_is_blocked_and_others_are_not,
+        ),
+        ("refused", refused_attempts_do_not_count_against_wider_keys),
+        ("local_name", a_remote_host_named_local_is_not_the_console),
+        ("ipv6", an_ipv6_source_counts_as_its_64),
+        ("peer", a_peer_key_is_its_own_counter),
+        ("user_scope", user_scope_is_plain_per_user),
+        ("unlock", unlock_clears_a_user_or_a_source),
+        ("prune", pruning_removes_only_expired_rows),
+        (
+            "cap",
+            postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock,
+        ),
+        ("concurrent", concurrent_guesses_never_exceed_the_limit),
+        (
+            "su",
+            su_failures_by_one_caller_never_lock_the_target_from_anywhere_else,
+        ),
+        (
+            "local_spray",
+            a_local_caller_spraying_names_blocks_only_itself,
+        ),
+        (
+            "botnet",
+            a_botnet_cannot_lock_the_user_out_of_a_known_good_source,
+        ),
+        (
+            "known_good_deny",
+            a_known_good_source_still_locks_on_its_own_deny,
+        ),
+        (
+            "known_good_window",
+            known_good_standing_ends_after_its_window,
+        ),
+        (
+            "doubling",
+            each_consecutive_lock_of_a_key_lasts_twice_the_one_before,
+        ),
+        (
+            "history",
+            lock_history_is_forgotten_once_unlock_time_max_has_passed_and_on_success,
+        ),
+        (
+            "prune_history",
+            pruning_keeps_a_key_while_it_remembers_its_locks,
+        ),
+    ];
+    for (name, rule) in rules {
+        let url = cluster.database(&format!("rule_{name}"));
+        POSTGRES.with(|p| *p.borrow_mut() = Some(url));
+        rule();
+        POSTGRES.with(|p| *p.borrow_mut() = None);
+    }
 }

@@ -1,9 +1,10 @@
 //! The store behind one interface: users, TOTP state, the lockout ledger
 //! and the known-good pairs. Every statement lives in a back end; the rules
 //! (which keys an attempt is charged to, when a key locks) are the
-//! ledger's and the verifier's. SQLite ([`SqliteStore`]) is the one back
-//! end today.
+//! ledger's and the verifier's. SQLite ([`SqliteStore`]) keeps one host's
+//! store in a file; PostgreSQL ([`PgStore`]) one store for many hosts.
 
+pub mod postgres;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked. Sources are kept; the
@@ -40,6 +42,13 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL store: `target` is its URL (it never holds a password).
+    #[error("PostgreSQL {target}: {message}")]
+    Postgres { target: String, message: String },
+    /// A PostgreSQL store that cannot be used as configured (password
+    /// file, CA file, URL).
+    #[error("PostgreSQL {target}: {message}")]
+    PostgresSetup { target: String, message: String },
     #[error("no such user: {0}")]
     NoSuchUser(String),
     #[error("user already exists: {0}")]
@@ -123,6 +132,59 @@ pub struct Success<'a> {
     pub now: i64,
 }
 
+/// A store's whole contents as `veilctl store copy` moves them: users
+/// (with their secrets: zeroized on drop), raw ledger rows, known-good pairs.
+#[derive(Debug, Default)]
+pub struct Export {
+    pub users: Vec<ExportedUser>,
+    pub ledger: Vec<LedgerRow>,
+    /// (user, source, last success).
+    pub known_good: Vec<(String, String, i64)>,
+}
+
+pub struct ExportedUser {
+    pub name: String,
+    pub phc: String,
+    pub totp_secret: Option<Zeroizing<Vec<u8>>>,
+    pub totp_pending: Option<Zeroizing<Vec<u8>>>,
+    pub totp_last_step: i64,
+    /// Recovery codes: the set's key, its hashes blob, the used bits.
+    pub recovery: Option<(Zeroizing<Vec<u8>>, Vec<u8>, i64)>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ExportedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportedUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub kind: String,
+    pub user: String,
+    pub source: String,
+    pub failures: i64,
+    pub window_start: i64,
+    pub locked_until: i64,
+    pub last_seen: i64,
+    pub locks: i64,
+    pub locks_remembered_until: i64,
+}
+
+/// What an import wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    pub users: usize,
+    /// Users that were there already with the same hash and secret.
+    pub unchanged: usize,
+    pub ledger_rows: usize,
+    pub known_good: usize,
+}
+
 /// Which recovery code a success used: its slot, and the key of the set
 /// it was checked against (a set replaced meanwhile is not touched).
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +255,45 @@ pub trait Store: Send + std::fmt::Debug {
     fn ledger_rows(&self) -> Result<i64, StoreError>;
 }
 
-/// Opens the store a config names.
-pub fn open(database: &Path, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
-    Ok(Box::new(SqliteStore::open(database, mode)?))
+/// Where a config's store is: `database` as a path, or as a URL.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(PgSettings),
+}
+
+impl Location {
+    pub fn of(config: &crate::common::config::Config) -> Location {
+        if postgres::is_url(&config.database) {
+            Location::Postgres(PgSettings::new(&config.database, &config.postgres))
+        } else {
+            Location::Sqlite(config.database.clone())
+        }
+    }
+
+    /// The SQLite file, if the store is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Location::Sqlite(path) => Some(path),
+            Location::Postgres(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(settings) => f.write_str(settings.target()),
+        }
+    }
+}
+
+/// Opens the store a config names. For PostgreSQL, `CreateIfMissing`
+/// creates (or migrates) the schema; `MustExist` wants it made already.
+pub fn open(location: &Location, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        Location::Sqlite(path) => Ok(Box::new(SqliteStore::open(path, mode)?)),
+        Location::Postgres(settings) => Ok(Box::new(PgStore::open(settings, mode)?)),
+    }
 }

@@ -30,7 +30,7 @@ fn fixture(policy: TotpPolicy) -> Fixture {
     config.lockout.deny = 3;
     config.totp.policy = policy;
     let hasher = Hasher::new(&config.argon2).unwrap();
-    let mut store = store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+    let mut store = store::open(&store::Location::of(&config), OpenMode::CreateIfMissing).unwrap();
     store
         .add_user("alice", &hasher.hash(b"right").unwrap(), 0)
         .unwrap();
@@ -218,7 +218,7 @@ fn old_parameters_are_rehashed_on_success() {
 #[test]
 fn a_deleted_database_denies_and_a_restored_one_recovers() {
     let mut f = fixture(TotpPolicy::IfEnrolled);
-    let path = f.verifier.database.clone();
+    let path = f.verifier.database.sqlite_path().unwrap().to_owned();
     assert_eq!(
         ask(&mut f, "nototp", "right", "", NOW).verdict,
         Verdict::Allow

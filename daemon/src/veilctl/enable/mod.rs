@@ -220,7 +220,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     let edited = enable_text(&original, &options)?;
 
     // Nobody must be locked out: someone has to be able to pass veil.
-    let store = store::open(&config.database, OpenMode::MustExist).map_err(|e| {
+    let store = store::open(&store::Location::of(config), OpenMode::MustExist).map_err(|e| {
         Failure::refused(format!(
             "{e}: nobody is enrolled yet; add a user and a TOTP secret first (veilctl user add, veilctl totp enroll)"
         ))

@@ -358,7 +358,7 @@ fn setup(service_text: &str) -> (tempfile::TempDir, Config, PathBuf) {
 }
 
 fn enrol(config: &Config, name: &str, active: bool) {
-    let mut store = store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+    let mut store = store::open(&store::Location::of(config), OpenMode::CreateIfMissing).unwrap();
     store
         .add_user(name, "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA", 0)
         .unwrap();

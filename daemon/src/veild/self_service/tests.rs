@@ -29,7 +29,7 @@ fn setup(extra: impl FnOnce(&mut Config)) -> Setup {
     config.argon2.t_cost = 1;
     extra(&mut config);
     let hasher = Hasher::new(&config.argon2).unwrap();
-    let mut store = store::open(&config.database, OpenMode::CreateIfMissing).unwrap();
+    let mut store = store::open(&store::Location::of(&config), OpenMode::CreateIfMissing).unwrap();
     store
         .add_user("nobody", &hasher.hash(PASSWORD.as_bytes()).unwrap(), 0)
         .unwrap();

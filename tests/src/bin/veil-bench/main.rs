@@ -23,6 +23,7 @@ use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
 use veil_daemon::common::store::Store as _;
 mod edges;
+mod postgres;
 mod system;
 
 use veil_tests::daemon::with_toml;
@@ -40,6 +41,7 @@ struct Options {
     pairs: bool,
     flood: bool,
     system: bool,
+    postgres: bool,
     recovery: bool,
 }
 
@@ -50,6 +52,7 @@ fn options() -> Result<Options, String> {
         pairs: false,
         flood: false,
         system: false,
+        postgres: false,
         recovery: false,
     };
     let mut args = std::env::args().skip(1);
@@ -62,6 +65,7 @@ fn options() -> Result<Options, String> {
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
             "--system" => o.system = true,
+            "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
             "--n" => {
                 o.n = args
@@ -71,7 +75,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--recovery] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--recovery] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -90,11 +94,20 @@ impl Daemon {
         Daemon(Veild::launch(with_toml(Config::default(), extra)))
     }
 
+    /// veild at its defaults with `extra` over them, on the store `database`
+    /// names (a path or a postgresql:// URL).
+    fn start_on(database: &Path, extra: &str) -> Daemon {
+        Daemon(Veild::launch_shared(Config {
+            database: database.to_owned(),
+            ..with_toml(Config::default(), extra)
+        }))
+    }
+
     /// veild's defaults with `extra` over them, on the same database.
     fn restart(&mut self, extra: &str) {
         let base = Config {
             socket: self.0.socket(),
-            database: self.0.database(),
+            database: self.0.config().database,
             ..Config::default()
         };
         self.0.restart(with_toml(base, extra));
@@ -118,8 +131,18 @@ impl Daemon {
     }
 
     fn clear_ledger_except(&self, keep_user: &str) {
+        let database = self.0.config().database;
+        if veil_daemon::common::store::postgres::is_url(&database) {
+            let mut client =
+                ::postgres::Client::connect(&database.to_string_lossy(), ::postgres::NoTls)
+                    .expect("connect to the bench's PostgreSQL");
+            client
+                .execute("DELETE FROM ledger WHERE username <> $1", &[&keep_user])
+                .expect("clear ledger");
+            return;
+        }
         let mut store = veil_daemon::common::store::SqliteStore::open(
-            &self.0.database(),
+            &database,
             veil_daemon::common::store::OpenMode::MustExist,
         )
         .expect("open the bench database");
@@ -359,6 +382,14 @@ fn main() -> ExitCode {
         opts.n
     ));
 
+    if opts.postgres {
+        postgres::postgres_report(opts.n, &mut say);
+        say(format!(
+            "Command: `scripts/bench.sh --postgres --n {}`",
+            opts.n
+        ));
+        return ExitCode::SUCCESS;
+    }
     if opts.recovery {
         recovery_report(opts.n, &mut say);
         say(format!(

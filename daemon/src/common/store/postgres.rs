@@ -1,0 +1,894 @@
+//! The PostgreSQL back end: one store for many hosts. Each veild worker
+//! holds one connection; every check-and-reserve is one transaction that
+//! takes a transaction-level advisory lock per key (in a fixed order, so
+//! two attempts never deadlock, and a key that has no row yet is locked
+//! too), so concurrent guesses through any number of hosts are counted one
+//! after the other. Any error drops the connection: the next request opens
+//! a new one, so veild recovers by itself when the server comes back.
+//! Numbered migrations are recorded in `veil_schema`.
+
+mod ledger;
+#[cfg(any(test, feature = "pg-scratch"))]
+pub mod scratch;
+
+use std::cell::{Cell, RefCell};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, NoTls, Statement};
+use zeroize::Zeroizing;
+
+use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
+use crate::common::config::{PgSslMode, Postgres};
+use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::recovery::RecoverySet;
+
+/// Numbered migrations; `veil_schema.version` records how many have run.
+/// Text columns use the C collation: names compare byte for byte, on every
+/// host alike, whatever the cluster's locale.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, the ledger and the known-good pairs.
+    r#"CREATE TABLE users (
+         name text COLLATE "C" PRIMARY KEY,
+         phc text NOT NULL,
+         totp_secret bytea,
+         totp_pending bytea,
+         totp_last_step bigint NOT NULL DEFAULT -1,
+         created_at bigint NOT NULL,
+         updated_at bigint NOT NULL
+     );
+     CREATE TABLE ledger (
+         kind text COLLATE "C" NOT NULL,
+         username text COLLATE "C" NOT NULL,
+         source text COLLATE "C" NOT NULL,
+         failures bigint NOT NULL,
+         window_start bigint NOT NULL,
+         locked_until bigint NOT NULL,
+         last_seen bigint NOT NULL,
+         locks bigint NOT NULL DEFAULT 0,
+         locks_remembered_until bigint NOT NULL DEFAULT 0,
+         PRIMARY KEY (kind, username, source)
+     );
+     CREATE TABLE known_good (
+         username text COLLATE "C" NOT NULL,
+         source text COLLATE "C" NOT NULL,
+         last_success bigint NOT NULL,
+         PRIMARY KEY (username, source)
+     );"#,
+    // 2: the login path's statements as functions, so that each costs one
+    // round trip: locking an attempt's keys and reading them (a VOLATILE
+    // function reads with a fresh snapshot after each statement, so after
+    // the locks), and a success's writes (one call, one commit).
+    r#"CREATE FUNCTION veil_lock_read(p_kinds text[], p_users text[], p_sources text[],
+                                      p_user text, p_source text)
+     RETURNS TABLE (r_kind text, r_username text, r_source text, r_failures bigint,
+                    r_window_start bigint, r_locked_until bigint, r_locks bigint,
+                    r_locks_remembered_until bigint)
+     LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         -- One advisory lock per key, in the order of its id: attempts on
+         -- the same keys queue, and never deadlock.
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- The known-good pair first, as a row without a key.
+         RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, g.last_success,
+                             0::bigint, 0::bigint, 0::bigint, 0::bigint
+             FROM known_good g WHERE g.username = p_user AND g.source = p_source;
+         RETURN QUERY SELECT l.kind, l.username, l.source, l.failures, l.window_start,
+                             l.locked_until, l.locks, l.locks_remembered_until
+             FROM ledger l JOIN unnest(p_kinds, p_users, p_sources) AS t(k, u, s)
+               ON l.kind = t.k AND l.username = t.u AND l.source = t.s;
+     END $$;
+
+     -- A reservation in one call: takes the attempt's locks, checks that
+     -- its known-good pair and the counters the plan was made from are
+     -- still as read, and if so writes the plan (committed with the call);
+     -- else writes nothing and returns what is there now, for a new plan.
+     -- The first row says which: r_kind '!', r_failures 1 (written) or 0.
+     CREATE FUNCTION veil_reserve(p_kinds text[], p_users text[], p_sources text[],
+                                  p_user text, p_source text, p_known_good bigint,
+                                  p_ek text[], p_eu text[], p_es text[], p_present boolean[],
+                                  p_f bigint[], p_w bigint[], p_l bigint[], p_n bigint[],
+                                  p_r bigint[], p_nf bigint[], p_nw bigint[], p_nl bigint[],
+                                  p_nn bigint[], p_nr bigint[], p_now bigint)
+     RETURNS TABLE (r_kind text, r_username text, r_source text, r_failures bigint,
+                    r_window_start bigint, r_locked_until bigint, r_locks bigint,
+                    r_locks_remembered_until bigint)
+     LANGUAGE plpgsql VOLATILE AS $$
+     DECLARE
+         i integer;
+         c record;
+         kg bigint;
+         changed boolean := false;
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         SELECT g.last_success INTO kg FROM known_good g
+             WHERE g.username = p_user AND g.source = p_source;
+         changed := kg IS DISTINCT FROM p_known_good;
+         FOR i IN 1 .. coalesce(array_length(p_ek, 1), 0) LOOP
+             EXIT WHEN changed;
+             SELECT l.failures, l.window_start, l.locked_until, l.locks,
+                    l.locks_remembered_until INTO c
+                 FROM ledger l
+                 WHERE l.kind = p_ek[i] AND l.username = p_eu[i] AND l.source = p_es[i];
+             changed := FOUND <> p_present[i]
+                 OR (FOUND AND ROW(c.failures, c.window_start, c.locked_until, c.locks,
+                                   c.locks_remembered_until)
+                     IS DISTINCT FROM ROW(p_f[i], p_w[i], p_l[i], p_n[i], p_r[i]));
+         END LOOP;
+         IF changed THEN
+             RETURN QUERY SELECT '!'::text, NULL::text, NULL::text, 0::bigint,
+                                 0::bigint, 0::bigint, 0::bigint, 0::bigint;
+             RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, kg,
+                                 0::bigint, 0::bigint, 0::bigint, 0::bigint
+                 WHERE kg IS NOT NULL;
+             RETURN QUERY SELECT l.kind, l.username, l.source, l.failures, l.window_start,
+                                 l.locked_until, l.locks, l.locks_remembered_until
+                 FROM ledger l JOIN unnest(p_kinds, p_users, p_sources) AS t(k, u, s)
+                   ON l.kind = t.k AND l.username = t.u AND l.source = t.s;
+             RETURN;
+         END IF;
+         INSERT INTO ledger AS l (kind, username, source, failures, window_start,
+                                  locked_until, locks, locks_remembered_until, last_seen)
+             SELECT k, u, s, f, w, lu, n, r, p_now
+             FROM unnest(p_ek, p_eu, p_es, p_nf, p_nw, p_nl, p_nn, p_nr)
+                  AS t(k, u, s, f, w, lu, n, r)
+             ON CONFLICT (kind, username, source) DO UPDATE SET
+                 failures = excluded.failures, window_start = excluded.window_start,
+                 locked_until = excluded.locked_until, locks = excluded.locks,
+                 locks_remembered_until = excluded.locks_remembered_until,
+                 last_seen = excluded.last_seen;
+         RETURN QUERY SELECT '!'::text, NULL::text, NULL::text, 1::bigint,
+                             0::bigint, 0::bigint, 0::bigint, 0::bigint;
+     END $$;
+
+     CREATE FUNCTION veil_success(p_user text, p_step bigint, p_kinds text[], p_users text[],
+                                  p_sources text[], p_cleared boolean[], p_limits bigint[],
+                                  p_source text, p_now bigint, p_known_good boolean,
+                                  p_phc text)
+     RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- Compare-and-set: a code racing itself on any host wins once.
+         IF p_step IS NOT NULL THEN
+             UPDATE users SET totp_last_step = p_step
+                 WHERE name = p_user AND totp_last_step < p_step;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         DELETE FROM ledger l USING unnest(p_kinds, p_users, p_sources, p_cleared) AS t(k, u, s, c)
+             WHERE t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         UPDATE ledger l SET failures = greatest(l.failures - 1, 0),
+                 locked_until = CASE WHEN l.failures - 1 < t.lim THEN 0 ELSE l.locked_until END,
+                 last_seen = p_now
+             FROM unnest(p_kinds, p_users, p_sources, p_cleared, p_limits) AS t(k, u, s, c, lim)
+             WHERE NOT t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         IF p_known_good THEN
+             INSERT INTO known_good (username, source, last_success)
+                 VALUES (p_user, p_source, p_now)
+                 ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success;
+         END IF;
+         IF p_phc IS NOT NULL THEN
+             UPDATE users SET phc = p_phc, updated_at = p_now WHERE name = p_user;
+         END IF;
+         RETURN true;
+     END $$;"#,
+    // 3: recovery codes, in the user's row (the login path still reads one
+    // row, the dummy's alike): the set's HMAC key, its hashes (one blob,
+    // slot order) and a bit per used slot; a success that used a code
+    // takes its slot's bit by compare-and-set in veil_success.
+    r#"ALTER TABLE users ADD COLUMN recovery_key bytea,
+                       ADD COLUMN recovery_hashes bytea,
+                       ADD COLUMN recovery_used bigint NOT NULL DEFAULT 0;
+     DROP FUNCTION veil_success(text, bigint, text[], text[], text[], boolean[], bigint[],
+                                text, bigint, boolean, text);
+     CREATE FUNCTION veil_success(p_user text, p_step bigint, p_kinds text[], p_users text[],
+                                  p_sources text[], p_cleared boolean[], p_limits bigint[],
+                                  p_source text, p_now bigint, p_known_good boolean,
+                                  p_phc text, p_recovery_bit bigint, p_recovery_key bytea)
+     RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+     BEGIN
+         PERFORM count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest(p_kinds, p_users, p_sources) AS t(k, u, s) ORDER BY h) AS sorted;
+         -- Compare-and-set: a code racing itself on any host wins once.
+         IF p_step IS NOT NULL THEN
+             UPDATE users SET totp_last_step = p_step
+                 WHERE name = p_user AND totp_last_step < p_step;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         -- Likewise a recovery code's slot, in the set that was checked.
+         IF p_recovery_bit IS NOT NULL THEN
+             UPDATE users SET recovery_used = recovery_used | p_recovery_bit
+                 WHERE name = p_user AND recovery_key = p_recovery_key
+                   AND recovery_used & p_recovery_bit = 0;
+             IF NOT FOUND THEN
+                 RETURN false;
+             END IF;
+         END IF;
+         DELETE FROM ledger l USING unnest(p_kinds, p_users, p_sources, p_cleared) AS t(k, u, s, c)
+             WHERE t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         UPDATE ledger l SET failures = greatest(l.failures - 1, 0),
+                 locked_until = CASE WHEN l.failures - 1 < t.lim THEN 0 ELSE l.locked_until END,
+                 last_seen = p_now
+             FROM unnest(p_kinds, p_users, p_sources, p_cleared, p_limits) AS t(k, u, s, c, lim)
+             WHERE NOT t.c AND l.kind = t.k AND l.username = t.u AND l.source = t.s;
+         IF p_known_good THEN
+             INSERT INTO known_good (username, source, last_success)
+                 VALUES (p_user, p_source, p_now)
+                 ON CONFLICT (username, source) DO UPDATE SET last_success = excluded.last_success;
+         END IF;
+         IF p_phc IS NOT NULL THEN
+             UPDATE users SET phc = p_phc, updated_at = p_now WHERE name = p_user;
+         END IF;
+         RETURN true;
+     END $$;"#,
+];
+
+/// Advisory lock ids of the whole store ("veil" and a number); the keys'
+/// own lock ids are hashes of the key.
+const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
+const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
+
+/// Whether a config's `database` names a PostgreSQL server.
+pub fn is_url(database: &Path) -> bool {
+    database
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgresql://") || s.starts_with("postgres://"))
+}
+
+/// A URL as it may be shown: any password in it replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    // `?password=...` in the query string.
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query = query
+            .split('&')
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***".to_owned()
+                } else {
+                    kv.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{head}{query}");
+    }
+    out
+}
+
+/// Checks `database` and `[postgres]` as veild would use them.
+pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), (&'static str, String)> {
+    let url = database.to_str().unwrap_or_default();
+    if url.contains("sslmode=") || url.contains("sslrootcert=") {
+        return Err((
+            "database",
+            "set TLS in [postgres] (sslmode, ca_file), not in the URL".into(),
+        ));
+    }
+    let parsed = postgres::Config::from_str(url)
+        .map_err(|e| ("database", format!("{}: {e}", redact(url))))?;
+    if parsed.get_password().is_some() {
+        return Err((
+            "database",
+            "must not hold a password (veild.toml is world-readable): use [postgres] password_file"
+                .into(),
+        ));
+    }
+    if parsed.get_hosts().is_empty() {
+        return Err(("database", "names no host".into()));
+    }
+    if pg.sslmode == PgSslMode::VerifyFull && !unix_only(&parsed) && pg.ca_file.is_none() {
+        return Err((
+            "postgres.ca_file",
+            "sslmode = \"verify-full\" needs the CA that signed the server's certificate".into(),
+        ));
+    }
+    for (key, ms) in [
+        ("postgres.connect_timeout_ms", pg.connect_timeout_ms),
+        ("postgres.statement_timeout_ms", pg.statement_timeout_ms),
+    ] {
+        if !(100..=30_000).contains(&ms) {
+            return Err((key, "must be between 100 and 30000".into()));
+        }
+    }
+    Ok(())
+}
+
+fn unix_only(config: &postgres::Config) -> bool {
+    config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, Host::Unix(_)))
+}
+
+/// What connecting takes: the URL (which holds no password), the password
+/// file, TLS and the timeouts. Its Debug shows no secret.
+#[derive(Clone)]
+pub struct PgSettings {
+    url: String,
+    target: String,
+    password_file: Option<PathBuf>,
+    sslmode: PgSslMode,
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("target", &self.target)
+            .field("password_file", &self.password_file)
+            .field("sslmode", &self.sslmode)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgSettings {
+    pub fn new(database: &Path, pg: &Postgres) -> PgSettings {
+        let url = database.to_string_lossy().into_owned();
+        PgSettings {
+            target: redact(&url),
+            url,
+            password_file: pg.password_file.clone(),
+            sslmode: pg.sslmode,
+            ca_file: pg.ca_file.clone(),
+            connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
+            statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+        }
+    }
+
+    /// The URL as shown in messages and the audit log.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn setup_error(&self, message: impl Into<String>) -> StoreError {
+        StoreError::PostgresSetup {
+            target: self.target.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn pg_error(&self, e: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            target: self.target.clone(),
+            message: describe(&e),
+        }
+    }
+
+    /// The client configuration, with the password read from its file.
+    fn client_config(&self) -> Result<postgres::Config, StoreError> {
+        let mut config = postgres::Config::from_str(&self.url)
+            .map_err(|e| self.setup_error(format!("the URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(self.setup_error("the URL holds a password: use a password_file"));
+        }
+        if let Some(path) = &self.password_file {
+            config.password(
+                read_password_file(path)
+                    .map_err(|e| self.setup_error(e))?
+                    .as_str(),
+            );
+        }
+        config
+            .connect_timeout(self.connect_timeout)
+            // A server that stops answering mid-statement (a cut network)
+            // is given up on rather than waited for.
+            .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name("veild");
+        Ok(config)
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let mut config = self.client_config()?;
+        let tls = self.sslmode == PgSslMode::VerifyFull && !unix_only(&config);
+        let mut client = if tls {
+            let Some(ca) = &self.ca_file else {
+                return Err(self.setup_error("sslmode = \"verify-full\" needs ca_file"));
+            };
+            config.ssl_mode(postgres::config::SslMode::Require);
+            config
+                .connect(tls_connector(ca).map_err(|e| self.setup_error(e))?)
+                .map_err(|e| self.pg_error(e))?
+        } else {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            config.connect(NoTls).map_err(|e| self.pg_error(e))?
+        };
+        let ms = self.statement_timeout.as_millis();
+        // Lock waits (a busy key, a migration on another host) are bounded
+        // like statements; a transaction left open by a stalled veild is
+        // ended by the server.
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {ms}; SET lock_timeout = {ms};
+                 SET idle_in_transaction_session_timeout = {}",
+                ms * 10
+            ))
+            .map_err(|e| self.pg_error(e))?;
+        Ok(client)
+    }
+}
+
+/// A client error in one line: the server's code and message, or the
+/// client's whole chain ("error connecting to server: Connection refused").
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// An OpenSSL connector that checks the server's certificate against `ca`
+/// and its name against the host connected to (verify-full).
+fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut builder =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
+    builder
+        .set_ca_file(ca)
+        .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    builder.set_verify(SslVerifyMode::PEER);
+    Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
+}
+
+/// The first line of a password file that only its owner (root or veild's
+/// own user) may read.
+pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "password_file {} may be read by group or others (mode {mode:o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "password_file {} is owned by uid {}, neither root nor veild's own uid {me}",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(format!("password_file {} is empty", path.display()));
+    }
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// The statements of the login path, prepared once per connection.
+struct Statements {
+    user_or_dummy: Statement,
+    read: Statement,
+    reserve: Statement,
+    lock_read: Statement,
+    write_counters: Statement,
+    success: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        Ok(Statements {
+            user_or_dummy: client.prepare(
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
+                        recovery_used, name <> '' FROM users
+                 WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
+            )?,
+            read: client.prepare(ledger::READ)?,
+            reserve: client.prepare(ledger::RESERVE)?,
+            lock_read: client.prepare(ledger::LOCK_READ)?,
+            write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
+            success: client.prepare(ledger::SUCCESS)?,
+        })
+    }
+}
+
+/// A connection to the shared store.
+pub struct PgStore {
+    settings: PgSettings,
+    client: RefCell<Client>,
+    statements: Statements,
+    /// Set by any error: the connection may be dead or mid-transaction,
+    /// so the caller opens a new one.
+    broken: Cell<bool>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.settings.target)
+            .field("broken", &self.broken.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    pub fn open(settings: &PgSettings, mode: OpenMode) -> Result<PgStore, StoreError> {
+        let mut client = settings.connect()?;
+        migrate(&mut client, settings, mode)?;
+        let statements = Statements::prepare(&mut client).map_err(|e| settings.pg_error(e))?;
+        Ok(PgStore {
+            settings: settings.clone(),
+            client: RefCell::new(client),
+            statements,
+            broken: Cell::new(false),
+        })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.settings.target
+    }
+
+    /// Runs `f` on the connection; any error marks it broken.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client, &Statements) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client.borrow_mut();
+        f(&mut client, &self.statements).map_err(|e| {
+            self.broken.set(true);
+            self.settings.pg_error(e)
+        })
+    }
+
+    fn update_one(
+        &self,
+        name: &str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        if self.with(|c, _| c.execute(sql, params))? == 0 {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Copies users, TOTP state, ledger rows and known-good pairs in, in
+    /// one transaction; refuses (and writes nothing) if a user exists here
+    /// with a different hash or secret. Returns (users added, users already
+    /// the same, ledger rows, known-good pairs).
+    pub fn import(&mut self, data: &super::Export) -> Result<super::Imported, StoreError> {
+        let settings = self.settings.clone();
+        let result = self.with(|c, _| ledger::import(c, data));
+        match result {
+            Ok(Ok(imported)) => Ok(imported),
+            Ok(Err(name)) => Err(StoreError::PostgresSetup {
+                target: settings.target,
+                message: format!(
+                    "user {name} exists there with a different password or TOTP state; nothing was copied"
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Creates or migrates the schema, in one transaction under an advisory
+/// lock so that hosts starting together migrate once.
+fn migrate(client: &mut Client, settings: &PgSettings, mode: OpenMode) -> Result<(), StoreError> {
+    let err = |e| settings.pg_error(e);
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(err)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('veil_schema') IS NOT NULL", &[])
+        .map_err(err)?
+        .get(0);
+    if !exists {
+        if mode == OpenMode::MustExist {
+            return Err(StoreError::Missing {
+                path: PathBuf::from(&settings.target),
+            });
+        }
+        let foreign: bool = tx
+            .query_one(
+                "SELECT to_regclass('users') IS NOT NULL OR to_regclass('ledger') IS NOT NULL",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        if foreign {
+            return Err(StoreError::Corrupt {
+                path: PathBuf::from(&settings.target),
+                message: "its schema holds users or ledger tables but no veil_schema version"
+                    .into(),
+            });
+        }
+        tx.batch_execute(
+            "CREATE TABLE veil_schema (version integer NOT NULL);
+             INSERT INTO veil_schema (version) VALUES (0);",
+        )
+        .map_err(err)?;
+    }
+    let version: i32 = tx
+        .query_one("SELECT version FROM veil_schema", &[])
+        .map_err(err)?
+        .get(0);
+    let supported = MIGRATIONS.len() as i64;
+    if i64::from(version) > supported {
+        return Err(StoreError::TooNew {
+            path: PathBuf::from(&settings.target),
+            found: i64::from(version),
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}
+
+/// The schema version a store has, for `veilctl store init`.
+pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {
+    store.with(|c, _| {
+        let v: i32 = c.query_one("SELECT version FROM veil_schema", &[])?.get(0);
+        Ok(i64::from(v))
+    })
+}
+
+/// A row's first six columns: phc, totp_secret, totp_last_step and the
+/// recovery columns (absent or malformed ones are no set).
+fn record(row: &postgres::Row) -> UserRecord {
+    let key: Option<Vec<u8>> = row.get(3);
+    let hashes: Option<Vec<u8>> = row.get(4);
+    UserRecord {
+        phc: row.get(0),
+        totp_secret: row.get::<_, Option<Vec<u8>>>(1).map(Zeroizing::new),
+        totp_last_step: row.get(2),
+        recovery: key
+            .zip(hashes)
+            .and_then(|(key, hashes)| RecoverySet::from_parts(key, &hashes, row.get::<_, i64>(5))),
+    }
+}
+
+impl Store for PgStore {
+    fn still_usable(&self) -> bool {
+        !self.broken.get() && !self.client.borrow().is_closed()
+    }
+
+    fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {
+        let secret = record.totp_secret.as_deref().map(Vec::as_slice);
+        let rkey = record.recovery.as_ref().map(|r| r.key.to_vec());
+        let rhashes = record.recovery.as_ref().map(RecoverySet::hashes_blob);
+        let rused = record.recovery.as_ref().map_or(0, |r| i64::from(r.used));
+        self.with(|c, _| {
+            c.execute(
+                "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
+                                    recovery_hashes, recovery_used, created_at, updated_at)
+                 VALUES ('', $1, $2, $3, $5, $6, $7, $4, $4)
+                 ON CONFLICT (name) DO UPDATE SET phc = excluded.phc,
+                     totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
+                     recovery_key = excluded.recovery_key,
+                     recovery_hashes = excluded.recovery_hashes,
+                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at",
+                &[
+                    &record.phc,
+                    &secret,
+                    &record.totp_last_step,
+                    &now,
+                    &rkey,
+                    &rhashes,
+                    &rused,
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn user_or_dummy(&self, name: &str) -> Result<Option<(UserRecord, bool)>, StoreError> {
+        self.with(|c, st| {
+            Ok(c.query_opt(&st.user_or_dummy, &[&name])?
+                .map(|row| (record(&row), row.get(6))))
+        })
+    }
+
+    fn reserve(
+        &mut self,
+        limits: &Limits,
+        charge: Charge,
+        now: i64,
+    ) -> Result<Reservation, StoreError> {
+        self.with(|c, st| ledger::reserve(c, st, limits, charge, now))
+    }
+
+    fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
+        self.with(|c, st| ledger::commit_success(c, st, limits, success))
+    }
+
+    fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
+        self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.with(|c, _| {
+            Ok(c.query_opt(
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
+                        recovery_used
+                 FROM users WHERE name = $1 AND name <> ''",
+                &[&name],
+            )?
+            .map(|row| record(&row)))
+        })
+    }
+
+    fn add_user(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+        let inserted = self.with(|c, _| {
+            c.execute(
+                "INSERT INTO users (name, phc, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &phc, &now],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(StoreError::UserExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn set_password(&mut self, name: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET phc = $2, updated_at = $3 WHERE name = $1",
+            &[&name, &phc, &now],
+        )
+    }
+
+    fn delete_user(&mut self, name: &str) -> Result<(), StoreError> {
+        self.unlock_user(name)?;
+        self.update_one(name, "DELETE FROM users WHERE name = $1", &[&name])
+    }
+
+    fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        self.with(|c, _| {
+            let rows = c.query(
+                "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at,
+                        updated_at, phc
+                 FROM users WHERE name <> '' ORDER BY name",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| UserSummary {
+                    name: r.get(0),
+                    totp: r.get(1),
+                    totp_pending: r.get(2),
+                    created_at: r.get(3),
+                    updated_at: r.get(4),
+                    phc: r.get(5),
+                    hash_current: true,
+                    system_hash: None,
+                })
+                .collect())
+        })
+    }
+
+    fn set_totp_pending(&mut self, name: &str, secret: &[u8], now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_pending = $2, updated_at = $3 WHERE name = $1",
+            &[&name, &secret, &now],
+        )
+    }
+
+    fn totp_pending(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let row = self.with(|c, _| {
+            Ok(
+                c.query_opt("SELECT totp_pending FROM users WHERE name = $1", &[&name])?
+                    .map(|r| r.get::<_, Option<Vec<u8>>>(0)),
+            )
+        })?;
+        match row {
+            None => Err(StoreError::NoSuchUser(name.to_owned())),
+            Some(s) => Ok(s.map(Zeroizing::new)),
+        }
+    }
+
+    fn activate_totp(&mut self, name: &str, used_step: i64, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL,
+                              totp_last_step = $2, updated_at = $3
+             WHERE name = $1 AND totp_pending IS NOT NULL",
+            &[&name, &used_step, &now],
+        )
+    }
+
+    fn disable_totp(&mut self, name: &str, now: i64) -> Result<(), StoreError> {
+        self.update_one(
+            name,
+            "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = -1,
+                              updated_at = $2
+             WHERE name = $1",
+            &[&name, &now],
+        )
+    }
+
+    fn set_recovery(
+        &mut self,
+        name: &str,
+        set: Option<&RecoverySet>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let key = set.map(|s| s.key.to_vec());
+        let hashes = set.map(RecoverySet::hashes_blob);
+        let used = set.map_or(0, |s| i64::from(s.used));
+        self.update_one(
+            name,
+            "UPDATE users SET recovery_key = $2, recovery_hashes = $3, recovery_used = $4,
+                              updated_at = $5
+             WHERE name = $1 AND name <> ''",
+            &[&name, &key, &hashes, &used, &now],
+        )
+    }
+
+    fn locks(&mut self, limits: &Limits, now: i64) -> Result<Vec<Entry>, StoreError> {
+        self.with(|c, _| ledger::locks(c, limits, now))
+    }
+
+    fn status(&mut self, limits: &Limits, user: &str, now: i64) -> Result<Vec<Entry>, StoreError> {
+        self.with(|c, _| ledger::status(c, limits, user, now))
+    }
+
+    fn unlock_user(&mut self, user: &str) -> Result<usize, StoreError> {
+        self.with(|c, _| {
+            Ok(c.execute("DELETE FROM ledger WHERE username = $1", &[&user])? as usize)
+        })
+    }
+
+    fn unlock_source(&mut self, source: &str) -> Result<usize, StoreError> {
+        self.with(|c, _| {
+            Ok(c.execute("DELETE FROM ledger WHERE source = $1", &[&source])? as usize)
+        })
+    }
+
+    fn ledger_rows(&self) -> Result<i64, StoreError> {
+        self.with(|c, _| Ok(c.query_one("SELECT count(*) FROM ledger", &[])?.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

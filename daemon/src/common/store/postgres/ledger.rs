@@ -1,0 +1,469 @@
+//! The ledger's SQL on PostgreSQL: counters, known-good pairs, pruning and
+//! the row cap. The rules are [`crate::common::ledger`]'s.
+
+use std::collections::HashMap;
+
+use postgres::Client;
+
+use super::Statements;
+use crate::common::ledger::{self, Charge, Counter, Entry, Key, KeyKind, Limits, Reservation};
+use crate::common::store::{Export, Imported, Success};
+
+/// Locks an attempt's keys (one advisory lock each, in a fixed order, held
+/// to the end of the transaction) and reads its known-good pair and its
+/// counters: one round trip (the function `veil_lock_read`).
+pub const LOCK_READ: &str =
+    "SELECT * FROM veil_lock_read($1::text[], $2::text[], $3::text[], $4, $5)";
+
+/// An attempt's known-good pair (a row without a key) and counters, read
+/// without locks: what an optimistic plan is made from.
+pub const READ: &str =
+    "SELECT NULL::text, NULL::text, NULL::text, g.last_success, 0::int8, 0::int8,
+         0::int8, 0::int8
+     FROM known_good g WHERE g.username = $4 AND g.source = $5
+     UNION ALL
+     SELECT l.kind, l.username, l.source, l.failures, l.window_start, l.locked_until, l.locks,
+         l.locks_remembered_until
+     FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
+       ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
+
+/// The checked write of an optimistic plan (`veil_reserve`).
+pub const RESERVE: &str = "SELECT * FROM veil_reserve($1::text[], $2::text[], $3::text[], $4, $5,
+     $6, $7::text[], $8::text[], $9::text[], $10::boolean[], $11::int8[], $12::int8[],
+     $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
+     $20::int8[], $21)";
+
+/// Optimistic tries before a reservation takes the locks first (a key
+/// that many attempts race for).
+const OPTIMISTIC_TRIES: usize = 4;
+
+pub const WRITE_COUNTERS: &str =
+    "INSERT INTO ledger (kind, username, source, failures, window_start,
+         locked_until, locks, locks_remembered_until, last_seen)
+     SELECT k, u, s, f, w, l, n, r, $9
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                 $7::int8[], $8::int8[]) AS t(k, u, s, f, w, l, n, r)
+     ON CONFLICT (kind, username, source) DO UPDATE SET
+         failures = excluded.failures, window_start = excluded.window_start,
+         locked_until = excluded.locked_until, locks = excluded.locks,
+         locks_remembered_until = excluded.locks_remembered_until, last_seen = excluded.last_seen";
+
+/// A success's writes in one call and one commit (`veil_success`).
+pub const SUCCESS: &str = "SELECT veil_success($1, $2, $3::text[], $4::text[], $5::text[],
+     $6::boolean[], $7::int8[], $8, $9, $10, $11, $12, $13)";
+
+/// The keys as three columns, for `unnest`.
+fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    (
+        keys.iter().map(|k| k.kind.as_str()).collect(),
+        keys.iter().map(|k| k.user.as_str()).collect(),
+        keys.iter().map(|k| k.source.as_str()).collect(),
+    )
+}
+
+type Found = HashMap<(String, String, String), Counter>;
+
+/// Rows of READ / LOCK_READ / a refused RESERVE: the known-good pair's last
+/// success and the counters by key (the marker row is skipped).
+fn parse(rows: &[postgres::Row]) -> (Option<i64>, Found) {
+    let mut last = None;
+    let mut found = Found::new();
+    for r in rows {
+        match r.get::<_, Option<String>>(0) {
+            None => last = Some(r.get(3)),
+            Some(kind) if kind == "!" => {}
+            Some(kind) => {
+                found.insert(
+                    (kind, r.get(1), r.get(2)),
+                    Counter {
+                        failures: r.get(3),
+                        window_start: r.get(4),
+                        locked_until: r.get(5),
+                        locks: r.get(6),
+                        locks_remembered_until: r.get(7),
+                    },
+                );
+            }
+        }
+    }
+    (last, found)
+}
+
+fn id(k: &Key) -> (String, String, String) {
+    (k.kind.as_str().to_owned(), k.user.clone(), k.source.clone())
+}
+
+/// The plan for `charge` from what was read.
+fn plan_from(
+    limits: &Limits,
+    charge: Charge,
+    last: Option<i64>,
+    found: &Found,
+    now: i64,
+) -> ledger::Plan {
+    let known_good = limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good);
+    let charge = ledger::spare_known_good(charge, known_good);
+    let stored = charge
+        .keys
+        .iter()
+        .map(|k| found.get(&id(k)).copied())
+        .collect();
+    ledger::plan(limits, charge, known_good, stored, now)
+}
+
+/// Checks and reserves one attempt on all its keys, committed (durably:
+/// synchronous_commit) before the password is checked. Optimistic first:
+/// one read, then one call that takes the keys' locks, checks nothing
+/// changed since and writes (two round trips, one commit); when another
+/// attempt got there in between, again from what it wrote; after
+/// [`OPTIMISTIC_TRIES`], a transaction that locks before it reads.
+pub fn reserve(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    now: i64,
+) -> Result<Reservation, postgres::Error> {
+    let (kinds, users, sources) = columns(&charge.keys);
+    let mut rows = client.query(
+        &st.read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    for _ in 0..OPTIMISTIC_TRIES {
+        let (last, found) = parse(&rows);
+        let plan = plan_from(limits, charge.clone(), last, &found, now);
+        let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
+        let (ek, eu, es) = columns(&keys);
+        let expected: Vec<Option<Counter>> =
+            keys.iter().map(|k| found.get(&id(k)).copied()).collect();
+        let present: Vec<bool> = expected.iter().map(Option::is_some).collect();
+        let old = |f: fn(&Counter) -> i64| {
+            expected
+                .iter()
+                .map(|c| c.as_ref().map_or(0, f))
+                .collect::<Vec<_>>()
+        };
+        let new =
+            |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        rows = client.query(
+            &st.reserve,
+            &[
+                &kinds,
+                &users,
+                &sources,
+                &charge.user,
+                &charge.source,
+                &last,
+                &ek,
+                &eu,
+                &es,
+                &present,
+                &old(|c| c.failures),
+                &old(|c| c.window_start),
+                &old(|c| c.locked_until),
+                &old(|c| c.locks),
+                &old(|c| c.locks_remembered_until),
+                &new(|c| c.failures),
+                &new(|c| c.window_start),
+                &new(|c| c.locked_until),
+                &new(|c| c.locks),
+                &new(|c| c.locks_remembered_until),
+                &now,
+            ],
+        )?;
+        if rows.first().is_some_and(|r| r.get::<_, i64>(3) == 1) {
+            return Ok(plan.reservation);
+        }
+    }
+    reserve_locked(client, st, limits, charge, now)
+}
+
+/// The reservation that cannot be overtaken: lock, read, write, commit.
+pub(super) fn reserve_locked(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    now: i64,
+) -> Result<Reservation, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let (kinds, users, sources) = columns(&charge.keys);
+    let rows = tx.query(
+        &st.lock_read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    let (last, found) = parse(&rows);
+    let plan = plan_from(limits, charge.clone(), last, &found, now);
+    let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
+    let (kinds, users, sources) = columns(&keys);
+    let field = |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    tx.execute(
+        &st.write_counters,
+        &[
+            &kinds,
+            &users,
+            &sources,
+            &field(|c| c.failures),
+            &field(|c| c.window_start),
+            &field(|c| c.locked_until),
+            &field(|c| c.locks),
+            &field(|c| c.locks_remembered_until),
+            &now,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(plan.reservation)
+}
+
+/// A success's writes, in one call (its own transaction: `veil_success`
+/// takes the keys' locks first): the code's step, or the recovery code's
+/// slot, by compare-and-set (`Ok(false)`, nothing written, when it was
+/// taken meanwhile), then the
+/// reservation undone (the (user, source) or user key cleared, the wider
+/// keys less the one count it added), the pair known-good, a new hash.
+pub fn commit_success(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    success: &Success,
+) -> Result<bool, postgres::Error> {
+    let keys = &success.reservation.keys;
+    let (kinds, users, sources) = columns(keys);
+    let cleared: Vec<bool> = keys.iter().map(|k| k.kind.cleared_by_success()).collect();
+    let limit: Vec<i64> = keys.iter().map(|k| limits.limit(k.kind)).collect();
+    let recovery_bit = success.recovery.map(|r| 1i64 << r.slot);
+    let recovery_key = success.recovery.map(|r| r.key);
+    let row = client.query_one(
+        &st.success,
+        &[
+            &success.user,
+            &success.step,
+            &kinds,
+            &users,
+            &sources,
+            &cleared,
+            &limit,
+            &success.reservation.source,
+            &success.now,
+            &(limits.known_good > 0),
+            &success.new_hash,
+            &recovery_bit,
+            &recovery_key,
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Deletes expired rows and keeps the table under `max_rows`, on one host
+/// at a time (a session advisory lock; the others skip this round). Rows a
+/// login holds are skipped, not waited for. Returns the rows removed.
+pub fn prune(
+    client: &mut Client,
+    limits: &Limits,
+    now: i64,
+    lock: i64,
+) -> Result<usize, postgres::Error> {
+    let mine: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
+        .get(0);
+    if !mine {
+        return Ok(0);
+    }
+    let result = prune_locked(client, limits, now);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+    let n = result?;
+    unlocked?;
+    Ok(n)
+}
+
+fn prune_locked(client: &mut Client, limits: &Limits, now: i64) -> Result<usize, postgres::Error> {
+    let mut total = 0;
+    loop {
+        let n = client.execute(
+            "DELETE FROM ledger WHERE ctid IN (
+                 SELECT ctid FROM ledger
+                 WHERE locked_until <= $1::int8 AND window_start <= $1::int8 - $2::int8
+                   AND locks_remembered_until <= $1::int8
+                 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+            &[&now, &limits.fail_interval],
+        )? as usize;
+        let old = client.execute(
+            "DELETE FROM known_good WHERE ctid IN (
+                 SELECT ctid FROM known_good WHERE last_success <= $1::int8 - $2::int8
+                 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+            &[&now, &limits.known_good],
+        )?;
+        total += n;
+        if n < 1000 && old < 1000 {
+            break;
+        }
+    }
+    // The cap: the least recently seen rows without an active lock go,
+    // down to 90 % of it.
+    let rows: i64 = client.query_one("SELECT count(*) FROM ledger", &[])?.get(0);
+    if rows > limits.max_rows {
+        let excess = rows - (limits.max_rows - limits.max_rows / 10);
+        total += client.execute(
+            "DELETE FROM ledger WHERE ctid IN (
+                 SELECT ctid FROM ledger WHERE locked_until <= $1
+                 ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&now, &excess],
+        )? as usize;
+    }
+    Ok(total)
+}
+
+const COLUMNS: &str =
+    "kind, username, source, failures, window_start, locked_until, last_seen, locks";
+
+fn entries(rows: &[postgres::Row], limits: &Limits) -> Vec<Entry> {
+    rows.iter()
+        .filter_map(|r| {
+            let kind = KeyKind::parse(r.get(0))?;
+            Some(Entry {
+                key: Key {
+                    kind,
+                    user: r.get(1),
+                    source: r.get(2),
+                },
+                failures: r.get(3),
+                limit: limits.limit(kind),
+                window_start: r.get(4),
+                locked_until: r.get(5),
+                last_seen: r.get(6),
+                locks: r.get(7),
+            })
+        })
+        .collect()
+}
+
+pub fn locks(
+    client: &mut Client,
+    limits: &Limits,
+    now: i64,
+) -> Result<Vec<Entry>, postgres::Error> {
+    let rows = client.query(
+        &format!("SELECT {COLUMNS} FROM ledger WHERE locked_until > $1 ORDER BY locked_until DESC"),
+        &[&now],
+    )?;
+    Ok(entries(&rows, limits))
+}
+
+pub fn status(
+    client: &mut Client,
+    limits: &Limits,
+    user: &str,
+    now: i64,
+) -> Result<Vec<Entry>, postgres::Error> {
+    let rows = client.query(
+        &format!("SELECT {COLUMNS} FROM ledger WHERE username = $1 ORDER BY kind, source"),
+        &[&user],
+    )?;
+    Ok(entries(&rows, limits)
+        .into_iter()
+        .filter(|e| {
+            e.locked_until > now
+                || (e.locked_until == 0 && now - e.window_start < limits.fail_interval)
+        })
+        .collect())
+}
+
+/// `veilctl store copy`: everything of `data`, in one transaction. A user
+/// present with other contents makes it write nothing: `Ok(Err(name))`.
+pub fn import(
+    client: &mut Client,
+    data: &Export,
+) -> Result<Result<Imported, String>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let mut imported = Imported::default();
+    for u in &data.users {
+        let existing = tx.query_opt(
+            "SELECT phc, totp_secret, totp_pending, totp_last_step, recovery_key FROM users
+             WHERE name = $1",
+            &[&u.name],
+        )?;
+        let secret = u.totp_secret.as_deref().map(Vec::as_slice);
+        let pending = u.totp_pending.as_deref().map(Vec::as_slice);
+        let rkey = u.recovery.as_ref().map(|r| r.0.as_slice());
+        let rhashes = u.recovery.as_ref().map(|r| r.1.as_slice());
+        let rused = u.recovery.as_ref().map_or(0, |r| r.2);
+        match existing {
+            Some(row) => {
+                let same = row.get::<_, String>(0) == u.phc
+                    && row.get::<_, Option<Vec<u8>>>(1).as_deref() == secret
+                    && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending
+                    && row.get::<_, Option<Vec<u8>>>(4).as_deref() == rkey;
+                if !same {
+                    return Ok(Err(u.name.clone()));
+                }
+                // The later of the two steps and every used recovery slot
+                // of both, so no code is accepted twice.
+                tx.execute(
+                    "UPDATE users SET totp_last_step = greatest(totp_last_step, $2),
+                                      recovery_used = recovery_used | $3
+                     WHERE name = $1",
+                    &[&u.name, &u.totp_last_step, &rused],
+                )?;
+                imported.unchanged += 1;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO users (name, phc, totp_secret, totp_pending, totp_last_step,
+                                        created_at, updated_at, recovery_key, recovery_hashes,
+                                        recovery_used)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &u.name,
+                        &u.phc,
+                        &secret,
+                        &pending,
+                        &u.totp_last_step,
+                        &u.created_at,
+                        &u.updated_at,
+                        &rkey,
+                        &rhashes,
+                        &rused,
+                    ],
+                )?;
+                imported.users += 1;
+            }
+        }
+    }
+    for r in &data.ledger {
+        // The stricter of the two rows: more failures, the later lock.
+        imported.ledger_rows += tx.execute(
+            "INSERT INTO ledger (kind, username, source, failures, window_start, locked_until,
+                                 last_seen, locks, locks_remembered_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (kind, username, source) DO UPDATE SET
+                 failures = greatest(ledger.failures, excluded.failures),
+                 window_start = least(ledger.window_start, excluded.window_start),
+                 locked_until = greatest(ledger.locked_until, excluded.locked_until),
+                 last_seen = greatest(ledger.last_seen, excluded.last_seen),
+                 locks = greatest(ledger.locks, excluded.locks),
+                 locks_remembered_until =
+                     greatest(ledger.locks_remembered_until, excluded.locks_remembered_until)",
+            &[
+                &r.kind,
+                &r.user,
+                &r.source,
+                &r.failures,
+                &r.window_start,
+                &r.locked_until,
+                &r.last_seen,
+                &r.locks,
+                &r.locks_remembered_until,
+            ],
+        )? as usize;
+    }
+    for (user, source, last) in &data.known_good {
+        imported.known_good += tx.execute(
+            "INSERT INTO known_good (username, source, last_success) VALUES ($1, $2, $3)
+             ON CONFLICT (username, source) DO UPDATE
+                 SET last_success = greatest(known_good.last_success, excluded.last_success)",
+            &[user, source, last],
+        )? as usize;
+    }
+    tx.commit()?;
+    Ok(Ok(imported))
+}

@@ -1,0 +1,493 @@
+//! The PostgreSQL back end on a throwaway cluster: schema, users, TOTP
+//! state, the step's compare-and-set, a failed server and its return,
+//! and what may never show (passwords in URLs, a readable password file).
+//! One cluster for all cases (initdb costs seconds), a database per case.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::scratch::Cluster;
+use super::*;
+use crate::common::config::{Lockout, Postgres};
+use crate::common::ledger::{Origin, charge_for};
+
+fn settings(url: &str) -> PgSettings {
+    PgSettings::new(Path::new(url), &Postgres::default())
+}
+
+fn open(url: &str) -> PgStore {
+    PgStore::open(&settings(url), OpenMode::CreateIfMissing).unwrap()
+}
+
+fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
+    let url = cluster.database("schema");
+    assert!(matches!(
+        PgStore::open(&settings(&url), OpenMode::MustExist),
+        Err(StoreError::Missing { .. })
+    ));
+    let store = open(&url);
+    assert_eq!(schema_version(&store).unwrap(), MIGRATIONS.len() as i64);
+    drop(store);
+    PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    // A store left at version 1 gets the later migrations.
+    cluster.sql(
+        "schema",
+        "DROP FUNCTION veil_lock_read; DROP FUNCTION veil_reserve; DROP FUNCTION veil_success;
+         ALTER TABLE users DROP COLUMN recovery_key, DROP COLUMN recovery_hashes,
+                           DROP COLUMN recovery_used;
+         UPDATE veil_schema SET version = 1",
+    );
+    let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    assert_eq!(schema_version(&store).unwrap(), MIGRATIONS.len() as i64);
+    let limits = Limits::from(&Lockout::default());
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    drop(store);
+    cluster.sql("schema", "UPDATE veil_schema SET version = 99");
+    assert!(matches!(
+        PgStore::open(&settings(&url), OpenMode::MustExist),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+    let foreign = cluster.database("other");
+    cluster.sql("other", "CREATE TABLE users (x int)");
+    assert!(matches!(
+        PgStore::open(&settings(&foreign), OpenMode::CreateIfMissing),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+fn users_dummy_and_totp(cluster: &Cluster) {
+    let mut store = open(&cluster.database("users"));
+    store.add_user("alice", "$argon2id$x", 1).unwrap();
+    assert!(matches!(
+        store.add_user("alice", "$argon2id$y", 2),
+        Err(StoreError::UserExists(_))
+    ));
+    store.set_password("alice", "$argon2id$z", 3).unwrap();
+    assert_eq!(store.user("alice").unwrap().unwrap().phc, "$argon2id$z");
+    assert!(matches!(
+        store.set_password("bob", "x", 3),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(
+        store.user_or_dummy("ghost").unwrap().is_none(),
+        "no dummy yet"
+    );
+    let dummy = UserRecord {
+        phc: "$argon2id$dummy".into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+        recovery: None,
+    };
+    store.put_dummy(&dummy, 1).unwrap();
+    store.put_dummy(&dummy, 2).unwrap();
+    let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
+    assert!(!found);
+    assert_eq!(row.phc, "$argon2id$dummy");
+    let (row, found) = store.user_or_dummy("alice").unwrap().unwrap();
+    assert!(found);
+    assert_eq!(row.phc, "$argon2id$z");
+    assert!(store.user("").unwrap().is_none());
+    assert_eq!(store.list_users().unwrap().len(), 1, "the dummy is no user");
+
+    store
+        .set_totp_pending("alice", b"0123456789abcdefghij", 2)
+        .unwrap();
+    assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
+    assert_eq!(
+        store
+            .totp_pending("alice")
+            .unwrap()
+            .as_deref()
+            .map(Vec::as_slice),
+        Some(&b"0123456789abcdefghij"[..])
+    );
+    store.activate_totp("alice", 100, 3).unwrap();
+    let rec = store.user("alice").unwrap().unwrap();
+    assert_eq!(rec.totp_last_step, 100);
+    assert!(store.activate_totp("alice", 101, 4).is_err());
+    let listed = &store.list_users().unwrap()[0];
+    assert!(listed.totp && !listed.totp_pending);
+    store.disable_totp("alice", 5).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().totp_secret.is_none());
+    store.delete_user("alice").unwrap();
+    assert!(store.user("alice").unwrap().is_none());
+    assert!(store.still_usable());
+}
+
+/// Two connections (two hosts) racing one code: it is taken once.
+fn a_time_step_is_accepted_once_across_connections(cluster: &Cluster) {
+    let url = cluster.database("steps");
+    let mut a = open(&url);
+    let mut b = open(&url);
+    a.add_user("alice", "x", 1).unwrap();
+    let limits = Limits::from(&Lockout::default());
+    let reservation = a
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    let success = |step| Success {
+        user: "alice",
+        step: Some(step),
+        reservation: &reservation,
+        new_hash: None,
+        recovery: None,
+        now: 1,
+    };
+    assert!(a.commit_success(&limits, &success(10)).unwrap());
+    assert!(!b.commit_success(&limits, &success(10)).unwrap());
+    assert!(!b.commit_success(&limits, &success(9)).unwrap());
+    assert!(b.commit_success(&limits, &success(11)).unwrap());
+    assert!(!a.commit_success(&limits, &success(11)).unwrap());
+}
+
+fn a_stopped_server_fails_quickly_and_a_new_connection_recovers(cluster: &mut Cluster) {
+    let url = cluster.database("outage");
+    let mut store = open(&url);
+    store.add_user("alice", "x", 1).unwrap();
+    cluster.stop();
+    let limits = Limits::from(&Lockout::default());
+    let started = std::time::Instant::now();
+    let err = store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err}");
+    assert!(!store.still_usable(), "an error drops the connection");
+    let reopen = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(
+        reopen.to_string().contains("PostgreSQL postgresql://"),
+        "{reopen}"
+    );
+    cluster.start_again();
+    let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 2)
+        .unwrap();
+    assert!(store.still_usable());
+}
+
+fn a_read_only_server_denies_with_the_error_named(cluster: &Cluster) {
+    let url = cluster.database("standby");
+    let mut store = open(&url);
+    cluster.sql(
+        "postgres",
+        "ALTER DATABASE standby SET default_transaction_read_only = on",
+    );
+    let mut store2 = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    let limits = Limits::from(&Lockout::default());
+    let err = store2
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    // The connection opened before keeps working until it fails too.
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+}
+
+fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(cluster: &Cluster) {
+    use crate::common::recovery;
+    use crate::common::store::RecoveryUse;
+    let url = cluster.database("recovery");
+    let mut store = open(&url);
+    let mut other_host = open(&url);
+    store.add_user("alice", "x", 1).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    let new = recovery::generate().unwrap();
+    store.set_recovery("alice", Some(&new.set), 2).unwrap();
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!(stored.left(), 10);
+    assert_eq!(stored.hashes, new.set.hashes);
+    let limits = Limits::from(&Lockout::default());
+    let reservation = store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    let other_key = recovery::generate().unwrap().set.key;
+    let success = |slot, key| Success {
+        user: "alice",
+        step: None,
+        reservation: &reservation,
+        new_hash: None,
+        recovery: Some(RecoveryUse { slot, key }),
+        now: 3,
+    };
+    assert!(
+        store
+            .commit_success(&limits, &success(3, &new.set.key))
+            .unwrap()
+    );
+    assert!(
+        !other_host
+            .commit_success(&limits, &success(3, &new.set.key))
+            .unwrap(),
+        "a slot is taken once, fleet-wide"
+    );
+    assert!(
+        !store
+            .commit_success(&limits, &success(4, &other_key))
+            .unwrap()
+    );
+    assert!(
+        other_host
+            .commit_success(&limits, &success(4, &new.set.key))
+            .unwrap()
+    );
+    let stored = store.user("alice").unwrap().unwrap().recovery.unwrap();
+    assert_eq!((stored.left(), stored.used), (8, 0b11000));
+    let (row, found) = {
+        store
+            .put_dummy(
+                &UserRecord {
+                    phc: "d".into(),
+                    totp_secret: None,
+                    totp_last_step: -1,
+                    recovery: Some(recovery::dummy().unwrap()),
+                },
+                4,
+            )
+            .unwrap();
+        store.user_or_dummy("ghost").unwrap().unwrap()
+    };
+    assert!(!found && row.recovery.is_some(), "the dummy has a set too");
+    store.set_recovery("alice", None, 4).unwrap();
+    assert!(store.user("alice").unwrap().unwrap().recovery.is_none());
+    assert!(matches!(
+        store.set_recovery("ghost", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        store.set_recovery("", Some(&new.set), 5),
+        Err(StoreError::NoSuchUser(_))
+    ));
+}
+
+/// The path a reservation falls back to when its optimistic tries keep
+/// being overtaken (lock, then read): alone, it too never evaluates more
+/// than `deny` of many concurrent guesses.
+fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
+    let url = cluster.database("locked_path");
+    drop(open(&url));
+    let limits = Limits::from(&Lockout {
+        deny: 3,
+        ..Lockout::default()
+    });
+    let evaluated = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let store = open(&url);
+                for _ in 0..5 {
+                    let charge = charge_for(&limits, "target", &Origin::from_root("192.0.2.1", ""));
+                    let r = store
+                        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge, 1000))
+                        .unwrap();
+                    if r.refused.is_none() {
+                        evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(evaluated.into_inner(), 3);
+}
+
+#[test]
+fn the_postgresql_store_on_a_real_server() {
+    let mut cluster = Cluster::start();
+    schema_is_made_once_and_refused_when_missing_or_newer(&cluster);
+    users_dummy_and_totp(&cluster);
+    a_time_step_is_accepted_once_across_connections(&cluster);
+    a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(&cluster);
+    the_locked_reservation_keeps_the_limit(&cluster);
+    a_read_only_server_denies_with_the_error_named(&cluster);
+    a_password_file_logs_in_a_role_that_needs_one(&cluster);
+    a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
+}
+
+/// verify-full for real: TLS on loopback with a certificate for
+/// `localhost`; the wrong CA and the wrong name are both refused.
+#[test]
+fn tls_verify_full_checks_the_ca_and_the_name() {
+    let mut cluster = Cluster::start();
+    let (port, ca) = cluster.serve_tls();
+    let pg = Postgres {
+        ca_file: Some(ca.clone()),
+        ..Postgres::default()
+    };
+    let url = format!("postgresql://veil@localhost:{port}/veil");
+    check_config(Path::new(&url), &pg).unwrap();
+    let store = PgStore::open(
+        &PgSettings::new(Path::new(&url), &pg),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    let ssl: bool = store
+        .client
+        .borrow_mut()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is TLS");
+    // The right certificate, but not for this name.
+    let by_address = format!("postgresql://veil@127.0.0.1:{port}/veil");
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&by_address), &pg),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // Another CA.
+    let other = cluster.dir().join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(cluster.dir().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .args(["-days", "2", "-subj", "/CN=someone else"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let wrong = Postgres {
+        ca_file: Some(other),
+        ..Postgres::default()
+    };
+    let err = PgStore::open(
+        &PgSettings::new(Path::new(&url), &wrong),
+        OpenMode::MustExist,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // No TLS at all is refused by the server (hostssl only).
+    let plain = Postgres {
+        sslmode: crate::common::config::PgSslMode::Disable,
+        ..Postgres::default()
+    };
+    assert!(
+        PgStore::open(
+            &PgSettings::new(Path::new(&url), &plain),
+            OpenMode::MustExist
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn passwords_in_urls_are_redacted_and_refused() {
+    assert_eq!(
+        redact("postgresql://veil:s3cret@db.example:5432/veil?application_name=x"),
+        "postgresql://veil:***@db.example:5432/veil?application_name=x"
+    );
+    assert_eq!(
+        redact("postgresql://db.example/veil?user=veil&password=s3cret"),
+        "postgresql://db.example/veil?user=veil&password=***"
+    );
+    assert_eq!(
+        redact("postgresql://veil@db.example/veil"),
+        "postgresql://veil@db.example/veil"
+    );
+    let pg = Postgres {
+        ca_file: Some("/etc/veil/ca.pem".into()),
+        ..Postgres::default()
+    };
+    let (key, message) =
+        check_config(Path::new("postgresql://veil:s3cret@db.example/veil"), &pg).unwrap_err();
+    assert_eq!(key, "database");
+    assert!(!message.contains("s3cret"), "{message}");
+    let settings = PgSettings::new(Path::new("postgresql://veil:s3cret@db.example/veil"), &pg);
+    assert!(!format!("{settings:?}").contains("s3cret"));
+    assert!(!settings.target().contains("s3cret"));
+}
+
+#[test]
+fn tls_settings_are_checked_and_used() {
+    let tcp = Path::new("postgresql://veil@db.example:5432/veil");
+    let (key, _) = check_config(tcp, &Postgres::default()).unwrap_err();
+    assert_eq!(
+        key, "postgres.ca_file",
+        "verify-full is the default and needs a CA"
+    );
+    let (key, _) = check_config(
+        Path::new("postgresql://veil@db.example/veil?sslmode=require"),
+        &Postgres::default(),
+    )
+    .unwrap_err();
+    assert_eq!(key, "database");
+    // A Unix socket needs no TLS.
+    check_config(
+        Path::new("postgresql://veil@%2Frun%2Fpostgresql/veil"),
+        &Postgres::default(),
+    )
+    .unwrap();
+    // The CA file is really loaded: a missing one fails before connecting.
+    let pg = Postgres {
+        ca_file: Some("/nonexistent/veil-ca.pem".into()),
+        connect_timeout_ms: 200,
+        ..Postgres::default()
+    };
+    check_config(tcp, &pg).unwrap();
+    let err = PgStore::open(&PgSettings::new(tcp, &pg), OpenMode::MustExist).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/veil-ca.pem"),
+        "{err}"
+    );
+}
+
+/// A role that needs its password gets it from the file, and from
+/// nowhere else; no message shows it.
+fn a_password_file_logs_in_a_role_that_needs_one(cluster: &Cluster) {
+    cluster.database("withpw");
+    cluster.sql(
+        "postgres",
+        "CREATE ROLE veilpw LOGIN PASSWORD 'Pw-s3cret-9'; GRANT ALL ON DATABASE withpw TO veilpw;
+         ALTER DATABASE withpw OWNER TO veilpw",
+    );
+    let hba = cluster.dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all veilpw scram-sha-256\n{text}")).unwrap();
+    cluster.sql("postgres", "SELECT pg_reload_conf()");
+    let url = cluster.url("withpw").replacen("veil@", "veilpw@", 1);
+    let file = cluster.dir().join("pgpass");
+    std::fs::write(&file, "Pw-s3cret-9\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with = |password_file: Option<PathBuf>| {
+        PgStore::open(
+            &PgSettings::new(
+                Path::new(&url),
+                &Postgres {
+                    password_file,
+                    ..Postgres::default()
+                },
+            ),
+            OpenMode::CreateIfMissing,
+        )
+    };
+    let err = with(None).unwrap_err();
+    assert!(err.to_string().contains("password"), "{err}");
+    let store = with(Some(file.clone())).unwrap();
+    assert!(store.still_usable());
+    std::fs::write(&file, "wrong\n").unwrap();
+    let err = with(Some(file.clone())).unwrap_err().to_string();
+    assert!(
+        !err.contains("Pw-s3cret-9") && !err.contains("wrong\n"),
+        "{err}"
+    );
+    assert!(!format!("{store:?}").contains("Pw-s3cret-9"));
+}
+
+#[test]
+fn a_password_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgpass");
+    std::fs::write(&path, "s3cret\nignored\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = read_password_file(&path).unwrap_err();
+    assert!(
+        err.contains("chmod 600") && !err.contains("s3cret"),
+        "{err}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(read_password_file(&path).unwrap().as_str(), "s3cret");
+}

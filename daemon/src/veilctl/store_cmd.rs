@@ -1,0 +1,66 @@
+//! `veilctl store`: create the schema, copy a host's SQLite store into
+//! PostgreSQL.
+
+use std::path::Path;
+
+use veil_daemon::common::store::postgres::{self, PgStore, schema_version};
+use veil_daemon::common::store::{Location, OpenMode, PgSettings, SqliteStore};
+
+use crate::Ctx;
+use crate::cli::StoreCommand;
+use crate::error::{EX_CONFIG, Failure};
+
+pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
+    match command {
+        StoreCommand::Init => {
+            let location = Location::of(&ctx.config);
+            match &location {
+                Location::Postgres(settings) => {
+                    let store = PgStore::open(settings, OpenMode::CreateIfMissing)?;
+                    println!(
+                        "{}: schema version {}",
+                        settings.target(),
+                        schema_version(&store)?
+                    );
+                }
+                Location::Sqlite(path) => {
+                    SqliteStore::open(path, OpenMode::CreateIfMissing)?;
+                    println!("{}: ready", path.display());
+                }
+            }
+            Ok(())
+        }
+        StoreCommand::Copy { to } => {
+            let Some(from) = Location::of(&ctx.config).sqlite_path().map(Path::to_owned) else {
+                return Err(Failure::new(
+                    EX_CONFIG,
+                    "store copy reads this host's SQLite store: veild.toml's database is not one",
+                ));
+            };
+            let target = Path::new(&to);
+            if !postgres::is_url(target) {
+                return Err(Failure::new(EX_CONFIG, "--to must be a postgresql:// URL"));
+            }
+            postgres::check_config(target, &ctx.config.postgres)
+                .map_err(|(key, message)| Failure::new(EX_CONFIG, format!("{key}: {message}")))?;
+            let data = SqliteStore::open(&from, OpenMode::MustExist)?.export()?;
+            let settings = PgSettings::new(target, &ctx.config.postgres);
+            let mut store = PgStore::open(&settings, OpenMode::CreateIfMissing)?;
+            let done = store.import(&data)?;
+            println!(
+                "copied {} to {}: {} users added, {} already there and the same, {} ledger rows, {} known-good pairs",
+                from.display(),
+                settings.target(),
+                done.users,
+                done.unchanged,
+                done.ledger_rows,
+                done.known_good
+            );
+            println!(
+                "now set database = \"{}\" in veild.toml on every host and restart veild",
+                settings.target()
+            );
+            Ok(())
+        }
+    }
+}

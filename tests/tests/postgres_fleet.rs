@@ -1,0 +1,167 @@
+//! Two veild "hosts" (their own configs, sockets and dummy records) on one
+//! real PostgreSQL: one ledger, one TOTP step, one set of users; and an
+//! outage that denies quickly and heals without a restart.
+
+use std::time::{Duration, Instant};
+
+use veil_proto::{ALLOW, DENY};
+use veil_tests::Veild;
+use veil_tests::postgres::{Cluster, host_config};
+use veil_tests::wire::*;
+
+const BUSY: &str = "[lockout]\ndeny = 5\n[limits]\nqueue = 256\nmax_connections_per_user = 128\n";
+
+fn evaluated(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("reason=wrong-password"))
+        .count()
+}
+
+#[test]
+fn two_hosts_share_one_ledger_one_code_and_their_users() {
+    let cluster = Cluster::start();
+    let url = cluster.database("fleet");
+    let a = Veild::launch_shared(host_config(&url, BUSY));
+    let b = Veild::launch_shared(host_config(&url, BUSY));
+    a.enrol("alice", true);
+
+    // 60 concurrent wrong guesses for one user and source, half per host.
+    let replies: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..60)
+            .map(|i| {
+                let host = if i % 2 == 0 { &a } else { &b };
+                s.spawn(move || {
+                    host.ask_from("alice", &format!("guess-{i}"), "000000", "198.51.100.7")
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(replies.iter().all(|r| r == &DENY));
+    let (log_a, log_b) = (a.log_with(30), b.log_with(30));
+    let (ev_a, ev_b) = (evaluated(&log_a), evaluated(&log_b));
+    eprintln!("evaluated: {ev_a} through a, {ev_b} through b (deny = 5, 60 guesses)");
+    assert!(ev_a + ev_b <= 5, "{ev_a} + {ev_b} evaluated");
+    assert!(ev_a + ev_b >= 1, "some guess was evaluated");
+    let locked = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("reason=locked key=user+source:alice@198.51.100.7"))
+            .count()
+    };
+    assert_eq!(locked(&log_a) + locked(&log_b) + ev_a + ev_b, 60);
+
+    // The lock is the fleet's: unlocked through b's veilctl, a sees it.
+    b.unlock("alice");
+    let code = code_now();
+    assert_eq!(a.ask_from("alice", PASSWORD, &code, "198.51.100.7"), ALLOW);
+    assert_eq!(b.ask_from("alice", PASSWORD, &code, "198.51.100.7"), DENY);
+    assert!(
+        b.wait_for_line(
+            &["reason=replayed-code", "user=alice"],
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "{}",
+        b.stderr()
+    );
+
+    // A user enrolled through one host logs in through the other.
+    b.enrol("bob", true);
+    assert_eq!(
+        a.ask_from("bob", PASSWORD, &code_now(), "198.51.100.8"),
+        ALLOW
+    );
+    assert!(
+        a.ctl(&["user", "list"], "").1.contains("bob"),
+        "veilctl on either host lists the fleet's users"
+    );
+}
+
+#[test]
+fn an_outage_denies_within_the_timeout_and_heals_without_a_restart() {
+    let mut cluster = Cluster::start();
+    let url = cluster.database("outage");
+    let d = Veild::launch_shared(host_config(&url, "[totp]\npolicy = \"if-enrolled\"\n"));
+    d.enrol("carol", false);
+    assert_eq!(d.ask("carol", PASSWORD, ""), ALLOW);
+
+    cluster.stop();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(d.ask("carol", PASSWORD, ""), DENY);
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest DENY during the outage: {slowest:?}");
+    assert!(slowest < Duration::from_secs(5), "PAM's default timeout");
+    let line = d
+        .wait_for_line(
+            &["reason=store-error", "PostgreSQL"],
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no store-error line:\n{}", d.stderr()));
+    assert!(line.contains("user=carol"), "{line}");
+
+    cluster.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.ask("carol", PASSWORD, "") != ALLOW {
+        assert!(Instant::now() < deadline, "no recovery:\n{}", d.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(d.pid().is_some(), "the same veild process");
+
+    // A veild that starts while the server is down starts, denies, says
+    // why, and logs in once the server is back.
+    cluster.stop();
+    let late = Veild::launch_shared(host_config(&url, "[totp]\npolicy = \"if-enrolled\"\n"));
+    assert!(
+        late.wait_for_line(&["event=store", "PostgreSQL"], Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        late.stderr()
+    );
+    assert_eq!(late.ask("carol", PASSWORD, ""), DENY);
+    cluster.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while late.ask("carol", PASSWORD, "") != ALLOW {
+        assert!(Instant::now() < deadline, "no recovery:\n{}", late.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn store_copy_makes_a_hosts_enrolments_the_fleets_and_refuses_a_differing_user() {
+    let cluster = Cluster::start();
+    let url = cluster.database("copied");
+    let first = Veild::from_toml("[lockout]\ndeny = 5\n");
+    first.enrol("dave", true);
+    assert_eq!(
+        first.ask_from("dave", "wrong", "000000", "203.0.113.9"),
+        DENY
+    );
+    let out = first.veilctl(&["store", "copy", "--to", &url], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 users added"), "{said}");
+
+    let fleet = Veild::launch_shared(host_config(&url, "[lockout]\ndeny = 5\n"));
+    let (_, status, _) = fleet.ctl(&["status", "dave"], "");
+    assert!(
+        status.contains("203.0.113.9"),
+        "the ledger came along: {status}"
+    );
+    assert_eq!(fleet.ask("dave", PASSWORD, &code_now()), ALLOW);
+
+    let again = first.veilctl(&["store", "copy", "--to", &url], "");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 already there"));
+    first.veilctl(
+        &["user", "passwd", "dave", "--password-stdin"],
+        "another-pass\n",
+    );
+    let (code, _, err) = first.ctl(&["store", "copy", "--to", &url], "");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("dave") && err.contains("nothing was copied"),
+        "{err}"
+    );
+    assert_eq!(fleet.ask("dave", PASSWORD, &code_at(1)), ALLOW, "unchanged");
+}
