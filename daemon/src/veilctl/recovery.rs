@@ -19,8 +19,7 @@ pub fn run(ctx: &Ctx, command: RecoveryCommand) -> Result<(), Failure> {
             password_stdin,
         } => crate::self_service::recovery_new(ctx, password_stdin)?,
         RecoveryCommand::New {
-            name: Some(name),
-            ..
+            name: Some(name), ..
         } => {
             own_name_hint(&name)?;
             let mut store = ctx.open()?;

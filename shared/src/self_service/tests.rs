@@ -100,7 +100,11 @@ fn ten_codes() -> SelfAnswer {
 #[test]
 fn ten_recovery_codes_fit_the_clients_answer_cap() {
     let frame = encode_answer(&ten_codes());
-    assert!(frame.len() - LEN_PREFIX <= MAX_ANSWER, "{} bytes", frame.len());
+    assert!(
+        frame.len() - LEN_PREFIX <= MAX_ANSWER,
+        "{} bytes",
+        frame.len()
+    );
     assert_eq!(decode_answer(&frame), Some(ten_codes()));
     assert!(!format!("{:?}", ten_codes()).contains("zzzz"));
     let mut r = SelfRequest::new(Operation::RecoveryNew, "alice");

@@ -277,9 +277,7 @@ fn activate(s: &Setup) -> Zeroizing<Vec<u8>> {
 #[test]
 fn recovery_codes_need_an_active_secret_and_are_refused_at_once_without_one() {
     let mut s = setup(|_| {});
-    let out = s
-        .service
-        .handle(&recovery_new(PASSWORD, ""), s.nobody, NOW);
+    let out = s.service.handle(&recovery_new(PASSWORD, ""), s.nobody, NOW);
     assert_eq!(
         out.answer,
         SelfAnswer::Refused {
@@ -305,9 +303,7 @@ fn recovery_codes_take_the_password_and_the_current_code_and_void_the_old_set() 
         (PASSWORD, String::new(), "unusable-reply"),
         (PASSWORD, "000000".to_owned(), "wrong-code"),
     ] {
-        let out = s
-            .service
-            .handle(&recovery_new(password, &typed), peer, NOW);
+        let out = s.service.handle(&recovery_new(password, &typed), peer, NOW);
         assert_eq!(out.answer, SelfAnswer::Failed, "{reason}");
         assert!(out.check.is_some(), "{reason}: checked as a login");
     }
