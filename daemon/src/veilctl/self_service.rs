@@ -86,7 +86,7 @@ fn ask(ctx: &Ctx, request: &SelfRequest) -> Result<SelfAnswer, Failure> {
         Ok(SelfOutcome::Answer(SelfAnswer::Refused { reason })) => Err(refusal(reason)),
         Ok(SelfOutcome::Answer(answer)) => Ok(answer),
         Ok(SelfOutcome::NotServed) => Err(Failure::failed(
-            "veild did not serve the request (it is too busy, or a version without self-service)",
+            "veild did not serve the request (it is too busy, or an older version without this self-service operation: restart it after an upgrade)",
         )),
         Err(e) => Err(Failure::failed(format!(
             "{e} ({})",
