@@ -1,5 +1,6 @@
-//! Self-service: a local user enrols their own TOTP secret or changes their
-//! own veil password over veild's socket (SO_PEERCRED says who they are).
+//! Self-service: a local user enrols their own TOTP secret, changes their
+//! own veil password or makes their own recovery codes over veild's
+//! socket (SO_PEERCRED says who they are).
 //!
 //! A request kind of its own, kept apart from the login [`Request`]
 //! structurally:
@@ -45,6 +46,10 @@ pub enum Operation {
     EnrolConfirm,
     /// Password (and code) plus a new veil password.
     Passwd,
+    /// Password and the current code (a recovery code stands in for it, as
+    /// at a login): veild answers with ten new recovery codes, the old set
+    /// void. Added within version 1: a veild without it answers DENY.
+    RecoveryNew,
 }
 
 impl Operation {
@@ -53,6 +58,7 @@ impl Operation {
             Operation::EnrolBegin => "enrol-begin",
             Operation::EnrolConfirm => "enrol-confirm",
             Operation::Passwd => "passwd",
+            Operation::RecoveryNew => "recovery-new",
         }
     }
 }
@@ -105,6 +111,8 @@ pub enum Refusal {
     Busy,
     /// Authenticated, but veild could not save the change (its log says why).
     Error,
+    /// Recovery codes need an active TOTP secret first (`veilctl totp enroll`).
+    NoSecret,
 }
 
 /// A base32 TOTP secret on the wire: wiped on drop, never printed.
@@ -154,6 +162,9 @@ pub enum SelfAnswer {
     },
     /// Enrolled, or password changed.
     Done,
+    /// The ten new recovery codes (`xxxx-xxxx-xx`), shown once; the old set
+    /// no longer works. Sent only to the uid that proved both factors.
+    Codes { codes: Vec<SecretText> },
     /// The one failure: wrong password or code, a lock, an account veil
     /// does not know, a name not the peer's, an expired or unknown ticket.
     /// Sent at the same deadline as a DENY.

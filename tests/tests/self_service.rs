@@ -1,5 +1,6 @@
 //! Self-service as real unprivileged users: `veilctl totp enroll` (no
-//! NAME) and `veilctl passwd` run under the user's own uid (real accounts
+//! NAME), `veilctl passwd` and `veilctl recovery new` (no NAME) run under
+//! the user's own uid (real accounts
 //! made with `useradd`) against a real veild, which knows them from
 //! SO_PEERCRED. A wrong password counts in the ledger like a login from
 //! `uid:N`; re-enrolment needs the current code; no user can enrol
@@ -23,9 +24,11 @@ use veil_proto::self_service::{
 use veil_proto::{ALLOW, DENY, Reply, Request, encode_request};
 use veil_tests::Veild;
 use veil_tests::accounts::Accounts;
+use veil_tests::pam::{self, PAM_AUTH_ERR, PAM_SUCCESS, socket_args};
 use veil_tests::paths;
 use veil_tests::root::require_root;
 use veil_tests::wire::{PASSWORD, SECRET_B32, code_at, frame, raw};
+use veil_tests::{Attempt, PamStack};
 
 /// One real account.
 #[derive(Debug, Clone)]
@@ -352,11 +355,19 @@ fn login_frames_during_an_enrolment() {
         login_body.replacen('{', "{\"self\":1,\"op\":\"enrol-begin\",", 1),
         login_body.replacen('{', "{\"op\":\"enrol-begin\",", 1),
         login_body.replacen('{', "{\"ticket\":\"\",", 1),
+        login_body.replacen('{', "{\"self\":1,\"op\":\"recovery-new\",", 1),
+        login_body.replacen('{', "{\"op\":\"recovery-new\",", 1),
     ] {
         assert_eq!(raw(socket, &frame(mixed.as_bytes())), DENY, "{mixed:.60}");
     }
     let self_body = String::from_utf8(encode_self_request(&begin)[4..].to_vec()).unwrap();
     let with_v = self_body.replacen('{', "{\"v\":2,", 1);
+    assert_eq!(raw(socket, &frame(with_v.as_bytes())), DENY);
+    let mut codes = SelfRequest::new(Operation::RecoveryNew, &user);
+    codes.password = Reply::from(PASSWORD);
+    codes.code = Reply::from(code_at(2).as_str());
+    let codes_body = String::from_utf8(encode_self_request(&codes)[4..].to_vec()).unwrap();
+    let with_v = codes_body.replacen('{', "{\"v\":2,", 1);
     assert_eq!(raw(socket, &frame(with_v.as_bytes())), DENY);
     assert_ne!(SECRET_B32, pending);
     println!("FRAMES-CHECKED");
@@ -659,6 +670,162 @@ fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The ten codes (`xxxx-xxxx-xx`) in what `veilctl recovery new` printed.
+fn codes_in(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| w.len() == 12 && w.as_bytes()[4] == b'-' && w.as_bytes()[9] == b'-')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `veilctl recovery new --password-stdin` as `user`: (exit, codes, stderr).
+fn recovery_as(d: &Veild, user: &User, password: &str, code: &str) -> (i32, Vec<String>, String) {
+    let (rc, out, err) = ctl_as(
+        d,
+        user,
+        &["recovery", "new", "--password-stdin"],
+        &format!("{password}\n{code}\n"),
+    );
+    (rc, codes_in(&out), err)
+}
+
+#[test]
+#[ignore = "needs root (adds accounts, switches uid): scripts/test.sh runs it as root"]
+fn a_user_makes_their_own_recovery_codes_with_password_and_code() {
+    require_root();
+    let mut made = Accounts::new();
+    let mia = account(&mut made, "v14cmia");
+    let d = Veild::from_toml("[lockout]\ndeny = 5\n");
+    d.add_user(mia.name, PASSWORD);
+
+    // No secret yet: refused at once, pointed to enrolment, nothing charged.
+    let (rc, codes, err) = recovery_as(&d, &mia, PASSWORD, "");
+    assert_eq!(rc, 6, "{err}");
+    assert!(codes.is_empty());
+    assert!(err.contains("enrol first: veilctl totp enroll"), "{err}");
+    assert_eq!(failures_from_uid(&d, &mia), 0);
+
+    d.enroll_totp(mia.name, SECRET_B32);
+    let (_, root_out, _) = d.ctl(&["recovery", "new", mia.name], "");
+    let old = codes_in(&root_out);
+    assert_eq!(old.len(), 10, "root keeps recovery new NAME: {root_out}");
+
+    // Wrong password, no code, wrong code: the one failure, each counted.
+    let (rc, codes, wrong_password) = recovery_as(&d, &mia, "not hers", &code_at(0));
+    assert_eq!(rc, 1, "{wrong_password}");
+    assert!(codes.is_empty());
+    assert!(
+        wrong_password.contains("refused: the password or the code is wrong"),
+        "{wrong_password}"
+    );
+    for code in [String::new(), code_at(10)] {
+        let (rc, codes, err) = recovery_as(&d, &mia, PASSWORD, &code);
+        assert_eq!((rc, codes.len()), (1, 0), "{err}");
+        assert_eq!(err, wrong_password, "one failure, whatever was wrong");
+    }
+    assert_eq!(failures_from_uid(&d, &mia), 3, "counted like logins");
+    let log = d.log_with(3);
+    assert!(
+        log.contains("service=veilctl-recovery-new")
+            && log.contains(&format!("source=uid:{}", mia.uid))
+            && log.contains("reason=wrong-password")
+            && log.contains("reason=wrong-code"),
+        "{log}"
+    );
+
+    let (rc, new, err) = recovery_as(&d, &mia, PASSWORD, &code_at(0));
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(new.len(), 10, "{err}");
+    assert!(err.contains("any earlier ones no longer work"), "{err}");
+    assert_eq!(failures_from_uid(&d, &mia), 0, "a success clears its key");
+    for code in &old {
+        assert!(!new.contains(code));
+    }
+    // Through real libpam: a new code logs in once, an old one not at all.
+    let stack = PamStack::veil(&socket_args(&d.socket(), "5"));
+    let run = |code: &str| pam::authenticate(&stack, &Attempt::new(mia.name, &[PASSWORD, code]));
+    assert_eq!(run(&old[0]).code, PAM_AUTH_ERR, "the old set is void");
+    assert_eq!(run(&new[0]).code, PAM_SUCCESS, "{}", d.stderr());
+    assert_eq!(run(&new[0]).code, PAM_AUTH_ERR, "once");
+
+    // A recovery code stands in for the TOTP code here too, used up.
+    let (rc, third, err) = recovery_as(&d, &mia, PASSWORD, &new[1]);
+    assert_eq!((rc, third.len()), (0, 10), "{err}");
+    assert_eq!(
+        d.ask(mia.name, PASSWORD, &new[2]),
+        DENY,
+        "the second set is void"
+    );
+    assert_eq!(d.ask(mia.name, PASSWORD, &third[2]), ALLOW);
+
+    let log = d.stderr();
+    assert!(
+        log.contains("event=self-service op=recovery-new user=v14cmia")
+            && log.contains("outcome=done reason=recovery-codes-made")
+            && log.contains("outcome=refused reason=no-secret"),
+        "{log}"
+    );
+    for code in old.iter().chain(&new).chain(&third) {
+        assert!(!log.contains(code.as_str()), "a code is in the log");
+    }
+    let (_, status, _) = d.ctl(&["status", mia.name], "");
+    assert!(status.contains("recovery codes left: 9"), "{status}");
+
+    // Her own name is pointed to the self-service form; root must name one.
+    let (rc, _, err) = ctl_as(&d, &mia, &["recovery", "new", mia.name], "");
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("leave the name out"), "{err}");
+    let (rc, _, err) = d.ctl(&["recovery", "new", "--password-stdin"], "");
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("veilctl recovery new NAME"), "{err}");
+}
+
+#[test]
+#[ignore = "needs root (adds accounts, switches uid): scripts/test.sh runs it as root"]
+fn a_user_cannot_make_codes_for_another_account() {
+    require_root();
+    let mut made = Accounts::new();
+    let ned = account(&mut made, "v14cned");
+    let ola = account(&mut made, "v14cola");
+    let d = Veild::from_toml("");
+    d.add_user(ned.name, PASSWORD);
+    d.add_user(ola.name, PASSWORD);
+    d.enroll_totp(ola.name, SECRET_B32);
+    let text = run_as(
+        &ned,
+        "recovery_frame_naming_another_user",
+        &[
+            ("VEIL_SS_SOCKET", d.socket().to_str().unwrap()),
+            ("VEIL_SS_USER", ola.name),
+        ],
+    );
+    assert!(text.contains("ANSWER=failed"), "{text}");
+    let (_, status, _) = d.ctl(&["status", ola.name], "");
+    assert!(status.contains("recovery codes left: 0"), "{status}");
+    assert_eq!(failures_from_uid(&d, &ola), 0, "nothing charged to ola");
+    let log = d.log_with(1);
+    assert!(log.contains("reason=peer-not-permitted"), "{log}");
+}
+
+/// Runs only as the child of `a_user_cannot_make_codes_for_another_account`.
+#[test]
+#[ignore = "a helper: run as a user by a_user_cannot_make_codes_for_another_account"]
+fn recovery_frame_naming_another_user() {
+    let (Ok(socket), Ok(user)) = (
+        std::env::var("VEIL_SS_SOCKET"),
+        std::env::var("VEIL_SS_USER"),
+    ) else {
+        return;
+    };
+    let mut request = SelfRequest::new(Operation::RecoveryNew, &user);
+    request.password = Reply::from(PASSWORD);
+    request.code = Reply::from(code_at(0).as_str());
+    match decode_answer(&raw(socket.as_ref(), &encode_self_request(&request))) {
+        Some(SelfAnswer::Failed) => println!("ANSWER=failed"),
+        other => println!("ANSWER={other:?}"),
+    }
 }
 
 /// Re-runs one helper test of this binary as `user`; its stdout.

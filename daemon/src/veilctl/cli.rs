@@ -150,10 +150,16 @@ pub enum TotpCommand {
 #[derive(Debug, Subcommand)]
 pub enum RecoveryCommand {
     /// Make 10 new single-use codes (the old ones stop working), show
-    /// them once, and store only their keyed hashes
+    /// them once, and store only their keyed hashes. Without NAME, as a
+    /// user (not root): your own, through veild (your password and your
+    /// current code are asked first; you need an active TOTP secret)
     New {
-        /// The user (default: the account running veilctl)
+        /// The user (root only); leave it out to make your own
         name: Option<String>,
+        /// Making your own: read the password and the current code from
+        /// standard input, one line each
+        #[arg(long, conflicts_with = "name")]
+        password_stdin: bool,
     },
     /// Remove a user's recovery codes
     Clear { name: String },

@@ -1,6 +1,7 @@
 //! `veilctl recovery new | clear`: ten single-use codes that stand in for
 //! a TOTP code at the `Verification code:` prompt. Shown once; only their
-//! keyed hashes are stored.
+//! keyed hashes are stored. root names the user and writes the database;
+//! a user leaves the name out and asks veild (`self_service`).
 
 use std::io::Write;
 
@@ -13,37 +14,24 @@ use crate::users::require_user;
 
 pub fn run(ctx: &Ctx, command: RecoveryCommand) -> Result<(), Failure> {
     match command {
-        RecoveryCommand::New { name } => {
-            let name = match name {
-                Some(name) => name,
-                None => invoking_user()?,
-            };
+        RecoveryCommand::New {
+            name: None,
+            password_stdin,
+        } => crate::self_service::recovery_new(ctx, password_stdin)?,
+        RecoveryCommand::New {
+            name: Some(name), ..
+        } => {
+            own_name_hint(&name)?;
             let mut store = ctx.open()?;
             require_user(store.as_ref(), &name)?;
             let new = recovery::generate()
                 .map_err(|e| Failure::failed(format!("no randomness from the OS: {e}")))?;
             store.set_recovery(&name, Some(&new.set), ctx.now)?;
-            let mut out = std::io::stdout().lock();
-            let fail = |e: std::io::Error| Failure::failed(e.to_string());
-            writeln!(
-                out,
-                "Recovery codes for {name}. Each works once, at the \"Verification code:\" prompt,\n\
-                 in place of a code from the app. Keep them somewhere safe: they are not shown again."
-            )
-            .map_err(fail)?;
-            writeln!(out).map_err(fail)?;
-            for pair in new.codes.chunks(2) {
-                let line: Vec<&str> = pair.iter().map(|c| c.as_str()).collect();
-                writeln!(out, "    {}", line.join("    ")).map_err(fail)?;
-            }
-            out.flush().map_err(fail)?;
+            let shown: Vec<&str> = new.codes.iter().map(|c| c.as_str()).collect();
+            show_codes(&name, &shown)?;
             let active = store
                 .user(&name)?
                 .is_some_and(|record| record.totp_secret.is_some());
-            eprintln!(
-                "veilctl: {} recovery codes made for {name}; any earlier ones no longer work",
-                recovery::COUNT
-            );
             if !active {
                 eprintln!(
                     "veilctl: {name} has no active TOTP secret: the codes count only once one is \
@@ -59,14 +47,40 @@ pub fn run(ctx: &Ctx, command: RecoveryCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The account running veilctl, for `recovery new` without a NAME.
-fn invoking_user() -> Result<String, Failure> {
+/// Prints a new set once, two codes a line, for `name`.
+pub fn show_codes(name: &str, codes: &[&str]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let fail = |e: std::io::Error| Failure::failed(e.to_string());
+    writeln!(
+        out,
+        "Recovery codes for {name}. Each works once, at the \"Verification code:\" prompt,\n\
+         in place of a code from the app. Keep them somewhere safe: they are not shown again."
+    )
+    .map_err(fail)?;
+    writeln!(out).map_err(fail)?;
+    for pair in codes.chunks(2) {
+        writeln!(out, "    {}", pair.join("    ")).map_err(fail)?;
+    }
+    out.flush().map_err(fail)?;
+    eprintln!(
+        "veilctl: {} recovery codes made for {name}; any earlier ones no longer work",
+        codes.len()
+    );
+    Ok(())
+}
+
+/// A user (not root) naming their own account is pointed to making their
+/// own codes rather than left with the database's permission error.
+fn own_name_hint(name: &str) -> Result<(), Failure> {
     let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return Ok(());
+    }
     match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => Ok(user.name),
-        _ => Err(Failure::usage(format!(
-            "uid {uid} has no account name; name the user"
-        ))),
+        Ok(Some(me)) if me.name == name => Err(Failure::usage(
+            "to make your own codes, leave the name out: veilctl recovery new",
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `veilctl totp enroll` (no NAME) and `veilctl passwd`: a user, not
-//! root, for their own account, through veild's socket. veilctl opens no
+//! `veilctl totp enroll` (no NAME), `veilctl passwd` and `veilctl
+//! recovery new` (no NAME): a user, not root, for their own account, through veild's socket. veilctl opens no
 //! database here: veild knows the user from the socket's peer
 //! credentials and checks the password (and the current code) first.
 
@@ -86,7 +86,7 @@ fn ask(ctx: &Ctx, request: &SelfRequest) -> Result<SelfAnswer, Failure> {
         Ok(SelfOutcome::Answer(SelfAnswer::Refused { reason })) => Err(refusal(reason)),
         Ok(SelfOutcome::Answer(answer)) => Ok(answer),
         Ok(SelfOutcome::NotServed) => Err(Failure::failed(
-            "veild did not serve the request (it is too busy, or a version without self-service)",
+            "veild did not serve the request (it is too busy, or an older version without this self-service operation: restart it after an upgrade)",
         )),
         Err(e) => Err(Failure::failed(format!(
             "{e} ({})",
@@ -98,7 +98,7 @@ fn ask(ctx: &Ctx, request: &SelfRequest) -> Result<SelfAnswer, Failure> {
 fn refusal(reason: Refusal) -> Failure {
     Failure::refused(match reason {
         Refusal::RootPeer => {
-            "veild serves this to users other than root; root names the user: veilctl totp enroll NAME, veilctl user passwd NAME"
+            "veild serves this to users other than root; root names the user: veilctl totp enroll NAME, veilctl user passwd NAME, veilctl recovery new NAME"
         }
         Refusal::SystemPasswords => {
             "this host checks the system's passwords ([password] source = \"system\"): change yours with passwd"
@@ -106,6 +106,9 @@ fn refusal(reason: Refusal) -> Failure {
         Refusal::BadNewPassword => "the new password is empty or too long; nothing changed",
         Refusal::Busy => "too many enrolments are pending on this host; try again in a few minutes",
         Refusal::Error => "veild could not save the change (its log says why; ask your admin)",
+        Refusal::NoSecret => {
+            "recovery codes stand in for a TOTP code, and you have no active TOTP secret: enrol first: veilctl totp enroll"
+        }
     })
 }
 
@@ -175,6 +178,27 @@ pub fn passwd(ctx: &Ctx, password_stdin: bool) -> Result<(), Failure> {
         SelfAnswer::Done => {
             eprintln!("veilctl: password of {name} changed");
             Ok(())
+        }
+        SelfAnswer::Failed => Err(Failure::failed(FAILED)),
+        other => Err(Failure::failed(format!(
+            "unexpected answer from veild: {other:?}"
+        ))),
+    }
+}
+
+/// `veilctl recovery new` as a user: password and current code (or one
+/// of the old recovery codes), then ten new codes, shown once.
+pub fn recovery_new(ctx: &Ctx, password_stdin: bool) -> Result<(), Failure> {
+    let name = me("as root, name the user: veilctl recovery new NAME")?;
+    let input = Prompter::new(password_stdin)?;
+    let mut request = SelfRequest::new(Operation::RecoveryNew, &name);
+    request.password = password(&input.ask("Password: ")?);
+    request.code = code(&input.ask("Verification code (or a recovery code): ")?);
+    match ask(ctx, &request)? {
+        SelfAnswer::Codes { codes } => {
+            drop(request);
+            let shown: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
+            crate::recovery::show_codes(&name, &shown)
         }
         SelfAnswer::Failed => Err(Failure::failed(FAILED)),
         other => Err(Failure::failed(format!(

@@ -1,6 +1,6 @@
 //! Self-service over veild's socket: a local user (not root; SO_PEERCRED
-//! says who) enrols their own TOTP secret or changes their own veil
-//! password. Each request is checked like a login of that user from their
+//! says who) enrols their own TOTP secret, changes their own veil
+//! password or makes their own recovery codes. Each request is checked like a login of that user from their
 //! own uid (`uid:N`), by the login's own [`Verifier`]: the same ledger
 //! keys and reservation, the same argon2 or crypt work, the same account
 //! state checks, the code (with replay protection) whenever a secret is
@@ -8,7 +8,9 @@
 //! screen locker, and re-enrolment is no way around the second factor.
 //! The only difference from a login: a user with no secret yet passes on
 //! the password alone, whatever `[totp] policy` says, since enrolling is
-//! how they get one.
+//! how they get one. Recovery codes are made only for a user whose secret
+//! is active (refused at once otherwise), so their check always includes
+//! the code.
 //!
 //! A new secret is made here and sent only to the peer that proved the
 //! password; it waits in memory, keyed by that uid, until one of its codes
@@ -31,6 +33,7 @@ use crate::common::config::{Config, PasswordSource, TotpPolicy};
 use crate::common::ledger::Limits;
 use crate::common::password::Hasher;
 use crate::common::peer::{self, Peer};
+use crate::common::recovery;
 use crate::common::store::{self, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
 use crate::common::totp::{self, CodeCheck};
 use crate::common::verify::{Decision, SystemAccounts, Verifier, charge_of};
@@ -220,6 +223,7 @@ impl SelfService {
             Operation::EnrolBegin => self.begin(request, peer, now),
             Operation::EnrolConfirm => self.confirm(request, peer, now),
             Operation::Passwd => self.passwd(request, peer, now),
+            Operation::RecoveryNew => self.recovery_new(request, peer, now),
         }
     }
 
@@ -402,6 +406,92 @@ impl SelfService {
         };
         match saved {
             Ok(()) => outcome.reason = "password-changed",
+            Err(e) => {
+                outcome.answer = SelfAnswer::Refused {
+                    reason: Refusal::Error,
+                };
+                outcome.reason = "store-error";
+                outcome.error = Some(e);
+            }
+        }
+        outcome
+    }
+
+    /// Whether `user` has an active TOTP secret in the store.
+    fn enrolled(&mut self, user: &str) -> Result<bool, String> {
+        let store = self.store()?;
+        store
+            .user(user)
+            .map(|record| record.is_some_and(|r| r.totp_secret.is_some()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Ten new recovery codes for the peer's own account, after its
+    /// password and current code (a recovery code stands in for the code
+    /// and is used up, as at a login); the old set is void. Without an
+    /// active secret it is refused at once: codes count only beside one,
+    /// and the check would pass on the password alone. Only the peer's
+    /// own name gets that refusal; any other name goes through the check
+    /// and its one failure.
+    fn recovery_new(&mut self, request: &SelfRequest, peer: Peer, now: u64) -> Outcome {
+        let no_secret = || {
+            Outcome::new(
+                SelfAnswer::Refused {
+                    reason: Refusal::NoSecret,
+                },
+                "no-secret",
+            )
+        };
+        if peer::permits(peer, &request.user) {
+            match self.enrolled(&request.user) {
+                Ok(true) => {}
+                Ok(false) => return no_secret(),
+                Err(e) => return Outcome::store_error(SelfAnswer::Failed, e),
+            }
+        }
+        let mut outcome = self.check(request, peer, now, "veilctl-recovery-new");
+        if outcome.answer != SelfAnswer::Done {
+            return outcome;
+        }
+        // The secret may have been removed since the first look, and then
+        // the check took the password alone: make nothing.
+        match self.enrolled(&request.user) {
+            Ok(true) => {}
+            Ok(false) => {
+                outcome.answer = SelfAnswer::Refused {
+                    reason: Refusal::NoSecret,
+                };
+                outcome.reason = "no-secret";
+                return outcome;
+            }
+            Err(e) => {
+                outcome.answer = SelfAnswer::Refused {
+                    reason: Refusal::Error,
+                };
+                outcome.reason = "store-error";
+                outcome.error = Some(e);
+                return outcome;
+            }
+        }
+        let Ok(new) = recovery::generate() else {
+            outcome.answer = SelfAnswer::Refused {
+                reason: Refusal::Error,
+            };
+            outcome.reason = "no-randomness";
+            return outcome;
+        };
+        let now_i = now.min(i64::MAX as u64) as i64;
+        let saved = self.store().and_then(|s| {
+            s.set_recovery(&request.user, Some(&new.set), now_i)
+                .map_err(|e| e.to_string())
+        });
+        match saved {
+            Ok(()) => {
+                outcome.answer = SelfAnswer::Codes {
+                    codes: new.codes.into_iter().map(SecretText::new).collect(),
+                };
+                outcome.reason = "recovery-codes-made";
+            }
             Err(e) => {
                 outcome.answer = SelfAnswer::Refused {
                     reason: Refusal::Error,

@@ -447,7 +447,7 @@ fn serve_self(
     };
     let outcome_word = match &answer {
         SelfAnswer::Challenge { .. } => "pending",
-        SelfAnswer::Done => "done",
+        SelfAnswer::Done | SelfAnswer::Codes { .. } => "done",
         SelfAnswer::Failed => "failed",
         SelfAnswer::Refused { .. } => "refused",
     };

@@ -88,6 +88,35 @@ fn unknown_self_service_versions_and_bad_tickets_are_refused() {
     assert!(decode_self_request(body(&encode_self_request(&r))).is_err());
 }
 
+/// Ten codes of the real shape (`xxxx-xxxx-xx`), the largest answer.
+fn ten_codes() -> SelfAnswer {
+    SelfAnswer::Codes {
+        codes: (0..10)
+            .map(|i| SecretText::new(Zeroizing::new(format!("zzzz-zzzz-z{i}"))))
+            .collect(),
+    }
+}
+
+#[test]
+fn ten_recovery_codes_fit_the_clients_answer_cap() {
+    let frame = encode_answer(&ten_codes());
+    assert!(
+        frame.len() - LEN_PREFIX <= MAX_ANSWER,
+        "{} bytes",
+        frame.len()
+    );
+    assert_eq!(decode_answer(&frame), Some(ten_codes()));
+    assert!(!format!("{:?}", ten_codes()).contains("zzzz"));
+    let mut r = SelfRequest::new(Operation::RecoveryNew, "alice");
+    r.password = Reply::from("hunter2");
+    let frame = encode_self_request(&r);
+    assert!(body(&frame).starts_with(b"{\"self\":1,\"op\":\"recovery-new\","));
+    assert!(matches!(
+        decode_incoming(body(&frame)),
+        Ok(Incoming::SelfService(ref s)) if *s == r
+    ));
+}
+
 fn every_answer() -> Vec<SelfAnswer> {
     let mut answers = vec![
         SelfAnswer::Challenge {
@@ -97,6 +126,7 @@ fn every_answer() -> Vec<SelfAnswer> {
         },
         SelfAnswer::Done,
         SelfAnswer::Failed,
+        ten_codes(),
     ];
     for reason in [
         Refusal::RootPeer,
@@ -104,6 +134,7 @@ fn every_answer() -> Vec<SelfAnswer> {
         Refusal::BadNewPassword,
         Refusal::Busy,
         Refusal::Error,
+        Refusal::NoSecret,
     ] {
         answers.push(SelfAnswer::Refused { reason });
     }
@@ -167,7 +198,8 @@ mod properties {
                                            ticket in "[0-9a-f]{0,32}",
                                            op in prop_oneof![Just(Operation::EnrolBegin),
                                                              Just(Operation::EnrolConfirm),
-                                                             Just(Operation::Passwd)]) {
+                                                             Just(Operation::Passwd),
+                                                             Just(Operation::RecoveryNew)]) {
             let mut r = SelfRequest::new(op, &user);
             r.password = Reply::given(pw.clone());
             r.new_password = Reply::given(pw);

@@ -250,3 +250,85 @@ fn another_accounts_name_is_refused() {
     assert_eq!(out.answer, SelfAnswer::Failed);
     assert_eq!(out.reason, "peer-not-permitted");
 }
+
+fn recovery_new(password: &str, code: &str) -> SelfRequest {
+    let mut r = SelfRequest::new(Operation::RecoveryNew, "nobody");
+    r.password = Reply::from(password);
+    r.code = Reply::from(code);
+    r
+}
+
+fn codes_of(answer: SelfAnswer) -> Vec<String> {
+    match answer {
+        SelfAnswer::Codes { codes } => codes.iter().map(|c| c.expose().to_owned()).collect(),
+        other => panic!("no codes: {other:?}"),
+    }
+}
+
+/// Activates a fresh secret for `nobody` directly in the store.
+fn activate(s: &Setup) -> Zeroizing<Vec<u8>> {
+    let secret = totp::new_secret().unwrap();
+    let mut store = store::open(&store::Location::of(&s.config), OpenMode::MustExist).unwrap();
+    store.set_totp_pending("nobody", &secret, 0).unwrap();
+    store.activate_totp("nobody", -1, 0).unwrap();
+    secret
+}
+
+#[test]
+fn recovery_codes_need_an_active_secret_and_are_refused_at_once_without_one() {
+    let mut s = setup(|_| {});
+    let out = s.service.handle(&recovery_new(PASSWORD, ""), s.nobody, NOW);
+    assert_eq!(
+        out.answer,
+        SelfAnswer::Refused {
+            reason: Refusal::NoSecret
+        }
+    );
+    assert!(out.check.is_none(), "no check ran: nothing to charge");
+    // Another account's name gets the one failure, not the refusal.
+    let mut other = recovery_new(PASSWORD, "");
+    other.user = "root".into();
+    let out = s.service.handle(&other, s.nobody, NOW);
+    assert_eq!(out.answer, SelfAnswer::Failed);
+    assert_eq!(out.reason, "peer-not-permitted");
+}
+
+#[test]
+fn recovery_codes_take_the_password_and_the_current_code_and_void_the_old_set() {
+    let mut s = setup(|_| {});
+    let peer = s.nobody;
+    let secret = activate(&s);
+    for (password, typed, reason) in [
+        ("wrong", code(&secret, NOW), "wrong-password"),
+        (PASSWORD, String::new(), "unusable-reply"),
+        (PASSWORD, "000000".to_owned(), "wrong-code"),
+    ] {
+        let out = s.service.handle(&recovery_new(password, &typed), peer, NOW);
+        assert_eq!(out.answer, SelfAnswer::Failed, "{reason}");
+        assert!(out.check.is_some(), "{reason}: checked as a login");
+    }
+    let first = codes_of(
+        s.service
+            .handle(&recovery_new(PASSWORD, &code(&secret, NOW)), peer, NOW)
+            .answer,
+    );
+    assert_eq!(first.len(), recovery::COUNT);
+    // The code that proved it is used up, like a login's.
+    let replay = s
+        .service
+        .handle(&recovery_new(PASSWORD, &code(&secret, NOW)), peer, NOW);
+    assert_eq!(replay.answer, SelfAnswer::Failed);
+    // An old recovery code stands in for the TOTP code, once.
+    let later = NOW + 60;
+    let second = codes_of(
+        s.service
+            .handle(&recovery_new(PASSWORD, &first[0]), peer, later)
+            .answer,
+    );
+    assert_ne!(first, second);
+    for old in &first[1..3] {
+        assert_eq!(login(&s, PASSWORD, old, later), Verdict::Deny, "void");
+    }
+    assert_eq!(login(&s, PASSWORD, &second[3], later), Verdict::Allow);
+    assert_eq!(login(&s, PASSWORD, &second[3], later), Verdict::Deny);
+}
