@@ -125,6 +125,31 @@ fn demo() -> Result<bool, String> {
         "alice",
         [password, &alice_code],
     )?;
+    // Recovery codes stand in for a lost phone, once each; a recovery code
+    // for a name that does not exist is denied like everything else.
+    let made = veild.veilctl(&["recovery", "new", "bob"], "");
+    let codes: Vec<String> = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let [first, second, ..] = codes.as_slice() else {
+        return Err(format!(
+            "veilctl recovery new printed {} codes",
+            codes.len()
+        ));
+    };
+    attempt(
+        "recovery code in place of the code",
+        "bob",
+        [password, first],
+    )?;
+    attempt("the same recovery code again", "bob", [password, first])?;
+    attempt(
+        "unknown user, a recovery code",
+        "mallory",
+        [password, second],
+    )?;
     for i in 1..=DENY_LIMIT {
         attempt(
             &format!("wrong password {i}/{DENY_LIMIT}"),
@@ -146,7 +171,7 @@ fn demo() -> Result<bool, String> {
     // The same conversations against a second veild with `source =
     // "system"`: a system account made for the run logs in with its
     // /etc/shadow password. Root only (useradd, and veild reads shadow).
-    let mut successes = 1;
+    let mut successes = 2;
     if nix::unistd::geteuid().is_root() {
         let account = SystemAccount::add(SYSTEM_USER, SYSTEM_PASSWORD)?;
         let system = Veild::from_toml(&format!(
@@ -172,7 +197,7 @@ fn demo() -> Result<bool, String> {
             SYSTEM_USER,
             ["hunter2", &code_now(DEMO_SECRET)],
         ));
-        successes = 2;
+        successes = 3;
         println!(
             "  rows marked source=system: a second veild with [password] source = \"system\"; {SYSTEM_USER} is a system account made for this run (useradd + chpasswd, removed at the end) with the same TOTP secret"
         );
