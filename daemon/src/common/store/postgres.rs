@@ -415,6 +415,12 @@ impl PgSettings {
                 return Err(self.setup_error("sslmode = \"verify-full\" needs ca_file"));
             };
             config.ssl_mode(postgres::config::SslMode::Require);
+            if config.get_password().is_some() {
+                // SCRAM bound to this TLS channel only: a cleartext or md5
+                // request (a server, or someone between, asking for the
+                // password itself) is refused before the password is sent.
+                config.channel_binding(postgres::config::ChannelBinding::Require);
+            }
             config
                 .connect(tls_connector(ca).map_err(|e| self.setup_error(e))?)
                 .map_err(|e| self.pg_error(e))?
@@ -456,16 +462,35 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 /// An OpenSSL connector that checks the server's certificate against `ca`
-/// and its name against the host connected to (verify-full).
+/// and its name against the host connected to (verify-full). Only `ca`'s
+/// certificates are trusted: the builder's default store (the system's
+/// CAs, `SSL_CERT_FILE`, `SSL_CERT_DIR`) is replaced, else any publicly
+/// trusted CA could vouch for a server named like ours.
 fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, String> {
+    let builder = tls_builder(ca)?;
+    Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
+}
+
+fn tls_builder(ca: &Path) -> Result<openssl::ssl::SslConnectorBuilder, String> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use openssl::x509::X509;
+    use openssl::x509::store::X509StoreBuilder;
+    let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file {} holds no certificate", ca.display()));
+    }
+    let mut store = X509StoreBuilder::new().map_err(|e| format!("TLS: {e}"))?;
+    for cert in certs {
+        store
+            .add_cert(cert)
+            .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    }
     let mut builder =
         SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
-    builder
-        .set_ca_file(ca)
-        .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    builder.set_cert_store(store.build());
     builder.set_verify(SslVerifyMode::PEER);
-    Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
+    Ok(builder)
 }
 
 /// The first line of a password file that only its owner (root or veild's

@@ -360,6 +360,44 @@ fn tls_verify_full_checks_the_ca_and_the_name() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
+    // A role with a password: SCRAM bound to the channel is used; a
+    // server asking for the password in cleartext or md5 is refused.
+    cluster.sql(
+        "postgres",
+        "CREATE ROLE veiltls SUPERUSER LOGIN PASSWORD 'Tls-s3cret-4';
+         CREATE ROLE veilclear SUPERUSER LOGIN PASSWORD 'Tls-s3cret-4'",
+    );
+    let hba = cluster.dir().join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all veiltls 127.0.0.1/32 scram-sha-256\n\
+             hostssl all veilclear 127.0.0.1/32 password\n{text}"
+        ),
+    )
+    .unwrap();
+    cluster.sql("postgres", "SELECT pg_reload_conf()");
+    let file = cluster.dir().join("tlspass");
+    std::fs::write(&file, "Tls-s3cret-4\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_password = Postgres {
+        ca_file: Some(ca.clone()),
+        password_file: Some(file),
+        ..Postgres::default()
+    };
+    let as_role = |role: &str| {
+        PgStore::open(
+            &PgSettings::new(
+                Path::new(&format!("postgresql://{role}@localhost:{port}/veil")),
+                &with_password,
+            ),
+            OpenMode::MustExist,
+        )
+    };
+    assert!(as_role("veiltls").unwrap().still_usable());
+    let err = as_role("veilclear").unwrap_err();
+    assert!(err.to_string().contains("channel binding"), "{err}");
     // No TLS at all is refused by the server (hostssl only).
     let plain = Postgres {
         sslmode: crate::common::config::PgSslMode::Disable,
@@ -490,4 +528,37 @@ fn a_password_file_must_be_private() {
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(read_password_file(&path).unwrap().as_str(), "s3cret");
+}
+
+/// Only ca_file's certificates are trusted: not the system's CAs (nor
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR`), which OpenSSL's default store loads.
+#[test]
+fn the_tls_store_holds_only_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(dir.path().join("ca.key"))
+        .arg("-out")
+        .arg(&ca)
+        .args(["-days", "2", "-subj", "/CN=veil only CA"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    assert!(
+        system.exists(),
+        "the system CA bundle (package ca-certificates) is what this test keeps out"
+    );
+    let connector = tls_builder(&ca).unwrap().build();
+    let trusted = connector.context().cert_store().all_certificates();
+    let names: Vec<String> = trusted
+        .iter()
+        .map(|c| format!("{:?}", c.subject_name()))
+        .collect();
+    assert_eq!(trusted.len(), 1, "{names:?}");
+    assert!(names[0].contains("veil only CA"), "{names:?}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(tls_builder(&empty).is_err());
 }
