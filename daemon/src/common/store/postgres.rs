@@ -493,10 +493,36 @@ fn tls_builder(ca: &Path) -> Result<openssl::ssl::SslConnectorBuilder, String> {
     Ok(builder)
 }
 
-/// The first line of a password file that only its owner (root or veild's
-/// own user) may read.
+/// The account veild runs as (`User=veil` in veild.service); veilctl runs
+/// as root, and both read the same password file.
+const DAEMON_USER: &str = "veil";
+
+/// The first line of a password file that only its owner may read, the
+/// owner being root, the daemon's account or whoever runs this.
 pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    read_password_file_owned(path, DAEMON_USER)
+}
+
+fn read_password_file_owned(path: &Path, daemon_user: &str) -> Result<Zeroizing<String>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The file opened is the file checked: no symlink, fstat not stat.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "password_file {}: {e} (a symlink is refused)",
+                path.display()
+            )
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("password_file {} is not a file", path.display()));
+    }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -506,16 +532,22 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
         ));
     }
     let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
+    let daemon = nix::unistd::User::from_name(daemon_user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw());
+    if meta.uid() != 0 && meta.uid() != me && Some(meta.uid()) != daemon {
         return Err(format!(
-            "password_file {} is owned by uid {}, neither root nor veild's own uid {me}",
+            "password_file {} is owned by uid {}, neither root, {daemon_user} nor uid {me}; \
+             run: chown {daemon_user} {}",
             path.display(),
-            meta.uid()
+            meta.uid(),
+            path.display()
         ));
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or_default();
     if line.is_empty() {
         return Err(format!("password_file {} is empty", path.display()));
