@@ -431,10 +431,15 @@ impl PgSettings {
         let ms = self.statement_timeout.as_millis();
         // Lock waits (a busy key, a migration on another host) are bounded
         // like statements; a transaction left open by a stalled veild is
-        // ended by the server.
+        // ended by the server. The functions are written for read committed
+        // (each statement sees what the locks let through) and a reserved
+        // failure must be on disk when the reply goes out: a role's or
+        // database's other defaults are overridden.
         client
             .batch_execute(&format!(
                 "SET statement_timeout = {ms}; SET lock_timeout = {ms};
+                 SET default_transaction_isolation = 'read committed';
+                 SET synchronous_commit = on;
                  SET idle_in_transaction_session_timeout = {}",
                 ms * 10
             ))

@@ -301,6 +301,7 @@ fn the_postgresql_store_on_a_real_server() {
     the_locked_reservation_keeps_the_limit(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_password_file_logs_in_a_role_that_needs_one(&cluster);
+    a_roles_other_isolation_and_durability_are_overridden(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
 
@@ -471,6 +472,45 @@ fn tls_settings_are_checked_and_used() {
         err.to_string().contains("/nonexistent/veil-ca.pem"),
         "{err}"
     );
+}
+
+/// A role or database set to serializable and asynchronous commit: the
+/// sessions are read committed and commit synchronously all the same, and
+/// reservations are made (serializable would fail them under contention).
+fn a_roles_other_isolation_and_durability_are_overridden(cluster: &Cluster) {
+    let url = cluster.database("iso");
+    cluster.sql(
+        "postgres",
+        "ALTER ROLE veil IN DATABASE iso SET default_transaction_isolation = 'serializable';
+         ALTER ROLE veil IN DATABASE iso SET synchronous_commit = off",
+    );
+    let mut store = open(&url);
+    let settings: Vec<String> = {
+        let mut client = store.client.borrow_mut();
+        let mut tx = client.transaction().unwrap();
+        let row = tx
+            .query_one(
+                "SELECT current_setting('transaction_isolation'),
+                        current_setting('synchronous_commit')",
+                &[],
+            )
+            .unwrap();
+        let got = vec![row.get(0), row.get(1)];
+        tx.rollback().unwrap();
+        got
+    };
+    assert_eq!(settings, ["read committed", "on"]);
+    let limits = Limits::from(&Lockout::default());
+    store
+        .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+        .unwrap();
+    // The role's own defaults are still there for other clients.
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let iso: String = raw
+        .query_one("SHOW default_transaction_isolation", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(iso, "serializable", "the setting under test took effect");
 }
 
 /// A role that needs its password gets it from the file, and from
