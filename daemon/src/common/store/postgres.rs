@@ -241,6 +241,12 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
 const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 
+/// TCP keepalive probes, both ways: a peer is given up after about
+/// idle + probes x interval = 11 s of silence.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_PROBES: u32 = 3;
+
 /// Whether a config's `database` names a PostgreSQL server.
 pub fn is_url(database: &Path) -> bool {
     database
@@ -401,8 +407,13 @@ impl PgSettings {
             // A server that stops answering mid-statement (a cut network)
             // is given up on rather than waited for.
             .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
+            // A server gone silently while the connection is idle is
+            // noticed in about 11 s (5 s idle, 3 probes 2 s apart), not
+            // after the kernel's two hours.
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_PROBES)
             .application_name("veild");
         Ok(config)
     }
@@ -429,6 +440,10 @@ impl PgSettings {
             config.connect(NoTls).map_err(|e| self.pg_error(e))?
         };
         let ms = self.statement_timeout.as_millis();
+        // The server probes us alike (it ignores this on a Unix socket): a
+        // host cut off while holding a transaction's key locks or the
+        // prune lock has them released in seconds.
+        let (idle, interval) = (KEEPALIVE_IDLE.as_secs(), KEEPALIVE_INTERVAL.as_secs());
         // Lock waits (a busy key, a migration on another host) are bounded
         // like statements; a transaction left open by a stalled veild is
         // ended by the server. The functions are written for read committed
@@ -440,6 +455,8 @@ impl PgSettings {
                 "SET statement_timeout = {ms}; SET lock_timeout = {ms};
                  SET default_transaction_isolation = 'read committed';
                  SET synchronous_commit = on;
+                 SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};
+                 SET tcp_keepalives_count = {KEEPALIVE_PROBES};
                  SET idle_in_transaction_session_timeout = {}",
                 ms * 10
             ))

@@ -332,6 +332,23 @@ fn tls_verify_full_checks_the_ca_and_the_name() {
         .unwrap()
         .get(0);
     assert!(ssl, "the connection is TLS");
+    // Over TCP the server probes a silent veild within seconds too.
+    let probes: Vec<String> = [
+        "tcp_keepalives_idle",
+        "tcp_keepalives_interval",
+        "tcp_keepalives_count",
+    ]
+    .iter()
+    .map(|name| {
+        store
+            .client
+            .borrow_mut()
+            .query_one(&format!("SHOW {name}"), &[])
+            .unwrap()
+            .get(0)
+    })
+    .collect();
+    assert_eq!(probes, ["5", "2", "3"]);
     // The right certificate, but not for this name.
     let by_address = format!("postgresql://veil@127.0.0.1:{port}/veil");
     let err = PgStore::open(
@@ -647,4 +664,25 @@ fn a_password_file_owned_by_the_daemon_user_or_root_is_read() {
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(read_password_file_owned(&path, "nobody").is_err());
+}
+
+/// The client probes a silent server within seconds, and gives up on
+/// unacknowledged data after the timeouts.
+#[test]
+fn a_silent_server_is_noticed_in_seconds() {
+    let config = settings("postgresql://veil@db.example/veil")
+        .client_config()
+        .unwrap();
+    assert!(config.get_keepalives());
+    assert_eq!(config.get_keepalives_idle(), Duration::from_secs(5));
+    assert_eq!(
+        config.get_keepalives_interval(),
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(config.get_keepalives_retries(), Some(3));
+    assert!(
+        config
+            .get_tcp_user_timeout()
+            .is_some_and(|t| t.as_secs() <= 60)
+    );
 }
