@@ -302,6 +302,7 @@ fn the_postgresql_store_on_a_real_server() {
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_roles_other_isolation_and_durability_are_overridden(&cluster);
+    a_copy_takes_the_logins_key_locks_and_keeps_the_window_of_its_failures(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
 
@@ -528,6 +529,61 @@ fn a_roles_other_isolation_and_durability_are_overridden(cluster: &Cluster) {
         .unwrap()
         .get(0);
     assert_eq!(iso, "serializable", "the setting under test took effect");
+}
+
+/// `veilctl store copy` waits for a login holding a copied key (and keeps
+/// that key's window with the failures it takes).
+fn a_copy_takes_the_logins_key_locks_and_keeps_the_window_of_its_failures(cluster: &Cluster) {
+    use crate::common::store::{Export, LedgerRow};
+    let url = cluster.database("copy");
+    let mut store = open(&url);
+    let row = |failures, window_start| LedgerRow {
+        kind: "user+source".into(),
+        user: "alice".into(),
+        source: "198.51.100.7".into(),
+        failures,
+        window_start,
+        locked_until: 0,
+        last_seen: window_start,
+        locks: 0,
+        locks_remembered_until: 0,
+    };
+    let export = |r: LedgerRow| Export {
+        users: vec![],
+        ledger: vec![r],
+        known_good: vec![],
+    };
+    // A login on that key, mid-transaction on another host.
+    let mut login = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut tx = login.transaction().unwrap();
+    tx.query(
+        "SELECT * FROM veil_lock_read(ARRAY['user+source'], ARRAY['alice'],
+                                      ARRAY['198.51.100.7'], 'alice', '198.51.100.7')",
+        &[],
+    )
+    .unwrap();
+    let err = store.import(&export(row(5, 100))).unwrap_err();
+    // It waited for the login's lock, until a timeout ended the wait.
+    let text = err.to_string();
+    assert!(
+        text.contains("55P03") || text.contains("57014"),
+        "lock or statement timeout: {err}"
+    );
+    tx.commit().unwrap();
+    let mut store = open(&url);
+    store.import(&export(row(5, 100))).unwrap();
+    let window = |store: &PgStore| -> (i64, i64) {
+        let r = store
+            .client
+            .borrow_mut()
+            .query_one("SELECT failures, window_start FROM ledger", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    store.import(&export(row(2, 50))).unwrap();
+    assert_eq!(window(&store), (5, 100), "fewer failures: the window stays");
+    store.import(&export(row(7, 30))).unwrap();
+    assert_eq!(window(&store), (7, 30), "more failures bring their window");
 }
 
 /// A role that needs its password gets it from the file, and from
