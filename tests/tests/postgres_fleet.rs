@@ -165,3 +165,30 @@ fn store_copy_makes_a_hosts_enrolments_the_fleets_and_refuses_a_differing_user()
     );
     assert_eq!(fleet.ask("dave", PASSWORD, &code_at(1)), ALLOW, "unchanged");
 }
+
+/// The fleet shares one dummy row: a host whose [argon2] parameters differ
+/// from the one that wrote it says so at start; one with the same does not.
+#[test]
+fn a_host_with_other_argon2_parameters_is_warned_about_the_shared_dummy() {
+    let cluster = Cluster::start();
+    let url = cluster.database("dummies");
+    let a = Veild::launch_shared(host_config(&url, ""));
+    a.ask("ghost", "guess", "000000");
+    // The stored parameters, as the audit line escapes them (`=` is \x3d).
+    let warning = ["event=config", "dummy_params=$argon2id$", "m\\x3d256,"];
+    let same = Veild::launch_shared(host_config(&url, ""));
+    same.ask("ghost", "guess", "000000");
+    let other = Veild::launch_shared(host_config(&url, "[argon2]\nm_cost_kib = 512\n"));
+    assert!(
+        other
+            .wait_for_line(&warning, Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        other.stderr()
+    );
+    assert!(
+        !same.stderr().contains("dummy_params="),
+        "{}",
+        same.stderr()
+    );
+}

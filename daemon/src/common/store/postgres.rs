@@ -577,6 +577,16 @@ fn read_password_file_owned(path: &Path, daemon_user: &str) -> Result<Zeroizing<
     Ok(Zeroizing::new(line.to_owned()))
 }
 
+/// A PHC string's algorithm, version and parameters, with the `$` that
+/// ends them (`$argon2id$v=19$m=19456,t=2,p=1$`): what makes two hashes
+/// cost the same. The whole string if it has fewer parts.
+pub fn phc_params(phc: &str) -> &str {
+    match phc.match_indices('$').nth(3) {
+        Some((i, _)) => &phc[..=i],
+        None => phc,
+    }
+}
+
 /// The statements of the login path, prepared once per connection.
 struct Statements {
     user_or_dummy: Statement,
@@ -638,6 +648,15 @@ impl PgStore {
 
     pub fn target(&self) -> &str {
         &self.settings.target
+    }
+
+    /// The shared dummy row's hash, if there is one: veild compares its
+    /// parameters with its own at start.
+    pub fn dummy_phc(&self) -> Result<Option<String>, StoreError> {
+        self.with(|c, _| {
+            Ok(c.query_opt("SELECT phc FROM users WHERE name = ''", &[])?
+                .map(|row| row.get(0)))
+        })
     }
 
     /// Runs `f` on the connection; any error marks it broken.
@@ -774,6 +793,11 @@ impl Store for PgStore {
         let rkey = record.recovery.as_ref().map(|r| r.key.to_vec());
         let rhashes = record.recovery.as_ref().map(RecoverySet::hashes_blob);
         let rused = record.recovery.as_ref().map_or(0, |r| i64::from(r.used));
+        let params = phc_params(&record.phc);
+        // One dummy for the fleet: written when missing, or when it lacks a
+        // part this host's has or was hashed with other parameters (each
+        // such host rewrites it; veild warns at start). Not on every
+        // connection of every host, which would only churn the row.
         self.with(|c, _| {
             c.execute(
                 "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
@@ -783,7 +807,10 @@ impl Store for PgStore {
                      totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
                      recovery_key = excluded.recovery_key,
                      recovery_hashes = excluded.recovery_hashes,
-                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at",
+                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at
+                 WHERE left(users.phc, length($8::text)) IS DISTINCT FROM $8::text
+                    OR (users.totp_secret IS NULL) <> (excluded.totp_secret IS NULL)
+                    OR (users.recovery_key IS NULL) <> (excluded.recovery_key IS NULL)",
                 &[
                     &record.phc,
                     &secret,
@@ -792,6 +819,7 @@ impl Store for PgStore {
                     &rkey,
                     &rhashes,
                     &rused,
+                    &params,
                 ],
             )
         })?;

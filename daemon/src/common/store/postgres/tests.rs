@@ -302,6 +302,7 @@ fn the_postgresql_store_on_a_real_server() {
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_roles_other_isolation_and_durability_are_overridden(&cluster);
+    the_shared_dummy_is_rewritten_only_for_other_parameters(&cluster);
     a_copy_takes_the_logins_key_locks_and_keeps_the_window_of_its_failures(&cluster);
     a_stopped_server_fails_quickly_and_a_new_connection_recovers(&mut cluster);
 }
@@ -584,6 +585,37 @@ fn a_copy_takes_the_logins_key_locks_and_keeps_the_window_of_its_failures(cluste
     assert_eq!(window(&store), (5, 100), "fewer failures: the window stays");
     store.import(&export(row(7, 30))).unwrap();
     assert_eq!(window(&store), (7, 30), "more failures bring their window");
+}
+
+/// Hosts with the same parameters leave the fleet's dummy row as the
+/// first wrote it; a host with others rewrites it.
+fn the_shared_dummy_is_rewritten_only_for_other_parameters(cluster: &Cluster) {
+    let mut store = open(&cluster.database("dummy"));
+    let dummy = |phc: &str| UserRecord {
+        phc: phc.into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+        recovery: None,
+    };
+    let first = "$argon2id$v=19$m=256,t=1,p=1$c2FsdEE$aGFzaEE";
+    store.put_dummy(&dummy(first), 1).unwrap();
+    assert_eq!(store.dummy_phc().unwrap().as_deref(), Some(first));
+    store
+        .put_dummy(&dummy("$argon2id$v=19$m=256,t=1,p=1$c2FsdEI$aGFzaEI"), 2)
+        .unwrap();
+    assert_eq!(
+        store.dummy_phc().unwrap().as_deref(),
+        Some(first),
+        "same parameters"
+    );
+    let other = "$argon2id$v=19$m=256,t=1,p=12$c2FsdEM$aGFzaEM";
+    store.put_dummy(&dummy(other), 3).unwrap();
+    assert_eq!(
+        store.dummy_phc().unwrap().as_deref(),
+        Some(other),
+        "p=12 is not p=1"
+    );
+    assert_eq!(phc_params(other), "$argon2id$v=19$m=256,t=1,p=12$");
 }
 
 /// A role that needs its password gets it from the file, and from
