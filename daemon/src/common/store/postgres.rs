@@ -528,10 +528,11 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
 fn read_password_file_owned(path: &Path, daemon_user: &str) -> Result<Zeroizing<String>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    // The file opened is the file checked: no symlink, fstat not stat.
+    // The file opened is the file checked: no symlink, fstat not stat;
+    // non-blocking, so that a FIFO put there cannot stall the start.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| {
             format!(

@@ -719,6 +719,13 @@ fn a_password_file_is_not_followed_through_a_symlink() {
     let err = read_password_file(&link).unwrap_err();
     assert!(err.contains("symlink") && !err.contains("s3cret"), "{err}");
     assert!(read_password_file(dir.path()).is_err(), "a directory");
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = read_password_file(&fifo).unwrap_err();
+    assert!(
+        err.contains("not a file"),
+        "a FIFO, refused without waiting: {err}"
+    );
 }
 
 /// veild (the daemon's account) and veilctl (root) read one file: owned
