@@ -10,12 +10,13 @@ set -euo pipefail
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
 # postgresql, openssl (test): the PostgreSQL tests start a throwaway cluster with
-# its initdb, and one with a certificate made by openssl for the TLS test.
+# its initdb, and one with a certificate made by openssl for the TLS test;
+# ca-certificates: the system CAs the TLS test checks are not trusted.
 want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
   nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;

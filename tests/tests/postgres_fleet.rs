@@ -165,3 +165,76 @@ fn store_copy_makes_a_hosts_enrolments_the_fleets_and_refuses_a_differing_user()
     );
     assert_eq!(fleet.ask("dave", PASSWORD, &code_at(1)), ALLOW, "unchanged");
 }
+
+/// The fleet shares one dummy row: a host whose [argon2] parameters differ
+/// from the one that wrote it says so at start; one with the same does not.
+#[test]
+fn a_host_with_other_argon2_parameters_is_warned_about_the_shared_dummy() {
+    let cluster = Cluster::start();
+    let url = cluster.database("dummies");
+    let a = Veild::launch_shared(host_config(&url, ""));
+    a.ask("ghost", "guess", "000000");
+    // The stored parameters, as the audit line escapes them (`=` is \x3d).
+    let warning = ["event=config", "dummy_params=$argon2id$", "m\\x3d256,"];
+    let same = Veild::launch_shared(host_config(&url, ""));
+    same.ask("ghost", "guess", "000000");
+    let other = Veild::launch_shared(host_config(&url, "[argon2]\nm_cost_kib = 512\n"));
+    assert!(
+        other
+            .wait_for_line(&warning, Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        other.stderr()
+    );
+    assert!(
+        !same.stderr().contains("dummy_params="),
+        "{}",
+        same.stderr()
+    );
+}
+
+/// verify-full trusts `ca_file` alone: a CA that OpenSSL's default store
+/// would load (here through `SSL_CERT_FILE`, as a system CA would be) does
+/// not vouch for the server. veilctl connects as veild does.
+#[test]
+fn verify_full_trusts_the_ca_file_and_not_the_default_store() {
+    let mut cluster = Cluster::start();
+    let (port, ca) = cluster.serve_tls();
+    let other = cluster.dir().join("unrelated-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(cluster.dir().join("unrelated-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .args(["-days", "2", "-subj", "/CN=unrelated CA"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let url = format!("postgresql://veil@localhost:{port}/veil");
+    let dir = tempfile::tempdir().unwrap();
+    let veilctl = |ca_file: &std::path::Path, args: &[&str]| {
+        let config = host_config(
+            &url,
+            &format!("[postgres]\nca_file = \"{}\"\n", ca_file.display()),
+        );
+        let path = dir.path().join("veild.toml");
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        std::process::Command::new(veil_tests::paths::veilctl())
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .unwrap()
+    };
+    let ok = veilctl(&ca, &["store", "init"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = veilctl(&other, &["user", "list"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "trusted through SSL_CERT_FILE");
+    assert!(stderr.contains("certificate"), "{stderr}");
+}

@@ -71,6 +71,18 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(1, e),
     };
+    // The fleet shares one dummy row: made with other [argon2] parameters
+    // than ours, unknown names would cost other time than known ones here.
+    let dummy_hashed_otherwise = match &location {
+        store::Location::Postgres(settings) if unreachable.is_none() => {
+            store::PgStore::open(settings, OpenMode::MustExist)
+                .and_then(|shared| shared.dummy_phc())
+                .ok()
+                .flatten()
+                .filter(|phc| hasher.needs_rehash(phc))
+        }
+        _ => None,
+    };
     let (system, passwords_line) = match system_accounts(&config) {
         Ok(s) => s,
         Err(e) => return fail(1, e),
@@ -105,6 +117,18 @@ pub fn run(options: &Options) -> ExitCode {
             Line::new("store")
                 .field("error", &e)
                 .field("action", "denying every login until it answers")
+                .finish(),
+        );
+    }
+    if let Some(phc) = dummy_hashed_otherwise {
+        audit.log(
+            Severity::Warning,
+            Line::new("config")
+                .field(
+                    "warning",
+                    "shared dummy row has other [argon2] parameters; give every host the same",
+                )
+                .field("dummy_params", store::postgres::phc_params(&phc))
                 .finish(),
         );
     }

@@ -241,6 +241,12 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
 const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 
+/// TCP keepalive probes, both ways: a peer is given up after about
+/// idle + probes x interval = 11 s of silence.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_PROBES: u32 = 3;
+
 /// Whether a config's `database` names a PostgreSQL server.
 pub fn is_url(database: &Path) -> bool {
     database
@@ -401,8 +407,13 @@ impl PgSettings {
             // A server that stops answering mid-statement (a cut network)
             // is given up on rather than waited for.
             .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
+            // A server gone silently while the connection is idle is
+            // noticed in about 11 s (5 s idle, 3 probes 2 s apart), not
+            // after the kernel's two hours.
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_PROBES)
             .application_name("veild");
         Ok(config)
     }
@@ -415,6 +426,12 @@ impl PgSettings {
                 return Err(self.setup_error("sslmode = \"verify-full\" needs ca_file"));
             };
             config.ssl_mode(postgres::config::SslMode::Require);
+            if config.get_password().is_some() {
+                // SCRAM bound to this TLS channel only: a cleartext or md5
+                // request (a server, or someone between, asking for the
+                // password itself) is refused before the password is sent.
+                config.channel_binding(postgres::config::ChannelBinding::Require);
+            }
             config
                 .connect(tls_connector(ca).map_err(|e| self.setup_error(e))?)
                 .map_err(|e| self.pg_error(e))?
@@ -423,12 +440,23 @@ impl PgSettings {
             config.connect(NoTls).map_err(|e| self.pg_error(e))?
         };
         let ms = self.statement_timeout.as_millis();
+        // The server probes us alike (it ignores this on a Unix socket): a
+        // host cut off while holding a transaction's key locks or the
+        // prune lock has them released in seconds.
+        let (idle, interval) = (KEEPALIVE_IDLE.as_secs(), KEEPALIVE_INTERVAL.as_secs());
         // Lock waits (a busy key, a migration on another host) are bounded
         // like statements; a transaction left open by a stalled veild is
-        // ended by the server.
+        // ended by the server. The functions are written for read committed
+        // (each statement sees what the locks let through) and a reserved
+        // failure must be on disk when the reply goes out: a role's or
+        // database's other defaults are overridden.
         client
             .batch_execute(&format!(
                 "SET statement_timeout = {ms}; SET lock_timeout = {ms};
+                 SET default_transaction_isolation = 'read committed';
+                 SET synchronous_commit = on;
+                 SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};
+                 SET tcp_keepalives_count = {KEEPALIVE_PROBES};
                  SET idle_in_transaction_session_timeout = {}",
                 ms * 10
             ))
@@ -456,22 +484,68 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 /// An OpenSSL connector that checks the server's certificate against `ca`
-/// and its name against the host connected to (verify-full).
+/// and its name against the host connected to (verify-full). Only `ca`'s
+/// certificates are trusted: the builder's default store (the system's
+/// CAs, `SSL_CERT_FILE`, `SSL_CERT_DIR`) is replaced, else any publicly
+/// trusted CA could vouch for a server named like ours.
 fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, String> {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut builder =
-        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
-    builder
-        .set_ca_file(ca)
-        .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    builder.set_verify(SslVerifyMode::PEER);
+    let builder = tls_builder(ca)?;
     Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
 }
 
-/// The first line of a password file that only its owner (root or veild's
-/// own user) may read.
+fn tls_builder(ca: &Path) -> Result<openssl::ssl::SslConnectorBuilder, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use openssl::x509::X509;
+    use openssl::x509::store::X509StoreBuilder;
+    let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file {} holds no certificate", ca.display()));
+    }
+    let mut store = X509StoreBuilder::new().map_err(|e| format!("TLS: {e}"))?;
+    for cert in certs {
+        store
+            .add_cert(cert)
+            .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    }
+    let mut builder =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
+    builder.set_cert_store(store.build());
+    builder.set_verify(SslVerifyMode::PEER);
+    Ok(builder)
+}
+
+/// The account veild runs as (`User=veil` in veild.service); veilctl runs
+/// as root, and both read the same password file.
+const DAEMON_USER: &str = "veil";
+
+/// The first line of a password file that only its owner may read, the
+/// owner being root, the daemon's account or whoever runs this.
 pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    read_password_file_owned(path, DAEMON_USER)
+}
+
+fn read_password_file_owned(path: &Path, daemon_user: &str) -> Result<Zeroizing<String>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The file opened is the file checked: no symlink, fstat not stat;
+    // non-blocking, so that a FIFO put there cannot stall the start.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "password_file {}: {e} (a symlink is refused)",
+                path.display()
+            )
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("password_file {} is not a file", path.display()));
+    }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -481,21 +555,37 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
         ));
     }
     let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
+    let daemon = nix::unistd::User::from_name(daemon_user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw());
+    if meta.uid() != 0 && meta.uid() != me && Some(meta.uid()) != daemon {
         return Err(format!(
-            "password_file {} is owned by uid {}, neither root nor veild's own uid {me}",
+            "password_file {} is owned by uid {}, neither root, {daemon_user} nor uid {me}; \
+             run: chown {daemon_user} {}",
             path.display(),
-            meta.uid()
+            meta.uid(),
+            path.display()
         ));
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or_default();
     if line.is_empty() {
         return Err(format!("password_file {} is empty", path.display()));
     }
     Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// A PHC string's algorithm, version and parameters, with the `$` that
+/// ends them (`$argon2id$v=19$m=19456,t=2,p=1$`): what makes two hashes
+/// cost the same. The whole string if it has fewer parts.
+pub fn phc_params(phc: &str) -> &str {
+    match phc.match_indices('$').nth(3) {
+        Some((i, _)) => &phc[..=i],
+        None => phc,
+    }
 }
 
 /// The statements of the login path, prepared once per connection.
@@ -559,6 +649,15 @@ impl PgStore {
 
     pub fn target(&self) -> &str {
         &self.settings.target
+    }
+
+    /// The shared dummy row's hash, if there is one: veild compares its
+    /// parameters with its own at start.
+    pub fn dummy_phc(&self) -> Result<Option<String>, StoreError> {
+        self.with(|c, _| {
+            Ok(c.query_opt("SELECT phc FROM users WHERE name = ''", &[])?
+                .map(|row| row.get(0)))
+        })
     }
 
     /// Runs `f` on the connection; any error marks it broken.
@@ -695,6 +794,11 @@ impl Store for PgStore {
         let rkey = record.recovery.as_ref().map(|r| r.key.to_vec());
         let rhashes = record.recovery.as_ref().map(RecoverySet::hashes_blob);
         let rused = record.recovery.as_ref().map_or(0, |r| i64::from(r.used));
+        let params = phc_params(&record.phc);
+        // One dummy for the fleet: written when missing, or when it lacks a
+        // part this host's has or was hashed with other parameters (each
+        // such host rewrites it; veild warns at start). Not on every
+        // connection of every host, which would only churn the row.
         self.with(|c, _| {
             c.execute(
                 "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
@@ -704,7 +808,10 @@ impl Store for PgStore {
                      totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
                      recovery_key = excluded.recovery_key,
                      recovery_hashes = excluded.recovery_hashes,
-                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at",
+                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at
+                 WHERE left(users.phc, length($8::text)) IS DISTINCT FROM $8::text
+                    OR (users.totp_secret IS NULL) <> (excluded.totp_secret IS NULL)
+                    OR (users.recovery_key IS NULL) <> (excluded.recovery_key IS NULL)",
                 &[
                     &record.phc,
                     &secret,
@@ -713,6 +820,7 @@ impl Store for PgStore {
                     &rkey,
                     &rhashes,
                     &rused,
+                    &params,
                 ],
             )
         })?;

@@ -375,6 +375,19 @@ pub fn import(
     data: &Export,
 ) -> Result<Result<Imported, String>, postgres::Error> {
     let mut tx = client.transaction()?;
+    // The login path's per-key locks, in its order (by lock id) and before
+    // any row is touched (veil_success updates users under its key locks),
+    // so a login on a copied key waits for the copy, or the copy for it,
+    // and neither deadlocks.
+    let kinds: Vec<&str> = data.ledger.iter().map(|r| r.kind.as_str()).collect();
+    let users: Vec<&str> = data.ledger.iter().map(|r| r.user.as_str()).collect();
+    let sources: Vec<&str> = data.ledger.iter().map(|r| r.source.as_str()).collect();
+    tx.execute(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM (
+             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s) ORDER BY h) AS sorted",
+        &[&kinds, &users, &sources],
+    )?;
     let mut imported = Imported::default();
     for u in &data.users {
         let existing = tx.query_opt(
@@ -430,14 +443,18 @@ pub fn import(
         }
     }
     for r in &data.ledger {
-        // The stricter of the two rows: more failures, the later lock.
+        // The stricter of the two rows: more failures (with the window
+        // they were counted in; on a tie the later window), the later lock.
         imported.ledger_rows += tx.execute(
             "INSERT INTO ledger (kind, username, source, failures, window_start, locked_until,
                                  last_seen, locks, locks_remembered_until)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (kind, username, source) DO UPDATE SET
                  failures = greatest(ledger.failures, excluded.failures),
-                 window_start = least(ledger.window_start, excluded.window_start),
+                 window_start = CASE
+                     WHEN excluded.failures > ledger.failures THEN excluded.window_start
+                     WHEN excluded.failures < ledger.failures THEN ledger.window_start
+                     ELSE greatest(ledger.window_start, excluded.window_start) END,
                  locked_until = greatest(ledger.locked_until, excluded.locked_until),
                  last_seen = greatest(ledger.last_seen, excluded.last_seen),
                  locks = greatest(ledger.locks, excluded.locks),
