@@ -93,6 +93,11 @@ fn id(k: &Key) -> (String, String, String) {
     (k.kind.as_str().to_owned(), k.user.clone(), k.source.clone())
 }
 
+/// Whether the pair's last success (as read) makes it known-good now.
+fn is_known_good(limits: &Limits, last: Option<i64>, now: i64) -> bool {
+    limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good)
+}
+
 /// The plan for `charge` from what was read.
 fn plan_from(
     limits: &Limits,
@@ -101,7 +106,7 @@ fn plan_from(
     found: &Found,
     now: i64,
 ) -> ledger::Plan {
-    let known_good = limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good);
+    let known_good = is_known_good(limits, last, now);
     let charge = ledger::spare_known_good(charge, known_good);
     let stored = charge
         .keys
@@ -117,6 +122,13 @@ fn plan_from(
 /// changed since and writes (two round trips, one commit); when another
 /// attempt got there in between, again from what it wrote; after
 /// [`OPTIMISTIC_TRIES`], a transaction that locks before it reads.
+///
+/// A known-good pair locks only the keys it is charged to: otherwise a
+/// flood of the user's name from many sources, queueing on the wide keys'
+/// locks, could make the user's own login from a known source wait past
+/// `lock_timeout` (a store-error denial aimed at them). That is safe
+/// because the pair's known-good row is written only under its own key's
+/// lock (`veil_success`), and `veil_reserve` checks it is unchanged.
 pub fn reserve(
     client: &mut Client,
     st: &Statements,
@@ -129,11 +141,27 @@ pub fn reserve(
         &st.read,
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
+    let mut narrowed = false;
     for _ in 0..OPTIMISTIC_TRIES {
-        let (last, found) = parse(&rows);
+        let (mut last, mut found) = parse(&rows);
+        if narrowed && !is_known_good(limits, last, now) {
+            // What came back covers only the pair's own keys; the plan
+            // now needs them all.
+            rows = client.query(
+                &st.read,
+                &[&kinds, &users, &sources, &charge.user, &charge.source],
+            )?;
+            (last, found) = parse(&rows);
+        }
         let plan = plan_from(limits, charge.clone(), last, &found, now);
         let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
         let (ek, eu, es) = columns(&keys);
+        narrowed = is_known_good(limits, last, now);
+        let (lk, lu, ls) = if narrowed {
+            (ek.clone(), eu.clone(), es.clone())
+        } else {
+            (kinds.clone(), users.clone(), sources.clone())
+        };
         let expected: Vec<Option<Counter>> =
             keys.iter().map(|k| found.get(&id(k)).copied()).collect();
         let present: Vec<bool> = expected.iter().map(Option::is_some).collect();
@@ -148,9 +176,9 @@ pub fn reserve(
         rows = client.query(
             &st.reserve,
             &[
-                &kinds,
-                &users,
-                &sources,
+                &lk,
+                &lu,
+                &ls,
                 &charge.user,
                 &charge.source,
                 &last,
@@ -179,6 +207,8 @@ pub fn reserve(
 }
 
 /// The reservation that cannot be overtaken: lock, read, write, commit.
+/// A pair read as known-good locks only its own keys (see [`reserve`]);
+/// if it is no longer known-good once locked, it starts again with them all.
 pub(super) fn reserve_locked(
     client: &mut Client,
     st: &Statements,
@@ -186,14 +216,65 @@ pub(super) fn reserve_locked(
     charge: Charge,
     now: i64,
 ) -> Result<Reservation, postgres::Error> {
-    let mut tx = client.transaction()?;
     let (kinds, users, sources) = columns(&charge.keys);
+    let rows = client.query(
+        &st.read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    let (last, _) = parse(&rows);
+    let own = ledger::spare_known_good(charge.clone(), is_known_good(limits, last, now));
+    if own.keys.len() < charge.keys.len() {
+        if let Some(reservation) = locked_pass(client, st, limits, &charge, &own.keys, now)? {
+            return Ok(reservation);
+        }
+    }
+    let mut tx = client.transaction()?;
     let rows = tx.query(
         &st.lock_read,
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
     let (last, found) = parse(&rows);
+    let plan = plan_from(limits, charge, last, &found, now);
+    write_plan(&mut tx, st, &plan, now)?;
+    tx.commit()?;
+    Ok(plan.reservation)
+}
+
+/// A known-good pair's locked pass: takes only `own` keys' locks, reads,
+/// and writes the plan; `None` (rolled back) if the pair is not known-good
+/// any more, for the caller to lock every key.
+fn locked_pass(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: &Charge,
+    own: &[Key],
+    now: i64,
+) -> Result<Option<Reservation>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let (kinds, users, sources) = columns(own);
+    let rows = tx.query(
+        &st.lock_read,
+        &[&kinds, &users, &sources, &charge.user, &charge.source],
+    )?;
+    let (last, found) = parse(&rows);
+    if !is_known_good(limits, last, now) {
+        tx.rollback()?;
+        return Ok(None);
+    }
     let plan = plan_from(limits, charge.clone(), last, &found, now);
+    write_plan(&mut tx, st, &plan, now)?;
+    tx.commit()?;
+    Ok(Some(plan.reservation))
+}
+
+/// Writes a plan's counters (under the caller's locks, in its transaction).
+fn write_plan(
+    tx: &mut postgres::Transaction,
+    st: &Statements,
+    plan: &ledger::Plan,
+    now: i64,
+) -> Result<(), postgres::Error> {
     let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
     let (kinds, users, sources) = columns(&keys);
     let field = |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
@@ -211,8 +292,7 @@ pub(super) fn reserve_locked(
             &now,
         ],
     )?;
-    tx.commit()?;
-    Ok(plan.reservation)
+    Ok(())
 }
 
 /// A success's writes, in one call (its own transaction: `veil_success`

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::scratch::Cluster;
 use super::*;
 use crate::common::config::{Lockout, Postgres};
-use crate::common::ledger::{Origin, charge_for};
+use crate::common::ledger::{KeyKind, Origin, charge_for};
 
 fn settings(url: &str) -> PgSettings {
     PgSettings::new(Path::new(url), &Postgres::default())
@@ -291,6 +291,69 @@ fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
     assert_eq!(evaluated.into_inner(), 3);
 }
 
+/// A flood of a user's name from many sources holds the wide keys' locks;
+/// the user's login from a known-good source takes only its own key's lock,
+/// so it is not held up (on both paths), while a pair that is not
+/// known-good waits for the wide keys until `lock_timeout`.
+fn a_known_good_pair_does_not_wait_for_the_wide_keys(cluster: &Cluster) {
+    let url = cluster.database("known_good_locks");
+    let mut store = open(&url);
+    let limits = Limits::from(&Lockout::default());
+    let now = 1_000_000;
+    let charge = |user: &str| charge_for(&limits, user, &Origin::from_root("192.0.2.7", ""));
+    store
+        .client
+        .borrow_mut()
+        .execute(
+            "INSERT INTO known_good (username, source, last_success)
+             VALUES ('alice', '192.0.2.7', $1)",
+            &[&(now - 60)],
+        )
+        .unwrap();
+    // Another host, mid-attempt, holding the wide keys of alice and of bob.
+    let wide: Vec<_> = [charge("alice"), charge("bob")]
+        .into_iter()
+        .flat_map(|c| c.keys)
+        .filter(|k| matches!(k.kind, KeyKind::UserRemote | KeyKind::Source))
+        .collect();
+    assert!(!wide.is_empty(), "a remote charge has wide keys");
+    let (kinds, users, sources) = (
+        wide.iter().map(|k| k.kind.as_str()).collect::<Vec<_>>(),
+        wide.iter().map(|k| k.user.clone()).collect::<Vec<_>>(),
+        wide.iter().map(|k| k.source.clone()).collect::<Vec<_>>(),
+    );
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut tx = other.transaction().unwrap();
+    tx.query(
+        "SELECT * FROM veil_lock_read($1::text[], $2::text[], $3::text[], '', '')",
+        &[&kinds, &users, &sources],
+    )
+    .unwrap();
+    let r = store.reserve(&limits, charge("alice"), now).unwrap();
+    assert!(r.refused.is_none());
+    let r = store
+        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge("alice"), now))
+        .unwrap();
+    assert!(r.refused.is_none());
+    let err = store
+        .reserve(&limits, charge("bob"), now)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("55P03") || err.contains("57014"),
+        "lock or statement timeout: {err}"
+    );
+    tx.commit().unwrap();
+    let mut store = open(&url);
+    assert!(
+        store
+            .reserve(&limits, charge("bob"), now)
+            .unwrap()
+            .refused
+            .is_none()
+    );
+}
+
 #[test]
 fn the_postgresql_store_on_a_real_server() {
     let mut cluster = Cluster::start();
@@ -299,6 +362,7 @@ fn the_postgresql_store_on_a_real_server() {
     a_time_step_is_accepted_once_across_connections(&cluster);
     a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(&cluster);
     the_locked_reservation_keeps_the_limit(&cluster);
+    a_known_good_pair_does_not_wait_for_the_wide_keys(&cluster);
     a_read_only_server_denies_with_the_error_named(&cluster);
     a_password_file_logs_in_a_role_that_needs_one(&cluster);
     a_roles_other_isolation_and_durability_are_overridden(&cluster);
