@@ -32,3 +32,24 @@ pub fn raise_fd_limit() -> nix::Result<u64> {
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
 }
+
+/// Runs one test of the current test binary again, as `uid`/`gid`, with
+/// `env`; its stdout. The test fails unless that run succeeds. This is how
+/// a root test plays an unprivileged peer of veild's socket.
+pub fn rerun_as(uid: u32, gid: u32, test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--nocapture", "--include-ignored"])
+        .envs(env.iter().copied())
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("run the test binary");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

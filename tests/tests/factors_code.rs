@@ -234,28 +234,17 @@ fn a_non_root_peer_cannot_ask_code_only_even_about_its_own_account() {
     require_root();
     let veild = Veild::from_toml("");
     veild.enrol("nobody", true);
+    let socket = veild.socket();
     let ask_as_nobody = |code_only: &str| {
-        use std::os::unix::process::CommandExt;
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "code_only_peer",
-                "--nocapture",
-                "--include-ignored",
-            ])
-            .env("V14B_SOCKET", veild.socket())
-            .env("V14B_CODE_ONLY", code_only)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        veil_tests::root::rerun_as(
+            65534,
+            65534,
+            "code_only_peer",
+            &[
+                ("V14B_SOCKET", socket.as_os_str()),
+                ("V14B_CODE_ONLY", code_only.as_ref()),
+            ],
+        )
     };
     assert!(ask_as_nobody("1").contains("VERDICT=Deny"));
     let log = veild.log_with(1);

@@ -830,18 +830,6 @@ fn recovery_frame_naming_another_user() {
 
 /// Re-runs one helper test of this binary as `user`; its stdout.
 fn run_as(user: &User, test: &str, env: &[(&str, &str)]) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--include-ignored"])
-        .envs(env.iter().copied())
-        .uid(user.uid)
-        .gid(user.gid)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    veil_tests::root::rerun_as(user.uid, user.gid, test, &env)
 }

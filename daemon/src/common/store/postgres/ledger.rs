@@ -222,43 +222,38 @@ pub(super) fn reserve_locked(
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
     let (last, _) = parse(&rows);
-    let own = ledger::spare_known_good(charge.clone(), is_known_good(limits, last, now));
-    if own.keys.len() < charge.keys.len() {
-        if let Some(reservation) = locked_pass(client, st, limits, &charge, &own.keys, now)? {
+    // A pair read as known-good tries its own keys first; every key's
+    // locks always plan, so the second pass returns.
+    let mut lock = ledger::spare_known_good(charge.clone(), is_known_good(limits, last, now)).keys;
+    loop {
+        let narrowed = lock.len() < charge.keys.len();
+        if let Some(reservation) = locked_pass(client, st, limits, &charge, &lock, narrowed, now)? {
             return Ok(reservation);
         }
+        lock = charge.keys.clone();
     }
-    let mut tx = client.transaction()?;
-    let rows = tx.query(
-        &st.lock_read,
-        &[&kinds, &users, &sources, &charge.user, &charge.source],
-    )?;
-    let (last, found) = parse(&rows);
-    let plan = plan_from(limits, charge, last, &found, now);
-    write_plan(&mut tx, st, &plan, now)?;
-    tx.commit()?;
-    Ok(plan.reservation)
 }
 
-/// A known-good pair's locked pass: takes only `own` keys' locks, reads,
-/// and writes the plan; `None` (rolled back) if the pair is not known-good
-/// any more, for the caller to lock every key.
+/// One locked pass: takes `lock`'s keys' locks, reads, and writes the
+/// plan; `None` (rolled back) when only the pair's own keys were locked
+/// (`narrowed`) and it is not known-good any more.
 fn locked_pass(
     client: &mut Client,
     st: &Statements,
     limits: &Limits,
     charge: &Charge,
-    own: &[Key],
+    lock: &[Key],
+    narrowed: bool,
     now: i64,
 ) -> Result<Option<Reservation>, postgres::Error> {
     let mut tx = client.transaction()?;
-    let (kinds, users, sources) = columns(own);
+    let (kinds, users, sources) = columns(lock);
     let rows = tx.query(
         &st.lock_read,
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
     let (last, found) = parse(&rows);
-    if !is_known_good(limits, last, now) {
+    if narrowed && !is_known_good(limits, last, now) {
         tx.rollback()?;
         return Ok(None);
     }
