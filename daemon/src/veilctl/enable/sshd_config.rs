@@ -19,24 +19,32 @@ pub struct Directive {
     pub origin: String,
 }
 
+/// One sshd_config line as sshd splits it: the keyword (lower case) and the
+/// rest, after whitespace or `=`; `None` for a blank line or a comment.
+fn keyword_line(line: &str) -> Option<(String, &str)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+        Some(i) => (
+            &line[..i],
+            line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+        ),
+        None => (line, ""),
+    };
+    Some((key.to_ascii_lowercase(), value))
+}
+
 /// Parses one sshd_config file's global section (up to the first `Match`).
 /// `Include` comes back as a directive for the caller to expand in place.
 /// The second value says whether a `Match` block ended the global section.
 pub fn sshd_directives(text: &str, file: &str) -> (Vec<Directive>, bool) {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let Some((key, value)) = keyword_line(line) else {
             continue;
-        }
-        let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
-            Some(i) => (
-                &line[..i],
-                line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
-            ),
-            None => (line, ""),
         };
-        let key = key.to_ascii_lowercase();
         if key == "match" {
             return (out, true);
         }
@@ -304,18 +312,9 @@ pub fn load_match_blocks(path: &Path) -> Result<Vec<MatchBlock>, Failure> {
         let file = path.display().to_string();
         let mut current = outer;
         for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            let Some((key, value)) = keyword_line(line) else {
                 continue;
-            }
-            let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
-                Some(i) => (
-                    &line[..i],
-                    line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
-                ),
-                None => (line, ""),
             };
-            let key = key.to_ascii_lowercase();
             let value = value.trim().trim_matches('"');
             if key == "match" {
                 out.push(MatchBlock {
