@@ -591,7 +591,9 @@ fn an_impostor_on_the_socket_gets_no_password_from_veilctl() {
         })
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !record.exists() && std::time::Instant::now() < deadline {
+    // The impostor creates the file before it writes the line: wait for the line.
+    let recorded = || std::fs::read_to_string(&record).is_ok_and(|r| r.ends_with('\n'));
+    while !recorded() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = impostor.kill();
