@@ -48,6 +48,10 @@ pub enum KeyKind {
     /// A non-root peer asking about someone else's account.
     #[serde(rename = "peer")]
     Peer,
+    /// While the ledger is full: one of [`OVERFLOW_BUCKETS`] coarse keys
+    /// that stands for every key without a row (see [`overflow_charge`]).
+    #[serde(rename = "overflow")]
+    Overflow,
 }
 
 impl KeyKind {
@@ -58,6 +62,7 @@ impl KeyKind {
             KeyKind::Source => "source",
             KeyKind::User => "user",
             KeyKind::Peer => "peer",
+            KeyKind::Overflow => "overflow",
         }
     }
 
@@ -68,6 +73,7 @@ impl KeyKind {
             KeyKind::Source,
             KeyKind::User,
             KeyKind::Peer,
+            KeyKind::Overflow,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -97,6 +103,7 @@ impl std::fmt::Display for Key {
             KeyKind::Source => write!(f, "source:{}", self.source),
             KeyKind::User => write!(f, "user:{}", self.user),
             KeyKind::Peer => write!(f, "peer:{}", self.source),
+            KeyKind::Overflow => write!(f, "overflow:{}", self.source),
         }
     }
 }
@@ -135,7 +142,7 @@ impl From<&Lockout> for Limits {
 impl Limits {
     pub fn limit(&self, kind: KeyKind) -> i64 {
         i64::from(match kind {
-            KeyKind::UserSource | KeyKind::User | KeyKind::Peer => self.deny,
+            KeyKind::UserSource | KeyKind::User | KeyKind::Peer | KeyKind::Overflow => self.deny,
             KeyKind::UserRemote => self.user_deny,
             KeyKind::Source => self.source_deny,
         })
@@ -295,6 +302,9 @@ pub struct Reservation {
     pub refused: Option<Refusal>,
     /// Keys that reach their limit with this attempt (locked if it fails).
     pub locking: Vec<Key>,
+    /// The ledger was full: keys without a row were charged to overflow
+    /// keys (the store sets this; the admin is told in the audit line).
+    pub overflow: bool,
 }
 
 /// One key's counter as stored.
@@ -337,11 +347,84 @@ impl Counter {
         c
     }
 
+    /// From when the row limits nothing (no lock in force, no failure in
+    /// its window, no lock remembered): only then may it be pruned or
+    /// evicted. A row that still counts or remembers is never forgotten,
+    /// however full the ledger is.
+    pub fn harmless_at(&self, limits: &Limits) -> i64 {
+        let window_end = if self.failures > 0 {
+            self.window_start.saturating_add(limits.fail_interval)
+        } else {
+            0
+        };
+        self.locked_until
+            .max(self.locks_remembered_until)
+            .max(window_end)
+    }
+
     /// Locks the key from `now`, for longer the more often it was locked.
     pub fn lock(&mut self, now: i64, limits: &Limits) {
         self.locks = self.locks.saturating_add(1);
         self.locked_until = now.saturating_add(limits.lock_time(self.locks));
         self.locks_remembered_until = self.locked_until.saturating_add(limits.unlock_time_max);
+    }
+}
+
+/// How many coarse keys stand for the keys without a row while the ledger
+/// is full: few enough that their rows never matter for the cap, enough
+/// that one locked bucket refuses only a small share of new pairs.
+pub const OVERFLOW_BUCKETS: u64 = 256;
+
+/// The overflow key that stands for `key` while the ledger is full: a
+/// bucket of a stable hash of the key (the same on every host of a fleet).
+pub fn overflow_key(key: &Key) -> Key {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [key.kind.as_str(), &key.user, &key.source] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let bucket = u64::from_le_bytes(first) % OVERFLOW_BUCKETS;
+    Key {
+        kind: KeyKind::Overflow,
+        user: String::new(),
+        source: format!("{}/{bucket}", key.kind.as_str()),
+    }
+}
+
+/// Whether an attempt must be charged to overflow keys: it needs new rows,
+/// the ledger has no room for them, and its pair is not known-good (a
+/// known-good pair's own key may pass the cap: such rows exist only after
+/// a real success, so an attacker cannot make them).
+pub fn needs_overflow(known_good: bool, stored: &[Option<Counter>], room: i64) -> bool {
+    let new_rows = stored.iter().filter(|c| c.is_none()).count() as i64;
+    !known_good && new_rows > 0 && new_rows > room
+}
+
+/// The charge of an attempt while the ledger is full: every key without a
+/// row (`stored[i]` is `None`) is replaced by its overflow key, once. The
+/// attempt is still counted, on coarser keys with the lowest limit: a full
+/// ledger gets stricter, never forgetful.
+pub fn overflow_charge(charge: Charge, stored: &[Option<Counter>]) -> Charge {
+    let Charge { user, source, keys } = charge;
+    let mut out: Vec<Key> = Vec::with_capacity(keys.len());
+    for (key, counter) in keys.into_iter().zip(stored) {
+        let key = if counter.is_none() {
+            overflow_key(&key)
+        } else {
+            key
+        };
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    Charge {
+        user,
+        source,
+        keys: out,
     }
 }
 
@@ -419,6 +502,7 @@ pub fn plan(
             known_good,
             refused,
             locking,
+            overflow: false,
         },
         writes,
         new_rows,

@@ -9,6 +9,8 @@ use super::*;
 use crate::common::store::postgres::scratch::Cluster;
 use crate::common::store::{Location, OpenMode, PgSettings, SqliteStore, Store, Success};
 
+mod capacity;
+
 thread_local! {
     /// Set while a test runs against PostgreSQL: the database to use.
     static POSTGRES: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -325,33 +327,6 @@ fn pruning_removes_only_expired_rows() {
 }
 
 #[test]
-fn the_cap_evicts_stale_rows_and_never_an_active_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStore::open(&dir.path().join("l.db"), OpenMode::CreateIfMissing).unwrap();
-    let l = Limits {
-        max_rows: 100,
-        unlock_time: 100_000,
-        ..limits()
-    };
-    for i in 0..3 {
-        fail(&mut s, &l, "locked", "", 1000 + i);
-    }
-    for i in 0..1000 {
-        fail(&mut s, &l, &format!("spray{i}"), "", 1010 + i);
-        assert!(s.ledger_rows().unwrap() <= 100);
-    }
-    let real: i64 = s
-        .conn()
-        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(real, s.ledger_rows().unwrap(), "the kept count matches");
-    assert!(
-        !fail(&mut s, &l, "locked", "", 1020).evaluated(),
-        "the lock survived eviction"
-    );
-}
-
-#[test]
 fn concurrent_guesses_never_exceed_the_limit() {
     let (place, _s) = store();
     let l = limits();
@@ -581,33 +556,6 @@ fn a_success_leaves_no_transaction_open() {
     assert!(s.conn().is_autocommit());
 }
 
-/// On PostgreSQL the cap is kept by the pruning host, not by every reserve.
-fn postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock() {
-    let (_place, mut s) = store();
-    let l = Limits {
-        max_rows: 100,
-        unlock_time: 100_000,
-        ..limits()
-    };
-    for i in 0..3 {
-        fail(&mut *s, &l, "locked", "", 1000 + i);
-    }
-    for i in 0..300 {
-        fail(&mut *s, &l, &format!("spray{i}"), "", 1010 + i);
-    }
-    assert_eq!(s.ledger_rows().unwrap(), 301);
-    s.prune(&l, 1400).unwrap();
-    assert!(
-        s.ledger_rows().unwrap() <= 90,
-        "{}",
-        s.ledger_rows().unwrap()
-    );
-    assert!(
-        !fail(&mut *s, &l, "locked", "", 1401).evaluated(),
-        "the lock survived eviction"
-    );
-}
-
 /// Every rule above (but the SQLite-only ones) against a real PostgreSQL:
 /// one throwaway cluster, a fresh database per rule.
 #[test]
@@ -641,8 +589,20 @@ fn the_rules_hold_on_postgresql() {
         ("unlock", unlock_clears_a_user_or_a_source),
         ("prune", pruning_removes_only_expired_rows),
         (
-            "cap",
-            postgres_prune_keeps_the_cap_and_never_evicts_an_active_lock,
+            "full_of_locks",
+            capacity::a_ledger_full_of_locks_still_counts_a_victims_guesses,
+        ),
+        (
+            "spray_keeps_escalation",
+            capacity::a_spray_past_the_cap_does_not_reset_a_keys_escalation,
+        ),
+        (
+            "known_good_past_the_cap",
+            capacity::a_full_ledger_still_admits_known_good_pairs_and_marks_overflow,
+        ),
+        (
+            "stale_rows",
+            capacity::stale_rows_make_room_and_the_count_stays_true,
         ),
         ("concurrent", concurrent_guesses_never_exceed_the_limit),
         (

@@ -623,6 +623,9 @@ pub struct PgStore {
     /// Set by any error: the connection may be dead or mid-transaction,
     /// so the caller opens a new one.
     broken: Cell<bool>,
+    /// The ledger had more rows than the cap at this host's last prune:
+    /// attempts whose keys have no row are charged to overflow keys.
+    ledger_full: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -644,6 +647,7 @@ impl PgStore {
             client: RefCell::new(client),
             statements,
             broken: Cell::new(false),
+            ledger_full: false,
         })
     }
 
@@ -840,7 +844,8 @@ impl Store for PgStore {
         charge: Charge,
         now: i64,
     ) -> Result<Reservation, StoreError> {
-        self.with(|c, st| ledger::reserve(c, st, limits, charge, now))
+        let full = self.ledger_full;
+        self.with(|c, st| ledger::reserve(c, st, limits, charge, full, now))
     }
 
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
@@ -848,7 +853,9 @@ impl Store for PgStore {
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
-        self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))
+        let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))?;
+        self.ledger_full = full;
+        Ok(removed)
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {

@@ -129,11 +129,17 @@ fn plan_from(
 /// `lock_timeout` (a store-error denial aimed at them). That is safe
 /// because the pair's known-good row is written only under its own key's
 /// lock (`veil_success`), and `veil_reserve` checks it is unchanged.
+///
+/// `full`: the ledger was over the cap at this host's last prune, so an
+/// attempt whose keys have no row (and whose pair is not known-good) is
+/// charged to overflow keys: decided once from the first read, and the
+/// rest runs on that charge.
 pub fn reserve(
     client: &mut Client,
     st: &Statements,
     limits: &Limits,
     charge: Charge,
+    full: bool,
     now: i64,
 ) -> Result<Reservation, postgres::Error> {
     let (kinds, users, sources) = columns(&charge.keys);
@@ -141,6 +147,23 @@ pub fn reserve(
         &st.read,
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
+    if full {
+        let (last, found) = parse(&rows);
+        let known_good = is_known_good(limits, last, now);
+        let spared = ledger::spare_known_good(charge.clone(), known_good);
+        let stored: Vec<Option<Counter>> = spared
+            .keys
+            .iter()
+            .map(|k| found.get(&id(k)).copied())
+            .collect();
+        if ledger::needs_overflow(known_good, &stored, 0) {
+            let overflowed = ledger::overflow_charge(spared, &stored);
+            let mut reservation = reserve(client, st, limits, overflowed, false, now)?;
+            reservation.overflow = true;
+            return Ok(reservation);
+        }
+    }
+    let (kinds, users, sources) = (kinds.clone(), users.clone(), sources.clone());
     let mut narrowed = false;
     for _ in 0..OPTIMISTIC_TRIES {
         let (mut last, mut found) = parse(&rows);
@@ -329,36 +352,41 @@ pub fn commit_success(
     Ok(row.get(0))
 }
 
-/// Deletes expired rows and keeps the table under `max_rows`, on one host
-/// at a time (a session advisory lock; the others skip this round). Rows a
-/// login holds are skipped, not waited for. Returns the rows removed.
+/// Deletes the rows that limit nothing any more, on one host at a time (a
+/// session advisory lock; the others skip this round); rows a login holds
+/// are skipped, not waited for. Rows that count failures, hold a lock or
+/// remember one are never deleted, however full the table. Returns the
+/// rows removed and whether the table is still over `max_rows` (every
+/// host counts: until its next prune, its new pairs go to overflow keys).
 pub fn prune(
     client: &mut Client,
     limits: &Limits,
     now: i64,
     lock: i64,
-) -> Result<usize, postgres::Error> {
+) -> Result<(usize, bool), postgres::Error> {
     let mine: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
         .get(0);
-    if !mine {
-        return Ok(0);
+    let mut removed = 0;
+    if mine {
+        let result = prune_locked(client, limits, now);
+        let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+        removed = result?;
+        unlocked?;
     }
-    let result = prune_locked(client, limits, now);
-    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
-    let n = result?;
-    unlocked?;
-    Ok(n)
+    let rows: i64 = client.query_one("SELECT count(*) FROM ledger", &[])?.get(0);
+    Ok((removed, rows > limits.max_rows))
 }
 
+/// The same test as [`Counter::harmless_at`]` <= now`, on the columns.
 fn prune_locked(client: &mut Client, limits: &Limits, now: i64) -> Result<usize, postgres::Error> {
     let mut total = 0;
     loop {
         let n = client.execute(
             "DELETE FROM ledger WHERE ctid IN (
                  SELECT ctid FROM ledger
-                 WHERE locked_until <= $1::int8 AND window_start <= $1::int8 - $2::int8
-                   AND locks_remembered_until <= $1::int8
+                 WHERE locked_until <= $1::int8 AND locks_remembered_until <= $1::int8
+                   AND (failures = 0 OR window_start <= $1::int8 - $2::int8)
                  LIMIT 1000 FOR UPDATE SKIP LOCKED)",
             &[&now, &limits.fail_interval],
         )? as usize;
@@ -372,18 +400,6 @@ fn prune_locked(client: &mut Client, limits: &Limits, now: i64) -> Result<usize,
         if n < 1000 && old < 1000 {
             break;
         }
-    }
-    // The cap: the least recently seen rows without an active lock go,
-    // down to 90 % of it.
-    let rows: i64 = client.query_one("SELECT count(*) FROM ledger", &[])?.get(0);
-    if rows > limits.max_rows {
-        let excess = rows - (limits.max_rows - limits.max_rows / 10);
-        total += client.execute(
-            "DELETE FROM ledger WHERE ctid IN (
-                 SELECT ctid FROM ledger WHERE locked_until <= $1
-                 ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            &[&now, &excess],
-        )? as usize;
     }
     Ok(total)
 }

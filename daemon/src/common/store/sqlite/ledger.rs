@@ -25,24 +25,35 @@ fn read_counter(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Counter
     .optional()
 }
 
-fn write_counter(conn: &Connection, key: &Key, c: Counter, now: i64) -> rusqlite::Result<()> {
+fn write_counter(
+    conn: &Connection,
+    limits: &Limits,
+    key: &Key,
+    c: Counter,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO ledger (kind, user, source, failures, window_start, locked_until, last_seen,
-                             locks, locks_remembered_until, writes)
+                             locks, locks_remembered_until, writes, harmless_at)
          VALUES (:kind, :user, :source, :failures, :window_start, :locked_until, :now,
-                 :locks, :remembered, 1)
+                 :locks, :remembered, 1, :harmless_at)
          ON CONFLICT (kind, user, source) DO UPDATE SET
              failures = excluded.failures, window_start = excluded.window_start,
              locked_until = excluded.locked_until, last_seen = excluded.last_seen,
              locks = excluded.locks, locks_remembered_until = excluded.locks_remembered_until,
-             writes = ledger.writes + 1",
+             writes = ledger.writes + 1, harmless_at = excluded.harmless_at",
     )?
     .execute(named_params! {
         ":kind": key.kind.as_str(), ":user": key.user, ":source": key.source,
         ":failures": c.failures, ":window_start": c.window_start, ":locked_until": c.locked_until,
         ":now": now, ":locks": c.locks, ":remembered": c.locks_remembered_until,
+        ":harmless_at": c.harmless_at(limits),
     })?;
     Ok(())
+}
+
+fn read_counters(conn: &Connection, keys: &[Key]) -> rusqlite::Result<Vec<Option<Counter>>> {
+    keys.iter().map(|key| read_counter(conn, key)).collect()
 }
 
 /// Whether (user, source) succeeded within the known-good window. Every
@@ -66,7 +77,9 @@ fn is_known_good(
 }
 
 /// Checks and reserves one attempt on all its keys, in one `BEGIN
-/// IMMEDIATE` transaction committed before the password is checked.
+/// IMMEDIATE` transaction committed before the password is checked. When
+/// its keys need rows the ledger has no room for (after evicting rows
+/// that limit nothing), they are charged to overflow keys instead.
 pub fn reserve(
     conn: &mut Connection,
     limits: &Limits,
@@ -75,22 +88,28 @@ pub fn reserve(
 ) -> rusqlite::Result<Reservation> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let known_good = is_known_good(&tx, limits, &charge.user, &charge.source, now)?;
-    let charge = ledger::spare_known_good(charge, known_good);
-    let stored = charge
-        .keys
-        .iter()
-        .map(|key| read_counter(&tx, key))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let plan = ledger::plan(limits, charge, known_good, stored, now);
+    let mut charge = ledger::spare_known_good(charge, known_good);
+    let mut stored = read_counters(&tx, &charge.keys)?;
+    let wanted = stored.iter().filter(|c| c.is_none()).count() as i64;
+    let mut overflow = false;
+    if wanted > 0 && !known_good {
+        let room = make_room(&tx, limits, now, wanted)?;
+        if ledger::needs_overflow(known_good, &stored, room) {
+            charge = ledger::overflow_charge(charge, &stored);
+            stored = read_counters(&tx, &charge.keys)?;
+            overflow = true;
+        }
+    }
+    let mut plan = ledger::plan(limits, charge, known_good, stored, now);
+    plan.reservation.overflow = overflow;
     for (key, counter) in &plan.writes {
-        write_counter(&tx, key, *counter, now)?;
+        write_counter(&tx, limits, key, *counter, now)?;
     }
     // One statement for every attempt, whether it added rows or not.
     tx.prepare_cached(
         "UPDATE ledger_size SET rows = rows + :new, writes = writes + 1 WHERE id = 1",
     )?
     .execute(named_params! {":new": plan.new_rows})?;
-    enforce_cap(&tx, limits, now)?;
     tx.commit()?;
     Ok(plan.reservation)
 }
@@ -136,27 +155,35 @@ pub fn record_success(
     Ok(())
 }
 
-/// Keeps the table under `max_rows`: when over, evicts the least recently
-/// seen rows that hold no active lock, down to 90 % of the cap (in batches,
-/// so a spray pays for eviction once per many inserts).
-fn enforce_cap(conn: &Connection, limits: &Limits, now: i64) -> rusqlite::Result<()> {
+/// Rows evicted at most by one reservation: more than an attempt adds,
+/// so a table with rows to spare shrinks back under the cap, and few
+/// enough that no login pays for a large delete (the minute's prune
+/// takes the rest).
+const EVICT_BATCH: i64 = 64;
+
+/// Room under `max_rows` for `wanted` new rows, after evicting up to
+/// [`EVICT_BATCH`] rows that limit nothing (oldest first, by the
+/// `harmless_at` index: the cost does not grow with the table). Rows that
+/// count failures, hold a lock or remember one are never evicted.
+fn make_room(conn: &Connection, limits: &Limits, now: i64, wanted: i64) -> rusqlite::Result<i64> {
     let rows: i64 = conn
         .prepare_cached("SELECT rows FROM ledger_size WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
-    if rows <= limits.max_rows {
-        return Ok(());
+    let room = limits.max_rows - rows;
+    if room >= wanted {
+        return Ok(room);
     }
-    let target = limits.max_rows - limits.max_rows / 10;
-    conn.prepare_cached(
-        "DELETE FROM ledger WHERE (kind, user, source) IN (
-             SELECT kind, user, source FROM ledger WHERE locked_until <= :now
-             ORDER BY last_seen LIMIT :excess)",
-    )?
-    .execute(named_params! {":now": now, ":excess": rows - target})?;
-    Ok(())
+    let evicted = conn
+        .prepare_cached(
+            "DELETE FROM ledger WHERE (kind, user, source) IN (
+                 SELECT kind, user, source FROM ledger WHERE harmless_at <= :now
+                 ORDER BY harmless_at LIMIT :batch)",
+        )?
+        .execute(named_params! {":now": now, ":batch": EVICT_BATCH})?;
+    Ok(room + evicted as i64)
 }
 
-/// Deletes rows whose window and lock have both passed, in small
+/// Deletes rows that limit nothing any more (`harmless_at`), in small
 /// transactions so that logins are never held up for long. Returns how many.
 pub fn prune(conn: &mut Connection, limits: &Limits, now: i64) -> rusqlite::Result<usize> {
     let mut total = 0;
@@ -165,11 +192,9 @@ pub fn prune(conn: &mut Connection, limits: &Limits, now: i64) -> rusqlite::Resu
         let n = tx
             .prepare_cached(
                 "DELETE FROM ledger WHERE (kind, user, source) IN (
-                     SELECT kind, user, source FROM ledger
-                     WHERE locked_until <= :now AND window_start <= :now - :interval
-                       AND locks_remembered_until <= :now LIMIT 1000)",
+                     SELECT kind, user, source FROM ledger WHERE harmless_at <= :now LIMIT 1000)",
             )?
-            .execute(named_params! {":now": now, ":interval": limits.fail_interval})?;
+            .execute(named_params! {":now": now})?;
         let old_successes = tx
             .prepare_cached(
                 "DELETE FROM known_good WHERE (user, source) IN (
