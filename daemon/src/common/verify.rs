@@ -111,6 +111,8 @@ pub struct Decision {
     pub reason: Reason,
     /// Keys this failure locked.
     pub locked: Vec<Key>,
+    /// The ledger was full: the attempt was charged to overflow keys.
+    pub ledger_full: bool,
 }
 
 /// What the verifier reads of the system's accounts, set at start.
@@ -355,6 +357,7 @@ impl Verifier {
             verdict,
             reason,
             locked,
+            ledger_full: reservation.as_ref().is_some_and(|r| r.overflow),
         }
     }
 

@@ -21,7 +21,7 @@ use syslog::{Facility, Formatter3164};
 pub use veil_proto::sanitize::{MAX_VALUE, sanitize};
 const QUEUE: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Info,
     Notice,
@@ -208,6 +208,12 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         Reason::PeerNotPermitted => severity = Severity::Warning,
         Reason::Internal => severity = Severity::Error,
         _ => {}
+    }
+    if decision.ledger_full {
+        // The admin must hear that the ledger is full: new pairs are now
+        // charged to shared overflow keys (stricter for everyone new).
+        line = line.field("ledger", "full");
+        severity = severity.max(Severity::Warning);
     }
     audit.log(severity, line.finish());
     // A recovery code's use is a line of its own, for the admin to follow up.

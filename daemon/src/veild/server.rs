@@ -379,6 +379,7 @@ fn spawn_workers(
                                             verdict: Verdict::Deny,
                                             reason: Reason::Internal,
                                             locked: Vec::new(),
+                                            ledger_full: false,
                                         }
                                     });
                                 audit_decision(&audit, &request, peer, &decision);
