@@ -8,7 +8,8 @@
 //! runs only the paired two-class timing (real vs unknown, locked vs
 //! fresh, delay 0, N per class); `--flood` only the fair-share figure;
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
-//! classes).
+//! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
+//! cap.
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
-use veil_daemon::common::store::Store as _;
 mod edges;
+mod ledger;
 mod postgres;
 mod system;
 
@@ -43,6 +44,7 @@ struct Options {
     system: bool,
     postgres: bool,
     recovery: bool,
+    ledger: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -54,6 +56,7 @@ fn options() -> Result<Options, String> {
         system: false,
         postgres: false,
         recovery: false,
+        ledger: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -67,6 +70,7 @@ fn options() -> Result<Options, String> {
             "--system" => o.system = true,
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
+            "--ledger" => o.ledger = true,
             "--n" => {
                 o.n = args
                     .next()
@@ -75,7 +79,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--recovery] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -390,6 +394,14 @@ fn main() -> ExitCode {
         ));
         return ExitCode::SUCCESS;
     }
+    if opts.ledger {
+        ledger::ledger_report(opts.quick, &mut say);
+        say(format!(
+            "Command: `scripts/bench.sh --ledger{}`",
+            if opts.quick { " --quick" } else { "" }
+        ));
+        return ExitCode::SUCCESS;
+    }
     if opts.recovery {
         recovery_report(opts.n, &mut say);
         say(format!(
@@ -604,40 +616,8 @@ fn main() -> ExitCode {
         };
         say(format!("\n{target}\n"));
     }
-    // 6. The ledger's own cost.
-    let ledger_dir = tempfile::tempdir().expect("temp dir");
-    let mut store = veil_daemon::common::store::SqliteStore::open(
-        &ledger_dir.path().join("ledger.db"),
-        veil_daemon::common::store::OpenMode::CreateIfMissing,
-    )
-    .expect("ledger database");
-    let limits =
-        veil_daemon::common::ledger::Limits::from(&veil_daemon::common::config::Lockout::default());
-    let mut cost_us = Vec::new();
-    let attempts = if opts.quick { 500 } else { 3000 };
-    for i in 0..attempts {
-        let rhost = if i % 2 == 0 {
-            String::new()
-        } else {
-            format!("198.51.100.{}", i % 250)
-        };
-        let t = Instant::now();
-        let charge = veil_daemon::common::ledger::charge_for(
-            &limits,
-            &format!("ledger{i}"),
-            &veil_daemon::common::ledger::Origin::from_root(&rhost, ""),
-        );
-        let _ = store.reserve(&limits, charge, 1_800_000_000 + i64::from(i));
-        cost_us.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    say("## 6. Ledger write cost per attempt
-"
-    .into());
-    say(format!(
-        "One reservation (check + reserve of every key in one `BEGIN IMMEDIATE` transaction, committed with `synchronous = FULL`), {attempts} attempts, half local (1 key), half remote (3 keys): median {:.0} µs, p99 {:.0} µs.\n",
-        median(&cost_us),
-        quantile(&cost_us, 0.99)
-    ));
+    // 6. The ledger's own cost, against how full it is.
+    ledger::ledger_report(opts.quick, &mut say);
     // 7. Fair share under a flood.
     edges::flood_report(opts.quick, &mut say);
     say(format!(
