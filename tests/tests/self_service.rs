@@ -39,7 +39,7 @@ struct User {
 }
 
 /// A real account with a system password: one without (`!` in shadow)
-/// is locked, and veil refuses locked accounts with either source.
+/// is denied with source = "system" (no-usable-hash).
 fn account(made: &mut Accounts, name: &'static str) -> User {
     made.add_with_password(name, "the system one, not veil's");
     let entry = nix::unistd::User::from_name(name)

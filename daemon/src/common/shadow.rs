@@ -1,8 +1,13 @@
 //! `/etc/shadow`, read by veil itself (shadow(5): nine `:`-separated
 //! fields), and the account state pam_unix's account stage would judge
-//! from it: locked (`!` before the hash), expired (the expire date has
-//! come, or the password is older than its maximum age plus the inactive
-//! period), or without a usable hash (`*`, empty).
+//! from it: locked (`!` before a hash or a `*`: `passwd -l`, `usermod -L`,
+//! systemd-sysusers' `!*`), expired (the expire date has come, or the
+//! password is older than its maximum age plus the inactive period), or
+//! no system password (`!` or `*` alone, empty, or a setting libxcrypt
+//! does not know). A bare `!` is `useradd`'s default and `adduser
+//! --disabled-password`'s: "no password yet", not a lock, and exactly the
+//! account that keeps its password in veil. [`State::denies`] says which
+//! states deny for which password source.
 //!
 //! The file is read whole on every lookup and every line is parsed, so
 //! that finding a name costs the same wherever it is and whether it is
@@ -45,20 +50,50 @@ impl std::fmt::Debug for Entry {
 pub enum State {
     /// A hash that libxcrypt can check.
     Usable,
-    /// `passwd -l`, `usermod -L`: the hash starts with `!`.
+    /// `passwd -l`, `usermod -L`: `!` before anything (a hash, `*`, or
+    /// another `!`); a bare `!` is not a lock.
     Locked,
     /// The account's expire date has come (`chage -E`).
     Expired,
     /// The password is older than its maximum age plus the inactive period.
     PasswordInactive,
-    /// `*`, empty, or a setting libxcrypt does not know: no password can match.
+    /// No system password: `!` or `*` alone, empty, or a setting libxcrypt
+    /// does not know. No password can match it; a veil password does not
+    /// need one.
     NoUsableHash,
+}
+
+impl State {
+    /// Whether veild denies an account in this state whatever the password
+    /// (`system_source`: `[password] source = "system"`). Lock and expiry
+    /// deny with both sources; having no system password denies only when
+    /// the system password is the one checked.
+    pub fn denies(self, system_source: bool) -> bool {
+        match self {
+            State::Usable => false,
+            State::Locked | State::Expired | State::PasswordInactive => true,
+            State::NoUsableHash => system_source,
+        }
+    }
+
+    /// The audit reason veild logs for a denial in this state.
+    pub fn reason(self) -> &'static str {
+        match self {
+            State::Usable => "none",
+            State::Locked => "account-locked",
+            State::Expired => "account-expired",
+            State::PasswordInactive => "password-expired",
+            State::NoUsableHash => "no-usable-hash",
+        }
+    }
 }
 
 impl Entry {
     /// The account's state on day `today` (days since the epoch).
     pub fn state(&self, today: i64) -> State {
-        if self.hash.starts_with('!') {
+        // `passwd -l` on a hash, `usermod -L` on `*`: a lock. A bare `!`
+        // is `useradd`'s "no password yet" (below: no usable hash).
+        if self.hash.len() > 1 && self.hash.starts_with('!') {
             return State::Locked;
         }
         if self.expire.is_some_and(|e| e >= 0 && today >= e) {
@@ -157,19 +192,109 @@ mod tests {
         assert_eq!(e.state(TODAY), State::Usable);
     }
 
+    /// Issue 19. Fails on the old main, where a bare `!` (useradd's and
+    /// `adduser --disabled-password`'s "no password yet") counted as
+    /// `passwd -l`.
     #[test]
-    fn passwd_l_usermod_l_and_a_bare_bang_are_locked() {
-        for hash in [format!("!{YES}"), "!".into(), "!*".into()] {
+    fn passwd_l_and_usermod_l_lock_but_a_bare_bang_is_no_system_password() {
+        for hash in [format!("!{YES}"), "!*".into(), "!!".into(), "!x".into()] {
             assert_eq!(
                 entry(&format!("bob:{hash}:19700:0:99999:7:::")).state(TODAY),
-                State::Locked
+                State::Locked,
+                "{hash}"
             );
+        }
+        assert_eq!(
+            entry("bob:!:19700:0:99999:7:::").state(TODAY),
+            State::NoUsableHash
+        );
+    }
+
+    /// Every shadow state, with both sources: what veild decides before
+    /// any password is checked (the README's table).
+    #[test]
+    fn each_state_denies_or_not_for_each_source() {
+        let expired = TODAY - 1;
+        let old = TODAY - 100;
+        // (line's fields after the name, state, denied with source veil, with source system)
+        let table = [
+            (
+                format!("{YES}:19700:0:99999:7:::"),
+                State::Usable,
+                false,
+                false,
+            ),
+            (
+                "!:19700:0:99999:7:::".to_owned(),
+                State::NoUsableHash,
+                false,
+                true,
+            ),
+            (
+                "*:19700:0:99999:7:::".into(),
+                State::NoUsableHash,
+                false,
+                true,
+            ),
+            (
+                ":19700:0:99999:7:::".into(),
+                State::NoUsableHash,
+                false,
+                true,
+            ),
+            ("!*:19700:0:99999:7:::".into(), State::Locked, true, true),
+            (
+                format!("!{YES}:19700:0:99999:7:::"),
+                State::Locked,
+                true,
+                true,
+            ),
+            (
+                format!("{YES}:19700:0:99999:7::{expired}:"),
+                State::Expired,
+                true,
+                true,
+            ),
+            (
+                format!("!:19700:0:99999:7::{expired}:"),
+                State::Expired,
+                true,
+                true,
+            ),
+            (
+                format!("{YES}:{old}:0:60:7:10::"),
+                State::PasswordInactive,
+                true,
+                true,
+            ),
+            (
+                format!("!:{old}:0:60:7:10::"),
+                State::PasswordInactive,
+                true,
+                true,
+            ),
+            // Past the maximum age but within the inactive period, or
+            // "change at next login": pam_unix's account stage asks for a
+            // new password; veil does not refuse.
+            (
+                format!("{YES}:{old}:0:60:7:50::"),
+                State::Usable,
+                false,
+                false,
+            ),
+            (format!("{YES}:0:0:99999:7:::"), State::Usable, false, false),
+        ];
+        for (fields, state, veil, system) in table {
+            let e = entry(&format!("u:{fields}"));
+            assert_eq!(e.state(TODAY), state, "{fields}");
+            assert_eq!(state.denies(false), veil, "{fields} with source veil");
+            assert_eq!(state.denies(true), system, "{fields} with source system");
         }
     }
 
     #[test]
     fn stars_empty_and_unknown_settings_have_no_usable_hash() {
-        for hash in ["*", "", "x", "$9$abc$def"] {
+        for hash in ["!", "*", "", "x", "$9$abc$def"] {
             assert_eq!(
                 entry(&format!("daemon:{hash}:19700:0:99999:7:::")).state(TODAY),
                 State::NoUsableHash,

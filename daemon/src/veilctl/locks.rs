@@ -14,6 +14,7 @@ pub fn status(ctx: &Ctx, name: &str, json: bool) -> Result<(), Failure> {
     let known = store.user(name)?.is_some();
     let recovery_left = crate::recovery::left(store.as_ref(), name)?;
     let entries = store.status(&ctx.limits, name, ctx.now)?;
+    crate::account::warn(ctx, &[name]);
     if json {
         #[derive(Serialize)]
         struct Status<'a> {

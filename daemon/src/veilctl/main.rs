@@ -7,6 +7,7 @@
 //! not in the library veild links; the store, config and rules are.
 #![forbid(unsafe_code)]
 
+mod account;
 mod cli;
 mod enable;
 mod error;

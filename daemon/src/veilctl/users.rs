@@ -34,6 +34,7 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
             eprintln!(
                 "veilctl: added {name}; enrol a TOTP secret with: veilctl totp enroll {name}"
             );
+            crate::account::warn(ctx, &[&name]);
         }
         UserCommand::Passwd {
             name,
@@ -62,6 +63,8 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
             if ctx.config.password.source == PasswordSource::System {
                 system_hashes(ctx, &mut users)?;
             }
+            let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+            crate::account::warn(ctx, &names);
             let mut recovery_left = Vec::with_capacity(users.len());
             for u in &users {
                 recovery_left.push(crate::recovery::left(store.as_ref(), &u.name)?);

@@ -457,6 +457,97 @@ fn with_source_veil_the_system_lock_and_expiry_still_apply_to_veil_users() {
     assert!(matches!(d.reason, Reason::Shadow(_)), "{:?}", d.reason);
 }
 
+/// Issue 19: every shadow state of one account (veil password "right",
+/// no TOTP, `if-enrolled`; its shadow hash is of "right" too), with both
+/// sources, through the verifier: the README's table, and
+/// [`State::denies`] / [`State::reason`] (veilctl's warnings) agree with
+/// it. Fails on the old main for the bare `!` with source veil
+/// (`useradd`'s default: `account-locked` there).
+#[test]
+fn every_shadow_state_is_decided_as_the_table_says_with_both_sources() {
+    let today = shadow::day_of(NOW);
+    let old = today - 100;
+    let h = sha256(b"right");
+    // (fields after the name, reason with source veil, with source system)
+    let table = [
+        (format!("{h}:19000:0:99999:7:::"), "success", "success"),
+        (
+            "!:19000:0:99999:7:::".to_owned(),
+            "success",
+            "no-usable-hash",
+        ),
+        (
+            "*:19000:0:99999:7:::".to_owned(),
+            "success",
+            "no-usable-hash",
+        ),
+        (
+            ":19000:0:99999:7:::".to_owned(),
+            "success",
+            "no-usable-hash",
+        ),
+        (
+            "!*:19000:0:99999:7:::".to_owned(),
+            "account-locked",
+            "account-locked",
+        ),
+        (
+            "!!:19000:0:99999:7:::".to_owned(),
+            "account-locked",
+            "account-locked",
+        ),
+        (
+            format!("!{h}:19000:0:99999:7:::"),
+            "account-locked",
+            "account-locked",
+        ),
+        (
+            format!("{h}:19000:0:99999:7::{}:", today - 1),
+            "account-expired",
+            "account-expired",
+        ),
+        (
+            format!("!:19000:0:99999:7::{}:", today - 1),
+            "account-expired",
+            "account-expired",
+        ),
+        (
+            format!("{h}:{old}:0:60:7:10::"),
+            "password-expired",
+            "password-expired",
+        ),
+        // Past the maximum age within the inactive period, and "change at
+        // next login": the account stack asks for a new password.
+        (format!("{h}:{old}:0:60:7:50::"), "success", "success"),
+        (format!("{h}:0:0:99999:7:::"), "success", "success"),
+    ];
+    for system in [false, true] {
+        let SystemFixture { mut f, shadow } = system_fixture(TotpPolicy::IfEnrolled, system);
+        let text = std::fs::read_to_string(&shadow).unwrap();
+        for (fields, veil, sys) in &table {
+            let want = if system { sys } else { veil };
+            std::fs::write(&shadow, format!("{text}nototp:{fields}\n")).unwrap();
+            let d = ask(&mut f, "nototp", "right", "", NOW);
+            assert_eq!(
+                &d.reason.as_str(),
+                want,
+                "{fields:?}, system source: {system}"
+            );
+            let state = shadow::find(&format!("nototp:{fields}"), "nototp")
+                .unwrap()
+                .state(today);
+            let said = if state.denies(system) {
+                state.reason()
+            } else {
+                "success"
+            };
+            assert_eq!(&said, want, "{fields:?}, system source: {system}");
+            // Keep the ledger out of it.
+            f.verifier.store().unwrap().unlock_user("nototp").unwrap();
+        }
+    }
+}
+
 // Recovery codes, code-only requests, rollout.
 
 fn give_codes(f: &mut Fixture, user: &str) -> Vec<String> {

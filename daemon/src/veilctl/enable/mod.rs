@@ -24,6 +24,10 @@
 //! rule (a user without an active TOTP secret passes only while the
 //! rollout does not require a code of them, and never under
 //! `--after-publickey`);
+//! under `--after-publickey` every `AuthenticationMethods` sshd_config
+//! holds (global, and every `Match` block, whatever it matches: a block
+//! for someone who enrols later applies then) must put a key before veil,
+//! checked first, whoever is enrolled, and again on every run;
 //! the console (`login`) needs `--console`; a service known to answer
 //! every prompt with one password (i3lock, swaylock) is refused; for sshd
 //! the effective settings are read per user with the real `sshd -T` and
@@ -51,9 +55,7 @@ use veil_daemon::common::store::{self, OpenMode, UserSummary};
 use crate::error::{EXIT_USAGE, Failure};
 use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
 use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
-use sshd_access::{
-    SshdState, UserView, connection_dependent_methods, judge_sshd, sshd_binary, sshd_t,
-};
+use sshd_access::{SshdState, UserView, code_alone_methods, judge_sshd, sshd_binary, sshd_t};
 use sshd_config::{load_match_blocks, load_sshd_config};
 
 pub const DEFAULT_PAM_DIR: &str = "/etc/pam.d";
@@ -203,10 +205,28 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
             "--after-publickey is for sshd (or a service given --sshd-config)",
         ));
     }
+    // Whoever is enrolled, now or later: checked first, so that it also
+    // stops an enable with nobody enrolled, and so that running it again
+    // over an enabled sshd re-checks an sshd_config edited since.
+    if let (true, Some(sshd_config)) = (args.after_publickey, &sshd_config) {
+        let blocks = load_match_blocks(sshd_config)?;
+        let global = read_sshd(sshd_config, &[])?;
+        code_alone_methods(&global.global, &blocks).map_err(|e| {
+            Failure::refused(format!("{e}\nthen run veilctl enable {service} again"))
+        })?;
+    }
     let path = args.pam_dir.join(service);
     let original = read(&path)?;
     if is_enabled(&original) {
-        return Ok(format!("veil is already enabled in {}\n", path.display()));
+        let checked = if args.after_publickey {
+            "; sshd_config still puts a key before veil for every account"
+        } else {
+            ""
+        };
+        return Ok(format!(
+            "veil is already enabled in {}{checked}\n",
+            path.display()
+        ));
     }
     // Fails here, before anything is written, if the file cannot be handled.
     let options = StackOptions {
@@ -255,10 +275,6 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     }
 
     if let Some(sshd_config) = sshd_config {
-        if args.after_publickey {
-            let blocks = load_match_blocks(&sshd_config)?;
-            connection_dependent_methods(&blocks).map_err(Failure::refused)?;
-        }
         let admin = std::env::var("SUDO_USER").unwrap_or_default();
         let probe = sshd_probes(&able, &admin, args.after_publickey)?;
         let state = read_sshd(&sshd_config, &probe)?;

@@ -119,54 +119,79 @@ pub fn usable_lists(d: &[Directive], root: bool, phase: Phase) -> Vec<String> {
         .collect()
 }
 
-/// Whether every allowed method list starts with `publickey` (what
-/// `factors=code` relies on: a key has proved the account before veil
-/// asks only for the code).
-pub fn publickey_first(d: &[Directive]) -> bool {
-    let v = value(d, "authenticationmethods", "any");
-    !v.eq_ignore_ascii_case("any")
-        && method_lists(d)
-            .iter()
-            .all(|list| list.first().is_some_and(|m| base(m) == "publickey"))
+/// Whether `list` proves the account with a key before any step that
+/// reaches PAM (`keyboard-interactive`, and `password`, which answers
+/// veil's code prompt with what was typed): what `factors=code` relies
+/// on. A list with no PAM step never reaches veil.
+fn key_before_pam(list: &[String]) -> bool {
+    for m in list {
+        match base(m) {
+            "publickey" => return true,
+            "keyboard-interactive" | "password" => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
-/// The settings that decide whether a key comes before veil's code.
-const KEY_FIRST_SETTINGS: &[&str] = &[
-    "authenticationmethods",
-    "pubkeyauthentication",
-    "kbdinteractiveauthentication",
-    "challengeresponseauthentication",
-];
+/// Whether an `AuthenticationMethods` value lets no login reach PAM
+/// before a key (`any` offers keyboard-interactive alone).
+fn methods_key_first(value: &str) -> bool {
+    let value = value.trim();
+    !value.eq_ignore_ascii_case("any")
+        && !value.is_empty()
+        && value
+            .split_whitespace()
+            .all(|list| key_before_pam(&list.split(',').map(str::to_owned).collect::<Vec<_>>()))
+}
 
-/// For `--after-publickey`: the `Match` blocks that depend on the
-/// connection (address, host, local address or port) and change how a
-/// user starts. `sshd -T` is asked per user with one made-up connection,
-/// so such a block could give a code-alone login to everyone connecting
-/// from elsewhere without any probe seeing it: refused, each named.
-pub fn connection_dependent_methods(blocks: &[MatchBlock]) -> Result<(), String> {
-    let found: Vec<String> = blocks
-        .iter()
-        .filter(|b| !b.user_only())
-        .flat_map(|b| {
-            b.directives
-                .iter()
-                .filter(|d| KEY_FIRST_SETTINGS.contains(&d.key.as_str()))
-                .map(move |d| {
-                    format!(
-                        "    {}: {} {} (in \"Match {}\" at {})",
-                        d.origin, d.key, d.value, b.criteria, b.origin
-                    )
-                })
-        })
-        .collect();
+/// Whether every allowed method list proves the account with a key
+/// before veil is asked (see [`key_before_pam`]).
+pub fn publickey_first(d: &[Directive]) -> bool {
+    methods_key_first(value(d, "authenticationmethods", "any"))
+}
+
+/// For `--after-publickey`, whoever is enrolled now or later: every
+/// `AuthenticationMethods` that some connection could get (the global
+/// one, and each `Match` block's, whatever it matches on: a block for a
+/// group or a user not enrolled today applies the day they enrol by
+/// self-service, and sshd applies the first matching block's value, so
+/// these are all the values there are) must put a key before veil.
+/// `global` is sshd's global section (`sshd -T` without `-C`).
+pub fn code_alone_methods(global: &[Directive], blocks: &[MatchBlock]) -> Result<(), String> {
+    let mut found = Vec::new();
+    let g = value(global, "authenticationmethods", "any");
+    if !methods_key_first(g) {
+        let origin = effective(global, &["authenticationmethods"])
+            .map_or("default (unset)".to_owned(), |d| d.origin.clone());
+        found.push(format!(
+            "    {origin}: AuthenticationMethods {g} (global section)"
+        ));
+    }
+    for b in blocks {
+        for d in b
+            .directives
+            .iter()
+            .filter(|d| d.key == "authenticationmethods")
+        {
+            if !methods_key_first(&d.value) {
+                found.push(format!(
+                    "    {}: AuthenticationMethods {} (in \"Match {}\" at {})",
+                    d.origin, d.value, b.criteria, b.origin
+                ));
+            }
+        }
+    }
     if found.is_empty() {
         return Ok(());
     }
     Err(format!(
-        "--after-publickey makes veil ask only for the code, so a key must have proved the account \
-         first on every connection; these Match blocks depend on the connection (not only on the \
-         user), and veilctl cannot check every address, host and port they could match:\n{}\n\
-         move these settings into Match User/Group blocks or the global section; nothing changed",
+        "--after-publickey makes veil ask only for the code, so a key must prove the account first \
+         for every account sshd could let in, now and later (a user who enrols by self-service \
+         needs no admin); these settings let a login reach veil without a key:\n{}\n\
+         fix: make each of them start with the key (AuthenticationMethods {ADVISED_METHODS}; \
+         root under PermitRootLogin prohibit-password: AuthenticationMethods publickey) or \
+         delete the line; nothing changed",
         found.join("\n")
     ))
 }

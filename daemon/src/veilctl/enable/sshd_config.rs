@@ -272,25 +272,6 @@ pub struct MatchBlock {
     pub directives: Vec<Directive>,
 }
 
-impl MatchBlock {
-    /// Whether the block depends only on the user (`User`, `Group`,
-    /// `All`), which `sshd -T -C user=NAME` evaluates; any other criterion
-    /// (`Address`, `Host`, `LocalAddress`, `LocalPort`, `RDomain`, ...)
-    /// depends on the connection, which one probe cannot cover.
-    pub fn user_only(&self) -> bool {
-        let words: Vec<&str> = self.criteria.split_whitespace().collect();
-        let mut i = 0;
-        while i < words.len() {
-            match words[i].to_ascii_lowercase().as_str() {
-                "all" => i += 1,
-                "user" | "group" => i += 2,
-                _ => return false,
-            }
-        }
-        true
-    }
-}
-
 /// Every `Match` block of sshd_config and its `Include`s, as sshd reads
 /// them: an `Include` inside a block belongs to that block, and a block
 /// opened in an included file ends with that file (checked against

@@ -249,8 +249,14 @@ fn after_publickey_refuses_while_nobody_has_an_active_secret() {
     enrol(&config, "alice", false);
     let mut args = enable_args(dir.path(), &pam);
     args.after_publickey = true;
-    // Refused before sshd_config is read: it need not exist.
-    args.sshd_config = Some(dir.path().join("no-sshd_config"));
+    // sshd_config puts a key first for everyone; the enrolment is what fails.
+    let sshd_config = dir.path().join("sshd_config");
+    fs::write(
+        &sshd_config,
+        "UsePAM yes\nKbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n",
+    )
+    .unwrap();
+    args.sshd_config = Some(sshd_config);
     let err = enable(&config, &args).unwrap_err();
     assert_eq!(err.code, EXIT_REFUSED);
     assert!(err.message.contains("asks only for the code"), "{err}");
@@ -984,7 +990,7 @@ fn only_controls_that_take_access_away_move_behind_veil() {
 // ------------------------------------- --after-publickey and Match blocks
 
 #[test]
-fn connection_match_blocks_that_change_methods_are_named() {
+fn every_match_block_that_lets_a_login_reach_veil_without_a_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let inc = dir.path().join("inc.conf");
     // A block opened in an included file ends with it; an Include inside a
@@ -1012,12 +1018,11 @@ fn connection_match_blocks_that_change_methods_are_named() {
     )
     .unwrap();
     let blocks = load_match_blocks(&main).unwrap();
-    let summary: Vec<(String, bool, Vec<String>)> = blocks
+    let summary: Vec<(String, Vec<String>)> = blocks
         .iter()
         .map(|b| {
             (
                 b.criteria.clone(),
-                b.user_only(),
                 b.directives.iter().map(|d| d.key.clone()).collect(),
             )
         })
@@ -1028,42 +1033,132 @@ fn connection_match_blocks_that_change_methods_are_named() {
         vec![
             (
                 "LocalPort 2222".into(),
-                false,
                 keys(&["kbdinteractiveauthentication"])
             ),
-            ("User root".into(), true, keys(&["authenticationmethods"])),
+            ("User root".into(), keys(&["authenticationmethods"])),
             (
                 "Address 10.0.0.0/8".into(),
-                false,
                 keys(&["authenticationmethods"])
             ),
             (
                 "Group admins Host *.example.org".into(),
-                false,
                 keys(&["x11forwarding"])
             ),
-            ("All".into(), true, keys(&["pubkeyauthentication"])),
+            ("All".into(), keys(&["pubkeyauthentication"])),
         ]
     );
-    let err = connection_dependent_methods(&blocks).unwrap_err();
+    let global = load_sshd_config(&main).unwrap();
+    let err = code_alone_methods(&global, &blocks).unwrap_err();
     assert!(
         err.contains(&format!(
-            "{}:1: authenticationmethods keyboard-interactive (in \"Match Address 10.0.0.0/8\" at {}:5)",
+            "{}:1: AuthenticationMethods keyboard-interactive (in \"Match Address 10.0.0.0/8\" at {}:5)",
             methods.display(),
             main.display()
         )),
         "{err}"
     );
-    assert!(
-        err.contains(&format!(
-            "{}:2: kbdinteractiveauthentication",
-            inc.display()
-        )),
+    // Only the one method value that lets a login start without a key.
+    assert_eq!(
+        err.matches("AuthenticationMethods keyboard-interactive")
+            .count(),
+        1,
         "{err}"
     );
-    // Blocks on the user only, or settings that do not decide the start: fine.
-    connection_dependent_methods(&[blocks[1].clone(), blocks[3].clone(), blocks[4].clone()])
-        .unwrap();
+    assert!(!err.contains("Match User root"), "{err}");
+    assert!(
+        err.contains("fix: make each of them start with the key"),
+        "{err}"
+    );
+    // Settings other than AuthenticationMethods do not decide it.
+    let others: Vec<MatchBlock> = blocks
+        .iter()
+        .filter(|b| !b.criteria.starts_with("Address"))
+        .cloned()
+        .collect();
+    code_alone_methods(&global, &others).unwrap();
+}
+
+/// Issue 18 item 7. Fails on the old main, which judged only the users who
+/// could pass veil that day (here: alice, whom no Match block touches) and
+/// ignored Match User/Group blocks for anyone else: it wrote the code-only
+/// stack, and bob, in group ops, enrolling later by self-service, would
+/// have logged in with the 6-digit code alone.
+#[test]
+fn a_match_group_block_with_keyboard_interactive_alone_stops_after_publickey_whoever_is_enrolled() {
+    let (dir, config, pam) = setup(SSHD);
+    let sshd_config = dir.path().join("sshd_config");
+    fs::write(
+        &sshd_config,
+        "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+         AuthenticationMethods publickey,keyboard-interactive\n\
+         Match Group ops\n    AuthenticationMethods keyboard-interactive\n",
+    )
+    .unwrap();
+    let mut args = enable_args(dir.path(), &pam);
+    args.sshd_config = Some(sshd_config.clone());
+    args.after_publickey = true;
+    let named = format!(
+        "{}:6: AuthenticationMethods keyboard-interactive (in \"Match Group ops\" at {0}:5)",
+        sshd_config.display()
+    );
+    // Nobody enrolled: the block is what is refused.
+    let err = enable(&config, &args).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains(&named), "{err}");
+    // Someone enrolled whom the block does not touch: still refused.
+    enrol(&config, "alice", true);
+    let err = enable(&config, &args).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains(&named), "{err}");
+    assert_eq!(fs::read_to_string(pam.join("svc")).unwrap(), SSHD);
+    // With the block fixed, enabled; run again after sshd_config regressed,
+    // the check is made again instead of "already enabled".
+    let fixed = fs::read_to_string(&sshd_config).unwrap().replace(
+        "    AuthenticationMethods keyboard-interactive\n",
+        "    AuthenticationMethods publickey,keyboard-interactive\n",
+    );
+    let broken = fs::read_to_string(&sshd_config).unwrap();
+    fs::write(&sshd_config, fixed).unwrap();
+    enable(&config, &args).unwrap();
+    assert!(is_enabled(&fs::read_to_string(pam.join("svc")).unwrap()));
+    assert!(enable(&config, &args).unwrap().contains("already enabled"));
+    fs::write(&sshd_config, broken).unwrap();
+    let err = enable(&config, &args).unwrap_err();
+    assert!(err.message.contains(&named), "{err}");
+    // The same for every other method list that reaches veil before a key.
+    for methods in [
+        "any",
+        "password",
+        "keyboard-interactive,publickey",
+        "hostbased,keyboard-interactive",
+        "publickey,keyboard-interactive keyboard-interactive:pam",
+    ] {
+        let global = settings("AuthenticationMethods publickey,keyboard-interactive\n");
+        let block = MatchBlock {
+            origin: "sshd_config:9".into(),
+            criteria: "User later".into(),
+            directives: settings(&format!("AuthenticationMethods {methods}\n")),
+        };
+        assert!(code_alone_methods(&global, &[block]).is_err(), "{methods}");
+        let global = settings(&format!("AuthenticationMethods {methods}\n"));
+        assert!(code_alone_methods(&global, &[]).is_err(), "{methods}");
+    }
+    // Unset globally means any: refused.
+    assert!(
+        code_alone_methods(&[], &[])
+            .unwrap_err()
+            .contains("default (unset)")
+    );
+    for methods in [
+        "publickey,keyboard-interactive",
+        "publickey",
+        "hostbased,publickey,keyboard-interactive:pam",
+        "publickey,password publickey,keyboard-interactive",
+        "gssapi-with-mic",
+    ] {
+        let global = settings(&format!("AuthenticationMethods {methods}\n"));
+        code_alone_methods(&global, &[]).unwrap_or_else(|e| panic!("{methods}: {e}"));
+    }
 }
 
 #[test]
