@@ -145,7 +145,7 @@ fn failures_outside_the_window_do_not_add_up() {
 }
 
 #[test]
-fn success_clears_the_pair_and_returns_its_count_to_wider_keys() {
+fn success_clears_the_users_keys_and_returns_its_count_to_the_source() {
     let (_d, mut s) = store();
     let l = limits();
     fail(&mut *s, &l, "alice", "192.0.2.1", 1000);
@@ -154,16 +154,93 @@ fn success_clears_the_pair_and_returns_its_count_to_wider_keys() {
     assert_eq!(r.locking.len(), 1, "the third reaches deny=3 for the pair");
     assert!(record_success(&mut *s, &l, &r, 1002).unwrap());
     let st = s.status(&l, "alice", 1002).unwrap();
-    assert!(
-        st.iter().all(|e| e.key.kind != KeyKind::UserSource),
-        "{st:?}"
-    );
-    let remote = st
+    assert!(st.is_empty(), "the pair and the user-wide key: {st:?}");
+    let source = s
+        .reserve(
+            &l,
+            charge_for(&l, "probe", &Origin::from_root("192.0.2.1", "")),
+            1003,
+        )
+        .unwrap();
+    assert!(source.evaluated());
+    assert!(s.locks(&l, 1003).unwrap().is_empty());
+}
+
+/// Fails on the old main: a user's success left the escalation of their
+/// user-wide key (many sources, any of them a botnet's) in place, so the
+/// botnet's next lock of the name lasted four times the first.
+/// A source-wide key's escalation is not reset by a success there.
+pub(super) fn a_users_success_ends_the_escalation_of_their_name_not_of_the_source() {
+    let (_d, mut s) = store();
+    let l = Limits {
+        user_deny: 3,
+        source_deny: 3,
+        unlock_time_max: 10_000,
+        ..limits()
+    };
+    // A botnet: each lock of alice's name from anywhere needs 3 sources.
+    let botnet = |s: &mut dyn Store, now: i64, round: i64| {
+        for i in 0..3 {
+            fail(s, &l, "alice", &format!("203.0.{round}.{i}"), now + i);
+        }
+    };
+    botnet(&mut *s, 1000, 0);
+    let first = s.locks(&l, 1002).unwrap();
+    let name = first
         .iter()
         .find(|e| e.key.kind == KeyKind::UserRemote)
         .unwrap();
-    assert_eq!((remote.failures, remote.locked_until), (2, 0));
-    assert!(s.locks(&l, 1002).unwrap().is_empty());
+    assert_eq!(name.locked_until, 1002 + 50);
+    botnet(&mut *s, 1100, 1);
+    let second = s.status(&l, "alice", 1102).unwrap();
+    let name = second
+        .iter()
+        .find(|e| e.key.kind == KeyKind::UserRemote)
+        .unwrap();
+    assert_eq!((name.locks, name.locked_until), (2, 1102 + 100));
+    // A source escalated by three names, once alice's name is free again.
+    for round in 0..2 {
+        for i in 0..3 {
+            fail(
+                &mut *s,
+                &l,
+                &format!("spray{round}{i}"),
+                "198.51.100.9",
+                1300 + 100 * round + i,
+            );
+        }
+    }
+    // alice logs in, from that very source, with both factors.
+    succeed(
+        &mut *s,
+        &l,
+        "alice",
+        &Origin::from_root("198.51.100.9", ""),
+        1600,
+    );
+    botnet(&mut *s, 1700, 2);
+    let third = s.status(&l, "alice", 1702).unwrap();
+    let name = third
+        .iter()
+        .find(|e| e.key.kind == KeyKind::UserRemote)
+        .unwrap();
+    assert_eq!((name.locks, name.locked_until), (1, 1702 + 50), "{third:?}");
+    // The source still remembers its two locks: its third is four times the first.
+    for i in 0..3 {
+        fail(&mut *s, &l, &format!("spray2{i}"), "198.51.100.9", 1800 + i);
+    }
+    let source = s
+        .locks(&l, 1802)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.key.kind == KeyKind::Source && e.key.source == "198.51.100.9")
+        .unwrap();
+    assert_eq!((source.locks, source.locked_until), (3, 1802 + 200));
+}
+
+#[test]
+fn success_ends_the_names_escalation() {
+    a_users_success_ends_the_escalation_of_their_name_not_of_the_source();
 }
 
 #[test]
@@ -570,7 +647,11 @@ fn the_rules_hold_on_postgresql() {
         ("window", failures_outside_the_window_do_not_add_up),
         (
             "success",
-            success_clears_the_pair_and_returns_its_count_to_wider_keys,
+            success_clears_the_users_keys_and_returns_its_count_to_the_source,
+        ),
+        (
+            "success_ends_escalation",
+            a_users_success_ends_the_escalation_of_their_name_not_of_the_source,
         ),
         ("console", a_network_lock_leaves_the_console_open),
         (
