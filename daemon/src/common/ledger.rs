@@ -79,9 +79,18 @@ impl KeyKind {
         .find(|k| k.as_str() == s)
     }
 
-    /// A success clears this key outright (rather than only undoing its own reservation).
+    /// A success clears this key outright, count, lock and lock history
+    /// (rather than only undoing its own reservation): the keys that are
+    /// the user's alone. The user proved both factors, so a botnet's
+    /// escalation of their name from anywhere ends with their next
+    /// success. A source-wide key (and an overflow key) only gets back the
+    /// one count: its escalation comes from many names, and one stolen or
+    /// shared login there must not reset it.
     pub fn cleared_by_success(self) -> bool {
-        matches!(self, KeyKind::UserSource | KeyKind::User)
+        matches!(
+            self,
+            KeyKind::UserSource | KeyKind::User | KeyKind::UserRemote
+        )
     }
 }
 
