@@ -26,7 +26,15 @@
 //! `BEGIN IMMEDIATE`, committed with `synchronous = FULL`). An attempt that would pass a limit, or meets
 //! a locked key, is refused (the caller still does the same work and
 //! denies). A failure therefore needs no further write; a success undoes
-//! its reservation. Unknown names go through exactly the same statements.
+//! its reservation (and clears the user's own keys: [`KeyKind::cleared_by_success`]).
+//! Unknown names go through exactly the same statements.
+//!
+//! The rules both back ends apply live here: which keys ([`charge_for`]),
+//! known-good ([`is_known_good`]), the plan ([`plan`]), what a success
+//! clears, when a row may be pruned or evicted ([`Counter::harmless_at`]:
+//! never while it limits anything), and what a full ledger does
+//! ([`needs_overflow`], [`overflow_charge`]: keys without a row are charged
+//! to a few coarse overflow keys, so it gets stricter, never forgetful).
 
 use serde::Serialize;
 
@@ -450,6 +458,17 @@ pub struct Plan {
     pub new_rows: i64,
 }
 
+/// Whether a pair whose last success was at `last_success` (as stored) is
+/// known-good at `now`.
+pub fn is_known_good(limits: &Limits, last_success: Option<i64>, now: i64) -> bool {
+    limits.known_good > 0 && last_success.is_some_and(|t| now - t < limits.known_good)
+}
+
+/// Whether a success makes its pair known-good (the store then records it).
+pub fn records_known_good(limits: &Limits) -> bool {
+    limits.known_good > 0
+}
+
 /// The charge a reservation works on: a known-good pair is charged to its
 /// own (user, source) key only, so the wide keys never lock it out.
 pub fn spare_known_good(mut charge: Charge, known_good: bool) -> Charge {
@@ -534,6 +553,13 @@ pub struct Entry {
 impl Entry {
     pub fn locked_at(&self, now: i64) -> bool {
         self.locked_until > now
+    }
+
+    /// Whether `veilctl status` shows the row: a lock in force, or a
+    /// window still open.
+    pub fn live_at(&self, now: i64, limits: &Limits) -> bool {
+        self.locked_until > now
+            || (self.locked_until == 0 && now - self.window_start < limits.fail_interval)
     }
 }
 

@@ -95,7 +95,7 @@ fn id(k: &Key) -> (String, String, String) {
 
 /// Whether the pair's last success (as read) makes it known-good now.
 fn is_known_good(limits: &Limits, last: Option<i64>, now: i64) -> bool {
-    limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good)
+    ledger::is_known_good(limits, last, now)
 }
 
 /// The plan for `charge` from what was read.
@@ -343,7 +343,7 @@ pub fn commit_success(
             &limit,
             &success.reservation.source,
             &success.now,
-            &(limits.known_good > 0),
+            &ledger::records_known_good(limits),
             &success.new_hash,
             &recovery_bit,
             &recovery_key,
@@ -452,10 +452,7 @@ pub fn status(
     )?;
     Ok(entries(&rows, limits)
         .into_iter()
-        .filter(|e| {
-            e.locked_until > now
-                || (e.locked_until == 0 && now - e.window_start < limits.fail_interval)
-        })
+        .filter(|e| e.live_at(now, limits))
         .collect())
 }
 

@@ -73,7 +73,7 @@ fn is_known_good(
             r.get(0)
         })
         .optional()?;
-    Ok(limits.known_good > 0 && last.is_some_and(|t| now - t < limits.known_good))
+    Ok(ledger::is_known_good(limits, last, now))
 }
 
 /// Checks and reserves one attempt on all its keys, in one `BEGIN
@@ -143,7 +143,7 @@ pub fn record_success(
             .execute(params)?;
         }
     }
-    if limits.known_good > 0 {
+    if ledger::records_known_good(limits) {
         conn.prepare_cached(
             "INSERT INTO known_good (user, source, last_success) VALUES (:user, :source, :now)
              ON CONFLICT (user, source) DO UPDATE SET last_success = excluded.last_success",
@@ -275,13 +275,7 @@ pub fn status(
         &format!("SELECT {COLUMNS} FROM ledger WHERE user = :user ORDER BY kind, source"),
         named_params! {":user": user},
     )?;
-    Ok(all
-        .into_iter()
-        .filter(|e| {
-            e.locked_until > now
-                || (e.locked_until == 0 && now - e.window_start < limits.fail_interval)
-        })
-        .collect())
+    Ok(all.into_iter().filter(|e| e.live_at(now, limits)).collect())
 }
 
 /// Clears every key of a user. Returns the rows removed.
