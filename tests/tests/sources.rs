@@ -151,10 +151,7 @@ fn an_exempt_network_logs_in_through_a_botnet_lock_but_its_own_deny_holds() {
     locked_by(&veild, "key=user+remote:alice");
     // From the admin network, in any spelling, never seen before: let in.
     assert_eq!(login(&veild, "192.0.2.7", PASSWORD), PAM_SUCCESS);
-    assert_eq!(
-        login(&veild, "[2001:db8:a:5::7]:22", PASSWORD),
-        PAM_SUCCESS
-    );
+    assert_eq!(login(&veild, "[2001:db8:a:5::7]:22", PASSWORD), PAM_SUCCESS);
     // Guessing from inside the admin network still locks its own key.
     for i in 0..5 {
         assert_eq!(
