@@ -30,41 +30,6 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_or_world_writable_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("veild.toml");
-        std::fs::write(&path, "").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        check_not_writable_by_others(&path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let err = check_not_writable_by_others(&path).unwrap_err();
-        assert!(err.contains("writable by group or others"), "{err}");
-    }
-
-    #[test]
-    #[ignore = "needs root (hands a file to another uid): scripts/test.sh runs it as root"]
-    fn a_file_owned_by_another_account_is_refused() {
-        assert!(nix::unistd::geteuid().is_root(), "run as root");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("veild.toml");
-        std::fs::write(&path, "").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        check_not_writable_by_others(&path).unwrap();
-        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
-        nix::unistd::chown(&path, Some(nobody.uid), None).unwrap();
-        let err = check_not_writable_by_others(&path).unwrap_err();
-        assert!(
-            err.contains("owned by uid") && err.contains("chown root"),
-            "{err}"
-        );
-    }
-}
-
 /// Refuses what veild's account could have planted in the database
 /// directory, which it may write, to steer root's next veilctl: the
 /// database or its `-wal`/`-shm` as a symbolic link or not a regular file
@@ -117,4 +82,39 @@ pub fn check_not_planted(database: &Path) -> Result<(), (std::path::PathBuf, Str
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_or_world_writable_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("veild.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check_not_writable_by_others(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = check_not_writable_by_others(&path).unwrap_err();
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    #[ignore = "needs root (hands a file to another uid): scripts/test.sh runs it as root"]
+    fn a_file_owned_by_another_account_is_refused() {
+        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("veild.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check_not_writable_by_others(&path).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        nix::unistd::chown(&path, Some(nobody.uid), None).unwrap();
+        let err = check_not_writable_by_others(&path).unwrap_err();
+        assert!(
+            err.contains("owned by uid") && err.contains("chown root"),
+            "{err}"
+        );
+    }
 }

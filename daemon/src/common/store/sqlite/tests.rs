@@ -290,9 +290,9 @@ fn a_symlinked_database_is_refused_and_its_target_left_empty() {
     let link = dir.path().join("veil.db");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     for mode in [OpenMode::MustExist, OpenMode::CreateIfMissing] {
-        let err = SqliteStore::open(&link, mode)
-            .err()
-            .expect("a link was opened");
+        let Err(err) = SqliteStore::open(&link, mode) else {
+            panic!("a link was opened");
+        };
         assert!(
             matches!(&err, StoreError::Refused { path, .. } if *path == link),
             "{err}"
