@@ -162,3 +162,33 @@ fn an_exempt_network_logs_in_through_a_botnet_lock_but_its_own_deny_holds() {
     assert_eq!(login(&veild, "192.0.2.8", PASSWORD), PAM_AUTH_ERR);
     locked_by(&veild, "key=user+source:alice@192.0.2.8");
 }
+
+/// Fails on the old main: the fair share keyed on PAM_RHOST as given, so
+/// each name was a requester with a share of its own and none was held.
+/// The denials wait for a long `failure_delay_ms`, so the four requests
+/// overlap and two slots are all a share has.
+#[test]
+#[ignore = "needs root (plays sshd, whose PAM_RHOST is believed): scripts/test.sh runs it as root"]
+fn host_names_share_one_fair_share() {
+    require_root();
+    let veild = Veild::start(DaemonConfig {
+        deny: 5,
+        failure_delay_ms: 3000,
+        totp_policy: "if-enrolled",
+        limits_extra: "max_connections_per_user = 2\n".into(),
+        ..DaemonConfig::default()
+    });
+    veild.add_user("alice", PASSWORD);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let veild = &veild;
+            s.spawn(move || {
+                let name = format!("f{i}.attacker.example");
+                assert_eq!(login(veild, &name, "wrong"), PAM_AUTH_ERR, "{name}");
+            });
+        }
+    });
+    veild
+        .wait_for_line(&["event=overload", "requester=rhost:names"], AUDIT_WAIT)
+        .unwrap_or_else(|| panic!("no name was held to the one share:\n{}", veild.stderr()));
+}
