@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::crypt::Kind;
 use crate::common::shadow::DEFAULT_SHADOW;
+use crate::common::source::Network;
 
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
 
@@ -142,6 +143,15 @@ pub struct Lockout {
     /// that limit nothing are evicted, and keys without a row are charged
     /// to overflow keys. About 114 MiB at 1 000 000 (BENCHMARKS.md).
     pub max_ledger_rows: u64,
+    /// Leading bits of an IPv4 address that make one remote source.
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that make one remote source (one
+    /// host usually holds a whole /64).
+    pub ipv6_prefix: u8,
+    /// Admin networks: an attempt from inside is charged to its own (user,
+    /// source) key only, so a botnet's locks of the wide keys never refuse it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exempt_networks: Vec<Network>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +287,9 @@ impl Default for Lockout {
             user_deny: 20,
             source_deny: 20,
             max_ledger_rows: 1_000_000,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            exempt_networks: Vec::new(),
         }
     }
 }
@@ -423,6 +436,17 @@ impl Config {
             l.max_ledger_rows >= 100,
             "lockout.max_ledger_rows",
             "must be at least 100",
+        )?;
+        // Wider blocks would put whole providers behind one counter.
+        check(
+            (16..=32).contains(&l.ipv4_prefix),
+            "lockout.ipv4_prefix",
+            "must be between 16 and 32",
+        )?;
+        check(
+            (32..=128).contains(&l.ipv6_prefix),
+            "lockout.ipv6_prefix",
+            "must be between 32 and 128",
         )?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
@@ -573,6 +597,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("m_cost_kib"), "{err}");
+    }
+
+    #[test]
+    fn source_grouping_and_exempt_networks_parse_strictly_naming_the_key() {
+        // On the old main these keys did not exist: veild refused to start.
+        let c = parse(
+            "[lockout]\nipv4_prefix = 24\nipv6_prefix = 48\n\
+             exempt_networks = [\"198.51.100.0/24\", \"2001:db8:a::/48\"]\n",
+        )
+        .unwrap();
+        let sources = crate::common::ledger::Limits::from(&c.lockout).sources;
+        assert_eq!((sources.ipv4_prefix, sources.ipv6_prefix), (24, 48));
+        assert_eq!(sources.exempt.len(), 2);
+        for (text, key) in [
+            ("ipv6_prefix = 16", "lockout.ipv6_prefix"),
+            ("ipv6_prefix = 129", "lockout.ipv6_prefix"),
+            ("ipv4_prefix = 8", "lockout.ipv4_prefix"),
+            ("exempt_networks = [\"10.0.0.1/8\"]", "exempt_networks"),
+            ("exempt_networks = [\"admin.example\"]", "exempt_networks"),
+            ("exempt_networks = \"10.0.0.0/8\"", "exempt_networks"),
+        ] {
+            let err = parse(&format!("[lockout]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = parse("[lockout]\nexempt_networks = [\"10.0.0.1/8\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 10.0.0.0/8?"), "{err}");
     }
 
     #[test]

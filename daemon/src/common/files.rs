@@ -30,6 +30,60 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses what veild's account could have planted in the database
+/// directory, which it may write, to steer root's next veilctl: the
+/// database or its `-wal`/`-shm` as a symbolic link or not a regular file
+/// (for anyone), and, for root, one with another hard link or an owner
+/// other than root or the directory's owner. Run as root, SQLite follows a
+/// link to the database (and writes its schema into the target), and it
+/// truncates, rewrites and chowns an existing `-shm` to the database's
+/// owner: through a hard link, any file. Returns the file and the reason.
+/// Checked before SQLite opens anything; SQLite itself opens every file
+/// with `O_NOFOLLOW` (and the database with `SQLITE_OPEN_NOFOLLOW`), so a
+/// link swapped in afterwards fails too; a hard link swapped in afterwards
+/// needs `fs.protected_hardlinks = 0`.
+pub fn check_not_planted(database: &Path) -> Result<(), (std::path::PathBuf, String)> {
+    let root = nix::unistd::geteuid().is_root();
+    let dir = match database.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir_owner = std::fs::metadata(dir).map(|m| m.uid()).ok();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err((path, e.to_string())),
+        };
+        let kind = meta.file_type();
+        let refusal = if kind.is_symlink() {
+            Some("refused: it is a symbolic link, which the database must never be".to_owned())
+        } else if !kind.is_file() {
+            Some("refused: it is not a regular file".to_owned())
+        } else if root && meta.nlink() > 1 {
+            Some(format!(
+                "refused: it has {} hard links; a database file has one",
+                meta.nlink()
+            ))
+        } else if root && meta.uid() != 0 && Some(meta.uid()) != dir_owner {
+            Some(format!(
+                "refused: it is owned by uid {}, neither root nor the owner of {}",
+                meta.uid(),
+                dir.display()
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return Err((path, reason));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

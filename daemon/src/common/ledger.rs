@@ -3,7 +3,9 @@
 //! Keys (scope "source", the default): (user, source) with limit `deny`;
 //! (user, any remote source) with `user_deny`; (source, any user) with
 //! `source_deny`. The source ([`Origin`]) is PAM_RHOST for a remote attempt
-//! (an IPv6 address counts as its /64, which one host can rotate through);
+//! (one address grouped by the configured prefix, every host name the one
+//! source `names`; an exempt network's address is charged to its (user,
+//! source) key only: see [`source`]);
 //! for a local attempt it is whoever asked: the caller of a root front end
 //! (`ruser:NAME`, from PAM_RUSER: su, sudo) or a local user's own program
 //! (`uid:N`), so mallory's `su alice` failures lock mallory's attempts at
@@ -39,6 +41,7 @@
 use serde::Serialize;
 
 use crate::common::config::{Lockout, LockoutScope};
+pub use crate::common::source::{self, NAMES, Sources};
 
 /// How the source of an attempt without PAM_RHOST is shown.
 pub const LOCAL: &str = "local";
@@ -138,6 +141,8 @@ pub struct Limits {
     /// Seconds a success keeps its (user, source) pair known-good; 0: never.
     pub known_good: i64,
     pub max_rows: i64,
+    /// How remote addresses are grouped, and the exempt networks.
+    pub sources: Sources,
 }
 
 impl From<&Lockout> for Limits {
@@ -152,6 +157,11 @@ impl From<&Lockout> for Limits {
             unlock_time_max: l.unlock_time_max_s.min(i64::MAX as u64) as i64,
             known_good: i64::from(l.known_good_days) * 86_400,
             max_rows: l.max_ledger_rows.min(i64::MAX as u64) as i64,
+            sources: Sources {
+                ipv4_prefix: l.ipv4_prefix,
+                ipv6_prefix: l.ipv6_prefix,
+                exempt: l.exempt_networks.clone(),
+            },
         }
     }
 }
@@ -181,36 +191,25 @@ pub fn source_of(rhost: &str) -> &str {
     if rhost.is_empty() { LOCAL } else { rhost }
 }
 
-/// The stored source for a PAM_RHOST: empty for local, an IPv6 address as
-/// its /64 (IPv4-mapped ones as IPv4), anything else as given.
-pub fn source_key(rhost: &str) -> String {
-    let bare = rhost.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::Ipv6Addr>() {
-        Ok(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                format!("{net}/64")
-            }
-        },
-        Err(_) => rhost.to_owned(),
-    }
-}
-
-/// The stored form of a source an admin typed (`veilctl unlock --source`).
-pub fn source_from_admin(typed: &str) -> String {
+/// The stored form of a source an admin typed (`veilctl unlock --source`):
+/// `local` is the console, an address counts as its block (as an attempt
+/// from it does), `names` and anything else are kept as typed (`uid:N`,
+/// `ruser:NAME`).
+pub fn source_from_admin(sources: &Sources, typed: &str) -> String {
     if typed == LOCAL {
         String::new()
+    } else if let Some(address) = source::address(typed) {
+        sources.group(&address.to_string())
     } else {
-        source_key(typed)
+        typed.to_owned()
     }
 }
 
 /// Where an attempt comes from, as the ledger charges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// PAM_RHOST as root reported it, in its stored form ([`source_key`]).
+    /// PAM_RHOST as root reported it, as one address or `names`
+    /// ([`source::canonical`]); grouped by the configured prefix when charged.
     Remote(String),
     /// A local requester: `ruser:NAME` for a root front end's caller,
     /// `uid:N` for a local user's own program.
@@ -223,7 +222,7 @@ impl Origin {
     /// Root's report: PAM_RHOST if set, else PAM_RUSER, else the console.
     pub fn from_root(rhost: &str, ruser: &str) -> Origin {
         if !rhost.is_empty() {
-            Origin::Remote(source_key(rhost))
+            Origin::Remote(source::canonical(rhost))
         } else if !ruser.is_empty() {
             Origin::Caller(format!("ruser:{ruser}"))
         } else {
@@ -261,7 +260,12 @@ pub fn charge_for(limits: &Limits, user: &str, origin: &Origin) -> Charge {
         user: user.to_owned(),
         source: source.to_owned(),
     };
-    let source = origin.source();
+    // A remote address counts as its block at the configured prefix.
+    let source = match origin {
+        Origin::Remote(address) => limits.sources.group(address),
+        _ => origin.source().to_owned(),
+    };
+    let source = source.as_str();
     let keys = match (limits.scope, origin) {
         (LockoutScope::User, _) => vec![key(KeyKind::User, user, "")],
         (LockoutScope::Source, Origin::Console) => vec![key(KeyKind::UserSource, user, "")],
@@ -269,6 +273,12 @@ pub fn charge_for(limits: &Limits, user: &str, origin: &Origin) -> Charge {
             key(KeyKind::UserSource, user, source),
             key(KeyKind::Source, "", source),
         ],
+        // An admin network is charged to its own (user, source) key only:
+        // a botnet's locks of the wide keys never refuse it, and its own
+        // `deny` still stops guessing from inside it.
+        (LockoutScope::Source, Origin::Remote(address)) if limits.sources.exempt(address) => {
+            vec![key(KeyKind::UserSource, user, source)]
+        }
         (LockoutScope::Source, Origin::Remote(_)) => vec![
             key(KeyKind::UserSource, user, source),
             key(KeyKind::UserRemote, user, ""),

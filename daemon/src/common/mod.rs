@@ -11,6 +11,7 @@ pub mod peer;
 pub mod recovery;
 pub mod rollout;
 pub mod shadow;
+pub mod source;
 pub mod store;
 pub mod totp;
 pub mod verify;

@@ -41,9 +41,9 @@ pub enum Command {
     Unlock {
         #[arg(required_unless_present = "source", conflicts_with = "source")]
         name: Option<String>,
-        /// Clear the counters of this source: an address ("local" for the
-        /// console and sudo; an IPv6 address clears its /64), or uid:N for
-        /// a local user's own peer counter
+        /// Clear the counters of this source: an address (its block, by
+        /// [lockout] ipv4_prefix/ipv6_prefix), "names" (every host name),
+        /// "local" for the console, or uid:N for a local user's own counter
         #[arg(long, value_name = "ADDR")]
         source: Option<String>,
     },

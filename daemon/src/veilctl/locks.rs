@@ -48,7 +48,7 @@ pub fn unlock(ctx: &Ctx, name: Option<String>, source: Option<String>) -> Result
     let (what, n) = match (name, source) {
         (_, Some(src)) => (
             format!("source {src}"),
-            store.unlock_source(&ledger::source_from_admin(&src))?,
+            store.unlock_source(&ledger::source_from_admin(&ctx.limits.sources, &src))?,
         ),
         (Some(user), None) => (format!("user {user}"), store.unlock_user(&user)?),
         (None, None) => return Err(Failure::usage("name a user or --source ADDR")),

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::common::clock::unix_now;
 use crate::common::config::Config;
+use crate::common::ledger::{Limits, Sources};
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason, Verifier};
 use crate::veild::audit::audit_decision;
@@ -121,12 +122,11 @@ struct Conn {
 /// queue: the remote source (PAM_RHOST), else the caller of the front end
 /// (PAM_RUSER of su, sudo), else root's own console logins. Non-root peers
 /// are capped by uid when they connect.
-fn requester_of(request: &Request) -> String {
+fn requester_of(request: &Request, sources: &Sources) -> String {
     if !request.rhost.is_empty() {
-        format!(
-            "rhost:{}",
-            crate::common::ledger::source_key(&request.rhost)
-        )
+        // The ledger's source: a host name or another spelling of an
+        // address is no fresh share.
+        format!("rhost:{}", sources.key(&request.rhost))
     } else if !request.ruser.is_empty() {
         format!("ruser:{}", request.ruser)
     } else {
@@ -243,6 +243,7 @@ pub fn serve(
         max_per_user: config.limits.max_connections_per_user,
         per_user: HashMap::new(),
         per_requester: HashMap::new(),
+        sources: Limits::from(&config.lockout).sources,
         job_tx: Some(job_tx),
         audit: audit.clone(),
         accept_blocked: false,
@@ -485,6 +486,8 @@ struct EventLoop {
     /// [`requester_of`]), capped at `max_per_user` too, so that a local
     /// user's flood through setuid sudo or su cannot crowd out sshd.
     per_requester: HashMap<String, usize>,
+    /// How PAM_RHOST is grouped into sources (`[lockout]`).
+    sources: Sources,
     job_tx: Option<SyncSender<Job>>,
     audit: Audit,
     /// The last accept failed (EMFILE and the like) with clients still queued.
@@ -639,7 +642,7 @@ impl EventLoop {
             Ok(Some(Incoming::Login(request))) => {
                 conn.state = State::Working;
                 if peer.uid == 0 {
-                    let requester = requester_of(&request);
+                    let requester = requester_of(&request, &self.sources);
                     let open = self.per_requester.entry(requester.clone()).or_insert(0);
                     if *open >= self.max_per_user {
                         self.audit.log(

@@ -310,13 +310,18 @@ fn a_remote_host_named_local_is_not_the_console() {
 
 #[test]
 fn an_ipv6_source_counts_as_its_64() {
-    assert_eq!(source_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
-    assert_eq!(source_key("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
-    assert_eq!(source_key("::ffff:192.0.2.1"), "192.0.2.1");
-    assert_eq!(source_key("192.0.2.1"), "192.0.2.1");
-    assert_eq!(source_key("host.example"), "host.example");
-    assert_eq!(source_key(""), "");
-    assert_eq!(source_from_admin("local"), "");
+    let sources = Sources::default();
+    assert_eq!(sources.key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+    assert_eq!(sources.key("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+    assert_eq!(sources.key("::ffff:192.0.2.1"), "192.0.2.1");
+    assert_eq!(sources.key("192.0.2.1"), "192.0.2.1");
+    assert_eq!(sources.key("host.example"), NAMES);
+    assert_eq!(source_from_admin(&sources, "local"), "");
+    assert_eq!(
+        source_from_admin(&sources, "2001:db8:1:2::9"),
+        "2001:db8:1:2::/64"
+    );
+    assert_eq!(source_from_admin(&sources, "ruser:bob"), "ruser:bob");
     let (_d, mut s) = store();
     let l = limits();
     for i in 0..6 {
@@ -725,4 +730,29 @@ fn the_rules_hold_on_postgresql() {
         rule();
         POSTGRES.with(|p| *p.borrow_mut() = None);
     }
+}
+
+#[test]
+fn an_exempt_address_is_charged_to_its_own_key_only_and_grouped() {
+    // On the old main there were no exempt networks and no prefixes:
+    // every remote attempt ran up the wide keys, at /64 or as given.
+    let mut l = limits();
+    l.sources = Sources {
+        ipv4_prefix: 24,
+        ipv6_prefix: 64,
+        exempt: vec!["198.51.100.0/24".parse().unwrap()],
+    };
+    let admin = charge_for(&l, "alice", &Origin::from_root("::ffff:198.51.100.7", ""));
+    assert_eq!(admin.source, "198.51.100.0/24");
+    assert_eq!(admin.keys.len(), 1);
+    assert_eq!(
+        admin.keys[0].to_string(),
+        "user+source:alice@198.51.100.0/24"
+    );
+    let other = charge_for(&l, "alice", &Origin::from_root("203.0.113.9", ""));
+    assert_eq!(other.source, "203.0.113.0/24");
+    assert_eq!(other.keys.len(), 3);
+    let named = charge_for(&l, "alice", &Origin::from_root("bot7.example", ""));
+    assert_eq!(named.source, NAMES);
+    assert_eq!(named.keys.len(), 3);
 }

@@ -34,6 +34,10 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    /// A file of the database that may have been planted to steer root
+    /// (a link, another owner): left untouched.
+    #[error("database file {path}: {reason}")]
+    Refused { path: PathBuf, reason: String },
     #[error("database {path}: {source}")]
     Io {
         path: PathBuf,

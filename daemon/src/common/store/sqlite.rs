@@ -138,6 +138,17 @@ fn create_as_dir_owner(path: &Path) -> std::io::Result<()> {
     removed
 }
 
+/// `path` in its directory's real location (links resolved), the file
+/// name as given.
+fn real_dir(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| path.to_owned()),
+        _ => path.to_owned(),
+    }
+}
+
 impl SqliteStore {
     pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, StoreError> {
         let io_err = |source: std::io::Error| {
@@ -182,6 +193,10 @@ impl SqliteStore {
             }
             Err(e) => return Err(io_err(e)),
         }
+        // veild's account may write this directory: nothing it planted
+        // there may steer root's veilctl into another file.
+        crate::common::files::check_not_planted(path)
+            .map_err(|(path, reason)| StoreError::Refused { path, reason })?;
         // SQLite opens a file it may only read as read-only, and says so
         // only at the first write: ask the kernel first. access(2), not an
         // open: closing any descriptor of the file would drop every POSIX
@@ -194,10 +209,14 @@ impl SqliteStore {
         )
         .map_err(|e| io_err(e.into()))?;
         let conn = Connection::open_with_flags(
-            path,
+            real_dir(path),
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+                | OpenFlags::SQLITE_OPEN_URI
+                // A link swapped in after the check fails to open.
+                // (SQLite refuses a link anywhere in the path: the
+                // directory's own links, root's to make, are resolved first.)
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )?;
         let meta = std::fs::metadata(path).map_err(io_err)?;
         let mut store = SqliteStore {

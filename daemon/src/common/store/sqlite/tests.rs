@@ -279,3 +279,37 @@ fn a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked() {
         Err(StoreError::NoSuchUser(_))
     ));
 }
+
+/// Fails on the old main: the store opened the link's target, an empty
+/// file, as a new database and wrote the schema into it.
+#[test]
+fn a_symlinked_database_is_refused_and_its_target_left_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, b"").unwrap();
+    let link = dir.path().join("veil.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for mode in [OpenMode::MustExist, OpenMode::CreateIfMissing] {
+        let Err(err) = SqliteStore::open(&link, mode) else {
+            panic!("a link was opened");
+        };
+        assert!(
+            matches!(&err, StoreError::Refused { path, .. } if *path == link),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"");
+    assert!(!dir.path().join("elsewhere-wal").exists());
+}
+
+/// The database may sit behind a linked directory (root's to make): only
+/// the file and its -wal/-shm must not be links.
+#[test]
+fn a_database_behind_a_linked_directory_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("via")).unwrap();
+    let path = dir.path().join("via").join("veil.db");
+    SqliteStore::open(&path, OpenMode::CreateIfMissing).unwrap();
+    assert!(dir.path().join("real").join("veil.db").is_file());
+}
