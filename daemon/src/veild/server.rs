@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::common::clock::unix_now;
 use crate::common::config::Config;
+use crate::common::ledger::Origin;
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason, Verifier};
 use crate::veild::audit::audit_decision;
@@ -118,19 +119,14 @@ struct Conn {
 }
 
 /// Who a root peer's request is really from, for the fair share of the
-/// queue: the remote source (PAM_RHOST), else the caller of the front end
-/// (PAM_RUSER of su, sudo), else root's own console logins. Non-root peers
-/// are capped by uid when they connect.
+/// queue: the origin the ledger charges ([`Origin::from_root`]): whoever ran
+/// a setuid front end (`uid:N`, the same share as that uid's own
+/// programs), the remote source, a root service, or the console.
 fn requester_of(request: &Request) -> String {
-    if !request.rhost.is_empty() {
-        format!(
-            "rhost:{}",
-            crate::common::ledger::source_key(&request.rhost)
-        )
-    } else if !request.ruser.is_empty() {
-        format!("ruser:{}", request.ruser)
-    } else {
-        "console".to_owned()
+    match Origin::from_root(&request.rhost, request.ruid, &request.service) {
+        Origin::Remote(source) => format!("rhost:{source}"),
+        Origin::Caller(caller) => caller,
+        Origin::Console => "console".to_owned(),
     }
 }
 
