@@ -3,8 +3,9 @@
 //!
 //! * `max_connections` bounds the *active* connections: being read or
 //!   worked on. A denial waiting for its deadline holds no active slot; it
-//!   waits in a pool of its own (as large again), and only when that is
-//!   full is a denial sent before its deadline.
+//!   waits in a pool of its own (twice `max_connections`: one descriptor
+//!   each, within the unit's LimitNOFILE), and only when that is full is a
+//!   denial sent before its deadline.
 //! * Each requester has at most `max_connections_per_user` active: a
 //!   non-root peer by its uid, its subordinate uids counted as their owner
 //!   (`/etc/subuid`); a root peer's request by its origin (whoever ran a
@@ -134,7 +135,7 @@ impl Slots {
         if held.waiting {
             return true;
         }
-        let room = self.waiting < self.limits.max_connections;
+        let room = self.waiting < self.limits.max_connections.saturating_mul(2);
         self.release(held);
         if room {
             self.waiting += 1;

@@ -37,8 +37,8 @@ fn over_share_requests_wait_without_holding_active_slots() {
         }
     }
     assert_eq!(working.len(), 4);
-    assert_eq!(waiting.len(), 40, "the waiting pool is as large as max_connections");
-    assert_eq!(s.counts(), (4, 40, 4));
+    assert_eq!(waiting.len(), 80, "the waiting pool is twice max_connections");
+    assert_eq!(s.counts(), (4, 80, 4));
     let mut remote = s.accept(0).expect("sshd's connection");
     s.start(&mut remote, "rhost:192.0.2.1", false)
         .expect("a remote login is served");
@@ -83,16 +83,16 @@ fn subordinate_uids_share_their_owners_share_and_locals_keep_to_half() {
 
 #[test]
 fn a_full_waiting_pool_answers_at_once_and_release_is_idempotent() {
-    let (_d, mut s) = slots(2, 1, "");
+    let (_d, mut s) = slots(1, 1, "");
     let mut a = s.accept(0).unwrap();
-    let mut b = s.accept(0).unwrap();
     assert_eq!(s.accept(0).unwrap_err(), (Full::Connections, None));
     assert!(s.wait(&mut a));
     assert!(s.wait(&mut a), "already waiting");
+    let mut b = s.accept(0).unwrap();
     assert!(s.wait(&mut b));
     let mut c = s.accept(0).unwrap();
-    let mut d = s.accept(0).unwrap();
     assert!(!s.wait(&mut c), "the pool of 2 is full");
+    let mut d = s.accept(0).unwrap();
     assert_eq!(s.counts(), (1, 2, 0));
     for h in [&mut a, &mut b, &mut c, &mut d] {
         s.release(h);
