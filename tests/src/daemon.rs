@@ -355,7 +355,12 @@ impl Veild {
     /// the bytes back. Without a host it is the console's: service `login`.
     pub fn ask_from(&self, user: &str, password: &str, code: &str, rhost: &str) -> Vec<u8> {
         let mut req = Request::new(user, Reply::from(password), Reply::from(code));
-        req.service = if rhost.is_empty() { "login" } else { "veil-test" }.into();
+        req.service = if rhost.is_empty() {
+            "login"
+        } else {
+            "veil-test"
+        }
+        .into();
         req.rhost = rhost.into();
         self.raw(&encode_request(&req))
     }

@@ -151,18 +151,31 @@ fn polkit_su_and_sudo_run_by_mallory_never_touch_alices_keys() {
         runs += 1;
     }
     for i in 0..2 {
-        let (rc, out) = run_as(MALLORY, "/usr/bin/su", &[ALICE, "-c", "true"], &format!("su {i}\n\n"));
+        let (rc, out) = run_as(
+            MALLORY,
+            "/usr/bin/su",
+            &[ALICE, "-c", "true"],
+            &format!("su {i}\n\n"),
+        );
         assert_ne!(rc, 0, "su {i}: {out}");
         runs += 1;
     }
     // One sudo run, one password try: stdin ends after it.
-    let (rc, out) = run_as(MALLORY, "/usr/bin/sudo", &["-S", "-k", "true"], "sudo guess\n\n");
+    let (rc, out) = run_as(
+        MALLORY,
+        "/usr/bin/sudo",
+        &["-S", "-k", "true"],
+        "sudo guess\n\n",
+    );
     assert_ne!(rc, 0, "sudo: {out}");
     runs += 1;
 
     // sudo may try again on the empty line: at least one request per run.
     let log = veild.log_with(runs);
-    let attempts: Vec<&str> = log.lines().filter(|l| l.contains("event=attempt")).collect();
+    let attempts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("event=attempt"))
+        .collect();
     assert!(attempts.len() >= runs, "{log}");
     let mallory_source = format!("source=uid:{mallory_uid} ");
     for line in &attempts {
@@ -174,7 +187,8 @@ fn polkit_su_and_sudo_run_by_mallory_never_touch_alices_keys() {
     assert!(
         attempts
             .iter()
-            .any(|l| l.contains("service=polkit-1") && l.contains(&format!("claimed_ruser={ALICE} "))),
+            .any(|l| l.contains("service=polkit-1")
+                && l.contains(&format!("claimed_ruser={ALICE} "))),
         "polkit's helper named alice as PAM_RUSER:\n{log}"
     );
     assert!(
@@ -194,7 +208,12 @@ fn polkit_su_and_sudo_run_by_mallory_never_touch_alices_keys() {
     }
 
     // alice's own sudo and the console still log her in.
-    let (_, out) = run_as(ALICE, "/usr/bin/sudo", &["-S", "-k", "true"], &format!("{PASSWORD}\n\n"));
+    let (_, out) = run_as(
+        ALICE,
+        "/usr/bin/sudo",
+        &["-S", "-k", "true"],
+        &format!("{PASSWORD}\n\n"),
+    );
     let line = veild
         .wait_for_line(
             &[
@@ -208,7 +227,10 @@ fn polkit_su_and_sudo_run_by_mallory_never_touch_alices_keys() {
     assert!(line.contains("outcome=allow"), "alice's own sudo: {line}");
     let console = PamStack::service(
         "login",
-        &[pam::veil_line("required", &socket_args(&veild.socket(), "10"))],
+        &[pam::veil_line(
+            "required",
+            &socket_args(&veild.socket(), "10"),
+        )],
     );
     let run = pam::authenticate(&console, &Attempt::new(ALICE, &[PASSWORD, ""]));
     assert_eq!(run.code, PAM_SUCCESS, "alice at the console");

@@ -32,7 +32,9 @@ impl SubIds {
         self.refresh();
         self.ranges
             .iter()
-            .find(|(first, count, _)| (*first..first.saturating_add(*count)).contains(&u64::from(uid)))
+            .find(|(first, count, _)| {
+                (*first..first.saturating_add(*count)).contains(&u64::from(uid))
+            })
             .map_or(uid, |(_, _, owner)| *owner)
     }
 

@@ -37,7 +37,11 @@ fn over_share_requests_wait_without_holding_active_slots() {
         }
     }
     assert_eq!(working.len(), 4);
-    assert_eq!(waiting.len(), 80, "the waiting pool is twice max_connections");
+    assert_eq!(
+        waiting.len(),
+        80,
+        "the waiting pool is twice max_connections"
+    );
     assert_eq!(s.counts(), (4, 80, 4));
     let mut remote = s.accept(0).expect("sshd's connection");
     s.start(&mut remote, "rhost:192.0.2.1", false)
@@ -78,7 +82,10 @@ fn subordinate_uids_share_their_owners_share_and_locals_keep_to_half() {
     let mut remote = s.accept(0).expect("room for root peers");
     s.start(&mut remote, "rhost:192.0.2.1", false).unwrap();
     let mut local_root = s.accept(0).unwrap();
-    assert_eq!(s.start(&mut local_root, "service:polkit-1", true), Err(Full::Local));
+    assert_eq!(
+        s.start(&mut local_root, "service:polkit-1", true),
+        Err(Full::Local)
+    );
 }
 
 #[test]
