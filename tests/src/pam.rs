@@ -140,7 +140,8 @@ impl fmt::Display for Exchange {
 pub struct Attempt {
     pub user: String,
     pub rhost: Option<String>,
-    /// PAM_RUSER, as su and sudo set it: the account asking.
+    /// PAM_RUSER, as su and sudo set it: a claim veild logs and never
+    /// charges (the requester is the application's real uid).
     pub ruser: Option<String>,
     /// Answers to the prompts, in order.
     pub answers: Vec<String>,
@@ -163,7 +164,9 @@ impl Attempt {
         self
     }
 
-    /// As a setuid front end (su, sudo) run by `ruser` would ask.
+    /// With PAM_RUSER `ruser`, as a front end names its caller (or, like
+    /// polkit's helper, the target). This process's real uid is still the
+    /// requester.
     pub fn by(mut self, ruser: &str) -> Attempt {
         self.ruser = Some(ruser.to_owned());
         self

@@ -2,8 +2,9 @@
 //! front end (root peers whose `ruid` is the user's, as sudo -S or su
 //! send them) and a thousand silent connections from the user's
 //! subordinate uids (`/etc/subuid`, as a rootless container could open).
-//! A remote login (a root peer with PAM_RHOST, through real libpam) must
-//! still be served. The times are printed for the report, never asserted.
+//! A remote login must still be served: through a real sshd and ssh
+//! client, and through libpam with PAM_RHOST. The times are printed for
+//! the report, never asserted.
 //!
 //! Root only: it adds an account (useradd gives it a subordinate range),
 //! switches uids and holds thousands of descriptors. Ignored in a plain
@@ -19,12 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use veil_proto::{Reply, Request};
-use veil_tests::accounts::Accounts;
+use veil_tests::accounts::{Accounts, run};
 use veil_tests::pam::{self, socket_args};
 use veil_tests::root::require_root;
+use veil_tests::sshd::Sshd;
 use veil_tests::{Attempt, DaemonConfig, PamStack, Veild, paths, raise_fd_limit};
 
 const MALLORY: &str = "v18flood";
+const ALICE: &str = "v18sshu";
 const PASSWORD: &str = "correct horse battery staple";
 const FLOOD: usize = 1100;
 const SUBUIDS: u32 = 1000;
@@ -61,6 +64,25 @@ fn a_local_flood_from_front_ends_and_subordinate_uids_leaves_room_for_a_remote_l
     veild.add_user("alice", PASSWORD);
     let mut made = Accounts::new();
     made.add(MALLORY);
+    // alice's account for sshd: a shell, no system password.
+    made.add(ALICE);
+    run("usermod", &["-p", "*", "-s", "/bin/sh", ALICE], "");
+    veild.add_user(ALICE, PASSWORD);
+    let sshd = Sshd::start(
+        "v18",
+        &format!(
+            "auth required {} {}",
+            paths::module().display(),
+            socket_args(&veild.socket(), "30")
+        ),
+    );
+    let ssh = |what: &str| {
+        let (rc, out, took) = sshd.login(ALICE, PASSWORD, "");
+        assert_eq!(rc, 0, "{what}: {out}\n{}", sshd.log());
+        assert!(out.contains(&format!("({ALICE})")), "{what}: {out}");
+        took
+    };
+    let idle: Vec<Duration> = (0..3).map(|_| ssh("idle")).collect();
     let mallory = nix::unistd::User::from_name(MALLORY).unwrap().unwrap();
     let (first, count) = subuid_range(MALLORY);
     assert!(count >= SUBUIDS, "{count}");
@@ -119,6 +141,7 @@ fn a_local_flood_from_front_ends_and_subordinate_uids_leaves_room_for_a_remote_l
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    let flooded: Vec<Duration> = (0..3).map(|_| ssh("under the flood")).collect();
     let stack = PamStack::veil(&socket_args(&veild.socket(), "30"));
     let mut results = Vec::new();
     for i in 0..5 {
@@ -142,7 +165,8 @@ fn a_local_flood_from_front_ends_and_subordinate_uids_leaves_room_for_a_remote_l
             .count()
     };
     eprintln!(
-        "flood answers {}; remote logins {results:?}; overload lines: max_connections {}, \
+        "ssh logins idle {idle:?}, under the flood {flooded:?}; \
+         flood answers {}; libpam remote logins {results:?}; overload lines: max_connections {}, \
          per-user {}, local_share {}, waiting {}; attempts evaluated {}",
         answered.load(Ordering::Relaxed),
         count("limit=max_connections"),

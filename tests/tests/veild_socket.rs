@@ -19,8 +19,7 @@ fn the_right_password_and_code_get_the_exact_allow_bytes() {
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
     let log = d.log_with(1);
     assert!(
-        log.contains("user=alice service=login")
-            && log.contains("outcome=allow reason=success"),
+        log.contains("user=alice service=login") && log.contains("outcome=allow reason=success"),
         "{log}"
     );
 }

@@ -42,8 +42,9 @@ pub enum Command {
         #[arg(required_unless_present = "source", conflicts_with = "source")]
         name: Option<String>,
         /// Clear the counters of this source: an address ("local" for the
-        /// console and sudo; an IPv6 address clears its /64), or uid:N for
-        /// a local user's own peer counter
+        /// console; an IPv6 address clears its /64), uid:N for what a local
+        /// user tried (their own programs, su, sudo, polkit), or
+        /// service:NAME for a root service without a remote host
         #[arg(long, value_name = "ADDR")]
         source: Option<String>,
     },
