@@ -625,7 +625,12 @@ fn main() -> ExitCode {
         let charge = veil_daemon::common::ledger::charge_for(
             &limits,
             &format!("ledger{i}"),
-            &veil_daemon::common::ledger::Origin::from_root(&rhost, 0, "sshd"),
+            // No host: the console (`login`), as before protocol 3.
+            &veil_daemon::common::ledger::Origin::from_root(
+                &rhost,
+                0,
+                if rhost.is_empty() { "login" } else { "sshd" },
+            ),
         );
         let _ = store.reserve(&limits, charge, 1_800_000_000 + i64::from(i));
         cost_us.push(t.elapsed().as_secs_f64() * 1e6);
