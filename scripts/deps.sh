@@ -12,11 +12,13 @@ set -euo pipefail
 # postgresql, openssl (test): the PostgreSQL tests start a throwaway cluster with
 # its initdb, and one with a certificate made by openssl for the TLS test;
 # ca-certificates: the system CAs the TLS test checks are not trusted.
+# polkitd, pkexec, sudo (test): front_ends.rs runs the real setuid
+# polkit-agent-helper-1, su and sudo as another user (setpriv: util-linux).
 want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates) ;;
+  test) want+=(oathtool argon2 pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
   nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;

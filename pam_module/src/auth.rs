@@ -75,6 +75,9 @@ fn decide(
     request.rhost = pam.item(Item::RHost).unwrap_or_default();
     request.tty = pam.item(Item::Tty).unwrap_or_default();
     request.ruser = pam.item(Item::RUser).unwrap_or_default();
+    // Who ran this application: a setuid front end (su, sudo, polkit's
+    // helper) keeps its caller's real uid. veild believes it from root only.
+    request.ruid = nix::unistd::getuid().as_raw();
     request.code_only = args.factors == args::Factors::Code;
     match veild.ask(&args.socket, &request, args.timeout, &args.server_user) {
         Ok(Verdict::Allow) => Outcome::Allowed,

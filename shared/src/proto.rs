@@ -7,7 +7,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Version carried in every request; anything else is a decode error.
 /// 2: replies are fixed-size byte fields ([`Reply`]) instead of strings.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: every request carries `ruid`, the PAM application's real uid (who
+/// ran it); a request without it does not decode. An old module and a new
+/// veild, or the reverse, therefore get DENY, charged to no ledger key.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Where veild listens unless configured otherwise (the Debian package's
 /// socket unit), and where pam_veil.so looks unless `socket=` says.
@@ -284,8 +287,16 @@ pub struct Request {
     pub rhost: String,
     #[serde(default)]
     pub tty: String,
+    /// PAM_RUSER: what the application claims about its caller. Logged,
+    /// never charged (polkit's helper puts the *target* account there).
     #[serde(default)]
     pub ruser: String,
+    /// The real uid of the process that runs the PAM stack (`getuid()` in
+    /// the module): the person who ran a setuid front end (su, sudo,
+    /// polkit-agent-helper-1), 0 for a program root started (sshd, login,
+    /// a socket-activated service). Believed from a root peer only.
+    /// Required: a request without it is refused, never charged.
+    pub ruid: u32,
     /// `factors=code`: an earlier method (sshd's publickey) proved the
     /// account, so veild checks only the code (and the ledger); honoured
     /// for root peers only. Left out of the frame when false, so a
@@ -310,6 +321,7 @@ impl Request {
             rhost: String::new(),
             tty: String::new(),
             ruser: String::new(),
+            ruid: 0,
             code_only: false,
         }
     }

@@ -351,10 +351,16 @@ impl Veild {
         self.ask_from(user, password, code, "")
     }
 
-    /// One framed request with PAM_RHOST `rhost`; the bytes back.
+    /// One framed request with PAM_RHOST `rhost` (from root: real uid 0);
+    /// the bytes back. Without a host it is the console's: service `login`.
     pub fn ask_from(&self, user: &str, password: &str, code: &str, rhost: &str) -> Vec<u8> {
         let mut req = Request::new(user, Reply::from(password), Reply::from(code));
-        req.service = "veil-test".into();
+        req.service = if rhost.is_empty() {
+            "login"
+        } else {
+            "veil-test"
+        }
+        .into();
         req.rhost = rhost.into();
         self.raw(&encode_request(&req))
     }

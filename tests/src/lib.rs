@@ -17,6 +17,7 @@ pub mod paths;
 pub mod postgres;
 pub mod recorder;
 pub mod root;
+pub mod sshd;
 pub mod stats;
 pub mod totp;
 pub mod wire;

@@ -23,21 +23,33 @@ pub const SERVICE: &str = "veil-test";
 pub struct PamStack {
     dir: TempDir,
     text: String,
+    service: String,
 }
 
 impl PamStack {
     /// A service whose auth stack is exactly `lines` (each a full PAM line).
     pub fn new(lines: &[String]) -> PamStack {
+        PamStack::service(SERVICE, lines)
+    }
+
+    /// The same, under the PAM service name `service`: a root program
+    /// with no remote host is the console only for console login
+    /// services (`login`), else its service.
+    pub fn service(service: &str, lines: &[String]) -> PamStack {
         let dir = tempfile::Builder::new()
             .prefix("veil-pam-")
             .tempdir()
             .expect("temp PAM dir");
         let text = lines.join("\n") + "\n";
-        std::fs::write(dir.path().join(SERVICE), &text).expect("write the service file");
+        std::fs::write(dir.path().join(service), &text).expect("write the service file");
         // Linux-PAM (and pam_wrapper) fall back to "other"; make it deny.
         std::fs::write(dir.path().join("other"), "auth required pam_deny.so\n")
             .expect("write the other file");
-        PamStack { dir, text }
+        PamStack {
+            dir,
+            text,
+            service: service.to_owned(),
+        }
     }
 
     /// `auth required <abs path>/libpam_veil.so <args>` and nothing else.
@@ -128,7 +140,8 @@ impl fmt::Display for Exchange {
 pub struct Attempt {
     pub user: String,
     pub rhost: Option<String>,
-    /// PAM_RUSER, as su and sudo set it: the account asking.
+    /// PAM_RUSER, as su and sudo set it: a claim veild logs and never
+    /// charges (the requester is the application's real uid).
     pub ruser: Option<String>,
     /// Answers to the prompts, in order.
     pub answers: Vec<String>,
@@ -151,7 +164,9 @@ impl Attempt {
         self
     }
 
-    /// As a setuid front end (su, sudo) run by `ruser` would ask.
+    /// With PAM_RUSER `ruser`, as a front end names its caller (or, like
+    /// polkit's helper, the target). This process's real uid is still the
+    /// requester.
     pub fn by(mut self, ruser: &str) -> Attempt {
         self.ruser = Some(ruser.to_owned());
         self
@@ -190,7 +205,7 @@ impl PamRun {
 /// Runs `pam_start_confdir` + `pam_authenticate` + `pam_end` for one attempt.
 pub fn authenticate(stack: &PamStack, attempt: &Attempt) -> PamRun {
     let confdir = c_string(&stack.dir().to_string_lossy());
-    let service = c_string(SERVICE);
+    let service = c_string(&stack.service);
     let user = c_string(&attempt.user);
     let mut items = Vec::new();
     if let Some(rhost) = &attempt.rhost {

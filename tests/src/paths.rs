@@ -57,6 +57,11 @@ pub fn fake_veild() -> PathBuf {
     built("fake-veild", "cargo build -p veil-tests")
 }
 
+/// Many non-root peers from one root process (see its source).
+pub fn subuid_peers() -> PathBuf {
+    built("subuid-peers", "cargo build -p veil-tests")
+}
+
 fn built(name: &str, how: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(

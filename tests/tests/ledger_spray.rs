@@ -37,7 +37,7 @@ fn a_spray_of_random_names_cannot_grow_the_ledger_past_its_cap() {
                 ledger::charge_for(
                     &limits,
                     "victim",
-                    &ledger::Origin::from_root("192.0.2.1", ""),
+                    &ledger::Origin::from_root("192.0.2.1", 0, "sshd"),
                 ),
                 t0 + i,
             )
@@ -59,7 +59,11 @@ fn a_spray_of_random_names_cannot_grow_the_ledger_past_its_cap() {
         let r = store
             .reserve(
                 &limits,
-                ledger::charge_for(&limits, &name, &ledger::Origin::from_root(&rhost, "")),
+                ledger::charge_for(
+                    &limits,
+                    &name,
+                    &ledger::Origin::from_root(&rhost, 0, "sshd"),
+                ),
                 t0 + 10 + i / 100,
             )
             .unwrap();
@@ -97,7 +101,7 @@ fn a_spray_of_random_names_cannot_grow_the_ledger_past_its_cap() {
                 ledger::charge_for(
                     &limits,
                     "victim",
-                    &ledger::Origin::from_root("192.0.2.1", "")
+                    &ledger::Origin::from_root("192.0.2.1", 0, "sshd")
                 ),
                 now
             )

@@ -65,7 +65,7 @@ fn hostile_user_names_are_denied_and_logged_as_one_sanitised_line_each() {
     ];
     for (what, user) in names {
         let body = format!(
-            r#"{{"v":2,"user":"{user}","password":"{}","code":"{}","service":"sshd"}}"#,
+            r#"{{"v":3,"user":"{user}","password":"{}","code":"{}","service":"sshd","ruid":0}}"#,
             reply_hex(PASSWORD),
             reply_hex(&code_now())
         );

@@ -6,11 +6,16 @@
 //! (one address grouped by the configured prefix, every host name the one
 //! source `names`; an exempt network's address is charged to its (user,
 //! source) key only: see [`source`]);
-//! for a local attempt it is whoever asked: the caller of a root front end
-//! (`ruser:NAME`, from PAM_RUSER: su, sudo) or a local user's own program
-//! (`uid:N`), so mallory's `su alice` failures lock mallory's attempts at
-//! alice and never alice's own sudo or console. The console (root, neither
-//! PAM_RHOST nor PAM_RUSER) is stored as the empty string, shown as
+//! for a local attempt it is whoever ran the program, as the kernel says:
+//! the real uid of the PAM application (`uid:N`: a setuid front end such as
+//! su, sudo or polkit-agent-helper-1 keeps its caller's real uid), or a
+//! local user's own program (`uid:N` too), so mallory's `su alice` failures
+//! lock mallory's attempts at alice and never alice's own sudo or console.
+//! PAM_RUSER is a claim and is never charged. A program root started with
+//! no remote host is the console only for the console login services
+//! ([`CONSOLE_SERVICES`]); any other (a socket-activated polkit helper,
+//! chfn run by root, a daemon) is its service (`service:NAME`), with its
+//! own keys and share. The console is stored as the empty string, shown as
 //! "local", and has no source-wide key: otherwise one console user could
 //! block it for everyone. Scope "user" keeps one counter per user. A
 //! non-root peer asking about an account that is not its own is charged to
@@ -205,28 +210,41 @@ pub fn source_from_admin(sources: &Sources, typed: &str) -> String {
     }
 }
 
+/// PAM services whose root-started application (real uid 0) with no
+/// remote host is someone at the console: getty's `login` and the display
+/// managers. Nobody but root can start these as root.
+pub const CONSOLE_SERVICES: &[&str] = &["login", "gdm-password", "lightdm", "sddm", "xdm"];
+
 /// Where an attempt comes from, as the ledger charges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// PAM_RHOST as root reported it, as one address or `names`
     /// ([`source::canonical`]); grouped by the configured prefix when charged.
     Remote(String),
-    /// A local requester: `ruser:NAME` for a root front end's caller,
-    /// `uid:N` for a local user's own program.
+    /// A local requester: `uid:N` for whoever ran the program (a setuid
+    /// front end's caller, or a local user's own program), `service:NAME`
+    /// for a program root started that is not a console login.
     Caller(String),
-    /// root with neither PAM_RHOST nor PAM_RUSER: the console.
+    /// A console login service ([`CONSOLE_SERVICES`]) started by root,
+    /// with no remote host.
     Console,
 }
 
 impl Origin {
-    /// Root's report: PAM_RHOST if set, else PAM_RUSER, else the console.
-    pub fn from_root(rhost: &str, ruser: &str) -> Origin {
-        if !rhost.is_empty() {
+    /// A root peer's report. `ruid` is the real uid of the PAM application:
+    /// not 0, it is whoever ran a setuid front end, whatever the program
+    /// set as PAM_RHOST or PAM_RUSER (both are the program's claims, and a
+    /// user can start it). From 0 (a program root started): PAM_RHOST if
+    /// set, else the console for a console service, else the service.
+    pub fn from_root(rhost: &str, ruid: u32, service: &str) -> Origin {
+        if ruid != 0 {
+            Origin::local_uid(ruid)
+        } else if !rhost.is_empty() {
             Origin::Remote(source::canonical(rhost))
-        } else if !ruser.is_empty() {
-            Origin::Caller(format!("ruser:{ruser}"))
-        } else {
+        } else if CONSOLE_SERVICES.contains(&service) {
             Origin::Console
+        } else {
+            Origin::Caller(format!("service:{service}"))
         }
     }
 

@@ -464,10 +464,11 @@ fn unusable(field: &'static str, reply: &Reply) -> Option<Reason> {
 }
 
 /// Who an attempt is charged to. Only root (sshd, sudo, su, login) speaks
-/// for a remote host or a caller; a local user's own program (a screen
-/// locker) is charged to its uid, and a local user naming someone else's
-/// account only to itself, so no local account can run up, let alone
-/// lock, another account's or a host's keys.
+/// for a remote host or for who ran it (the application's real uid, see
+/// [`Origin::from_root`]); a local user's own program (a screen locker) is
+/// charged to its uid, and a local user naming someone else's account
+/// only to itself, so no local account can run up, let alone lock,
+/// another account's or a host's keys.
 pub fn charge_of(
     limits: &Limits,
     request: &Request,
@@ -478,7 +479,7 @@ pub fn charge_of(
         (0, _) => ledger::charge_for(
             limits,
             &request.user,
-            &Origin::from_root(&request.rhost, &request.ruser),
+            &Origin::from_root(&request.rhost, request.ruid, &request.service),
         ),
         (uid, true) => ledger::charge_for(limits, &request.user, &Origin::local_uid(uid)),
         (uid, false) => ledger::peer_charge(uid),

@@ -43,7 +43,9 @@ pub enum Command {
         name: Option<String>,
         /// Clear the counters of this source: an address (its block, by
         /// [lockout] ipv4_prefix/ipv6_prefix), "names" (every host name),
-        /// "local" for the console, or uid:N for a local user's own counter
+        /// "local" for the console, uid:N for what a local user tried (their
+        /// own programs, su, sudo, polkit), or service:NAME for a root
+        /// service without a remote host
         #[arg(long, value_name = "ADDR")]
         source: Option<String>,
     },

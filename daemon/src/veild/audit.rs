@@ -150,7 +150,12 @@ impl Line {
 fn audit_source(request: &Request, peer: Peer) -> String {
     match peer.uid {
         0 => crate::common::ledger::source_of(
-            crate::common::ledger::Origin::from_root(&request.rhost, &request.ruser).source(),
+            crate::common::ledger::Origin::from_root(
+                &request.rhost,
+                request.ruid,
+                &request.service,
+            )
+            .source(),
         )
         .to_owned(),
         uid => format!("uid:{uid}"),
@@ -164,19 +169,21 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     } else {
         "deny"
     };
-    // A non-root peer's rhost and ruser are only what it claims: marked
-    // so, never shown as if the system had reported them.
-    let (rhost_key, ruser_key) = if peer.uid == 0 {
-        ("rhost", "ruser")
+    // A non-root peer's rhost and ruid are only what it claims, and
+    // PAM_RUSER is a claim from anyone (polkit's helper puts the target
+    // there): marked so, never shown as if the system had reported them.
+    let (rhost_key, ruid_key) = if peer.uid == 0 {
+        ("rhost", "ruid")
     } else {
-        ("claimed_rhost", "claimed_ruser")
+        ("claimed_rhost", "claimed_ruid")
     };
     let mut line = Line::new("attempt")
         .field("user", &request.user)
         .field("service", &request.service)
         .field(rhost_key, &request.rhost)
         .field("tty", &request.tty)
-        .field(ruser_key, &request.ruser)
+        .field("claimed_ruser", &request.ruser)
+        .field(ruid_key, request.ruid)
         .field("source", audit_source(request, peer))
         .field("peer_uid", peer.uid)
         .field("peer_pid", peer.pid)

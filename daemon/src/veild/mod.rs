@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod self_service;
 pub mod server;
+pub mod slots;
+pub mod subuid;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -236,6 +236,7 @@ impl SelfService {
             request.code.clone(),
         );
         login.service = service.to_owned();
+        login.ruid = peer.uid;
         let decision = self.verifier.decide(&login, peer, now);
         let answer = if decision.verdict == Verdict::Allow {
             SelfAnswer::Done

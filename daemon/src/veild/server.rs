@@ -22,12 +22,16 @@ use zeroize::Zeroizing;
 
 use crate::common::clock::unix_now;
 use crate::common::config::Config;
-use crate::common::ledger::{Limits, Sources};
+use crate::common::ledger::{Origin, Sources};
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason, Verifier};
 use crate::veild::audit::audit_decision;
 use crate::veild::audit::{Audit, Line, Severity};
 use crate::veild::self_service::SelfService;
+use crate::veild::slots::{self, Held, Slots};
+
+/// Where subordinate uids are delegated (shadow-utils' file).
+const SUBUID: &str = "/etc/subuid";
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -114,23 +118,22 @@ struct Conn {
     stream: UnixStream,
     peer: Peer,
     state: State,
-    /// Set once a root peer's request is read: the slot it holds.
-    requester: Option<String>,
+    /// The slots and shares it holds (see [`Slots`]).
+    held: Held,
 }
 
 /// Who a root peer's request is really from, for the fair share of the
-/// queue: the remote source (PAM_RHOST), else the caller of the front end
-/// (PAM_RUSER of su, sudo), else root's own console logins. Non-root peers
-/// are capped by uid when they connect.
-fn requester_of(request: &Request, sources: &Sources) -> String {
-    if !request.rhost.is_empty() {
-        // The ledger's source: a host name or another spelling of an
-        // address is no fresh share.
-        format!("rhost:{}", sources.key(&request.rhost))
-    } else if !request.ruser.is_empty() {
-        format!("ruser:{}", request.ruser)
-    } else {
-        "console".to_owned()
+/// queue: the origin the ledger charges ([`Origin::from_root`]): whoever ran
+/// a setuid front end (`uid:N`, the same share as that uid's own
+/// programs), the remote source (grouped as the ledger groups it: a host
+/// name or another spelling of an address is no fresh share), a root
+/// service, or the console.
+/// The second part says whether it is a local requester (see [`Slots`]).
+fn requester_of(request: &Request, sources: &Sources) -> (String, bool) {
+    match Origin::from_root(&request.rhost, request.ruid, &request.service) {
+        Origin::Remote(_) => (format!("rhost:{}", sources.key(&request.rhost)), false),
+        Origin::Caller(caller) => (caller, true),
+        Origin::Console => ("console".to_owned(), false),
     }
 }
 
@@ -239,11 +242,14 @@ pub fn serve(
         next_token: FIRST_CONN,
         delay: Duration::from_millis(config.failure_delay_ms),
         request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
-        max_connections: config.limits.max_connections,
-        max_per_user: config.limits.max_connections_per_user,
-        per_user: HashMap::new(),
-        per_requester: HashMap::new(),
-        sources: Limits::from(&config.lockout).sources,
+        slots: Slots::new(
+            slots::Limits {
+                max_connections: config.limits.max_connections,
+                max_per_user: config.limits.max_connections_per_user,
+            },
+            Path::new(SUBUID),
+        ),
+        sources: crate::common::ledger::Limits::from(&config.lockout).sources,
         job_tx: Some(job_tx),
         audit: audit.clone(),
         accept_blocked: false,
@@ -478,14 +484,8 @@ struct EventLoop {
     next_token: usize,
     delay: Duration,
     request_timeout: Duration,
-    max_connections: usize,
-    /// Open connections of each non-root peer uid, capped at `max_per_user`.
-    max_per_user: usize,
-    per_user: HashMap<u32, usize>,
-    /// Requests in flight per real requester of root peers (see
-    /// [`requester_of`]), capped at `max_per_user` too, so that a local
-    /// user's flood through setuid sudo or su cannot crowd out sshd.
-    per_requester: HashMap<String, usize>,
+    /// Active and waiting connections, per requester and class.
+    slots: Slots,
     /// How PAM_RHOST is grouped into sources (`[lockout]`).
     sources: Sources,
     job_tx: Option<SyncSender<Job>>,
@@ -517,17 +517,6 @@ impl EventLoop {
                     return;
                 }
             };
-            if self.conns.len() >= self.max_connections {
-                // Overload fails closed, at once: holding it would need the fd we lack.
-                let _ = stream.write(&DENY);
-                self.audit.log(
-                    Severity::Warning,
-                    Line::new("overload")
-                        .field("limit", "max_connections")
-                        .finish(),
-                );
-                continue;
-            }
             let peer = match getsockopt(&stream, PeerCredentials) {
                 Ok(c) => Peer {
                     uid: c.uid(),
@@ -535,28 +524,31 @@ impl EventLoop {
                 },
                 Err(_) => continue,
             };
-            if peer.uid != 0 {
-                let open = self.per_user.entry(peer.uid).or_insert(0);
-                if *open >= self.max_per_user {
+            let held = match self.slots.accept(peer.uid) {
+                Ok(held) => held,
+                Err((full, owner)) => {
+                    // Overload fails closed, at once: holding it would
+                    // take the very slot that is missing.
                     let _ = stream.write(&DENY);
-                    self.audit.log(
-                        Severity::Warning,
-                        Line::new("overload")
-                            .field("limit", "max_connections_per_user")
-                            .field("peer_uid", peer.uid)
-                            .finish(),
-                    );
+                    let mut line = Line::new("overload").field("limit", full.as_str());
+                    if peer.uid != 0 {
+                        line = line.field("peer_uid", peer.uid);
+                    }
+                    if let Some(owner) = owner.filter(|o| *o != peer.uid) {
+                        line = line.field("owner_uid", owner);
+                    }
+                    self.audit.log(Severity::Warning, line.finish());
                     continue;
                 }
-                *open += 1;
-            }
+            };
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(FIRST_CONN);
+            let mut held = held;
             if registry
                 .register(&mut stream, token, Interest::READABLE)
                 .is_err()
             {
-                self.release(peer);
+                self.slots.release(&mut held);
                 continue;
             }
             let deadline = Instant::now() + self.request_timeout;
@@ -570,9 +562,12 @@ impl EventLoop {
                         reader: FrameReader::new(),
                         deadline,
                     },
-                    requester: None,
+                    held,
                 },
             );
+            // Read at once: a client writes its request as it connects, and
+            // a request read is no longer an anonymous active slot.
+            self.readable(token);
         }
     }
 
@@ -642,25 +637,23 @@ impl EventLoop {
             Ok(Some(Incoming::Login(request))) => {
                 conn.state = State::Working;
                 if peer.uid == 0 {
-                    let requester = requester_of(&request, &self.sources);
-                    let open = self.per_requester.entry(requester.clone()).or_insert(0);
-                    if *open >= self.max_per_user {
+                    let (requester, local) = requester_of(&request, &self.sources);
+                    if let Err(full) = self.slots.start(&mut conn.held, &requester, local) {
                         self.audit.log(
                             Severity::Warning,
                             Line::new("overload")
-                                .field("limit", "max_connections_per_user")
+                                .field("limit", full.as_str())
                                 .field("requester", &requester)
                                 .field("user", &request.user)
                                 .field("outcome", "deny")
                                 .finish(),
                         );
-                        // Held to the deadline like any denial, and not
-                        // evaluated: the flood gains no guesses.
+                        // Held to the deadline like any denial, but in the
+                        // waiting pool, and not evaluated: the flood gains
+                        // no guesses and takes no one's slot.
                         self.schedule_deny(token, received);
                         return;
                     }
-                    *open += 1;
-                    conn.requester = Some(requester);
                 }
                 let job = Job::Verify {
                     token,
@@ -713,19 +706,47 @@ impl EventLoop {
 
     fn schedule_deny(&mut self, token: Token, received: Instant) {
         let until = deny_at(received, Instant::now(), self.delay);
-        if let Some(conn) = self.conns.get_mut(&token) {
-            conn.state = State::Delayed { until };
-            self.timers.push(Reverse((until, token)));
+        if self.wait(token) {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.state = State::Delayed { until };
+                self.timers.push(Reverse((until, token)));
+            }
+        } else {
+            self.reply(token, Verdict::Deny);
         }
     }
 
     /// A self-service failure, held to the same deadline as a denial.
     fn schedule_self_failed(&mut self, token: Token, received: Instant) {
         let until = deny_at(received, Instant::now(), self.delay);
-        if let Some(conn) = self.conns.get_mut(&token) {
-            conn.state = State::SelfDelayed { until };
-            self.timers.push(Reverse((until, token)));
+        if self.wait(token) {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.state = State::SelfDelayed { until };
+                self.timers.push(Reverse((until, token)));
+            }
+        } else {
+            self.reply_self(token, &SelfAnswer::Failed);
         }
+    }
+
+    /// Moves a connection whose answer is a denial to the waiting pool
+    /// (it gives back its active slot and shares). `false`: the pool is
+    /// full (logged), and the denial is sent now.
+    fn wait(&mut self, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return true;
+        };
+        if self.slots.wait(&mut conn.held) {
+            return true;
+        }
+        self.audit.log(
+            Severity::Warning,
+            Line::new("overload")
+                .field("limit", "waiting")
+                .field("peer_uid", conn.peer.uid)
+                .finish(),
+        );
+        false
     }
 
     fn finished(&mut self, done: Done) {
@@ -813,28 +834,7 @@ impl EventLoop {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = conn.stream.write(frame);
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-            self.release(conn.peer);
-            if let Some(requester) = conn.requester {
-                if let Some(open) = self.per_requester.get_mut(&requester) {
-                    *open = open.saturating_sub(1);
-                    if *open == 0 {
-                        self.per_requester.remove(&requester);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Gives back a non-root peer's connection slot.
-    fn release(&mut self, peer: Peer) {
-        if peer.uid == 0 {
-            return;
-        }
-        if let Some(open) = self.per_user.get_mut(&peer.uid) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                self.per_user.remove(&peer.uid);
-            }
+            self.slots.release(&mut conn.held);
         }
     }
 }

@@ -120,7 +120,7 @@ fn unknown_fields_and_versions_are_refused() {
         decode_request(extra.as_bytes()),
         Err(DecodeError::Malformed(_))
     ));
-    let v1 = good.replacen("\"v\":2", "\"v\":1", 1);
+    let v1 = good.replacen("\"v\":3", "\"v\":1", 1);
     assert_eq!(
         decode_request(v1.as_bytes()).unwrap_err(),
         DecodeError::UnknownVersion(1)
@@ -128,6 +128,29 @@ fn unknown_fields_and_versions_are_refused() {
     // Version 1 sent replies as plain strings: refused, not misread.
     let old = br#"{"v":1,"user":"a","password":"p","code":"1"}"#;
     assert!(decode_request(old).is_err());
+}
+
+/// Version 3 added `ruid` (who ran the PAM application). A version-2
+/// module's request (no `ruid`) and a version-3 request to a version-2
+/// veild (an unknown key there) must both be refused, never read with a
+/// default caller: fails on the old main, where `v: 2` without `ruid` decodes.
+#[test]
+fn a_request_without_the_real_uid_or_of_version_2_is_refused() {
+    let good = String::from_utf8(encode_request(&sample())[LEN_PREFIX..].to_vec()).unwrap();
+    assert!(good.contains("\"ruid\":"), "{good}");
+    let no_ruid = good.replace(",\"ruid\":0", "");
+    assert_ne!(no_ruid, good);
+    assert!(matches!(
+        decode_request(no_ruid.as_bytes()),
+        Err(DecodeError::Malformed(_))
+    ));
+    let v2 = no_ruid.replacen("\"v\":3", "\"v\":2", 1);
+    assert!(decode_request(v2.as_bytes()).is_err());
+    let v2_with_ruid = good.replacen("\"v\":3", "\"v\":2", 1);
+    assert_eq!(
+        decode_request(v2_with_ruid.as_bytes()).unwrap_err(),
+        DecodeError::UnknownVersion(2)
+    );
 }
 
 #[test]
@@ -156,7 +179,7 @@ fn the_frame_is_allocated_once_at_its_exact_size() {
 
 #[test]
 fn malformed_messages_never_echo_the_password() {
-    let body = br#"{"v":2,"user":"a","password":12345678,"code":"1"}"#;
+    let body = br#"{"v":3,"user":"a","password":12345678,"code":"1","ruid":0}"#;
     let err = decode_request(body).unwrap_err().to_string();
     assert!(!err.contains("12345678"), "{err}");
 }

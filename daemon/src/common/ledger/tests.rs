@@ -95,8 +95,10 @@ fn store() -> (Place, Box<dyn Store>) {
 }
 
 fn fail(s: &mut dyn Store, l: &Limits, user: &str, rhost: &str, now: i64) -> Reservation {
-    s.reserve(l, charge_for(l, user, &Origin::from_root(rhost, "")), now)
-        .unwrap()
+    // No host: a console login (root's `login`); else sshd's.
+    let service = if rhost.is_empty() { "login" } else { "sshd" };
+    let origin = Origin::from_root(rhost, 0, service);
+    s.reserve(l, charge_for(l, user, &origin), now).unwrap()
 }
 
 #[test]
@@ -158,7 +160,7 @@ fn success_clears_the_users_keys_and_returns_its_count_to_the_source() {
     let source = s
         .reserve(
             &l,
-            charge_for(&l, "probe", &Origin::from_root("192.0.2.1", "")),
+            charge_for(&l, "probe", &Origin::from_root("192.0.2.1", 0, "sshd")),
             1003,
         )
         .unwrap();
@@ -215,7 +217,7 @@ pub(super) fn a_users_success_ends_the_escalation_of_their_name_not_of_the_sourc
         &mut *s,
         &l,
         "alice",
-        &Origin::from_root("198.51.100.9", ""),
+        &Origin::from_root("198.51.100.9", 0, "sshd"),
         1600,
     );
     botnet(&mut *s, 1700, 2);
@@ -446,16 +448,17 @@ fn succeed(s: &mut dyn Store, l: &Limits, user: &str, origin: &Origin, now: i64)
 fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
     let (_d, mut s) = store();
     let l = limits();
-    let mallory = Origin::from_root("", "mallory");
+    // mallory (uid 1001) runs su: a root peer whose real uid is hers.
+    let mallory = Origin::from_root("", 1001, "su");
     for i in 0..6 {
         attempt(&mut *s, &l, "alice", &mallory, 1000 + i);
     }
     let refused = attempt(&mut *s, &l, "alice", &mallory, 1010)
         .refused
         .unwrap();
-    assert_eq!(refused.key.to_string(), "user+source:alice@ruser:mallory");
+    assert_eq!(refused.key.to_string(), "user+source:alice@uid:1001");
     for other in [
-        Origin::from_root("", "alice"),
+        Origin::from_root("", 1000, "sudo"),
         Origin::Console,
         Origin::local_uid(1000),
     ] {
@@ -470,12 +473,12 @@ fn su_failures_by_one_caller_never_lock_the_target_from_anywhere_else() {
 fn a_local_caller_spraying_names_blocks_only_itself() {
     let (_d, mut s) = store();
     let l = limits();
-    let mallory = Origin::from_root("", "mallory");
+    let mallory = Origin::from_root("", 1001, "sudo");
     for i in 0..6 {
         assert!(attempt(&mut *s, &l, &format!("n{i}"), &mallory, 1000).evaluated());
     }
     let r = attempt(&mut *s, &l, "root", &mallory, 1000);
-    assert_eq!(r.refused.unwrap().key.to_string(), "source:ruser:mallory");
+    assert_eq!(r.refused.unwrap().key.to_string(), "source:uid:1001");
     assert!(attempt(&mut *s, &l, "root", &Origin::Console, 1000).evaluated());
 }
 
@@ -483,7 +486,7 @@ fn a_local_caller_spraying_names_blocks_only_itself() {
 fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
     let (_d, mut s) = store();
     let l = limits();
-    let home = Origin::from_root("192.0.2.10", "");
+    let home = Origin::from_root("192.0.2.10", 0, "sshd");
     succeed(&mut *s, &l, "alice", &home, 1000);
     // user_deny = 5 here: two sources with 3 failures each pass it.
     for (i, bot) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
@@ -495,7 +498,7 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
                 &mut *s,
                 &l,
                 "alice",
-                &Origin::from_root(bot, ""),
+                &Origin::from_root(bot, 0, "sshd"),
                 1001 + (i * 3 + j) as i64,
             );
         }
@@ -504,7 +507,7 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
         &mut *s,
         &l,
         "alice",
-        &Origin::from_root("203.0.113.9", ""),
+        &Origin::from_root("203.0.113.9", 0, "sshd"),
         1020,
     );
     assert_eq!(unseen.refused.unwrap().key.kind, KeyKind::UserRemote);
@@ -522,7 +525,7 @@ fn a_botnet_cannot_lock_the_user_out_of_a_known_good_source() {
 fn a_known_good_source_still_locks_on_its_own_deny() {
     let (_d, mut s) = store();
     let l = limits();
-    let home = Origin::from_root("192.0.2.10", "");
+    let home = Origin::from_root("192.0.2.10", 0, "sshd");
     succeed(&mut *s, &l, "alice", &home, 1000);
     for i in 0..3 {
         assert!(attempt(&mut *s, &l, "alice", &home, 1001 + i).evaluated());
@@ -541,7 +544,7 @@ fn known_good_standing_ends_after_its_window() {
         known_good: 100,
         ..limits()
     };
-    let home = Origin::from_root("192.0.2.10", "");
+    let home = Origin::from_root("192.0.2.10", 0, "sshd");
     succeed(&mut *s, &l, "alice", &home, 1000);
     assert!(attempt(&mut *s, &l, "alice", &home, 1099).known_good);
     assert!(!attempt(&mut *s, &l, "alice", &home, 1100).known_good);
@@ -742,17 +745,56 @@ fn an_exempt_address_is_charged_to_its_own_key_only_and_grouped() {
         ipv6_prefix: 64,
         exempt: vec!["198.51.100.0/24".parse().unwrap()],
     };
-    let admin = charge_for(&l, "alice", &Origin::from_root("::ffff:198.51.100.7", ""));
+    let admin = charge_for(
+        &l,
+        "alice",
+        &Origin::from_root("::ffff:198.51.100.7", 0, "sshd"),
+    );
     assert_eq!(admin.source, "198.51.100.0/24");
     assert_eq!(admin.keys.len(), 1);
     assert_eq!(
         admin.keys[0].to_string(),
         "user+source:alice@198.51.100.0/24"
     );
-    let other = charge_for(&l, "alice", &Origin::from_root("203.0.113.9", ""));
+    let other = charge_for(&l, "alice", &Origin::from_root("203.0.113.9", 0, "sshd"));
     assert_eq!(other.source, "203.0.113.0/24");
     assert_eq!(other.keys.len(), 3);
-    let named = charge_for(&l, "alice", &Origin::from_root("bot7.example", ""));
+    let named = charge_for(&l, "alice", &Origin::from_root("bot7.example", 0, "sshd"));
     assert_eq!(named.source, NAMES);
     assert_eq!(named.keys.len(), 3);
+}
+
+/// Who ran the PAM application decides the origin, never what it claims.
+/// Fails on the old main, where `from_root` took PAM_RUSER: polkit's
+/// helper run by mallory names alice there, and the attempt was charged
+/// to `ruser:alice`, the key of alice's own sudo.
+#[test]
+fn the_origin_is_who_ran_the_program_not_what_it_claims() {
+    // A setuid front end run by uid 1001: that uid, whatever else is set.
+    for (rhost, service) in [("", "polkit-1"), ("", "su"), ("192.0.2.7", "sudo")] {
+        assert_eq!(
+            Origin::from_root(rhost, 1001, service),
+            Origin::local_uid(1001),
+            "{rhost} {service}"
+        );
+    }
+    // Started by root: the host, the console services, else the service.
+    assert_eq!(
+        Origin::from_root("192.0.2.7", 0, "sshd"),
+        Origin::Remote("192.0.2.7".into())
+    );
+    assert_eq!(Origin::from_root("", 0, "login"), Origin::Console);
+    for service in ["polkit-1", "chfn", "su", "sudo", ""] {
+        let origin = Origin::from_root("", 0, service);
+        assert_eq!(
+            origin,
+            Origin::Caller(format!("service:{service}")),
+            "{service}"
+        );
+    }
+    // A service's keys are its own: the console's stay untouched.
+    let l = limits();
+    let polkit = charge_for(&l, "alice", &Origin::from_root("", 0, "polkit-1"));
+    let console = charge_for(&l, "alice", &Origin::Console);
+    assert!(polkit.keys.iter().all(|k| !console.keys.contains(k)));
 }

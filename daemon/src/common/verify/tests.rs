@@ -296,25 +296,40 @@ fn missing_and_non_utf8_replies_are_verified_and_denied_with_their_reason() {
     }
 }
 
+/// Fails on the old main, which charged PAM_RUSER (`ruser:mallory`, or
+/// the console without it) instead of the application's real uid.
 #[test]
-fn root_front_ends_are_charged_to_their_caller_and_sshd_to_its_host() {
+fn root_front_ends_are_charged_to_who_ran_them_and_sshd_to_its_host() {
     let limits = Limits::from(&Config::default().lockout);
     let mut req = Request::new("alice", Reply::from("x"), Reply::from("1"));
-    req.ruser = "mallory".into();
+    req.service = "su".into();
+    req.ruser = "alice".into();
+    req.ruid = 1001;
     let su = charge_of(&limits, &req, ROOT, true);
-    assert_eq!(su.source, "ruser:mallory");
+    assert_eq!(su.source, "uid:1001", "PAM_RUSER is only a claim");
+    req.ruid = 0;
+    req.service = "sshd".into();
     req.rhost = "192.0.2.7".into();
     assert_eq!(charge_of(&limits, &req, ROOT, true).source, "192.0.2.7");
     req.rhost.clear();
     req.ruser.clear();
+    req.service = "login".into();
     assert_eq!(
         charge_of(&limits, &req, ROOT, true).source,
         "",
         "the console"
     );
+    req.service = "polkit-1".into();
+    req.ruser = "alice".into();
+    assert_eq!(
+        charge_of(&limits, &req, ROOT, true).source,
+        "service:polkit-1",
+        "a root service with no caller is not the console"
+    );
     // A non-root peer's own claims count for nothing.
     req.rhost = "192.0.2.7".into();
     req.ruser = "root".into();
+    req.ruid = 0;
     let me = Peer { uid: 1000, pid: 2 };
     assert_eq!(charge_of(&limits, &req, me, true).source, "uid:1000");
     let other = charge_of(&limits, &req, me, false);

@@ -144,7 +144,7 @@ pub fn flood_report(quick: bool, say: &mut dyn FnMut(String)) {
     let logins = if quick { 30 } else { 200 };
     say("## Fair share under a local flood\n".into());
     say(format!(
-        "A remote login (PAM_RHOST set, the right password; policy if-enrolled, no code) while {flooders} local clients, all one user through a root front end (PAM_RUSER = mallory, as `sudo -S` sets it), send wrong passwords without pause. Default delay (2 s) and queue (64); the share is `max_connections_per_user`.\n"
+        "A remote login (PAM_RHOST set, the right password; policy if-enrolled, no code) while {flooders} local clients, one requester through a root front end (the bench runs as root, real uid 0, so they are one root service's requests; a user's `sudo -S` is one requester by its real uid the same way), send wrong passwords without pause. Default delay (2 s) and queue (64); the share is `max_connections_per_user`.\n"
     ));
     say("| share per requester | remote logins | succeeded | median | p99 | flood attempts answered |\n|---|---|---|---|---|---|".into());
     for (label, share) in [("16 (default)", 16), ("none (1024)", 1024)] {

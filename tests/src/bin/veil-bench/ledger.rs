@@ -80,7 +80,7 @@ pub fn ledger_report(quick: bool, say: &mut dyn FnMut(String)) {
             let charge = ledger::charge_for(
                 &limits,
                 &format!("fresh{round}-{i}"),
-                &Origin::from_root(&rhost, ""),
+                &Origin::from_root(&rhost, 0, "sshd"),
             );
             let t = Instant::now();
             let r = store.reserve(&limits, charge, NOW + 1).expect("reserve");

@@ -135,7 +135,11 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
         let (mut lookup, mut reserve, mut success) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n * 2 {
             let user = format!("ledger{k}-{i}");
-            let charge = charge_for(&limits, &user, &Origin::from_root("198.51.100.20", ""));
+            let charge = charge_for(
+                &limits,
+                &user,
+                &Origin::from_root("198.51.100.20", 0, "sshd"),
+            );
             let now = 1_000_000 + i as i64;
             let t = Instant::now();
             s.user_or_dummy(&user).expect("lookup");

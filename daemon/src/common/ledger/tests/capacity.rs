@@ -94,7 +94,7 @@ pub(super) fn a_full_ledger_still_admits_known_good_pairs_and_marks_overflow() {
         &mut *s,
         &l,
         "alice",
-        &Origin::from_root("192.0.2.9", ""),
+        &Origin::from_root("192.0.2.9", 0, "sshd"),
         1000,
     );
     for i in 0..200 {
@@ -206,7 +206,7 @@ fn overflow_keys_are_few_stable_and_distinct_per_kind() {
     assert_eq!(buckets.len() as u64, OVERFLOW_BUCKETS);
     // A charge keeps its existing keys and replaces only the missing ones.
     let l = limits();
-    let charge = charge_for(&l, "alice", &Origin::from_root("192.0.2.1", ""));
+    let charge = charge_for(&l, "alice", &Origin::from_root("192.0.2.1", 0, "sshd"));
     let stored = vec![None, Some(Counter::fresh(1)), None];
     let over = overflow_charge(charge.clone(), &stored);
     assert_eq!(over.keys[1], charge.keys[1]);

@@ -277,7 +277,11 @@ fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
             scope.spawn(|| {
                 let store = open(&url);
                 for _ in 0..5 {
-                    let charge = charge_for(&limits, "target", &Origin::from_root("192.0.2.1", ""));
+                    let charge = charge_for(
+                        &limits,
+                        "target",
+                        &Origin::from_root("192.0.2.1", 0, "sshd"),
+                    );
                     let r = store
                         .with(|c, st| ledger::reserve_locked(c, st, &limits, charge, 1000))
                         .unwrap();
@@ -300,7 +304,7 @@ fn a_known_good_pair_does_not_wait_for_the_wide_keys(cluster: &Cluster) {
     let mut store = open(&url);
     let limits = Limits::from(&Lockout::default());
     let now = 1_000_000;
-    let charge = |user: &str| charge_for(&limits, user, &Origin::from_root("192.0.2.7", ""));
+    let charge = |user: &str| charge_for(&limits, user, &Origin::from_root("192.0.2.7", 0, "sshd"));
     store
         .client
         .borrow_mut()
