@@ -1,32 +1,71 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit tests, real-socket veild
-# tests, real-libpam module tests, and (as root) the Debian package against
-# real sshd and sudo. Installs missing system packages.
+# The test suite, in tiers. Installs missing system packages.
+#
+#   scripts/test.sh          every tier: what CI runs (.ci/run)
+#   scripts/test.sh quick    fmt, clippy, unit and in-process tests, no root
+#                            tests: the daily loop (about 2 minutes after a build)
+#   scripts/test.sh root     quick, then the tests that need root (real su,
+#                            sudo, sshd, polkit; marked #[ignore] otherwise)
+#   scripts/test.sh package  the Debian package: packaging/e2e.sh, then
+#                            packaging/nspawn-e2e.sh (booted Debian 12 and 13)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh test
 
-cargo fmt --all --check
-# `cargo test` does not build the cdylib that the libpam tests load.
-cargo build --workspace --all-targets
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-if [ "$(id -u)" -eq 0 ]; then
-  # Tests that play a setuid front end (su, sudo, sshd) need root; they are
-  # #[ignore]d for a plain `cargo test` and fail if run as anyone else.
-  cargo test --workspace -- --include-ignored
-else
-  cargo test --workspace
-  echo "root-only tests (marked ignored) not run: run scripts/test.sh as root"
+tier="${1:-all}"
+case "$tier" in
+  all | quick | root | package) ;;
+  *) echo "usage: $0 [all|quick|root|package]" >&2; exit 2 ;;
+esac
+is_root() { [ "$(id -u)" -eq 0 ]; }
+started=$SECONDS
+step() { echo "== test.sh: $* ($((SECONDS - started)) s so far)" >&2; }
+
+if [ "$tier" != package ]; then
+  scripts/deps.sh test
+  step "fmt, build, clippy"
+  cargo fmt --all --check
+  # `cargo test` does not build the cdylib that the libpam tests load.
+  cargo build --workspace --all-targets
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  # Builds the .deb, installs it, logs in through a second sshd and sudo,
-  # then purges it and checks the machine is as it was.
-  bash packaging/e2e.sh
-  # The package under a booted systemd: Debian 12 and 13 roots (cached in
-  # the target dir) booted with systemd-nspawn; fails if they cannot boot.
-  bash packaging/nspawn-e2e.sh
-else
-  echo "packaging/e2e.sh skipped: it needs root (installs the .deb, runs sshd and sudo)"
-  echo "packaging/nspawn-e2e.sh skipped: it needs root (debootstrap, systemd-nspawn)"
+case "$tier" in
+  quick)
+    step "tests (no root-only ones)"
+    cargo test --workspace
+    ;;
+  root | all)
+    if is_root; then
+      # Tests that play a setuid front end (su, sudo, sshd) need root; they
+      # are #[ignore]d for a plain `cargo test` and fail if run as anyone else.
+      step "tests, root-only ones included"
+      cargo test --workspace -- --include-ignored
+    elif [ "$tier" = root ]; then
+      echo "test.sh root: the root tier needs root" >&2
+      exit 1
+    else
+      cargo test --workspace
+      echo "root-only tests (marked ignored) not run: run scripts/test.sh as root"
+    fi
+    ;;
+esac
+
+if [ "$tier" = package ] || [ "$tier" = all ]; then
+  if is_root; then
+    # Builds the .deb, installs it, logs in through a second sshd and sudo,
+    # then purges it and checks the machine is as it was.
+    step "packaging/e2e.sh"
+    bash packaging/e2e.sh
+    # The package under a booted systemd: Debian 12 and 13 roots (cached in
+    # the target dir) booted with systemd-nspawn; fails if they cannot boot.
+    step "packaging/nspawn-e2e.sh"
+    bash packaging/nspawn-e2e.sh
+  elif [ "$tier" = package ]; then
+    echo "test.sh package: the package tier needs root" >&2
+    exit 1
+  else
+    echo "packaging/e2e.sh skipped: it needs root (installs the .deb, runs sshd and sudo)"
+    echo "packaging/nspawn-e2e.sh skipped: it needs root (debootstrap, systemd-nspawn)"
+  fi
 fi
+step "done: tier $tier passed"
