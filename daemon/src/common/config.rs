@@ -8,6 +8,9 @@ use crate::common::crypt::Kind;
 use crate::common::shadow::DEFAULT_SHADOW;
 use crate::common::source::Network;
 
+pub mod pg;
+pub use pg::{PgSslMode, Postgres};
+
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
 
 /// Exit status for an unusable configuration (sysexits' EX_CONFIG), for
@@ -31,45 +34,6 @@ pub struct Config {
     pub password: Password,
     pub limits: Limits,
     pub postgres: Postgres,
-}
-
-/// `[postgres]`: read only when `database` is a `postgresql://` URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Postgres {
-    /// A file holding the role's password (first line), owned by root or
-    /// veild's user and readable by its owner only. Never in the URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
-    /// `verify-full`: TLS, the server's certificate checked against
-    /// `ca_file` and its name against the URL's host. `disable`: no TLS
-    /// (a Unix socket needs none and gets none whatever this says).
-    pub sslmode: PgSslMode,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// Bounds on connecting and on each statement (lock waits included),
-    /// so an unreachable or slow server gives a DENY within PAM's timeout.
-    pub connect_timeout_ms: u64,
-    pub statement_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PgSslMode {
-    Disable,
-    VerifyFull,
-}
-
-impl Default for Postgres {
-    fn default() -> Postgres {
-        Postgres {
-            password_file: None,
-            sslmode: PgSslMode::VerifyFull,
-            ca_file: None,
-            connect_timeout_ms: 1000,
-            statement_timeout_ms: 1000,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,8 +350,8 @@ impl Config {
             "socket",
             "must be an absolute path",
         )?;
-        if crate::common::store::postgres::is_url(&self.database) {
-            crate::common::store::postgres::check_config(&self.database, &self.postgres)?;
+        if pg::is_url(&self.database) {
+            pg::check_config(&self.database, &self.postgres)?;
         } else {
             check(
                 self.database.is_absolute(),

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::config::Host;
 use postgres::{Client, NoTls, Statement};
 use zeroize::Zeroizing;
 
 use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
+use crate::common::config::pg::unix_only;
+pub use crate::common::config::pg::{check_config, is_url, redact};
 use crate::common::config::{PgSslMode, Postgres};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
@@ -246,90 +247,6 @@ const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_PROBES: u32 = 3;
-
-/// Whether a config's `database` names a PostgreSQL server.
-pub fn is_url(database: &Path) -> bool {
-    database
-        .to_str()
-        .is_some_and(|s| s.starts_with("postgresql://") || s.starts_with("postgres://"))
-}
-
-/// A URL as it may be shown: any password in it replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest + colon + 1..rest + at, "***");
-            }
-        }
-    }
-    // `?password=...` in the query string.
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query = query
-            .split('&')
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***".to_owned()
-                } else {
-                    kv.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-        out = format!("{head}{query}");
-    }
-    out
-}
-
-/// Checks `database` and `[postgres]` as veild would use them.
-pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), (&'static str, String)> {
-    let url = database.to_str().unwrap_or_default();
-    if url.contains("sslmode=") || url.contains("sslrootcert=") {
-        return Err((
-            "database",
-            "set TLS in [postgres] (sslmode, ca_file), not in the URL".into(),
-        ));
-    }
-    let parsed = postgres::Config::from_str(url)
-        .map_err(|e| ("database", format!("{}: {e}", redact(url))))?;
-    if parsed.get_password().is_some() {
-        return Err((
-            "database",
-            "must not hold a password (veild.toml is world-readable): use [postgres] password_file"
-                .into(),
-        ));
-    }
-    if parsed.get_hosts().is_empty() {
-        return Err(("database", "names no host".into()));
-    }
-    if pg.sslmode == PgSslMode::VerifyFull && !unix_only(&parsed) && pg.ca_file.is_none() {
-        return Err((
-            "postgres.ca_file",
-            "sslmode = \"verify-full\" needs the CA that signed the server's certificate".into(),
-        ));
-    }
-    for (key, ms) in [
-        ("postgres.connect_timeout_ms", pg.connect_timeout_ms),
-        ("postgres.statement_timeout_ms", pg.statement_timeout_ms),
-    ] {
-        if !(100..=30_000).contains(&ms) {
-            return Err((key, "must be between 100 and 30000".into()));
-        }
-    }
-    Ok(())
-}
-
-fn unix_only(config: &postgres::Config) -> bool {
-    config
-        .get_hosts()
-        .iter()
-        .all(|h| matches!(h, Host::Unix(_)))
-}
 
 /// What connecting takes: the URL (which holds no password), the password
 /// file, TLS and the timeouts. Its Debug shows no secret.
