@@ -217,7 +217,7 @@ pub fn run(ctx: &Ctx, name: &str, file: Option<PathBuf>) -> Result<(), Failure> 
     let text = read_checked(&path, account.as_ref().map(|u| u.uid.as_raw()))?;
     let ga = parse(&text)?;
     ga.check_usable()?;
-    crate::totp::activate(ctx, name, &ga.secret)?;
+    crate::steps::activate(ctx, name, &ga.secret)?;
     if !ga.scratch.is_empty() {
         let codes: Vec<&[u8]> = ga.scratch.iter().map(|c| c.as_bytes()).collect();
         let set = recovery::import(&codes)

@@ -12,7 +12,7 @@ use crate::output::{EntryView, print_entries, print_json};
 pub fn status(ctx: &Ctx, name: &str, json: bool) -> Result<(), Failure> {
     let mut store = ctx.open()?;
     let known = store.user(name)?.is_some();
-    let recovery_left = crate::recovery::left(store.as_ref(), name)?;
+    let recovery_left = crate::steps::left(store.as_ref(), name)?;
     let entries = store.status(&ctx.limits, name, ctx.now)?;
     crate::account::warn(ctx, &[name]);
     if json {

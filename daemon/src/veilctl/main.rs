@@ -17,6 +17,7 @@ mod locks;
 mod output;
 mod recovery;
 mod self_service;
+mod steps;
 mod store_cmd;
 mod totp;
 mod users;

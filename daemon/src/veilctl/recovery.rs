@@ -3,14 +3,12 @@
 //! keyed hashes are stored. root names the user and writes the database;
 //! a user leaves the name out and asks veild (`self_service`).
 
-use std::io::Write;
-
 use veil_daemon::common::recovery;
 
 use crate::Ctx;
 use crate::cli::RecoveryCommand;
 use crate::error::Failure;
-use crate::users::require_user;
+use crate::steps::{require_user, show_codes};
 
 pub fn run(ctx: &Ctx, command: RecoveryCommand) -> Result<(), Failure> {
     match command {
@@ -47,28 +45,6 @@ pub fn run(ctx: &Ctx, command: RecoveryCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Prints a new set once, two codes a line, for `name`.
-pub fn show_codes(name: &str, codes: &[&str]) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    let fail = |e: std::io::Error| Failure::failed(e.to_string());
-    writeln!(
-        out,
-        "Recovery codes for {name}. Each works once, at the \"Verification code:\" prompt,\n\
-         in place of a code from the app. Keep them somewhere safe: they are not shown again."
-    )
-    .map_err(fail)?;
-    writeln!(out).map_err(fail)?;
-    for pair in codes.chunks(2) {
-        writeln!(out, "    {}", pair.join("    ")).map_err(fail)?;
-    }
-    out.flush().map_err(fail)?;
-    eprintln!(
-        "veilctl: {} recovery codes made for {name}; any earlier ones no longer work",
-        codes.len()
-    );
-    Ok(())
-}
-
 /// A user (not root) naming their own account is pointed to making their
 /// own codes rather than left with the database's permission error.
 fn own_name_hint(name: &str) -> Result<(), Failure> {
@@ -82,12 +58,4 @@ fn own_name_hint(name: &str) -> Result<(), Failure> {
         )),
         _ => Ok(()),
     }
-}
-
-/// Codes left for `name` (0 when there is no set), for `status` and `user list`.
-pub fn left(store: &dyn veil_daemon::common::store::Store, name: &str) -> Result<u32, Failure> {
-    Ok(store
-        .user(name)?
-        .and_then(|record| record.recovery)
-        .map_or(0, |set| set.left()))
 }

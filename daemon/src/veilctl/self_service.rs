@@ -132,7 +132,7 @@ pub fn enrol(ctx: &Ctx, password_stdin: bool, no_qr: bool) -> Result<(), Failure
     drop(begin);
     let raw = totp::from_base32(secret.expose())
         .ok_or_else(|| Failure::failed("veild sent a secret that is not base32"))?;
-    crate::totp::show_enrolment(&ctx.config, &name, &raw, no_qr)?;
+    crate::steps::show_enrolment(&ctx.config, &name, &raw, no_qr)?;
     for _ in 0..CONFIRM_TRIES {
         let typed = input.ask("Code from the app: ")?;
         if typed.trim().is_empty() && password_stdin {
@@ -198,7 +198,7 @@ pub fn recovery_new(ctx: &Ctx, password_stdin: bool) -> Result<(), Failure> {
         SelfAnswer::Codes { codes } => {
             drop(request);
             let shown: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
-            crate::recovery::show_codes(&name, &shown)
+            crate::steps::show_codes(&name, &shown)
         }
         SelfAnswer::Failed => Err(Failure::failed(FAILED)),
         other => Err(Failure::failed(format!(

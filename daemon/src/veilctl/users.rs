@@ -11,6 +11,7 @@ use crate::cli::UserCommand;
 use crate::error::{EX_CONFIG, EXIT_NO_SUCH_USER, Failure};
 use crate::input::read_new_password;
 use crate::output::print_json;
+use crate::steps::require_user;
 
 pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
     match command {
@@ -67,7 +68,7 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
             crate::account::warn(ctx, &names);
             let mut recovery_left = Vec::with_capacity(users.len());
             for u in &users {
-                recovery_left.push(crate::recovery::left(store.as_ref(), &u.name)?);
+                recovery_left.push(crate::steps::left(store.as_ref(), &u.name)?);
             }
             if json {
                 #[derive(serde::Serialize)]
@@ -161,19 +162,6 @@ fn system_hashes(ctx: &Ctx, users: &mut Vec<UserSummary>) -> Result<(), Failure>
 
 fn hasher(ctx: &Ctx) -> Result<Hasher, Failure> {
     Hasher::new(&ctx.config.argon2).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
-}
-
-pub fn require_user(
-    store: &dyn veil_daemon::common::store::Store,
-    name: &str,
-) -> Result<(), Failure> {
-    match store.user(name)? {
-        Some(_) => Ok(()),
-        None => Err(Failure::new(
-            EXIT_NO_SUCH_USER,
-            format!("no such user: {name}"),
-        )),
-    }
 }
 
 /// User names as PAM passes them: no control characters, no leading dash
