@@ -1,5 +1,5 @@
 //! The wall clock, read in one place. Logic takes `now` as a parameter
-//! (STYLE 10); only veild's server loop and veilctl's commands call this.
+//! (ARCHITECTURE.md, rule 2); only veild's server loop and veilctl's commands call this.
 
 /// Unix time now, in seconds.
 #[allow(clippy::disallowed_methods)]
