@@ -202,9 +202,13 @@ fn an_impostor_on_the_socket_path_gets_no_secret_and_no_success() {
     // The default trust: root and the account "veil" only.
     let stack = PamStack::veil(&format!("socket={} timeout=2", socket.display()));
     let run = pam::authenticate(&stack, &Attempt::new("alice", &[PASSWORD, "123456"]));
-    // The impostor writes its record once the module has hung up.
+    // The impostor writes its record once the module has hung up: wait for
+    // the whole line, not the file (made before the line is written: a
+    // busy machine read it empty).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !record.exists() && Instant::now() < deadline {
+    while !std::fs::read_to_string(&record).is_ok_and(|r| r.ends_with('\n'))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = impostor.kill();
