@@ -14,3 +14,4 @@ pub mod shadow;
 pub mod store;
 pub mod totp;
 pub mod verify;
+pub mod version;
