@@ -7,7 +7,12 @@
 # each release:
 #   - after install veild.socket listens and veild.service is inactive;
 #     veilctl works at once (it makes the database, owned by veil);
-#   - the first request starts veild through its socket;
+#   - README.md's "First steps" block, taken from the README (not a copy),
+#     typed line by line into a root shell by packaging/first-steps.exp,
+#     which answers the prompts: useradd, veilctl user add and totp enroll
+#     (with a code), sshd_config, veilctl enable sshd, and a real
+#     `ssh alice@localhost` with password and code;
+#   - the first request (that ssh login) starts veild through its socket;
 #   - `systemd-analyze security veild.service` on the live unit;
 #   - real ssh keyboard-interactive logins to the container's own sshd
 #     (behind veil by `veilctl enable sshd`): one that succeeds, one with a
@@ -85,6 +90,38 @@ tree() {
   echo "$stamp" >"$dir.stamp"
   tree_made=1
   echo "debootstrap $rel: $(( $(date +%s) - started )) s" >&2
+}
+
+# ------------------------------------------------------------ the README
+# The block after `<!-- first-steps` in README.md, split at its ssh line:
+# $tmp/first-steps-setup (what comes before) and $tmp/first-steps-login.
+first_steps() {
+  awk '
+    /^<!-- first-steps/ { mark = 1; next }
+    mark == 1 { if ($0 != "```sh") exit 1; mark = 2; next }
+    mark == 2 && /^```/ { found = 1; exit }
+    mark == 2 { print }
+    END { exit !found }
+  ' README.md >"$tmp/first-steps" || fail "no first-steps block in README.md (<!-- first-steps --> then a sh block)"
+  grep -q '^useradd ' "$tmp/first-steps" || fail "the README's first steps make no user"
+  grep -q '^ssh ' "$tmp/first-steps" || fail "the README's first steps end in no ssh login"
+  awk '/^ssh / { exit } { print }' "$tmp/first-steps" >"$tmp/first-steps-setup"
+  awk '/^ssh / { on = 1 } on { print }' "$tmp/first-steps" >"$tmp/first-steps-login"
+}
+
+# first_steps_run PART: types $tmp/first-steps-PART into a root shell in the
+# container (alice's password in $first_password); transcript in
+# $tmp/first-steps-PART.log, shown on failure.
+first_steps_run() {
+  local t0
+  t0=$(date +%s%N)
+  VEIL_E2E_PASSWORD=$first_password VEIL_E2E_STATE=$tmp/first-steps.state expect -f packaging/first-steps.exp "$tmp/first-steps-$1" \
+    nsenter -t "$leader" -a -r -w -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 HOME=/root TERM=dumb 'PS1=first-steps status=$? # ' 'PS2=first-steps more> ' \
+    /bin/bash --noprofile --norc --noediting -i >"$tmp/first-steps-$1.log" 2>&1 ||
+    { sed 's/^/    /' "$tmp/first-steps-$1.log" >&2; fail "the README's first steps ($1)"; }
+  ms_since "$t0" >"$tmp/first-steps-$1.ms"
+  echo "  README first steps ($1): $(cat "$tmp/first-steps-$1.ms") ms" >&2
 }
 
 # ------------------------------------------------------------ the package
@@ -175,7 +212,7 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 run_release() {
   release=$1
-  local started cached=cached port user=v12anspawn password secret rc t main_pid
+  local started cached=cached port user=v12anspawn password secret rc t main_pid first_password
   started=$(date +%s)
   tree_made=
   tree "$release"
@@ -188,21 +225,26 @@ run_release() {
   cp -a "$cache/$release" "$root"
   port=$(free_port)
   password="correct horse $RANDOM battery"
+  first_password="alice $RANDOM staple"
   secret=$(head -c 20 /dev/urandom | base32 | tr -d '=\n')
 
   # The container's sshd: loopback, a port of its own (the host's network
-  # is shared), keyboard-interactive only. Debian's sshd_config includes
-  # sshd_config.d first, so these values win.
+  # is shared), no keys and no root. Debian's sshd_config includes
+  # sshd_config.d first, so these values win. Keyboard-interactive stays
+  # Debian's "no" until the README's first steps turn it on. Root's ssh
+  # client in the container finds that port for the README's
+  # `ssh alice@localhost`.
   cat >"$root/etc/ssh/sshd_config.d/00-veil-e2e.conf" <<EOF
 ListenAddress 127.0.0.1
 Port $port
-KbdInteractiveAuthentication yes
-AuthenticationMethods keyboard-interactive
-PasswordAuthentication no
 PubkeyAuthentication no
 PermitRootLogin no
 MaxAuthTries 2
 EOF
+  mkdir -m 0700 -p "$root/root/.ssh"
+  printf 'Host localhost\n    HostName 127.0.0.1\n    Port %s\n' "$port" >"$root/root/.ssh/config"
+  chmod 0600 "$root/root/.ssh/config"
+  first_steps
   echo "$machine" >"$root/etc/hostname"
   cp "$deb" "$root/root/veil.deb"
 
@@ -233,9 +275,12 @@ EOF
     fail "veilctl totp enroll"
   in_ct veilctl status "$user" >&2 || fail "veilctl status before veild's first start"
   in_ct veilctl locks >&2 || fail "veilctl locks before veild's first start"
-  in_ct veilctl enable sshd >"$tmp/enable-sshd.log" 2>&1 ||
-    fail "veilctl enable sshd: $(cat "$tmp/enable-sshd.log")"
-  sed 's/^/    /' "$tmp/enable-sshd.log" >&2
+
+  say "README first steps, up to the ssh login"
+  first_steps_run setup
+  sed -n '/veilctl enable sshd/,$p' "$tmp/first-steps-setup.log" | sed 's/^/    /' >&2
+  [ "$(in_ct getent shadow alice | cut -d: -f2)" = '!' ] ||
+    fail "useradd did not leave alice's shadow field '!' (Debian's default), the case the README covers"
   grep -q '^auth *required *pam_veil.so' "$root/etc/pam.d/sshd" || fail "veil not in /etc/pam.d/sshd"
   [ "$(in_ct systemctl is-active veild.service || true)" = inactive ] || fail "veilctl started veild"
   [ "$(in_ct stat -c '%U:%G %a' /var/lib/veil/veil.db)" = "veil:veil 600" ] || fail "database owner changed"
@@ -268,15 +313,18 @@ EOF
     echo "  ssh $1: exit $rc, $(cat "$tmp/ssh-$1.ms") ms" >&2
   }
 
-  say "socket activation: the first login starts veild"
-  ssh_login success "$password" "$(fresh_code)"
-  [ "$(cat "$tmp/ssh-success.rc")" = 0 ] ||
-    { in_ct journalctl -b --no-pager -n 40 >&2; fail "ssh login: $(cat "$tmp/ssh-success.log")"; }
-  grep -q "($user)" "$tmp/ssh-success.log" || fail "no id output: $(cat "$tmp/ssh-success.log")"
+  say "socket activation: the README's ssh login, the first, starts veild"
+  first_steps_run login
+  grep -q 'first-steps: logged in: uid=[0-9]*(alice)' "$tmp/first-steps-login.log" ||
+    fail "the README's ssh login did not reach alice's shell: $(cat "$tmp/first-steps-login.log")"
   [ "$(in_ct systemctl is-active veild.service)" = active ] || fail "veild.service not active after the first request"
   main_pid=$(in_ct systemctl show veild.service -p MainPID --value)
   [ "$(in_ct ps -o user= -p "$main_pid")" = veil ] || fail "veild (pid $main_pid) does not run as veil"
   echo "  veild.service active, pid $main_pid, user veil" >&2
+  ssh_login success "$password" "$(fresh_code)"
+  [ "$(cat "$tmp/ssh-success.rc")" = 0 ] ||
+    { in_ct journalctl -b --no-pager -n 40 >&2; fail "ssh login: $(cat "$tmp/ssh-success.log")"; }
+  grep -q "($user)" "$tmp/ssh-success.log" || fail "no id output: $(cat "$tmp/ssh-success.log")"
   ssh_login success2 "$password" "$(fresh_code)"
   [ "$(cat "$tmp/ssh-success2.rc")" = 0 ] || fail "second ssh login: $(cat "$tmp/ssh-success2.log")"
   ssh_login wrong-code "$password" "$(wrong_code)"
@@ -384,7 +432,7 @@ EOF
 
   stop_container
   t=$(( $(date +%s) - started ))
-  summary+=("$release ($cached tree): ${t} s in all; live exposure $exposure; ssh login $(cat "$tmp/ssh-success.ms") ms (first, starts veild), $(cat "$tmp/ssh-success2.ms") ms (success), $(cat "$tmp/ssh-wrong-code.ms") ms (denied, wrong code)")
+  summary+=("$release ($cached tree): ${t} s in all; live exposure $exposure; README first steps $(cat "$tmp/first-steps-setup.ms") ms + $(cat "$tmp/first-steps-login.ms") ms (its ssh login, which starts veild); ssh login $(cat "$tmp/ssh-success.ms") ms (success), $(cat "$tmp/ssh-success2.ms") ms (success again), $(cat "$tmp/ssh-wrong-code.ms") ms (denied, wrong code)")
   if [ -z "${VEIL_NSPAWN_KEEP:-}" ]; then rm -rf "$root"; fi
   rm -rf "$tmp"
   root= tmp=

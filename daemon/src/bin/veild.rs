@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// veil verification daemon: checks passwords and TOTP codes for pam_veil.so
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "veild", version = veil_daemon::common::version::text(), about)]
 struct Cli {
     /// Configuration file
     #[arg(long, value_name = "PATH", default_value = veil_daemon::common::config::DEFAULT_CONFIG)]

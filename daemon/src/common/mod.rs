@@ -15,3 +15,4 @@ pub mod source;
 pub mod store;
 pub mod totp;
 pub mod verify;
+pub mod version;

@@ -9,7 +9,7 @@ use veil_daemon::common::config;
 #[derive(Debug, Parser)]
 #[command(
     name = "veilctl",
-    version,
+    version = veil_daemon::common::version::text(),
     about = "Administer veil: users, TOTP secrets and lockouts"
 )]
 pub struct Cli {

@@ -28,7 +28,14 @@ pub enum StoreError {
     PermissionDenied { path: PathBuf },
     #[error("database {path} is not a veil database or is damaged: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("database {path} has schema version {found}, newer than this veil ({supported})")]
+    /// Written by a newer veil (a downgrade): nothing is changed; the
+    /// message says which release to install.
+    #[error(
+        "database {path}: this veil ({release}) speaks schema {supported}; the database is at \
+         schema {found}, written by a newer veil: install that release or newer \
+         (nothing was migrated)",
+        release = env!("CARGO_PKG_VERSION")
+    )]
     TooNew {
         path: PathBuf,
         found: i64,

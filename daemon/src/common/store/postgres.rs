@@ -922,5 +922,11 @@ impl Store for PgStore {
     }
 }
 
+impl PgStore {
+    /// The schema version this build speaks (the number of migrations), for
+    /// `--version` and the refusal of a newer database.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+}
+
 #[cfg(test)]
 mod tests;

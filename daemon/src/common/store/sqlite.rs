@@ -639,5 +639,11 @@ impl Store for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The schema version this build speaks (the number of migrations), for
+    /// `--version` and the refusal of a newer database.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+}
+
 #[cfg(test)]
 mod tests;
