@@ -100,7 +100,8 @@ fn subuid_rounds(socket: &Path, first: u32, count: u32, stop: &AtomicBool) -> (u
     (rounds, last)
 }
 
-/// `logins` ssh logins idle, then as many under the flood.
+/// 100 ssh logins idle (10 with `--quick`), then as many under the flood,
+/// each as a user of its own; prints the table and what veild logged.
 pub fn ssh_flood_report(quick: bool, say: &mut dyn FnMut(String)) {
     let n = if quick { 10 } else { 100 };
     eprintln!(
