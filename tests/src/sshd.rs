@@ -2,6 +2,11 @@
 //! PAM service is its program name, so the binary is copied under a fresh
 //! one), and a real ssh client driven by expect. Root only. Everything is
 //! removed when the guard drops, pass or fail.
+//!
+//! Two shapes: keyboard-interactive alone ([`Sshd::start`], password and
+//! code through veil), and publickey then keyboard-interactive
+//! ([`Sshd::start_after_publickey`], a client key made here and accepted
+//! for every user: veil asks the code only).
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener;
@@ -23,29 +28,131 @@ pub struct Sshd {
     pub port: u16,
 }
 
+/// One timed login (see [`Sshd::login_timed`]).
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// expect's exit status: ssh's, or 91 (asked again), 90 (timed out).
+    pub status: i32,
+    /// What the client printed (the prompts and `id`'s output).
+    pub output: String,
+    /// From the start of ssh to the `Password:` prompt, as expect saw it.
+    pub first_prompt: Option<Duration>,
+    /// From the start of expect to its exit.
+    pub total: Duration,
+}
+
+/// The expect script for a password-and-code login. It prints the
+/// milliseconds from spawning ssh to the first prompt on a line of its own.
+const PASSWORD_AND_CODE: &str = r#"set timeout 60
+lassign $argv port user
+log_user 1
+set t0 [clock milliseconds]
+spawn -noecho ssh -F /dev/null -p $port -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PubkeyAuthentication=no \
+    -o PreferredAuthentications=keyboard-interactive -o NumberOfPasswordPrompts=1 \
+    $user@127.0.0.1 id
+expect {
+    -re {Password: $} {
+        send_user "\nveil-sshd-first-prompt-ms=[expr {[clock milliseconds] - $t0}]\n"
+        send -- "$env(SSHD_PASSWORD)\r"
+    }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {Verification code: $} { send -- "$env(SSHD_CODE)\r" }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {(Password|Verification code): $} { exit 91 }
+    timeout { exit 90 }
+    eof
+}
+lassign [wait] pid spawn_id os_error status
+exit $status
+"#;
+
+/// The expect script for a code-only login, with the client key or none:
+/// a password prompt is exit 91, a second code prompt 92.
+const CODE_ONLY: &str = r#"set timeout 30
+lassign $argv port user key
+log_user 1
+if {$key eq "none"} {
+    set auth [list -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no -o IdentityFile=/dev/null]
+} else {
+    set auth [list -o PreferredAuthentications=publickey,keyboard-interactive -o IdentityFile=$key]
+}
+spawn -noecho ssh -F /dev/null -p $port -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes \
+    -o NumberOfPasswordPrompts=1 {*}$auth $user@127.0.0.1 id
+expect {
+    -re {Password: $} { exit 91 }
+    -re {Verification code: $} { send -- "$env(SSHD_CODE)\r" }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {Verification code: $} { exit 92 }
+    timeout { exit 90 }
+    eof
+}
+lassign [wait] pid spawn_id os_error status
+exit $status
+"#;
+
+fn keygen(path: &Path) {
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            path.to_str().unwrap(),
+        ],
+        "",
+    );
+}
+
 impl Sshd {
     /// sshd on 127.0.0.1 allowing keyboard-interactive only, whose PAM
     /// auth stack is `auth_lines`.
     pub fn start(tag: &str, auth_lines: &str) -> Sshd {
+        Sshd::launch(
+            tag,
+            auth_lines,
+            "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n\
+             MaxAuthTries 2\nMaxStartups 100\n",
+        )
+    }
+
+    /// sshd on 127.0.0.1 requiring publickey, then keyboard-interactive
+    /// (`auth_lines`); the key is [`Sshd::client_key`], accepted for every
+    /// user.
+    pub fn start_after_publickey(tag: &str, auth_lines: &str) -> Sshd {
+        Sshd::launch(
+            tag,
+            auth_lines,
+            "PubkeyAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n\
+             AuthorizedKeysFile %D/authorized_keys\nMaxAuthTries 4\n",
+        )
+    }
+
+    fn launch(tag: &str, auth_lines: &str, methods: &str) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix(&format!("{tag}-sshd-"))
             .tempdir()
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let d = dir.path();
-        run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-f",
-                d.join("host").to_str().unwrap(),
-            ],
-            "",
-        );
+        keygen(&d.join("host"));
+        keygen(&d.join("client"));
+        let public = d.join("authorized_keys");
+        std::fs::copy(d.join("client.pub"), &public).unwrap();
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
         let service = format!("{tag}-sshd-{}", std::process::id());
         let pam_file = Path::new("/etc/pam.d").join(&service);
         std::fs::write(
@@ -65,11 +172,11 @@ impl Sshd {
             d.join("sshd_config"),
             format!(
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host\nPidFile {dir}/sshd.pid\n\
-                 UsePAM yes\nKbdInteractiveAuthentication yes\nPubkeyAuthentication no\n\
-                 AuthenticationMethods keyboard-interactive\nPasswordAuthentication no\n\
-                 StrictModes no\nPermitRootLogin no\nMaxAuthTries 2\nMaxStartups 100\n\
+                 UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+                 {methods}StrictModes no\nPermitRootLogin no\n\
                  PrintMotd no\nBanner none\nUseDNS no\n",
-                dir = d.display()
+                dir = d.display(),
+                methods = methods.replace("%D", &d.display().to_string()),
             ),
         )
         .unwrap();
@@ -107,40 +214,22 @@ impl Sshd {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
+    /// The private key [`Sshd::start_after_publickey`] accepts.
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+
     /// One keyboard-interactive login as `user` answering `Password:` and
     /// `Verification code:`, running `id`: (exit status, output, time
     /// from start to exit). 91: asked again; 90: timed out.
     pub fn login(&self, user: &str, password: &str, code: &str) -> (i32, String, Duration) {
-        let script = self.dir.path().join("login.exp");
-        std::fs::write(
-            &script,
-            r#"set timeout 60
-lassign $argv port user
-log_user 1
-spawn -noecho ssh -F /dev/null -p $port -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PubkeyAuthentication=no \
-    -o PreferredAuthentications=keyboard-interactive -o NumberOfPasswordPrompts=1 \
-    $user@127.0.0.1 id
-expect {
-    -re {Password: $} { send -- "$env(SSHD_PASSWORD)\r" }
-    timeout { exit 90 }
-    eof { lassign [wait] pid spawn_id os_error status; exit $status }
-}
-expect {
-    -re {Verification code: $} { send -- "$env(SSHD_CODE)\r" }
-    timeout { exit 90 }
-    eof { lassign [wait] pid spawn_id os_error status; exit $status }
-}
-expect {
-    -re {(Password|Verification code): $} { exit 91 }
-    timeout { exit 90 }
-    eof
-}
-lassign [wait] pid spawn_id os_error status
-exit $status
-"#,
-        )
-        .unwrap();
+        let l = self.login_timed(user, password, code);
+        (l.status, l.output, l.total)
+    }
+
+    /// [`Sshd::login`], with the time to the first prompt.
+    pub fn login_timed(&self, user: &str, password: &str, code: &str) -> Login {
+        let script = self.script("login.exp", PASSWORD_AND_CODE);
         let started = Instant::now();
         let out = Command::new("expect")
             .arg("-f")
@@ -150,11 +239,48 @@ exit $status
             .env("SSHD_CODE", code)
             .output()
             .expect("run expect (scripts/deps.sh test installs it)");
+        let total = started.elapsed();
+        let output = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        let first_prompt = output
+            .lines()
+            .find_map(|l| l.strip_prefix("veil-sshd-first-prompt-ms="))
+            .and_then(|ms| ms.trim().parse().ok())
+            .map(Duration::from_millis);
+        Login {
+            status: out.status.code().unwrap_or(-1),
+            output,
+            first_prompt,
+            total,
+        }
+    }
+
+    /// One login answering only `Verification code:`, with the client key
+    /// (`with_key`) or none: (exit status, output). 91: asked for a
+    /// password; 92: asked for a code again; 90: timed out.
+    pub fn login_code_only(&self, user: &str, with_key: bool, code: &str) -> (i32, String) {
+        let script = self.script("code-only.exp", CODE_ONLY);
+        let key = if with_key {
+            self.client_key().display().to_string()
+        } else {
+            "none".to_owned()
+        };
+        let out = Command::new("expect")
+            .arg("-f")
+            .arg(&script)
+            .args([&self.port.to_string(), user, &key])
+            .env("SSHD_CODE", code)
+            .output()
+            .expect("run expect (scripts/deps.sh test installs it)");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-            started.elapsed(),
         )
+    }
+
+    fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
     }
 }
 

@@ -14,93 +14,17 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use veil_proto::{Reply, Request, Verdict, ask};
 use veil_tests::accounts::{Accounts, run};
 use veil_tests::root::require_root;
+use veil_tests::sshd::Sshd;
 use veil_tests::wire::{PASSWORD, code_now, wrong_code};
 use veil_tests::{Veild, paths};
 
 const NAME: &str = "v14bkey";
-
-/// `/etc/pam.d/SERVICE`, removed on drop.
-struct PamService(PathBuf);
-
-impl Drop for PamService {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// sshd in the foreground, killed on drop.
-struct Sshd(Child);
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One ssh login with `key` (or none) answering only `Verification code:`;
-/// a password prompt is exit 91. Returns (exit status, output).
-fn ssh_login(dir: &Path, port: u16, key: Option<&Path>, code: &str) -> (i32, String) {
-    let script = dir.join("login.exp");
-    std::fs::write(
-        &script,
-        r#"set timeout 30
-lassign $argv port user key
-log_user 1
-if {$key eq "none"} {
-    set auth [list -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no -o IdentityFile=/dev/null]
-} else {
-    set auth [list -o PreferredAuthentications=publickey,keyboard-interactive -o IdentityFile=$key]
-}
-spawn -noecho ssh -F /dev/null -p $port -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes \
-    -o NumberOfPasswordPrompts=1 {*}$auth $user@127.0.0.1 id
-expect {
-    -re {Password: $} { exit 91 }
-    -re {Verification code: $} { send -- "$env(V14B_CODE)\r" }
-    timeout { exit 90 }
-    eof { lassign [wait] pid spawn_id os_error status; exit $status }
-}
-expect {
-    -re {Verification code: $} { exit 92 }
-    timeout { exit 90 }
-    eof
-}
-lassign [wait] pid spawn_id os_error status
-exit $status
-"#,
-    )
-    .unwrap();
-    let key = key.map_or("none".to_owned(), |k| k.display().to_string());
-    let out = Command::new("expect")
-        .arg("-f")
-        .arg(&script)
-        .args([&port.to_string(), NAME, &key])
-        .env("V14B_CODE", code)
-        .output()
-        .expect("run expect (scripts/deps.sh test installs it)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-    )
-}
 
 #[test]
 #[ignore = "needs root (adds an account, a PAM service, runs sshd): scripts/test.sh runs it as root"]
@@ -113,92 +37,18 @@ fn through_sshd_a_key_and_the_right_code_log_in_and_a_wrong_code_is_denied() {
     run("usermod", &["-p", "*", "-s", "/bin/sh", NAME], "");
     veild.enrol(NAME, true);
 
-    let dir = tempfile::Builder::new()
-        .prefix("v14b-sshd-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = dir.path();
-    let keygen = |path: &Path| {
-        run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-            "",
-        )
-    };
-    keygen(&d.join("host"));
-    keygen(&d.join("client"));
-    let public = std::fs::read_to_string(d.join("client.pub")).unwrap();
-    std::fs::write(d.join(format!("{NAME}.keys")), public).unwrap();
-    std::fs::set_permissions(
-        d.join(format!("{NAME}.keys")),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
-
-    // sshd's PAM service is its program name.
-    let service = format!("v14b-sshd-{}", std::process::id());
-    let pam_file = PamService(Path::new("/etc/pam.d").join(&service));
-    std::fs::write(
-        &pam_file.0,
-        format!(
-            "auth required {} socket={} timeout=10 factors=code\n\
-             account required pam_permit.so\n\
-             session required pam_permit.so\n\
-             password required pam_deny.so\n",
+    // sshd's PAM service is its program name: the harness gives it one.
+    let sshd = Sshd::start_after_publickey(
+        "v14b",
+        &format!(
+            "auth required {} socket={} timeout=10 factors=code",
             paths::module().display(),
             veild.socket().display()
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    std::fs::write(
-        d.join("sshd_config"),
-        format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host\nPidFile {dir}/sshd.pid\n\
-             UsePAM yes\nKbdInteractiveAuthentication yes\nPubkeyAuthentication yes\n\
-             AuthenticationMethods publickey,keyboard-interactive\nPasswordAuthentication no\n\
-             AuthorizedKeysFile {dir}/%u.keys\nStrictModes no\nPermitRootLogin no\n\
-             MaxAuthTries 4\nPrintMotd no\nBanner none\n",
-            dir = d.display()
-        ),
-    )
-    .unwrap();
-    let program = d.join(&service);
-    std::fs::copy("/usr/sbin/sshd", &program).unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let sshd = Sshd(
-        Command::new(&program)
-            .arg("-D")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .arg("-E")
-            .arg(d.join("sshd.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start sshd (scripts/deps.sh test installs openssh-server)"),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sshd did not listen: {}",
-            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let key = d.join("client");
-    let sshd_log = || std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
+    let sshd_log = || sshd.log();
 
-    let (rc, out) = ssh_login(d, port, Some(&key), &code_now());
+    let (rc, out) = sshd.login_code_only(NAME, true, &code_now());
     assert_eq!(
         rc,
         0,
@@ -208,11 +58,11 @@ fn through_sshd_a_key_and_the_right_code_log_in_and_a_wrong_code_is_denied() {
     );
     assert!(out.contains(&format!("({NAME})")), "{out}");
 
-    let (rc, out) = ssh_login(d, port, Some(&key), &wrong_code());
+    let (rc, out) = sshd.login_code_only(NAME, true, &wrong_code());
     assert_eq!(rc, 255, "key + wrong code:\n{out}\n{}", sshd_log());
 
     // Without the key sshd asks nothing of veil: publickey comes first.
-    let (rc, out) = ssh_login(d, port, None, &code_now());
+    let (rc, out) = sshd.login_code_only(NAME, false, &code_now());
     assert_eq!(rc, 255, "no key:\n{out}\n{}", sshd_log());
     assert!(!out.contains("Verification code"), "{out}");
 

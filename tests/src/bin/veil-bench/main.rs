@@ -6,7 +6,9 @@
 //! Run with `scripts/bench.sh` (release build, as root). `--quick` runs a
 //! short version (N = 100 per class, the delayed run skipped). `--pairs`
 //! runs only the paired two-class timing (real vs unknown, locked vs
-//! fresh, delay 0, N per class); `--flood` only the fair-share figure;
+//! fresh, delay 0, N per class); `--flood` only the fair-share figures
+//! (libpam, then a real sshd login idle and under issue 18's local flood;
+//! `--ssh-flood` the sshd one alone);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
 //! cap.
@@ -25,6 +27,7 @@ use veil_daemon::common::password::Hasher;
 mod edges;
 mod ledger;
 mod postgres;
+mod ssh_flood;
 mod system;
 
 use veil_tests::daemon::with_toml;
@@ -41,6 +44,7 @@ struct Options {
     quick: bool,
     pairs: bool,
     flood: bool,
+    ssh_flood: bool,
     system: bool,
     postgres: bool,
     recovery: bool,
@@ -53,6 +57,7 @@ fn options() -> Result<Options, String> {
         quick: false,
         pairs: false,
         flood: false,
+        ssh_flood: false,
         system: false,
         postgres: false,
         recovery: false,
@@ -67,6 +72,7 @@ fn options() -> Result<Options, String> {
             }
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
+            "--ssh-flood" => o.ssh_flood = true,
             "--system" => o.system = true,
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
@@ -79,7 +85,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -410,21 +416,26 @@ fn main() -> ExitCode {
         ));
         return ExitCode::SUCCESS;
     }
-    if opts.pairs || opts.flood || opts.system {
+    if opts.pairs || opts.flood || opts.ssh_flood || opts.system {
         if opts.system {
             system::system_report(opts.n, &mut say);
         }
         if opts.flood {
             edges::flood_report(opts.quick, &mut say);
         }
+        if opts.flood || opts.ssh_flood {
+            ssh_flood::ssh_flood_report(opts.quick, &mut say);
+        }
         if opts.pairs {
             edges::pairs_report(opts.n, &mut say);
         }
         say(format!(
-            "Command: `scripts/bench.sh{}{}{}{}`",
+            "Command: `scripts/bench.sh{}{}{}{}{}{}`",
             if opts.system { " --system" } else { "" },
             if opts.flood { " --flood" } else { "" },
+            if opts.ssh_flood { " --ssh-flood" } else { "" },
             if opts.pairs { " --pairs" } else { "" },
+            if opts.quick { " --quick" } else { "" },
             if opts.pairs || opts.system {
                 format!(" --n {}", opts.n)
             } else {
@@ -620,6 +631,7 @@ fn main() -> ExitCode {
     ledger::ledger_report(opts.quick, &mut say);
     // 7. Fair share under a flood.
     edges::flood_report(opts.quick, &mut say);
+    ssh_flood::ssh_flood_report(opts.quick, &mut say);
     say(format!(
         "Command: `scripts/bench.sh{}`",
         if opts.quick { " --quick" } else { "" }
