@@ -114,6 +114,8 @@ pub fn with_toml(base: Config, extra: &str) -> Config {
 pub struct Veild {
     pub child: Option<Child>,
     pub dir: TempDir,
+    /// Extra environment for veild (kept across restarts), e.g. libfaketime's.
+    pub env: Vec<(String, String)>,
 }
 
 impl Veild {
@@ -137,7 +139,11 @@ impl Veild {
         // Others must be able to reach the socket (tests switch uid), never write.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod the temp dir");
-        let mut veild = Veild { child: None, dir };
+        let mut veild = Veild {
+            child: None,
+            dir,
+            env: Vec::new(),
+        };
         veild.write_config(Config {
             socket: veild.socket(),
             database: veild.database(),
@@ -151,17 +157,30 @@ impl Veild {
     /// shared with other veild, e.g. PostgreSQL); only the socket is the
     /// temp dir's.
     pub fn launch_shared(config: Config) -> Veild {
+        Veild::launch_shared_with_env(config, &[])
+    }
+
+    /// [`Veild::launch_shared`] with more environment for veild.
+    pub fn launch_shared_with_env(config: Config, env: &[(&str, &str)]) -> Veild {
         let dir = tempfile::Builder::new()
             .prefix("veil-d-")
             .tempdir()
             .expect("temp daemon dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod the temp dir");
-        let mut veild = Veild { child: None, dir };
+        let mut veild = Veild {
+            child: None,
+            dir,
+            env: Vec::new(),
+        };
         veild.write_config(Config {
             socket: veild.socket(),
             ..config
         });
+        veild.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         veild.spawn();
         veild
     }
@@ -187,6 +206,7 @@ impl Veild {
             .arg("--config")
             .arg(self.config_path())
             .arg("--log-stderr")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

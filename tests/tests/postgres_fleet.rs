@@ -238,3 +238,81 @@ fn verify_full_trusts_the_ca_file_and_not_the_default_store() {
     assert!(!refused.status.success(), "trusted through SSL_CERT_FILE");
     assert!(stderr.contains("certificate"), "{stderr}");
 }
+
+/// libfaketime, which runs veild with its clock a day fast (the monotonic
+/// clock left alone, so its deadlines are real).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Fails on the old main: each host wrote fleet state by its own clock, so
+/// a host a day fast wrote a lock that a host with the right clock saw with
+/// about 87 300 s left, and it refused the user's current code (a day off).
+/// Now every host writes in the database server's time.
+#[test]
+fn a_host_a_day_fast_writes_fleet_state_in_the_servers_time() {
+    assert!(
+        std::path::Path::new(FAKETIME_LIB).exists(),
+        "{FAKETIME_LIB} is missing (package libfaketime, in scripts/deps.sh test)"
+    );
+    let cluster = Cluster::start();
+    let url = cluster.database("clocks");
+    let right = Veild::launch_shared(host_config(&url, BUSY));
+    let fast = Veild::launch_shared_with_env(
+        host_config(&url, BUSY),
+        &[
+            ("LD_PRELOAD", FAKETIME_LIB),
+            ("FAKETIME", "+1d"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    assert!(
+        fast.wait_for_line(
+            &["event=clock-skew", "offset_s=-86"],
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "the fast host warns at start: {}",
+        fast.stderr()
+    );
+    right.enrol("alice", true);
+    for i in 0..6 {
+        assert_eq!(
+            fast.ask_from("alice", &format!("guess-{i}"), "000000", "198.51.100.7"),
+            DENY
+        );
+    }
+    let mut db = postgres::Client::connect(&cluster.url("clocks"), postgres::NoTls).unwrap();
+    let left: i64 = db
+        .query_one(
+            "SELECT max(locked_until) - extract(epoch FROM now())::int8 FROM ledger
+             WHERE username = 'alice'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        (800..=900).contains(&left),
+        "the lock has {left} s left by the server's clock (unlock_time 900)"
+    );
+    // The user's current code is accepted on the fast host, and its step is
+    // the fleet's: the same code is a replay on the other host.
+    right.unlock("alice");
+    let code = code_now();
+    assert_eq!(
+        fast.ask_from("alice", PASSWORD, &code, "198.51.100.8"),
+        ALLOW
+    );
+    assert_eq!(
+        right.ask_from("alice", PASSWORD, &code, "198.51.100.8"),
+        DENY
+    );
+    assert!(
+        right
+            .wait_for_line(
+                &["reason=replayed-code", "user=alice"],
+                Duration::from_secs(5)
+            )
+            .is_some(),
+        "{}",
+        right.stderr()
+    );
+}

@@ -205,7 +205,20 @@ impl Verifier {
         }
     }
 
-    /// Decides one request at Unix time `now`.
+    /// The Unix time to decide at for a host clock reading `local`: the
+    /// store's (PostgreSQL: the database server's, so a host whose clock
+    /// is off neither writes day-long locks for the fleet nor moves its
+    /// users' code watermark). The local clock if the store is unusable
+    /// (the request is then denied for that anyway).
+    pub fn fleet_now(&mut self, local: u64) -> u64 {
+        let local_i = local.min(i64::MAX as u64) as i64;
+        match self.store() {
+            Ok(store) => store.fleet_now(local_i).map_or(local, |t| t.max(0) as u64),
+            Err(_) => local,
+        }
+    }
+
+    /// Decides one request at Unix time `now` ([`Verifier::fleet_now`]).
     pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
         let now_i = now.min(i64::MAX as u64) as i64;
         // Code only (`factors=code`: an earlier method proved the account)

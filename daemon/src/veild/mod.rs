@@ -59,8 +59,12 @@ pub fn run(options: &Options) -> ExitCode {
     // logs in without a restart. A store that is wrong (password file, CA,
     // schema too new) or a local file that fails stops it here.
     let mut unreachable = None;
+    let mut clock_offset = 0;
     match store::open(&location, OpenMode::CreateIfMissing) {
-        Ok(store) => drop(store),
+        Ok(mut store) => {
+            let local = crate::common::clock::unix_now().min(i64::MAX as u64) as i64;
+            clock_offset = store.fleet_now(local).map_or(0, |t| t - local);
+        }
         Err(e @ store::StoreError::Postgres { .. }) => unreachable = Some(e.to_string()),
         Err(e) => return fail(1, format!("{e}; refusing to start")),
     }
@@ -131,6 +135,20 @@ pub fn run(options: &Options) -> ExitCode {
                     "shared dummy row has other [argon2] parameters; give every host the same",
                 )
                 .field("dummy_params", store::postgres::phc_params(&phc))
+                .finish(),
+        );
+    }
+    if clock_offset != 0 {
+        // Fleet state is written in the server's time all the same; the
+        // admin should still fix the clock (logs, TLS, the users' codes).
+        audit.log(
+            Severity::Warning,
+            Line::new("clock-skew")
+                .field("offset_s", clock_offset)
+                .field(
+                    "action",
+                    "writing fleet state in the database server's time; fix this host's clock",
+                )
                 .finish(),
         );
     }

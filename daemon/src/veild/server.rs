@@ -379,7 +379,8 @@ fn spawn_workers(
                                 // A bug in the check must cost one denial, not a worker.
                                 let decision =
                                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                        verifier.decide(&request, peer, unix_now())
+                                        let now = verifier.fleet_now(unix_now());
+                                        verifier.decide(&request, peer, now)
                                     }))
                                     .unwrap_or_else(|_| {
                                         Decision {
@@ -413,17 +414,20 @@ fn spawn_workers(
                                 });
                                 let _ = waker.wake();
                             }
-                            Ok(Job::Prune) => match verifier.prune(unix_now()) {
-                                Ok(0) => {}
-                                Ok(n) => audit.log(
-                                    Severity::Info,
-                                    Line::new("prune").field("rows", n).finish(),
-                                ),
-                                Err(e) => audit.log(
-                                    Severity::Error,
-                                    Line::new("prune").field("error", e).finish(),
-                                ),
-                            },
+                            Ok(Job::Prune) => {
+                                let now = verifier.fleet_now(unix_now());
+                                match verifier.prune(now) {
+                                    Ok(0) => {}
+                                    Ok(n) => audit.log(
+                                        Severity::Info,
+                                        Line::new("prune").field("rows", n).finish(),
+                                    ),
+                                    Err(e) => audit.log(
+                                        Severity::Error,
+                                        Line::new("prune").field("error", e).finish(),
+                                    ),
+                                }
+                            }
                             Err(_) => return,
                         }
                     }

@@ -231,6 +231,15 @@ pub trait Store: Send + std::fmt::Debug {
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError>;
     /// Deletes expired ledger rows and known-good pairs; returns how many.
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError>;
+    /// The time the store's state is written in, for a host whose clock
+    /// reads `local_now`: SQLite (one host) its own clock; PostgreSQL the
+    /// database server's, so that every host of a fleet writes lock
+    /// windows and ends, known-good ages and the TOTP replay watermark by
+    /// one clock (measured once a minute per connection; within
+    /// [`postgres::CLOCK_DEAD_BAND_S`] a host keeps its own).
+    fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
+        Ok(local_now)
+    }
 
     // Administration (veilctl).
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -242,6 +242,24 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
 const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 
+/// How often (local seconds) a connection measures the server's clock.
+const CLOCK_RECHECK_S: i64 = 60;
+
+/// Seconds of difference between a host's clock and the server's that
+/// count as none: whole-second clocks read a round trip apart differ by
+/// one now and then, and a host in sync by NTP keeps its own.
+pub const CLOCK_DEAD_BAND_S: i64 = 2;
+
+/// What to add to this host's clock to write in the server's time.
+pub fn fleet_offset(server_epoch: f64, local_now: i64) -> i64 {
+    let offset = (server_epoch.floor() as i64).saturating_sub(local_now);
+    if offset.abs() <= CLOCK_DEAD_BAND_S {
+        0
+    } else {
+        offset
+    }
+}
+
 /// TCP keepalive probes, both ways: a peer is given up after about
 /// idle + probes x interval = 11 s of silence.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -543,6 +561,8 @@ pub struct PgStore {
     /// The ledger had more rows than the cap at this host's last prune:
     /// attempts whose keys have no row are charged to overflow keys.
     ledger_full: bool,
+    /// (local time it was measured at, server clock minus local clock).
+    clock: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -565,6 +585,7 @@ impl PgStore {
             statements,
             broken: Cell::new(false),
             ledger_full: false,
+            clock: None,
         })
     }
 
@@ -767,6 +788,23 @@ impl Store for PgStore {
 
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
         self.with(|c, st| ledger::commit_success(c, st, limits, success))
+    }
+
+    fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
+        if let Some((at, offset)) = self.clock
+            && (at..at + CLOCK_RECHECK_S).contains(&local_now)
+        {
+            return Ok(local_now.saturating_add(offset));
+        }
+        let server: f64 = self.with(|c, _| {
+            Ok(
+                c.query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])?
+                    .get(0),
+            )
+        })?;
+        let offset = fleet_offset(server, local_now);
+        self.clock = Some((local_now, offset));
+        Ok(local_now.saturating_add(offset))
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {

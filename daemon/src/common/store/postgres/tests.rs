@@ -849,3 +849,14 @@ fn a_silent_server_is_noticed_in_seconds() {
             .is_some_and(|t| t.as_secs() <= 60)
     );
 }
+
+#[test]
+fn a_clock_within_the_dead_band_keeps_its_own_time() {
+    use super::fleet_offset;
+    assert_eq!(fleet_offset(1_000.9, 1_000), 0);
+    assert_eq!(fleet_offset(1_002.5, 1_000), 0);
+    assert_eq!(fleet_offset(998.0, 1_000), 0);
+    assert_eq!(fleet_offset(1_003.0, 1_000), 3);
+    // A host a day fast is set back a day.
+    assert_eq!(fleet_offset(1_000.0, 1_000 + 86_400), -86_400);
+}
