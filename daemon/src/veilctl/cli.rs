@@ -166,3 +166,6 @@ pub enum RecoveryCommand {
     /// Remove a user's recovery codes
     Clear { name: String },
 }
+
+#[cfg(test)]
+mod tests;
