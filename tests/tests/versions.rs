@@ -133,9 +133,10 @@ fn a_postgresql_database_from_a_newer_veil_is_refused_naming_both_schemas_and_th
     let mut veild = Veild::launch_shared(host_config(&url, ""));
     veild.stop();
     let newer = PgStore::SCHEMA_VERSION + 1;
+    // A newer veil whose migration this one cannot run on (readers_from).
     cluster.sql(
         "newer",
-        &format!("UPDATE veil_schema SET version = {newer}"),
+        &format!("UPDATE veil_schema SET version = {newer}, readers_from = {newer}"),
     );
     let want = too_new(PgStore::SCHEMA_VERSION, newer);
 

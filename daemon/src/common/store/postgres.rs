@@ -45,6 +45,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/0003_recovery_codes.sql"),
 ];
 
+/// For each migration, the oldest schema a veil may speak and still run
+/// on the database once it has run: the migration's own number when older
+/// hosts cannot (a changed function, a column they must write), lower when
+/// it only adds what they do not use. Recorded in `veil_schema.readers_from`
+/// (the highest over the migrations run), so that during a rolling upgrade
+/// hosts still on the older release keep serving logins after the first
+/// host migrates, as long as every migration since allows it.
+const READERS_FROM: [i64; 3] = [1, 2, 3];
+const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
+
 /// Advisory lock ids of the whole store ("veil" and a number); the keys'
 /// own lock ids are hashes of the key.
 const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
@@ -491,12 +501,26 @@ fn migrate(client: &mut Client, settings: &PgSettings, mode: OpenMode) -> Result
         )
         .map_err(err)?;
     }
-    let version: i32 = tx
-        .query_one("SELECT version FROM veil_schema", &[])
-        .map_err(err)?
-        .get(0);
+    // `readers_from` read without naming it: a store made before 0.2.0
+    // has no such column yet.
+    let row = tx
+        .query_one(
+            "SELECT version, (to_jsonb(s) ->> 'readers_from')::integer,
+                 to_jsonb(s) ? 'readers_from'
+             FROM veil_schema s",
+            &[],
+        )
+        .map_err(err)?;
+    let version: i32 = row.get(0);
+    let readers_from: Option<i32> = row.get(1);
+    let has_readers_from: bool = row.get(2);
     let supported = MIGRATIONS.len() as i64;
     if i64::from(version) > supported {
+        // A newer veil migrated; this one runs on it only if every
+        // migration since said older readers may.
+        if readers_from.is_some_and(|from| i64::from(from) <= supported) {
+            return tx.commit().map_err(err);
+        }
         return Err(StoreError::TooNew {
             path: PathBuf::from(&settings.target),
             found: i64::from(version),
@@ -506,6 +530,16 @@ fn migrate(client: &mut Client, settings: &PgSettings, mode: OpenMode) -> Result
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql).map_err(err)?;
         tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
+            .map_err(err)?;
+    }
+    if !has_readers_from {
+        // Not a migration: a release before 0.2.0 reads only `version`.
+        tx.batch_execute("ALTER TABLE veil_schema ADD COLUMN readers_from integer")
+            .map_err(err)?;
+    }
+    let from = READERS_FROM.iter().copied().max().unwrap_or(1) as i32;
+    if readers_from.is_none_or(|r| r < from) {
+        tx.execute("UPDATE veil_schema SET readers_from = $1", &[&from])
             .map_err(err)?;
     }
     tx.commit().map_err(err)

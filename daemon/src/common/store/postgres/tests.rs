@@ -43,16 +43,75 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
         .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
         .unwrap();
     drop(store);
-    cluster.sql("schema", "UPDATE veil_schema SET version = 99");
+    cluster.sql(
+        "schema",
+        "UPDATE veil_schema SET version = 99, readers_from = 99",
+    );
     assert!(matches!(
         PgStore::open(&settings(&url), OpenMode::MustExist),
         Err(StoreError::TooNew { found: 99, .. })
     ));
+    rolling_upgrade_readers(cluster);
     let foreign = cluster.database("other");
     cluster.sql("other", "CREATE TABLE users (x int)");
     assert!(matches!(
         PgStore::open(&settings(&foreign), OpenMode::CreateIfMissing),
         Err(StoreError::Corrupt { .. })
+    ));
+}
+
+/// A newer veil's migration that older hosts can still run on leaves them
+/// serving logins (a rolling upgrade); one that they cannot is refused. A
+/// store made before 0.2.0 (no `readers_from`) gets it on open. Fails on
+/// the old main, which refused every newer schema.
+fn rolling_upgrade_readers(cluster: &Cluster) {
+    let url = cluster.database("rolling");
+    drop(open(&url));
+    let supported = MIGRATIONS.len() as i64;
+    let readers = || -> i64 {
+        let mut c = postgres::Client::connect(&cluster.url("rolling"), postgres::NoTls).unwrap();
+        i64::from(
+            c.query_one("SELECT readers_from FROM veil_schema", &[])
+                .unwrap()
+                .get::<_, i32>(0),
+        )
+    };
+    assert_eq!(readers(), supported);
+    // A store from before 0.2.0: the column is added, and set.
+    cluster.sql(
+        "rolling",
+        "ALTER TABLE veil_schema DROP COLUMN readers_from",
+    );
+    drop(PgStore::open(&settings(&url), OpenMode::MustExist).unwrap());
+    assert_eq!(readers(), supported);
+    // A later release migrated, and says this one may still run on it.
+    cluster.sql(
+        "rolling",
+        &format!("UPDATE veil_schema SET version = {}", supported + 1),
+    );
+    let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
+    let limits = Limits::from(&Lockout::default());
+    assert!(
+        store
+            .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
+            .unwrap()
+            .refused
+            .is_none()
+    );
+    assert_eq!(
+        schema_version(&store).unwrap(),
+        supported + 1,
+        "not migrated back"
+    );
+    drop(store);
+    // One that it cannot run on.
+    cluster.sql(
+        "rolling",
+        &format!("UPDATE veil_schema SET readers_from = {}", supported + 1),
+    );
+    assert!(matches!(
+        PgStore::open(&settings(&url), OpenMode::MustExist),
+        Err(StoreError::TooNew { .. })
     ));
 }
 
