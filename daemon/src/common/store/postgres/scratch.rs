@@ -48,27 +48,7 @@ fn bin_dir() -> PathBuf {
 impl Cluster {
     /// initdb and start; panics (naming the log) if either fails.
     pub fn start() -> Cluster {
-        let bin = bin_dir();
-        let template = std::env::temp_dir().join("veil-pg-XXXXXX");
-        let dir = nix::unistd::mkdtemp(&template).expect("make the cluster's temp dir");
-        let run_as = nix::unistd::geteuid()
-            .is_root()
-            .then(|| "nobody".to_owned());
-        if let Some(user) = &run_as {
-            let u = nix::unistd::User::from_name(user)
-                .expect("look up nobody")
-                .expect("the nobody account exists");
-            nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).expect("chown the cluster dir");
-        }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .expect("chmod the cluster dir");
-        let mut cluster = Cluster {
-            dir,
-            bin,
-            run_as,
-            running: false,
-            tcp_port: None,
-        };
+        let mut cluster = Cluster::unmade();
         let data = cluster.data();
         cluster.run(
             "initdb",
@@ -88,6 +68,84 @@ impl Cluster {
         cluster.start_again();
         cluster.sql("postgres", "CREATE DATABASE veil");
         cluster
+    }
+
+    /// A streaming standby of this cluster, started: `pg_basebackup -R`
+    /// over the primary's Unix socket into a dir (and socket) of its own.
+    /// Its primary decides whether it is synchronous
+    /// (`synchronous_standby_names`).
+    pub fn standby(&self) -> Cluster {
+        let mut standby = Cluster::unmade();
+        let data = standby.data();
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                path_str(&self.dir),
+                "-p",
+                "5432",
+                "-U",
+                ROLE,
+                "-D",
+                path_str(&data),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        standby.start_again();
+        standby
+    }
+
+    /// Makes a standby the primary (`pg_ctl promote`, waiting for it).
+    pub fn promote(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", path_str(&data), "-w", "promote"]);
+    }
+
+    /// A URL naming both clusters, for the read-write one of the two
+    /// (what a fleet's hosts use to follow a failover).
+    pub fn url_either(&self, other: &Cluster, database: &str) -> String {
+        let socket = |c: &Cluster| {
+            percent_encoding::utf8_percent_encode(
+                path_str(&c.dir),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string()
+        };
+        format!(
+            "postgresql://{ROLE}@{}:5432,{}:5432/{database}?target_session_attrs=read-write",
+            socket(self),
+            socket(other)
+        )
+    }
+
+    /// A temp dir for a cluster, owned by whoever runs it; nothing in it.
+    fn unmade() -> Cluster {
+        let bin = bin_dir();
+        let template = std::env::temp_dir().join("veil-pg-XXXXXX");
+        let dir = nix::unistd::mkdtemp(&template).expect("make the cluster's temp dir");
+        let run_as = nix::unistd::geteuid()
+            .is_root()
+            .then(|| "nobody".to_owned());
+        if let Some(user) = &run_as {
+            let u = nix::unistd::User::from_name(user)
+                .expect("look up nobody")
+                .expect("the nobody account exists");
+            nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).expect("chown the cluster dir");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod the cluster dir");
+        Cluster {
+            dir,
+            bin,
+            run_as,
+            running: false,
+            tcp_port: None,
+        }
     }
 
     fn data(&self) -> PathBuf {
