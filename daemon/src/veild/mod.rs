@@ -2,10 +2,12 @@
 //! until SIGTERM. Its audit log and server loop live here too.
 
 pub mod audit;
+mod listen;
 pub mod self_service;
 pub mod server;
 pub mod slots;
 pub mod subuid;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

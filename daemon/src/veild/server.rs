@@ -6,29 +6,26 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use veil_proto::self_service::{Incoming, SelfAnswer, SelfRequest, decode_incoming, encode_answer};
+use veil_proto::self_service::{Incoming, SelfAnswer, decode_incoming, encode_answer};
 use veil_proto::{DENY, FrameReader, Request, Verdict};
 use zeroize::Zeroizing;
 
-use crate::common::clock::unix_now;
 use crate::common::config::Config;
 use crate::common::ledger::{Origin, Sources};
 use crate::common::peer::Peer;
-use crate::common::verify::{Decision, Reason, Verifier};
-use crate::veild::audit::audit_decision;
 use crate::veild::audit::{Audit, Line, Severity};
-use crate::veild::self_service::SelfService;
+pub use crate::veild::listen::{Listener, listen};
 use crate::veild::slots::{self, Held, Slots};
+pub use crate::veild::workers::Worker;
+use crate::veild::workers::{Done, Job, spawn_workers};
 
 /// Where subordinate uids are delegated (shadow-utils' file).
 const SUBUID: &str = "/etc/subuid";
@@ -56,44 +53,6 @@ pub fn deny_at(received: Instant, now: Instant, delay: Duration) -> Instant {
         .div_ceil(delay.as_nanos())
         .min(u32::MAX as u128) as u32;
     received + delay * periods
-}
-
-enum Job {
-    Verify {
-        token: Token,
-        request: Box<Request>,
-        peer: Peer,
-        received: Instant,
-    },
-    SelfService {
-        token: Token,
-        request: Box<SelfRequest>,
-        peer: Peer,
-        received: Instant,
-    },
-    Prune,
-}
-
-/// A finished job. A login's is a [`Verdict`] and nothing else, so the
-/// only bytes a login connection can ever get are ALLOW or DENY.
-enum Done {
-    Login {
-        token: Token,
-        verdict: Verdict,
-        received: Instant,
-    },
-    SelfService {
-        token: Token,
-        answer: SelfAnswer,
-        received: Instant,
-    },
-}
-
-/// One worker's tools: the login verifier and the self-service handler.
-#[derive(Debug)]
-pub struct Worker {
-    pub verifier: Verifier,
-    pub self_service: SelfService,
 }
 
 enum State {
@@ -135,76 +94,6 @@ fn requester_of(request: &Request, sources: &Sources) -> (String, bool) {
         Origin::Caller(caller) => (caller, true),
         Origin::Console => ("console".to_owned(), false),
     }
-}
-
-/// Where the listening socket came from.
-#[derive(Debug)]
-pub enum Listener {
-    /// Bound by veild; the path is removed at shutdown.
-    Bound(UnixListener, PathBuf),
-    /// Passed by systemd (`LISTEN_FDS`); systemd owns the path.
-    Inherited(UnixListener),
-}
-
-/// Takes a socket passed by systemd, or binds `path` with mode 0666 (the
-/// peer policy, not file permissions, decides who may ask what).
-pub fn listen(path: &Path) -> Result<Listener, String> {
-    let mut fds = listenfd::ListenFd::from_env();
-    if fds.len() > 0 {
-        let std_listener = fds
-            .take_unix_listener(0)
-            .map_err(|e| format!("socket passed by systemd: {e}"))?
-            .ok_or("systemd passed no Unix socket")?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        return Ok(Listener::Inherited(UnixListener::from_std(std_listener)));
-    }
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-    }
-    // Whoever can write the directory can bind the path before veild does
-    // (and answer ALLOW) or swap the socket: refuse such a place.
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        crate::common::files::check_not_writable_by_others(dir)
-            .map_err(|e| format!("socket directory: {e}"))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "another veild is already listening on {}",
-                    path.display()
-                ));
-            }
-            // A socket nobody listens on is left over from a crash.
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
-        }
-        Ok(_) => {
-            return Err(format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            ));
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    }
-    let listener = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
-    Ok(Listener::Bound(listener, path.to_owned()))
 }
 
 /// Runs until SIGTERM or SIGINT, then finishes the requests in flight.
@@ -340,146 +229,6 @@ pub fn serve(
     }
     audit.log(Severity::Info, Line::new("stopped").finish());
     Ok(())
-}
-
-fn spawn_workers(
-    workers: Vec<Worker>,
-    jobs: Receiver<Job>,
-    done: Sender<Done>,
-    waker: &Arc<Waker>,
-    audit: &Audit,
-) -> io::Result<Vec<JoinHandle<()>>> {
-    let jobs = Arc::new(Mutex::new(jobs));
-    let mut handles = Vec::new();
-    for (i, worker) in workers.into_iter().enumerate() {
-        let Worker {
-            mut verifier,
-            mut self_service,
-        } = worker;
-        let jobs = Arc::clone(&jobs);
-        let done = done.clone();
-        let waker = Arc::clone(waker);
-        let audit = audit.clone();
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("verify-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match jobs.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(Job::Verify {
-                                token,
-                                request,
-                                peer,
-                                received,
-                            }) => {
-                                // A bug in the check must cost one denial, not a worker.
-                                let decision =
-                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                        let now = verifier.fleet_now(unix_now());
-                                        verifier.decide(&request, peer, now)
-                                    }))
-                                    .unwrap_or_else(|_| {
-                                        Decision {
-                                            verdict: Verdict::Deny,
-                                            reason: Reason::Internal,
-                                            locked: Vec::new(),
-                                            ledger_full: false,
-                                        }
-                                    });
-                                audit_decision(&audit, &request, peer, &decision);
-                                drop(request);
-                                let _ = done.send(Done::Login {
-                                    token,
-                                    verdict: decision.verdict,
-                                    received,
-                                });
-                                let _ = waker.wake();
-                            }
-                            Ok(Job::SelfService {
-                                token,
-                                request,
-                                peer,
-                                received,
-                            }) => {
-                                let answer = serve_self(&mut self_service, &audit, &request, peer);
-                                drop(request);
-                                let _ = done.send(Done::SelfService {
-                                    token,
-                                    answer,
-                                    received,
-                                });
-                                let _ = waker.wake();
-                            }
-                            Ok(Job::Prune) => {
-                                let now = verifier.fleet_now(unix_now());
-                                match verifier.prune(now) {
-                                    Ok(0) => {}
-                                    Ok(n) => audit.log(
-                                        Severity::Info,
-                                        Line::new("prune").field("rows", n).finish(),
-                                    ),
-                                    Err(e) => audit.log(
-                                        Severity::Error,
-                                        Line::new("prune").field("error", e).finish(),
-                                    ),
-                                }
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })?,
-        );
-    }
-    Ok(handles)
-}
-
-/// One self-service request on a worker: its answer, and its audit lines
-/// (the login-like check's `attempt`, then `self-service`).
-fn serve_self(
-    self_service: &mut SelfService,
-    audit: &Audit,
-    request: &SelfRequest,
-    peer: Peer,
-) -> SelfAnswer {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        self_service.handle(request, peer, unix_now())
-    }));
-    let (answer, reason, error) = match outcome {
-        Ok(o) => {
-            if let Some((login, decision)) = &o.check {
-                audit_decision(audit, login, peer, decision);
-            }
-            (o.answer, o.reason, o.error)
-        }
-        Err(_) => (SelfAnswer::Failed, "internal-error", None),
-    };
-    let outcome_word = match &answer {
-        SelfAnswer::Challenge { .. } => "pending",
-        SelfAnswer::Done | SelfAnswer::Codes { .. } => "done",
-        SelfAnswer::Failed => "failed",
-        SelfAnswer::Refused { .. } => "refused",
-    };
-    let severity = match (&answer, &error) {
-        (_, Some(_)) => Severity::Error,
-        (SelfAnswer::Failed, None) => Severity::Notice,
-        _ => Severity::Info,
-    };
-    let mut line = Line::new("self-service")
-        .field("op", request.op.as_str())
-        .field("user", &request.user)
-        .field("peer_uid", peer.uid)
-        .field("peer_pid", peer.pid)
-        .field("outcome", outcome_word)
-        .field("reason", reason);
-    if let Some(e) = error {
-        line = line.field("error", e);
-    }
-    audit.log(severity, line.finish());
-    answer
 }
 
 struct EventLoop {
@@ -857,22 +606,5 @@ mod tests {
         assert_eq!(deny_at(t0, t0 + Duration::from_millis(250), d), t0 + 3 * d);
         let now = t0 + Duration::from_millis(7);
         assert_eq!(deny_at(t0, now, Duration::ZERO), now);
-    }
-
-    #[test]
-    fn a_socket_in_a_directory_others_can_write_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = dir.path().join("open");
-        std::fs::create_dir(&open).unwrap();
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let err = listen(&open.join("veild.sock")).unwrap_err();
-        assert!(
-            err.contains("socket directory") && err.contains("writable"),
-            "{err}"
-        );
-        assert!(!open.join("veild.sock").exists(), "nothing was bound");
-        // The same directory, closed to others, is fine.
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(listen(&open.join("veild.sock")).is_ok());
     }
 }

@@ -1,0 +1,198 @@
+//! veild's worker pool: a fixed number of threads that take jobs (a login
+//! to decide, a self-service request, the minute's prune) from the event
+//! loop and hand back what was decided. A panic in a check costs one
+//! denial, never a worker.
+
+use std::io;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use mio::{Token, Waker};
+use veil_proto::self_service::{SelfAnswer, SelfRequest};
+use veil_proto::{Request, Verdict};
+
+use crate::common::clock::unix_now;
+use crate::common::peer::Peer;
+use crate::common::verify::{Decision, Reason, Verifier};
+use crate::veild::audit::{Audit, Line, Severity, audit_decision};
+use crate::veild::self_service::SelfService;
+
+pub(super) enum Job {
+    Verify {
+        token: Token,
+        request: Box<Request>,
+        peer: Peer,
+        received: Instant,
+    },
+    SelfService {
+        token: Token,
+        request: Box<SelfRequest>,
+        peer: Peer,
+        received: Instant,
+    },
+    Prune,
+}
+
+/// A finished job. A login's is a [`Verdict`] and nothing else, so the
+/// only bytes a login connection can ever get are ALLOW or DENY.
+pub(super) enum Done {
+    Login {
+        token: Token,
+        verdict: Verdict,
+        received: Instant,
+    },
+    SelfService {
+        token: Token,
+        answer: SelfAnswer,
+        received: Instant,
+    },
+}
+
+/// One worker's tools: the login verifier and the self-service handler.
+#[derive(Debug)]
+pub struct Worker {
+    pub verifier: Verifier,
+    pub self_service: SelfService,
+}
+
+pub(super) fn spawn_workers(
+    workers: Vec<Worker>,
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    waker: &Arc<Waker>,
+    audit: &Audit,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let jobs = Arc::new(Mutex::new(jobs));
+    let mut handles = Vec::new();
+    for (i, worker) in workers.into_iter().enumerate() {
+        let Worker {
+            mut verifier,
+            mut self_service,
+        } = worker;
+        let jobs = Arc::clone(&jobs);
+        let done = done.clone();
+        let waker = Arc::clone(waker);
+        let audit = audit.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("verify-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(Job::Verify {
+                                token,
+                                request,
+                                peer,
+                                received,
+                            }) => {
+                                // A bug in the check must cost one denial, not a worker.
+                                let decision =
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        let now = verifier.fleet_now(unix_now());
+                                        verifier.decide(&request, peer, now)
+                                    }))
+                                    .unwrap_or_else(|_| {
+                                        Decision {
+                                            verdict: Verdict::Deny,
+                                            reason: Reason::Internal,
+                                            locked: Vec::new(),
+                                            ledger_full: false,
+                                        }
+                                    });
+                                audit_decision(&audit, &request, peer, &decision);
+                                drop(request);
+                                let _ = done.send(Done::Login {
+                                    token,
+                                    verdict: decision.verdict,
+                                    received,
+                                });
+                                let _ = waker.wake();
+                            }
+                            Ok(Job::SelfService {
+                                token,
+                                request,
+                                peer,
+                                received,
+                            }) => {
+                                let answer = serve_self(&mut self_service, &audit, &request, peer);
+                                drop(request);
+                                let _ = done.send(Done::SelfService {
+                                    token,
+                                    answer,
+                                    received,
+                                });
+                                let _ = waker.wake();
+                            }
+                            Ok(Job::Prune) => {
+                                let now = verifier.fleet_now(unix_now());
+                                match verifier.prune(now) {
+                                    Ok(0) => {}
+                                    Ok(n) => audit.log(
+                                        Severity::Info,
+                                        Line::new("prune").field("rows", n).finish(),
+                                    ),
+                                    Err(e) => audit.log(
+                                        Severity::Error,
+                                        Line::new("prune").field("error", e).finish(),
+                                    ),
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })?,
+        );
+    }
+    Ok(handles)
+}
+
+/// One self-service request on a worker: its answer, and its audit lines
+/// (the login-like check's `attempt`, then `self-service`).
+fn serve_self(
+    self_service: &mut SelfService,
+    audit: &Audit,
+    request: &SelfRequest,
+    peer: Peer,
+) -> SelfAnswer {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        self_service.handle(request, peer, unix_now())
+    }));
+    let (answer, reason, error) = match outcome {
+        Ok(o) => {
+            if let Some((login, decision)) = &o.check {
+                audit_decision(audit, login, peer, decision);
+            }
+            (o.answer, o.reason, o.error)
+        }
+        Err(_) => (SelfAnswer::Failed, "internal-error", None),
+    };
+    let outcome_word = match &answer {
+        SelfAnswer::Challenge { .. } => "pending",
+        SelfAnswer::Done | SelfAnswer::Codes { .. } => "done",
+        SelfAnswer::Failed => "failed",
+        SelfAnswer::Refused { .. } => "refused",
+    };
+    let severity = match (&answer, &error) {
+        (_, Some(_)) => Severity::Error,
+        (SelfAnswer::Failed, None) => Severity::Notice,
+        _ => Severity::Info,
+    };
+    let mut line = Line::new("self-service")
+        .field("op", request.op.as_str())
+        .field("user", &request.user)
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid)
+        .field("outcome", outcome_word)
+        .field("reason", reason);
+    if let Some(e) = error {
+        line = line.field("error", e);
+    }
+    audit.log(severity, line.finish());
+    answer
+}
