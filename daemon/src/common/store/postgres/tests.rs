@@ -4,6 +4,11 @@
 //! One cluster for all cases (initdb costs seconds), a database per case.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::connect::{read_password_file_owned, tls_builder};
+use super::schema::MIGRATIONS;
 
 use super::scratch::Cluster;
 use super::*;

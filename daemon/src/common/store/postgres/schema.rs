@@ -1,0 +1,132 @@
+//! The PostgreSQL schema: numbered migrations (the SQL is in
+//! `migrations/`), run once under an advisory lock, and which older
+//! releases may still run on the result (rolling upgrades).
+
+use std::path::PathBuf;
+
+use postgres::Client;
+
+use super::super::{OpenMode, StoreError};
+use super::{PgSettings, PgStore};
+
+/// Numbered migrations; `veil_schema.version` records how many have run.
+/// Text columns use the C collation: names compare byte for byte, on every
+/// host alike, whatever the cluster's locale.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: users, the ledger and the known-good pairs.
+    include_str!("migrations/0001_tables.sql"),
+    // 2: the login path's statements as functions, so that each costs one
+    // round trip: locking an attempt's keys and reading them (a VOLATILE
+    // function reads with a fresh snapshot after each statement, so after
+    // the locks), and a success's writes (one call, one commit).
+    include_str!("migrations/0002_login_functions.sql"),
+    // 3: recovery codes, in the user's row (the login path still reads one
+    // row, the dummy's alike): the set's HMAC key, its hashes (one blob,
+    // slot order) and a bit per used slot; a success that used a code
+    // takes its slot's bit by compare-and-set in veil_success.
+    include_str!("migrations/0003_recovery_codes.sql"),
+];
+
+/// For each migration, the oldest schema a veil may speak and still run
+/// on the database once it has run: the migration's own number when older
+/// hosts cannot (a changed function, a column they must write), lower when
+/// it only adds what they do not use. Recorded in `veil_schema.readers_from`
+/// (the highest over the migrations run), so that during a rolling upgrade
+/// hosts still on the older release keep serving logins after the first
+/// host migrates, as long as every migration since allows it.
+const READERS_FROM: [i64; 3] = [1, 2, 3];
+const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
+
+/// The advisory lock migrations run under ("veil" and 1).
+const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
+
+pub(super) fn migrate(
+    client: &mut Client,
+    settings: &PgSettings,
+    mode: OpenMode,
+) -> Result<(), StoreError> {
+    let err = |e| settings.pg_error(e);
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(err)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('veil_schema') IS NOT NULL", &[])
+        .map_err(err)?
+        .get(0);
+    if !exists {
+        if mode == OpenMode::MustExist {
+            return Err(StoreError::Missing {
+                path: PathBuf::from(&settings.target),
+            });
+        }
+        let foreign: bool = tx
+            .query_one(
+                "SELECT to_regclass('users') IS NOT NULL OR to_regclass('ledger') IS NOT NULL",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        if foreign {
+            return Err(StoreError::Corrupt {
+                path: PathBuf::from(&settings.target),
+                message: "its schema holds users or ledger tables but no veil_schema version"
+                    .into(),
+            });
+        }
+        tx.batch_execute(
+            "CREATE TABLE veil_schema (version integer NOT NULL);
+             INSERT INTO veil_schema (version) VALUES (0);",
+        )
+        .map_err(err)?;
+    }
+    // `readers_from` read without naming it: a store made before 0.2.0
+    // has no such column yet.
+    let row = tx
+        .query_one(
+            "SELECT version, (to_jsonb(s) ->> 'readers_from')::integer,
+                 to_jsonb(s) ? 'readers_from'
+             FROM veil_schema s",
+            &[],
+        )
+        .map_err(err)?;
+    let version: i32 = row.get(0);
+    let readers_from: Option<i32> = row.get(1);
+    let has_readers_from: bool = row.get(2);
+    let supported = MIGRATIONS.len() as i64;
+    if i64::from(version) > supported {
+        // A newer veil migrated; this one runs on it only if every
+        // migration since said older readers may.
+        if readers_from.is_some_and(|from| i64::from(from) <= supported) {
+            return tx.commit().map_err(err);
+        }
+        return Err(StoreError::TooNew {
+            path: PathBuf::from(&settings.target),
+            found: i64::from(version),
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
+            .map_err(err)?;
+    }
+    if !has_readers_from {
+        // Not a migration: a release before 0.2.0 reads only `version`.
+        tx.batch_execute("ALTER TABLE veil_schema ADD COLUMN readers_from integer")
+            .map_err(err)?;
+    }
+    let from = READERS_FROM.iter().copied().max().unwrap_or(1) as i32;
+    if readers_from.is_none_or(|r| r < from) {
+        tx.execute("UPDATE veil_schema SET readers_from = $1", &[&from])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}
+
+/// The schema version a store has, for `veilctl store init`.
+pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {
+    store.with(|c, _| {
+        let v: i32 = c.query_one("SELECT version FROM veil_schema", &[])?.get(0);
+        Ok(i64::from(v))
+    })
+}
