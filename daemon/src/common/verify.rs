@@ -128,6 +128,35 @@ pub struct SystemAccounts {
     pub crypt_dummy: Option<String>,
 }
 
+/// What one request read ([`Verifier::read`]).
+struct Read {
+    reservation: Option<ledger::Reservation>,
+    /// The user's row, or the dummy's; `None` only if the store failed.
+    row: Option<UserRecord>,
+    /// The row is the user's own.
+    found: bool,
+    account: Result<Option<shadow::Entry>, String>,
+    state: Option<State>,
+    store_error: Option<String>,
+}
+
+impl Read {
+    /// The user's own veil row, if there is one.
+    fn record(&self) -> Option<&UserRecord> {
+        if self.found { self.row.as_ref() } else { None }
+    }
+}
+
+/// What the same work for every request found ([`Verifier::check`]).
+struct Checks {
+    password_ok: bool,
+    enrolled: bool,
+    code: CodeCheck,
+    has_codes: bool,
+    recovery: RecoveryCheck,
+    code_required: bool,
+}
+
 /// One worker's verifier: its own database connection, the shared dummy record.
 pub struct Verifier {
     limits: Limits,
@@ -226,9 +255,45 @@ impl Verifier {
         // oracle for codes.
         let code_only = request.code_only;
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
+        let read = self.read(request, peer, permitted, now);
+        let checks = self.check(request, &read, now);
+        let reason = self.reason(request, &read, &checks, permitted);
+
+        let used_slot = match (&reason, checks.recovery) {
+            (Reason::RecoveryCode { .. }, RecoveryCheck::Matched(slot)) => Some(slot),
+            _ => None,
+        };
+        let reservation = read.reservation.as_ref();
+        let reason = match (reason, reservation) {
+            (r, Some(res)) if r.allows() => {
+                self.commit_success(request, res, read.record(), checks.code, used_slot, now_i)
+            }
+            (other, _) => other,
+        };
+        let locked = match (&reason, reservation) {
+            (_, None) => Vec::new(),
+            (r, _) if r.allows() => Vec::new(),
+            (_, Some(r)) => r.locking.clone(),
+        };
+        let verdict = if reason.allows() {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
+        Decision {
+            verdict,
+            reason,
+            locked,
+            ledger_full: reservation.is_some_and(|r| r.overflow),
+        }
+    }
+
+    /// What a request reads, whoever the user is: the ledger's
+    /// reservation, one user-or-dummy row, the shadow file.
+    fn read(&mut self, request: &Request, peer: Peer, permitted: bool, now: u64) -> Read {
+        let now_i = now.min(i64::MAX as u64) as i64;
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
-
         let mut store_error: Option<String> = None;
         let reservation = match self.store() {
             Ok(store) => match store.reserve(&limits, charge, now_i) {
@@ -257,7 +322,6 @@ impl Verifier {
             }
             None => (None, false),
         };
-        let record = if found { row.as_ref() } else { None };
         // The shadow file, read whole, whoever the user is.
         let account = match &self.system.shadow {
             Some(path) => {
@@ -269,14 +333,26 @@ impl Verifier {
             Ok(Some(entry)) => Some(entry.state(shadow::day_of(now))),
             _ => None,
         };
+        Read {
+            reservation,
+            row,
+            found,
+            account,
+            state,
+            store_error,
+        }
+    }
 
-        // The same work for every request from here on.
-        // Code only still verifies a password, against the dummy for every
-        // user, so it costs what any request does and its result is unused.
-        let subject = row.as_ref().unwrap_or(&self.dummy);
+    /// The same work for every request: one password verify, one TOTP
+    /// check, one recovery check, the rollout's group lookups. Code only
+    /// still verifies a password, against the dummy for every user, so it
+    /// costs what any request does and its result is unused.
+    fn check(&mut self, request: &Request, read: &Read, now: u64) -> Checks {
+        let code_only = request.code_only;
+        let subject = read.row.as_ref().unwrap_or(&self.dummy);
         let password_ok = match &self.system.crypt_dummy {
             Some(dummy) => {
-                let hash = match (&account, state) {
+                let hash = match (&read.account, read.state) {
                     (Ok(Some(entry)), Some(State::Usable)) if !code_only => entry.hash.as_str(),
                     _ => dummy.as_str(),
                 };
@@ -292,7 +368,7 @@ impl Verifier {
                     .verify_with(&mut self.memory, phc, request.password.bytes())
             }
         };
-        let enrolled = record.is_some_and(|r| r.totp_secret.is_some());
+        let record = read.record();
         let secret: &[u8] = subject
             .totp_secret
             .as_deref()
@@ -306,71 +382,57 @@ impl Verifier {
             subject.totp_last_step,
         );
         // The same set size for everyone: the user's codes, else the dummy's.
-        let has_codes = record.is_some_and(|r| r.recovery.is_some());
         let recovery = match subject.recovery.as_ref().or(self.dummy.recovery.as_ref()) {
             Some(set) => recovery::check(set, request.code.bytes()),
             None => RecoveryCheck::Wrong,
         };
-        // Group lookups for every request alike (see Rollout).
-        let code_required = code_only || self.rollout.code_required(&request.user, now);
+        Checks {
+            password_ok,
+            enrolled: record.is_some_and(|r| r.totp_secret.is_some()),
+            code,
+            has_codes: record.is_some_and(|r| r.recovery.is_some()),
+            recovery,
+            // Group lookups for every request alike (see Rollout).
+            code_required: code_only || self.rollout.code_required(&request.user, now),
+        }
+    }
 
-        let reason = if let Some(e) = store_error {
-            Reason::Store(e)
-        } else if let Err(e) = &account {
+    /// The one reason, from what was read and checked: the first failure
+    /// in a fixed order, else success.
+    fn reason(&self, request: &Request, read: &Read, checks: &Checks, permitted: bool) -> Reason {
+        let code_only = request.code_only;
+        if let Some(e) = &read.store_error {
+            Reason::Store(e.clone())
+        } else if let Err(e) = &read.account {
             Reason::Shadow(e.clone())
         } else if !permitted {
             Reason::PeerNotPermitted
-        } else if let Some(refusal) = reservation.as_ref().and_then(|r| r.refused.clone()) {
+        } else if let Some(refusal) = read.reservation.as_ref().and_then(|r| r.refused.clone()) {
             Reason::Locked(refusal)
-        } else if let Some(refused) = self.account_refusal(record, state) {
+        } else if let Some(refused) = self.account_refusal(read.record(), read.state) {
             refused
         } else if let Some(unusable) =
             unusable("password", &request.password).filter(|_| !code_only)
         {
             unusable
-        } else if !password_ok && !code_only {
+        } else if !checks.password_ok && !code_only {
             Reason::WrongPassword
-        } else if !enrolled && code_required {
+        } else if !checks.enrolled && checks.code_required {
             Reason::NoTotp
-        } else if !enrolled {
+        } else if !checks.enrolled {
             Reason::Success
         } else if let Some(unusable) = unusable("code", &request.code) {
             unusable
         } else {
-            match (code, recovery) {
+            match (checks.code, checks.recovery) {
                 (CodeCheck::Accepted(_), _) => Reason::Success,
-                (_, RecoveryCheck::Matched(_)) if has_codes => Reason::RecoveryCode { left: 0 },
+                (_, RecoveryCheck::Matched(_)) if checks.has_codes => {
+                    Reason::RecoveryCode { left: 0 }
+                }
                 (CodeCheck::Replayed, _) => Reason::ReplayedCode,
-                (_, RecoveryCheck::Used) if has_codes => Reason::UsedRecoveryCode,
+                (_, RecoveryCheck::Used) if checks.has_codes => Reason::UsedRecoveryCode,
                 _ => Reason::WrongCode,
             }
-        };
-
-        let used_slot = match (&reason, recovery) {
-            (Reason::RecoveryCode { .. }, RecoveryCheck::Matched(slot)) => Some(slot),
-            _ => None,
-        };
-        let reason = match (reason, reservation.as_ref()) {
-            (r, Some(res)) if r.allows() => {
-                self.commit_success(request, res, record, code, used_slot, now_i)
-            }
-            (other, _) => other,
-        };
-        let locked = match (&reason, &reservation) {
-            (_, None) => Vec::new(),
-            (r, _) if r.allows() => Vec::new(),
-            (_, Some(r)) => r.locking.clone(),
-        };
-        let verdict = if reason.allows() {
-            Verdict::Allow
-        } else {
-            Verdict::Deny
-        };
-        Decision {
-            verdict,
-            reason,
-            locked,
-            ledger_full: reservation.as_ref().is_some_and(|r| r.overflow),
         }
     }
 
