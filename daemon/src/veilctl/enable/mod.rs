@@ -34,7 +34,9 @@
 //! every setting that would stop sshd from asking veil, or lock out a user
 //! who can log in today (root under `PermitRootLogin prohibit-password`), is
 //! named with the exact line to write, and nothing is edited until it is
-//! right.
+//! right; settings under which sshd itself tells a real account from an
+//! unknown name (`Match invalid-user`, ...) are refused, and `UseDNS yes`
+//! is warned about ([`sshd_oracle`]).
 //!
 //! The logic is pure functions over file contents; [`enable`] and
 //! [`disable`] are the thin I/O layer.

@@ -84,6 +84,8 @@ fn per_source_penalties_must_treat_unknown_names_like_failed_accounts() {
         // invaliduser defaults to 5s.
         "PerSourcePenalties authfail:30s",
         "PerSourcePenalties invaliduser:1m",
+        // sshd keeps each field's first value, over several lines.
+        "PerSourcePenalties invaliduser:5s\nPerSourcePenalties authfail:30s invaliduser:30s",
         // As OpenSSH 10.3+'s sshd -T prints it.
         "persourcepenalties crash:90.000000 authfail:5.000000 noauth:1.000000 invaliduser:1.000000 \
          grace-exceeded:10.000000 refuseconnection:10.000000 max:600.000000 min:15.000000",
@@ -108,6 +110,8 @@ fn per_source_penalties_must_treat_unknown_names_like_failed_accounts() {
         "PerSourcePenalties authfail:5s",
         "PerSourcePenalties no",
         "PerSourcePenalties crash:90s noauth:1s",
+        "PerSourcePenalties authfail:30s\nPerSourcePenalties invaliduser:30s authfail:5s",
+        "PerSourcePenalties no\nPerSourcePenalties authfail:30s",
         "persourcepenalties crash:90.000000 authfail:5.000000 noauth:1.000000 invaliduser:5.000000 \
          grace-exceeded:10.000000 refuseconnection:10.000000 max:600.000000 min:15.000000",
     ] {

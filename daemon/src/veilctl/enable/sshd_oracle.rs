@@ -68,19 +68,26 @@ fn seconds(value: &str) -> Option<f64> {
 }
 
 /// `PerSourcePenalties`' `authfail:` and `invaliduser:` (both default to
-/// 5 s in OpenSSH 10.3+); `None` when penalties are off.
-fn penalties(value: &str) -> Option<(String, String)> {
-    if value.trim().eq_ignore_ascii_case("no") {
+/// 5 s in OpenSSH 10.3+) and the line of the first; `None` when penalties
+/// are off. sshd keeps the first value of each field over all the lines.
+fn penalties(global: &[Directive]) -> Option<(String, String, String)> {
+    let lines: Vec<&Directive> = global
+        .iter()
+        .filter(|d| d.key == "persourcepenalties")
+        .collect();
+    let first = lines.first()?;
+    let words = || lines.iter().flat_map(|d| d.value.split_whitespace());
+    let enabled = words().find(|w| w.eq_ignore_ascii_case("no") || w.eq_ignore_ascii_case("yes"));
+    if enabled.is_some_and(|w| w.eq_ignore_ascii_case("no")) {
         return None;
     }
     let get = |name: &str| {
-        value
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix(name))
+        words()
+            .find_map(|w| w.strip_prefix(name))
             .unwrap_or("5")
             .to_owned()
     };
-    Some((get("authfail:"), get("invaliduser:")))
+    Some((first.origin.clone(), get("authfail:"), get("invaliduser:")))
 }
 
 fn show(value: &str) -> String {
@@ -121,9 +128,7 @@ pub fn oracle_settings(global: &[Directive], blocks: &[MatchBlock]) -> OracleRep
             ));
         }
     }
-    if let Some(d) = effective(global, &["persourcepenalties"])
-        && let Some((authfail, invalid)) = penalties(&d.value)
-    {
+    if let Some((origin, authfail, invalid)) = penalties(global) {
         let differ = match (seconds(&authfail), seconds(&invalid)) {
             (Some(a), Some(i)) => (a - i).abs() > 1e-9,
             _ => authfail != invalid,
@@ -135,7 +140,7 @@ pub fn oracle_settings(global: &[Directive], blocks: &[MatchBlock]) -> OracleRep
                  failed real account, so a client that fails once and reconnects learns which \
                  the name was\n      fix: PerSourcePenalties invaliduser:{authfail} (the same as \
                  authfail; both default to 5s)",
-                d.origin,
+                origin,
                 show(&invalid),
                 show(&authfail),
             ));
