@@ -34,7 +34,9 @@
 //! every setting that would stop sshd from asking veil, or lock out a user
 //! who can log in today (root under `PermitRootLogin prohibit-password`), is
 //! named with the exact line to write, and nothing is edited until it is
-//! right.
+//! right; settings under which sshd itself tells a real account from an
+//! unknown name (`Match invalid-user`, ...) are refused, and `UseDNS yes`
+//! is warned about ([`sshd_oracle`]).
 //!
 //! The logic is pure functions over file contents; [`enable`] and
 //! [`disable`] are the thin I/O layer.
@@ -43,6 +45,7 @@ mod files;
 mod pam_stack;
 mod sshd_access;
 mod sshd_config;
+mod sshd_oracle;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -57,6 +60,7 @@ use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
 use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
 use sshd_access::{SshdState, UserView, code_alone_methods, judge_sshd, sshd_binary, sshd_t};
 use sshd_config::{load_match_blocks, load_sshd_config};
+use sshd_oracle::{describe_refusals, oracle_settings};
 
 pub const DEFAULT_PAM_DIR: &str = "/etc/pam.d";
 pub const DEFAULT_SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
@@ -278,6 +282,15 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         let admin = std::env::var("SUDO_USER").unwrap_or_default();
         let probe = sshd_probes(&able, &admin, args.after_publickey)?;
         let state = read_sshd(&sshd_config, &probe)?;
+        // Settings under which sshd itself answers real and unknown names
+        // differently: refused before anything else is judged.
+        let oracle = oracle_settings(&state.global, &load_match_blocks(&sshd_config)?);
+        if !oracle.refusals.is_empty() {
+            return Err(Failure::refused(format!(
+                "{}then run veilctl enable {service} again",
+                describe_refusals(&oracle)
+            )));
+        }
         let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
             Failure::refused(format!(
                 "{}\nthen run veilctl enable {service} again",
@@ -285,6 +298,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
             ))
         })?;
         report.push_str(&text);
+        report.push_str(&oracle.warnings.concat());
     }
 
     let meta = fs::metadata(&path).map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
@@ -459,5 +473,7 @@ pub fn disable(args: &DisableArgs) -> Result<String, Failure> {
     ))
 }
 
+#[cfg(test)]
+mod oracle_tests;
 #[cfg(test)]
 mod tests;

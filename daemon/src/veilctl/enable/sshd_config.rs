@@ -144,7 +144,10 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
         advice.advised.push(SshdChange {
             line: "PasswordAuthentication no".into(),
             now: now_of(password, "PasswordAuthentication", "yes"),
-            why: "sshd's password method answers both of veil's prompts with the password, so it always fails",
+            why: "sshd's password method answers both of veil's prompts with the password, so every \
+                  login by it fails (real and unknown names alike: no oracle), and each try counts as \
+                  a failure against the account and its source in veil's limits (veil has no \
+                  one-prompt mode yet)",
         });
     }
     let pubkey = effective(directives, &["pubkeyauthentication"]);

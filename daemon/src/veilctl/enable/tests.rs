@@ -9,7 +9,7 @@ use super::sshd_config::*;
 use super::*;
 use crate::error::EXIT_REFUSED;
 
-const SSHD: &str = include_str!("../../../../packaging/testdata/pam.d-sshd");
+pub(super) const SSHD: &str = include_str!("../../../../packaging/testdata/pam.d-sshd");
 const SUDO: &str = include_str!("../../../../packaging/testdata/pam.d-sudo");
 const LOGIN: &str = include_str!("../../../../packaging/testdata/pam.d-login");
 const SSHD_CONFIG: &str = include_str!("../../../../packaging/testdata/sshd_config-debian");
@@ -351,7 +351,7 @@ fn wildcards_match_like_sshd_globs() {
     assert!(wildcard("x?", "xy"));
 }
 
-fn setup(service_text: &str) -> (tempfile::TempDir, Config, PathBuf) {
+pub(super) fn setup(service_text: &str) -> (tempfile::TempDir, Config, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let pam = dir.path().join("pam.d");
     fs::create_dir(&pam).unwrap();
@@ -363,7 +363,7 @@ fn setup(service_text: &str) -> (tempfile::TempDir, Config, PathBuf) {
     (dir, config, pam)
 }
 
-fn enrol(config: &Config, name: &str, active: bool) {
+pub(super) fn enrol(config: &Config, name: &str, active: bool) {
     let mut store = store::open(&store::Location::of(config), OpenMode::CreateIfMissing).unwrap();
     store
         .add_user(name, "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA", 0)
@@ -374,7 +374,7 @@ fn enrol(config: &Config, name: &str, active: bool) {
     }
 }
 
-fn enable_args(dir: &Path, pam: &Path) -> EnableArgs {
+pub(super) fn enable_args(dir: &Path, pam: &Path) -> EnableArgs {
     EnableArgs {
         service: "svc".into(),
         pam_dir: pam.to_owned(),
