@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The upgrade test of packaging/nspawn-e2e.sh, which sources this file and
 # calls run_upgrade for each release (its helpers: fail, say, boot, in_ct,
-# stop_container, free_port, ms_since; its globals: root, machine, tmp,
+# stop_container, free_port, ms_since, no_sshd_penalties; its globals: root, machine, tmp,
 # cache, target, summary). In a booted root: install the package of an
 # earlier release (built from a pinned commit of this repository), enrol
 # users, make a lock, partial failure counts, recovery codes and a
@@ -93,6 +93,7 @@ MaxAuthTries 2
 KbdInteractiveAuthentication yes
 PasswordAuthentication no
 EOF
+  no_sshd_penalties
   echo "$machine" >"$root/etc/hostname"
   cp "$cache/upgrade-from-$upgrade_from/veil.deb" "$root/root/veil-old.deb"
   cp "$deb" "$root/root/veil-new.deb"
