@@ -133,8 +133,6 @@ first_steps_run() {
 . packaging/upgrade-e2e.sh
 only=${VEIL_NSPAWN_ONLY:-}
 case $only in '' | install | upgrade) ;; *) fail "VEIL_NSPAWN_ONLY is install or upgrade" ;; esac
-# The earlier release first: it shares the target dir, so the tree's build
-# after it leaves target/release as the tree's.
 [ "$only" = install ] || old_deb
 say "build the package"
 deb=$(packaging/build-deb.sh)

@@ -15,7 +15,9 @@ upgrade_from_version=0.1.0-1
 
 # old_deb: the earlier release's package, built once with that commit's own
 # packaging/build-deb.sh and cached under the target dir by commit. It
-# shares the target dir (its crates.io dependencies are already built).
+# builds in a target dir of its own, removed after: in a shared one the
+# cdylib deps/libpam_veil.so (no hash in its name) of one version
+# overwrote the other's, and cargo still took both for fresh.
 old_deb() {
   local dir="$cache/upgrade-from-$upgrade_from" t0 deb
   if [ -f "$dir/veil.deb" ]; then
@@ -30,12 +32,12 @@ old_deb() {
   rm -rf "$dir" "$dir.new"
   mkdir -p "$dir.new/src"
   git archive "$upgrade_from" | tar -x -C "$dir.new/src"
-  deb=$(CARGO_TARGET_DIR=$target bash "$dir.new/src/packaging/build-deb.sh") ||
+  deb=$(CARGO_TARGET_DIR=$dir.new/target bash "$dir.new/src/packaging/build-deb.sh") ||
     fail "building the package of $upgrade_from"
   [ "$(dpkg-deb -f "$deb" Version)" = "$upgrade_from_version" ] ||
     fail "$deb is version $(dpkg-deb -f "$deb" Version), not $upgrade_from_version"
   mv "$deb" "$dir.new/veil.deb"
-  rm -rf "$dir.new/src"
+  rm -rf "$dir.new/src" "$dir.new/target"
   mv "$dir.new" "$dir"
   old_deb_s="built in $(($(date +%s) - t0)) s"
   echo "old package: $old_deb_s" >&2
@@ -104,7 +106,7 @@ EOF
   in_ct apt-get install -y -q /root/veil-old.deb >"$tmp/apt-old.log" 2>&1 ||
     { cat "$tmp/apt-old.log" >&2; fail "apt install of $upgrade_from_version"; }
   [ "$(in_ct dpkg-query -W -f='${Version}' veil)" = "$upgrade_from_version" ] || fail "not $upgrade_from_version"
-  # The binaries too: the old build shares the target dir with the tree's.
+  # The binaries too, not the tree's.
   [ "$(in_ct veild --version)" = "veil-daemon ${upgrade_from_version%-*}" ] ||
     fail "the old package's veild says $(in_ct veild --version)"
 
