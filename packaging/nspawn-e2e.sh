@@ -463,7 +463,7 @@ for r in "${releases[@]}"; do
 done
 for r in "${releases[@]}"; do
   [ "$only" = upgrade ] || run_release "$r"
-  [ "$only" = install ] || run_upgrade "$r"
+  [ "$only" = install ] || [ "${old_deb_s:-}" = ignored ] || run_upgrade "$r"
 done
 release=
 printf '\nnspawn-e2e summary:\n' >&2
