@@ -17,73 +17,18 @@ use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
+/// Each file says why it is there.
 const MIGRATIONS: &[&str] = &[
     // 1: users and the ledger.
-    "CREATE TABLE users (
-         name TEXT PRIMARY KEY NOT NULL,
-         phc TEXT NOT NULL,
-         totp_secret BLOB,
-         totp_pending BLOB,
-         totp_last_step INTEGER NOT NULL DEFAULT -1,
-         created_at INTEGER NOT NULL,
-         updated_at INTEGER NOT NULL
-     ) STRICT;
-     CREATE TABLE ledger (
-         kind TEXT NOT NULL,
-         user TEXT NOT NULL,
-         source TEXT NOT NULL,
-         failures INTEGER NOT NULL,
-         window_start INTEGER NOT NULL,
-         locked_until INTEGER NOT NULL,
-         last_seen INTEGER NOT NULL,
-         PRIMARY KEY (kind, user, source)
-     ) STRICT, WITHOUT ROWID;
-     CREATE INDEX ledger_by_last_seen ON ledger(last_seen);
-     CREATE INDEX ledger_by_source ON ledger(source);
-     CREATE TABLE ledger_size (id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL) STRICT;
-     INSERT INTO ledger_size (id, rows) VALUES (1, 0);
-     CREATE TRIGGER ledger_count_insert AFTER INSERT ON ledger
-         BEGIN UPDATE ledger_size SET rows = rows + 1 WHERE id = 1; END;
-     CREATE TRIGGER ledger_count_delete AFTER DELETE ON ledger
-         BEGIN UPDATE ledger_size SET rows = rows - 1 WHERE id = 1; END;",
+    include_str!("sqlite/migrations/0001_users_and_ledger.sql"),
     // 2: escalating locks, and the (user, source) pairs that succeeded.
-    "ALTER TABLE ledger ADD COLUMN locks INTEGER NOT NULL DEFAULT 0;
-     ALTER TABLE ledger ADD COLUMN locks_remembered_until INTEGER NOT NULL DEFAULT 0;
-     CREATE TABLE known_good (
-         user TEXT NOT NULL,
-         source TEXT NOT NULL,
-         last_success INTEGER NOT NULL,
-         PRIMARY KEY (user, source)
-     ) STRICT, WITHOUT ROWID;
-     CREATE INDEX known_good_by_time ON known_good(last_success);",
-    // 3: a reservation counts its own inserts in one statement that every
-    // attempt runs (a trigger fired only for new rows, so a first attempt
-    // wrote more than a repeated one, and took longer).
-    //    Likewise the ledger's two secondary indexes: an attempt that adds
-    //    rows also wrote index pages that a repeated one did not. Their
-    //    users (prune, eviction past the cap, veilctl) scan instead.
-    //    And every write changes its row (`writes` counts them): SQLite
-    //    skips a write that leaves a row as it was, so a locked key asked
-    //    twice in one second committed nothing and answered sooner.
-    "DROP TRIGGER ledger_count_insert;
-     DROP INDEX ledger_by_last_seen;
-     DROP INDEX ledger_by_source;
-     ALTER TABLE ledger ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;
-     ALTER TABLE ledger_size ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;",
-    // 4: recovery codes, in the user's row (so the login path still reads
-    // one row, the dummy's alike): the set's HMAC key, its ten hashes
-    // (one blob, slot order) and a bit per used slot.
-    "ALTER TABLE users ADD COLUMN recovery_key BLOB;
-     ALTER TABLE users ADD COLUMN recovery_hashes BLOB;
-     ALTER TABLE users ADD COLUMN recovery_used INTEGER NOT NULL DEFAULT 0;",
-    // 5: when each ledger row stops limiting anything (no lock in force,
-    // no failure in its window, no lock remembered), indexed: pruning and
-    // eviction past the cap take only such rows, at a cost that does not
-    // grow with the table. Rows from before take a day as their window.
-    "ALTER TABLE ledger ADD COLUMN harmless_at INTEGER NOT NULL DEFAULT 0;
-     UPDATE ledger SET harmless_at = max(locked_until, locks_remembered_until,
-         CASE WHEN failures > 0 THEN window_start + 86400 ELSE 0 END);
-     CREATE INDEX ledger_by_harmless_at ON ledger(harmless_at);",
+    include_str!("sqlite/migrations/0002_escalation_known_good.sql"),
+    // 3: every attempt writes alike (no insert trigger, no secondary indexes).
+    include_str!("sqlite/migrations/0003_uniform_writes.sql"),
+    // 4: recovery codes, in the user's row.
+    include_str!("sqlite/migrations/0004_recovery_codes.sql"),
+    // 5: `harmless_at`, indexed: what prune and eviction may take.
+    include_str!("sqlite/migrations/0005_harmless_at.sql"),
 ];
 
 /// A row's recovery columns as a set; absent or malformed columns are no set.

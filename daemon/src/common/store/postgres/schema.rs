@@ -15,15 +15,9 @@ use super::{PgSettings, PgStore};
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: users, the ledger and the known-good pairs.
     include_str!("migrations/0001_tables.sql"),
-    // 2: the login path's statements as functions, so that each costs one
-    // round trip: locking an attempt's keys and reading them (a VOLATILE
-    // function reads with a fresh snapshot after each statement, so after
-    // the locks), and a success's writes (one call, one commit).
+    // 2: the login path's statements as functions, one round trip each.
     include_str!("migrations/0002_login_functions.sql"),
-    // 3: recovery codes, in the user's row (the login path still reads one
-    // row, the dummy's alike): the set's HMAC key, its hashes (one blob,
-    // slot order) and a bit per used slot; a success that used a code
-    // takes its slot's bit by compare-and-set in veil_success.
+    // 3: recovery codes, in the user's row.
     include_str!("migrations/0003_recovery_codes.sql"),
 ];
 

@@ -1,3 +1,4 @@
+-- 1: users, the ledger and the known-good pairs.
 CREATE TABLE users (
          name text COLLATE "C" PRIMARY KEY,
          phc text NOT NULL,

@@ -1,3 +1,7 @@
+-- 2: the login path's statements as functions, so that each costs one
+-- round trip: locking an attempt's keys and reading them (a VOLATILE
+-- function reads with a fresh snapshot after each statement, so after
+-- the locks), and a success's writes (one call, one commit).
 CREATE FUNCTION veil_lock_read(p_kinds text[], p_users text[], p_sources text[],
                                       p_user text, p_source text)
      RETURNS TABLE (r_kind text, r_username text, r_source text, r_failures bigint,

@@ -1,3 +1,7 @@
+-- 3: recovery codes, in the user's row (the login path still reads one
+-- row, the dummy's alike): the set's HMAC key, its hashes (one blob,
+-- slot order) and a bit per used slot; a success that used a code
+-- takes its slot's bit by compare-and-set in veil_success.
 ALTER TABLE users ADD COLUMN recovery_key bytea,
                        ADD COLUMN recovery_hashes bytea,
                        ADD COLUMN recovery_used bigint NOT NULL DEFAULT 0;
