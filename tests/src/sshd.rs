@@ -291,3 +291,23 @@ impl Drop for Sshd {
         let _ = std::fs::remove_file(&self.pam_file);
     }
 }
+
+/// Debian's stock sshd_config (as shipped on Debian 12), for `sshd -T`.
+const DEBIAN_SSHD_CONFIG: &str = include_str!("../../packaging/testdata/sshd_config-debian");
+
+/// A temp sshd_config in `dir`: Debian's default with its Include pointed
+/// at an empty drop-in dir there (this host's drop-ins stay out), `extra`
+/// first (sshd takes the first value) and `matches` (Match blocks) at the
+/// end.
+pub fn debian_sshd_config(dir: &Path, extra: &str, matches: &str) -> PathBuf {
+    let drop_ins = dir.join("sshd_config.d");
+    std::fs::create_dir_all(&drop_ins).unwrap();
+    let text = DEBIAN_SSHD_CONFIG.replace(
+        "Include /etc/ssh/sshd_config.d/*.conf",
+        &format!("{extra}Include {}/*.conf", drop_ins.display()),
+    );
+    assert_ne!(text, DEBIAN_SSHD_CONFIG, "Debian's sshd_config changed");
+    let path = dir.join("sshd_config");
+    std::fs::write(&path, format!("{text}{matches}")).unwrap();
+    path
+}

@@ -23,7 +23,6 @@ use veil_tests::{Attempt, DaemonConfig, PamStack, Veild, paths};
 const PASSWORD: &str = "correct horse battery staple";
 const SU: &str = include_str!("../../packaging/testdata/pam.d-su");
 const SSHD_PAM: &str = include_str!("../../packaging/testdata/pam.d-sshd");
-const SSHD_CONFIG: &str = include_str!("../../packaging/testdata/sshd_config-debian");
 
 /// Debian's /etc/pam.d/su with pam_wheel made active (pam_rootok already is).
 fn su_with_wheel() -> String {
@@ -222,22 +221,6 @@ fn enabled_su_answers_a_real_and_an_unknown_account_alike() {
 
 // ------------------------------------------------------------------- sshd
 
-/// A temp sshd_config: Debian's default with its Include pointed at an
-/// empty temp dir (this host's drop-ins stay out), `extra` first (sshd
-/// takes the first value) and `matches` (Match blocks) at the end.
-fn sshd_config(dir: &Path, extra: &str, matches: &str) -> std::path::PathBuf {
-    let drop_ins = dir.join("sshd_config.d");
-    fs::create_dir_all(&drop_ins).unwrap();
-    let text = SSHD_CONFIG.replace(
-        "Include /etc/ssh/sshd_config.d/*.conf",
-        &format!("{extra}Include {}/*.conf", drop_ins.display()),
-    );
-    assert_ne!(text, SSHD_CONFIG, "Debian's sshd_config changed");
-    let path = dir.join("sshd_config");
-    fs::write(&path, format!("{text}{matches}")).unwrap();
-    path
-}
-
 /// sshd -T refuses to run without its privilege separation directory,
 /// which sshd.service creates (RuntimeDirectory=sshd); so does this test.
 fn sshd_ready() {
@@ -257,7 +240,7 @@ fn enabled_sshd(
     flags: &[&str],
 ) -> (i32, String, String) {
     let dir = pam_dir("sshd", SSHD_PAM);
-    let config = sshd_config(dir.path(), extra, matches);
+    let config = veil_tests::sshd::debian_sshd_config(dir.path(), extra, matches);
     let mut args = vec!["sshd", "--sshd-config", config.to_str().unwrap()];
     args.extend_from_slice(flags);
     let (code, report) = enable(veild, dir.path(), &args);
@@ -400,7 +383,7 @@ fn after_publickey_refuses_a_match_address_block_that_drops_the_key() {
     assert_eq!(text, SSHD_PAM);
     // The same in a drop-in, under LocalPort: found through the Include.
     let dir = pam_dir("sshd", SSHD_PAM);
-    let config = sshd_config(dir.path(), KEY_FIRST, "");
+    let config = veil_tests::sshd::debian_sshd_config(dir.path(), KEY_FIRST, "");
     fs::write(
         dir.path().join("sshd_config.d/port.conf"),
         "Match LocalPort 2222\n    KbdInteractiveAuthentication yes\n    AuthenticationMethods keyboard-interactive\n",

@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use veil_tests::root::require_root;
@@ -22,7 +21,6 @@ use veil_tests::{DaemonConfig, Veild};
 
 const PASSWORD: &str = "correct horse battery staple";
 const SSHD_PAM: &str = include_str!("../../packaging/testdata/pam.d-sshd");
-const SSHD_CONFIG: &str = include_str!("../../packaging/testdata/sshd_config-debian");
 /// What veil needs of sshd, first (sshd takes the first value).
 const READY: &str = "KbdInteractiveAuthentication yes\n";
 
@@ -38,21 +36,6 @@ fn sshd_ready() {
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
 
-/// Debian's sshd_config in `dir`, its Include pointed at an empty drop-in
-/// dir there, `extra` first and `matches` at the end.
-fn sshd_config(dir: &Path, extra: &str, matches: &str) -> PathBuf {
-    let drop_ins = dir.join("sshd_config.d");
-    fs::create_dir_all(&drop_ins).unwrap();
-    let text = SSHD_CONFIG.replace(
-        "Include /etc/ssh/sshd_config.d/*.conf",
-        &format!("{extra}Include {}/*.conf", drop_ins.display()),
-    );
-    assert_ne!(text, SSHD_CONFIG, "Debian's sshd_config changed");
-    let path = dir.join("sshd_config");
-    fs::write(&path, format!("{text}{matches}")).unwrap();
-    path
-}
-
 /// `veilctl enable sshd` on Debian's PAM file and the config above:
 /// (exit code, report, the PAM file afterwards).
 fn enable_sshd(veild: &Veild, extra: &str, matches: &str) -> (i32, String, String) {
@@ -61,7 +44,7 @@ fn enable_sshd(veild: &Veild, extra: &str, matches: &str) -> (i32, String, Strin
         .tempdir()
         .unwrap();
     fs::write(dir.path().join("sshd"), SSHD_PAM).unwrap();
-    let config = sshd_config(dir.path(), extra, matches);
+    let config = veil_tests::sshd::debian_sshd_config(dir.path(), extra, matches);
     let backup = dir.path().join("backup");
     let (code, out, err) = veild.ctl(
         &[
