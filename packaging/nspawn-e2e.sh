@@ -128,6 +128,20 @@ first_steps_run() {
   echo "  README first steps ($1): $(cat "$tmp/first-steps-$1.ms") ms" >&2
 }
 
+# unused_step_code STATE SECRET: a code of a time step never used before
+# (each success takes its step), the last one kept in the file STATE.
+unused_step_code() {
+  local step last
+  step=$(( $(date +%s) / 30 ))
+  last=$(cat "$1")
+  if [ "$step" -le "$last" ]; then step=$((last + 1)); fi
+  while [ "$step" -gt $(( $(date +%s) / 30 + 1 )) ]; do sleep 1; done
+  echo "$step" >"$1"
+  oathtool --totp -b --now "@$((step * 30))" "$2"
+}
+# wrong_code_of SECRET: a code that is not SECRET's current one.
+wrong_code_of() { printf '%06d' $(( (10#$(oathtool --totp -b "$1") + 500000) % 1000000 )); }
+
 # ------------------------------------------------------------ the package
 # shellcheck source=packaging/upgrade-e2e.sh
 . packaging/upgrade-e2e.sh
@@ -308,16 +322,8 @@ EOF
 
   # Codes: each success needs a time step never used before.
   echo 0 >"$tmp/last_step"
-  fresh_code() {
-    local step last
-    step=$(( $(date +%s) / 30 ))
-    last=$(cat "$tmp/last_step")
-    if [ "$step" -le "$last" ]; then step=$((last + 1)); fi
-    while [ "$step" -gt $(( $(date +%s) / 30 + 1 )) ]; do sleep 1; done
-    echo "$step" >"$tmp/last_step"
-    oathtool --totp -b --now "@$((step * 30))" "$secret"
-  }
-  wrong_code() { printf '%06d' $(( (10#$(oathtool --totp -b "$secret") + 500000) % 1000000 )); }
+  fresh_code() { unused_step_code "$tmp/last_step" "$secret"; }
+  wrong_code() { wrong_code_of "$secret"; }
   # ssh_login NAME PASSWORD CODE: transcript in $tmp/ssh-NAME.log, status
   # in $tmp/ssh-NAME.rc, wall time in ms in $tmp/ssh-NAME.ms.
   ssh_login() {

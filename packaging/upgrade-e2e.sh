@@ -138,16 +138,8 @@ EOF
   in_ct veilctl enable sshd >"$tmp/enable.log" 2>&1 || { cat "$tmp/enable.log" >&2; fail "old veilctl enable sshd"; }
 
   # A code of a time step not used before by that user.
-  code() {
-    local step last
-    step=$(($(date +%s) / 30))
-    last=$(cat "$tmp/last_step-$1")
-    if [ "$step" -le "$last" ]; then step=$((last + 1)); fi
-    while [ "$step" -gt $(($(date +%s) / 30 + 1)) ]; do sleep 1; done
-    echo "$step" >"$tmp/last_step-$1"
-    oathtool --totp -b --now "@$((step * 30))" "${secret[$1]}"
-  }
-  wrong() { printf '%06d' $(((10#$(oathtool --totp -b "${secret[$1]}") + 500000) % 1000000)); }
+  code() { unused_step_code "$tmp/last_step-$1" "${secret[$1]}"; }
+  wrong() { wrong_code_of "${secret[$1]}"; }
   # up_ssh NAME USER PASSWORD CODE WANT: one ssh login, its exit status must be WANT.
   up_ssh() {
     set +e
