@@ -30,9 +30,7 @@ pub fn listen(path: &Path) -> Result<Listener, String> {
             .map_err(|e| e.to_string())?;
         return Ok(Listener::Inherited(UnixListener::from_std(std_listener)));
     }
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))

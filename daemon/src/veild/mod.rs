@@ -70,9 +70,7 @@ pub fn run(options: &Options) -> ExitCode {
         Err(e @ store::StoreError::Postgres { .. }) => unreachable = Some(e.to_string()),
         Err(e) => return fail(1, format!("{e}; refusing to start")),
     }
-    if let Some(path) = location.sqlite_path()
-        && let Err(e) = check_not_writable_by_others(path)
-    {
+    if let Some(Err(e)) = location.sqlite_path().map(check_not_writable_by_others) {
         return fail(1, e);
     }
     let dummy = match dummy_record(&hasher) {

@@ -210,10 +210,10 @@ pub fn serve(
         // The listener is edge-triggered: after an accept failed for want
         // of descriptors, clients already queued would wait for the next
         // new connection. Retry once this round has closed connections.
-        if loop_state.accept_blocked
-            && let Some(l) = listener.as_mut()
-        {
-            loop_state.accept_all(l, poll.registry());
+        if loop_state.accept_blocked {
+            if let Some(l) = listener.as_mut() {
+                loop_state.accept_all(l, poll.registry());
+            }
         }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;

@@ -263,8 +263,9 @@ impl Store for PgStore {
     }
 
     fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
-        if let Some((at, offset)) = self.clock
-            && (at..at + CLOCK_RECHECK_S).contains(&local_now)
+        if let Some((_, offset)) = self
+            .clock
+            .filter(|(at, _)| (*at..*at + CLOCK_RECHECK_S).contains(&local_now))
         {
             return Ok(local_now.saturating_add(offset));
         }

@@ -29,10 +29,8 @@ fn page(name: &str) -> String {
 /// Every command path ("user add", "store copy", ...) and long option.
 fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>, man: &str) {
     for arg in cmd.get_arguments() {
-        if let Some(long) = arg.get_long()
-            && !["help", "version"].contains(&long)
-            && !man.contains(&format!("--{long}"))
-        {
+        let long = arg.get_long().filter(|l| !["help", "version"].contains(l));
+        if let Some(long) = long.filter(|l| !man.contains(&format!("--{l}"))) {
             missing.push(format!("{path} --{long}"));
         }
     }

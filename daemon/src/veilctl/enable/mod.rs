@@ -268,10 +268,9 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         )));
     }
     let mut report = String::new();
-    if let Ok(admin) = std::env::var("SUDO_USER")
-        && !admin.is_empty()
-        && admin != "root"
-        && !able.contains(&admin.as_str())
+    let admin = std::env::var("SUDO_USER").ok();
+    if let Some(admin) =
+        admin.filter(|a| !a.is_empty() && a != "root" && !able.contains(&a.as_str()))
     {
         report.push_str(&format!(
             "warning: you ({admin}) cannot pass veil yet; enrol yourself before you log out\n"
@@ -412,9 +411,8 @@ fn read_sshd(config: &Path, users: &[&str]) -> Result<SshdState, Failure> {
         Ok(by_hand) => global
             .into_iter()
             .map(|mut d| {
-                if let Some(h) = sshd_config::effective(&by_hand, &[d.key.as_str()])
-                    && h.value.eq_ignore_ascii_case(&d.value)
-                {
+                let by_hand = sshd_config::effective(&by_hand, &[d.key.as_str()]);
+                if let Some(h) = by_hand.filter(|h| h.value.eq_ignore_ascii_case(&d.value)) {
                     d.origin.clone_from(&h.origin);
                 }
                 d

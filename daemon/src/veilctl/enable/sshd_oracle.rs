@@ -146,8 +146,7 @@ pub fn oracle_settings(global: &[Directive], blocks: &[MatchBlock]) -> OracleRep
             ));
         }
     }
-    if let Some(d) = effective(global, &["usedns"])
-        && d.value.eq_ignore_ascii_case("yes")
+    if let Some(d) = effective(global, &["usedns"]).filter(|d| d.value.eq_ignore_ascii_case("yes"))
     {
         out.warnings.push(format!(
             "warning: UseDNS yes ({}): sshd hands veil the client's host name (its PTR record, \
