@@ -54,47 +54,10 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 packages=(systemd systemd-sysv dbus openssh-server sudo libpam-runtime adduser passwd
   util-linux procps iproute2)
 
-# The Debian mirror this machine's apt uses (deb822 or one-line sources).
-debian_mirror() {
-  local f uri
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    uri=$(awk '
-      /^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }
-      /^deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\/.*\/debian\/?$/) { print $i; exit } }
-    ' "$f")
-    if [ -n "$uri" ]; then echo "${uri%/}"; return; fi
-  done
-  echo http://deb.debian.org/debian
-}
+# debian_mirror, and debian_tree NAME RELEASE PACKAGE... (a cached root).
+# shellcheck source=packaging/debian-roots.sh
+. packaging/debian-roots.sh
 mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
-
-# ------------------------------------------------------------ the trees
-# tree RELEASE: a pristine root in $cache/RELEASE, made once per package
-# list; signatures checked against Debian's archive keyring.
-tree() {
-  local rel=$1 dir="$cache/$1" stamp started
-  stamp="release=$rel mirror=$mirror packages=$(printf '%s\n' "${packages[@]}" | sort | tr '\n' ,)"
-  if [ -d "$dir" ] && [ "$(cat "$dir.stamp" 2>/dev/null)" = "$stamp" ]; then
-    echo "cached tree $dir" >&2
-    return
-  fi
-  say "debootstrap $rel from $mirror (signatures checked with $keyring)"
-  started=$(date +%s)
-  rm -rf "$dir" "$dir.new" "$dir.stamp"
-  if ! debootstrap --variant=minbase --keyring="$keyring" \
-    --include="$(IFS=,; echo "${packages[*]}")" "$rel" "$dir.new" "$mirror" >"$cache/$rel.debootstrap.log" 2>&1; then
-    tail -n 20 "$cache/$rel.debootstrap.log" >&2
-    fail "debootstrap $rel failed (log: $cache/$rel.debootstrap.log)"
-  fi
-  # Nothing from the network at test time: apt installs the local .deb
-  # (its dependencies are in the tree) and needs no lists.
-  rm -rf "$dir.new/var/cache/apt/archives/"*.deb
-  mv "$dir.new" "$dir"
-  echo "$stamp" >"$dir.stamp"
-  tree_made=1
-  echo "debootstrap $rel: $(( $(date +%s) - started )) s" >&2
-}
 
 # ------------------------------------------------------------ the README
 # The block after `<!-- first-steps` in README.md, split at its ssh line:
@@ -248,7 +211,7 @@ run_release() {
   local started cached=cached port user=v12anspawn password secret rc t main_pid first_password
   started=$(date +%s)
   tree_made=
-  tree "$release"
+  debian_tree "$release" "$release" "${packages[@]}"
   [ -z "$tree_made" ] || cached=uncached
 
   tmp=$(mktemp -d /tmp/veil-nspawn.XXXXXX)
