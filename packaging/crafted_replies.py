@@ -13,7 +13,8 @@ the same exception class and the same ledger effect (`veilctl status NAME
 --json`: `failures` of NAME's own (user, source) counter, before and after),
 that a denial after both prompts was counted (>= 1) and came no earlier
 than --min-delay-ms after the last reply (a quick denial means the module
-decided locally: the old non-UTF-8 bug). It also checks each case's
+decided locally: the old non-UTF-8 bug; any non-zero failure delay shows
+that, so e2e.sh runs this at 200 ms, not the shipped 2 s). It also checks each case's
 expected outcome (e.g. sshd itself drops a reply with an embedded NUL).
 The two names' times are printed, never compared.
 
@@ -356,8 +357,9 @@ def main():
     p.add_argument("--ghost", metavar="NAME", help="a name with no account (required)")
     p.add_argument("--veilctl", metavar="PATH", help="veilctl to read and clear the ledger (required)")
     p.add_argument("--veilctl-config", metavar="PATH", help="passed to veilctl as --config PATH")
-    p.add_argument("--min-delay-ms", type=int, default=1500, metavar="N",
-                   help="a denial after both prompts must take at least N ms (default 1500)")
+    p.add_argument("--min-delay-ms", type=int, default=200, metavar="N",
+                   help="a denial after both prompts must take at least N ms, veild's "
+                        "failure_delay_ms (default 200, as e2e.sh runs it)")
     p.add_argument("--rounds", type=int, default=1, metavar="K", help="run every case K times")
     p.add_argument("--only", metavar="CASE[,CASE...]", help="run only these cases")
     p.add_argument("--list", action="store_true", help="list the cases and exit")

@@ -57,6 +57,7 @@ made_run_veil=
 [ -d /run/veil ] || made_run_veil=1
 sshd_pid=
 veild_pid=
+etc_veild_toml=/etc/veil/veild.toml
 
 # ---------------------------------------------------------------- cleanup
 cleanup() {
@@ -133,11 +134,15 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/n
 say "start veild as user veil (no systemd here: by hand, like the unit)"
 /usr/sbin/veild --check-config >&2
 install -d -o veil -g veil -m 0755 /run/veil
-setpriv --reuid=veil --regid=veil --init-groups --inh-caps=-all --bounding-set=-all \
-  /usr/sbin/veild --log-stderr 2>"$tmp/veild.log" &
-veild_pid=$!
-for _ in $(seq 50); do [ -S /run/veil/veild.sock ] && break; sleep 0.1; done
-[ -S /run/veil/veild.sock ] || fail "veild did not start: $(cat "$tmp/veild.log")"
+start_veild() {
+  setpriv --reuid=veil --regid=veil --init-groups --inh-caps=-all --bounding-set=-all \
+    /usr/sbin/veild --log-stderr 2>>"$tmp/veild.log" &
+  veild_pid=$!
+  for _ in $(seq 50); do [ -S /run/veil/veild.sock ] && break; sleep 0.1; done
+  [ -S /run/veil/veild.sock ] || fail "veild did not start: $(cat "$tmp/veild.log")"
+}
+stop_veild() { kill "$veild_pid"; wait "$veild_pid" 2>/dev/null || true; veild_pid=; }
+start_veild
 [ "$(stat -c '%U %a' /var/lib/veil/veil.db)" = "veil 600" ] || fail "database: $(stat -c '%U %a' /var/lib/veil/veil.db)"
 
 say "enrol $user (a real account) with a password and TOTP"
@@ -254,10 +259,21 @@ veilctl unlock "$user" >&2
 say "crafted replies over sshd: $user and $ghost must fail alike, whatever the bytes"
 # sshd hands PAM the client's bytes only for a known account; the ghost's
 # replies become sshd's own junk of the same length. Every shape must give
-# the same outcome, the same ledger effect and a denial at the delay.
+# the same outcome, the same ledger effect and a denial at the delay. Any
+# non-zero delay shows a denial was not decided locally: 49 pairs run at
+# 200 ms (about 25 s) instead of the shipped 2 s (about 100 s).
+crafted_delay_ms=200
+cp "$etc_veild_toml" "$tmp/veild.toml.shipped"
+sed -i "s/^failure_delay_ms = .*/failure_delay_ms = $crafted_delay_ms/" "$etc_veild_toml"
+grep -qx "failure_delay_ms = $crafted_delay_ms" "$etc_veild_toml" || fail "failure_delay_ms not set in $etc_veild_toml"
+stop_veild; start_veild
 /usr/bin/python3 packaging/crafted_replies.py --port "$port" --real "$user" --ghost "$ghost" \
-  --veilctl /usr/sbin/veilctl >"$tmp/crafted.log" 2>&1 || fail "crafted replies: $(cat "$tmp/crafted.log")"
+  --veilctl /usr/sbin/veilctl --min-delay-ms "$crafted_delay_ms" >"$tmp/crafted.log" 2>&1 ||
+  fail "crafted replies: $(cat "$tmp/crafted.log")"
 cat "$tmp/crafted.log" >&2
+# The shipped config back (byte for byte), and veild with it.
+cp "$tmp/veild.toml.shipped" "$etc_veild_toml"
+stop_veild; start_veild
 veilctl unlock "$user" >&2
 veilctl unlock "$ghost" >&2
 veilctl unlock --source 127.0.0.1 >&2

@@ -9,6 +9,7 @@ use crate::common::shadow::DEFAULT_SHADOW;
 use crate::common::source::Network;
 
 pub mod pg;
+mod validate;
 pub use pg::{PgSslMode, Postgres};
 
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
@@ -302,12 +303,20 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {key}: {message}")]
+    #[error("{path}: {source}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
-        message: String,
+        #[source]
+        source: Invalid,
     },
+}
+
+/// A value outside its bounds: the key (`lockout.deny`) and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
 }
 
 impl Config {
@@ -327,167 +336,11 @@ impl Config {
             path: path.to_owned(),
             message: one_line(&e.to_string()),
         })?;
-        config
-            .validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                path: path.to_owned(),
-                key,
-                message,
-            })?;
+        config.validate().map_err(|source| ConfigError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        fn check(ok: bool, key: &'static str, message: &str) -> Result<(), (&'static str, String)> {
-            if ok {
-                Ok(())
-            } else {
-                Err((key, message.to_owned()))
-            }
-        }
-        check(
-            self.socket.is_absolute(),
-            "socket",
-            "must be an absolute path",
-        )?;
-        if pg::is_url(&self.database) {
-            pg::check_config(&self.database, &self.postgres)?;
-        } else {
-            check(
-                self.database.is_absolute(),
-                "database",
-                "must be an absolute path or a postgresql:// URL",
-            )?;
-        }
-        check(
-            self.failure_delay_ms <= 30_000,
-            "failure_delay_ms",
-            "must be at most 30000",
-        )?;
-        let l = &self.lockout;
-        check(
-            (1..=100).contains(&l.deny),
-            "lockout.deny",
-            "must be between 1 and 100",
-        )?;
-        check(
-            l.fail_interval_s >= 1,
-            "lockout.fail_interval_s",
-            "must be at least 1",
-        )?;
-        check(
-            l.unlock_time_s >= 1,
-            "lockout.unlock_time_s",
-            "must be at least 1",
-        )?;
-        check(
-            l.unlock_time_max_s >= l.unlock_time_s,
-            "lockout.unlock_time_max_s",
-            "must be at least lockout.unlock_time_s",
-        )?;
-        check(
-            l.known_good_days <= 3650,
-            "lockout.known_good_days",
-            "must be at most 3650",
-        )?;
-        check(l.user_deny >= 1, "lockout.user_deny", "must be at least 1")?;
-        check(
-            l.source_deny >= 1,
-            "lockout.source_deny",
-            "must be at least 1",
-        )?;
-        check(
-            l.max_ledger_rows >= 100,
-            "lockout.max_ledger_rows",
-            "must be at least 100",
-        )?;
-        // Wider blocks would put whole providers behind one counter.
-        check(
-            (16..=32).contains(&l.ipv4_prefix),
-            "lockout.ipv4_prefix",
-            "must be between 16 and 32",
-        )?;
-        check(
-            (32..=128).contains(&l.ipv6_prefix),
-            "lockout.ipv6_prefix",
-            "must be between 32 and 128",
-        )?;
-        check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
-        check(
-            self.totp
-                .enrol_by
-                .as_deref()
-                .is_none_or(|d| day_start_unix(d).is_some()),
-            "totp.enrol_by",
-            "must be a date such as \"2026-03-01\" (YYYY-MM-DD, from 00:00 UTC)",
-        )?;
-        check(
-            self.totp
-                .required_groups
-                .iter()
-                .all(|g| !g.is_empty() && g.len() <= 256 && !g.chars().any(char::is_control)),
-            "totp.required_groups",
-            "must be group names",
-        )?;
-        check(
-            self.totp.issuer.as_deref().is_none_or(|i| {
-                !i.trim().is_empty()
-                    && i.len() <= 64
-                    && !i.contains(':')
-                    && !i.contains(char::is_control)
-            }),
-            "totp.issuer",
-            "must be 1 to 64 characters, without ':' or control characters",
-        )?;
-        let a = &self.argon2;
-        check(a.t_cost >= 1, "argon2.t_cost", "must be at least 1")?;
-        check(
-            (1..=64).contains(&a.p_cost),
-            "argon2.p_cost",
-            "must be between 1 and 64",
-        )?;
-        check(
-            a.m_cost_kib >= 8 * a.p_cost && a.m_cost_kib <= 4 * 1024 * 1024,
-            "argon2.m_cost_kib",
-            "must be between 8*p_cost and 4194304",
-        )?;
-        check(
-            self.password.shadow.is_absolute(),
-            "password.shadow",
-            "must be an absolute path",
-        )?;
-        check(
-            self.password.dummy_cost.is_none_or(|c| c >= 1),
-            "password.dummy_cost",
-            "must be at least 1 (leave it out for the host's cost)",
-        )?;
-        let m = &self.limits;
-        check(
-            (1..=65_536).contains(&m.max_connections),
-            "limits.max_connections",
-            "must be between 1 and 65536",
-        )?;
-        check(
-            (1..=m.max_connections.max(1)).contains(&m.max_connections_per_user),
-            "limits.max_connections_per_user",
-            "must be between 1 and limits.max_connections",
-        )?;
-        check(
-            m.workers <= 256,
-            "limits.workers",
-            "must be at most 256 (0 = one per core)",
-        )?;
-        check(
-            (1..=65_536).contains(&m.queue),
-            "limits.queue",
-            "must be between 1 and 65536",
-        )?;
-        check(
-            (100..=60_000).contains(&m.request_timeout_ms),
-            "limits.request_timeout_ms",
-            "must be between 100 and 60000",
-        )?;
-        Ok(())
     }
 
     /// Worker threads after resolving 0 to the number of cores.
@@ -504,163 +357,4 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("/etc/veil/veild.toml"))
-    }
-
-    #[test]
-    fn an_empty_file_gives_the_documented_defaults() {
-        let c = parse("").unwrap();
-        assert_eq!(c, Config::default());
-        assert_eq!(c.failure_delay_ms, 2000);
-        assert_eq!(
-            (
-                c.lockout.deny,
-                c.lockout.fail_interval_s,
-                c.lockout.unlock_time_s
-            ),
-            (5, 900, 900)
-        );
-        assert_eq!(
-            (c.argon2.m_cost_kib, c.argon2.t_cost, c.argon2.p_cost),
-            (19_456, 2, 1)
-        );
-        assert_eq!(c.totp.policy, TotpPolicy::Required);
-    }
-
-    #[test]
-    fn the_shipped_example_parses_to_the_defaults() {
-        let text = include_str!("../../../packaging/veild.toml");
-        assert_eq!(parse(text).unwrap(), Config::default());
-    }
-
-    #[test]
-    fn unknown_keys_are_errors_that_name_the_key() {
-        let err = parse("failure_delay = 10\n").unwrap_err().to_string();
-        assert!(err.contains("failure_delay"), "{err}");
-        let err = parse("[lockout]\ndenny = 3\n").unwrap_err().to_string();
-        assert!(err.contains("denny"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_are_errors_that_name_the_key() {
-        let err = parse("[lockout]\ndeny = 0\n").unwrap_err().to_string();
-        assert!(err.contains("lockout.deny"), "{err}");
-        let err = parse("socket = \"relative.sock\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("socket"), "{err}");
-        let err = parse("[totp]\npolicy = \"sometimes\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("policy") || err.contains("sometimes"), "{err}");
-        let err = parse("[argon2]\nm_cost_kib = \"lots\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("m_cost_kib"), "{err}");
-    }
-
-    #[test]
-    fn source_grouping_and_exempt_networks_parse_strictly_naming_the_key() {
-        // On the old main these keys did not exist: veild refused to start.
-        let c = parse(
-            "[lockout]\nipv4_prefix = 24\nipv6_prefix = 48\n\
-             exempt_networks = [\"198.51.100.0/24\", \"2001:db8:a::/48\"]\n",
-        )
-        .unwrap();
-        let sources = crate::common::ledger::Limits::from(&c.lockout).sources;
-        assert_eq!((sources.ipv4_prefix, sources.ipv6_prefix), (24, 48));
-        assert_eq!(sources.exempt.len(), 2);
-        for (text, key) in [
-            ("ipv6_prefix = 16", "lockout.ipv6_prefix"),
-            ("ipv6_prefix = 129", "lockout.ipv6_prefix"),
-            ("ipv4_prefix = 8", "lockout.ipv4_prefix"),
-            ("exempt_networks = [\"10.0.0.1/8\"]", "exempt_networks"),
-            ("exempt_networks = [\"admin.example\"]", "exempt_networks"),
-            ("exempt_networks = \"10.0.0.0/8\"", "exempt_networks"),
-        ] {
-            let err = parse(&format!("[lockout]\n{text}\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{text}: {err}");
-        }
-        let err = parse("[lockout]\nexempt_networks = [\"10.0.0.1/8\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("did you mean 10.0.0.0/8?"), "{err}");
-    }
-
-    #[test]
-    fn password_source_and_dummy_overrides_parse_and_default_to_veil() {
-        assert_eq!(parse("").unwrap().password.source, PasswordSource::Veil);
-        let c = parse(
-            "[password]\nsource = \"system\"\nshadow = \"/tmp/shadow\"\n\
-             dummy_method = \"sha512\"\ndummy_cost = 65536\n",
-        )
-        .unwrap();
-        assert_eq!(c.password.source, PasswordSource::System);
-        assert_eq!(c.password.shadow, PathBuf::from("/tmp/shadow"));
-        assert_eq!(
-            (c.password.dummy_method, c.password.dummy_cost),
-            (Some(Kind::Sha512), Some(65536))
-        );
-        let err = parse("[password]\nsource = \"ldap\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ldap") || err.contains("source"), "{err}");
-        let err = parse("[password]\nshadow = \"shadow\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("password.shadow"), "{err}");
-        let err = parse("[password]\nsalt = 1\n").unwrap_err().to_string();
-        assert!(err.contains("salt"), "{err}");
-    }
-
-    #[test]
-    fn rollout_keys_parse_and_a_bad_date_names_the_key() {
-        let c = parse(
-            "[totp]\npolicy = \"if-enrolled\"\nrequired_groups = [\"admins\", \"ops\"]\n\
-             enrol_by = \"2026-03-01\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.totp.required_groups, vec!["admins", "ops"]);
-        assert_eq!(c.totp.enrol_by_unix(), Some(1_772_323_200));
-        assert_eq!(day_start_unix("1970-01-01"), Some(0));
-        assert_eq!(day_start_unix("2024-02-29"), Some(1_709_164_800));
-        for bad in [
-            "2026-02-30",
-            "2026-3-01",
-            "01.03.2026",
-            "2026-13-01",
-            "tomorrow",
-        ] {
-            let err = parse(&format!("[totp]\nenrol_by = \"{bad}\"\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("totp.enrol_by"), "{err}");
-        }
-    }
-
-    #[test]
-    fn the_issuer_is_optional_and_checked() {
-        assert_eq!(parse("").unwrap().totp.issuer, None);
-        let c = parse("[totp]\nissuer = \"Example Corp web-1\"\n").unwrap();
-        assert_eq!(c.totp.issuer.as_deref(), Some("Example Corp web-1"));
-        for bad in ["\"\"", "\"a:b\"", "\"x\\u0007\""] {
-            let err = parse(&format!("[totp]\nissuer = {bad}\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("totp.issuer"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn policy_and_scope_spellings() {
-        let c = parse("[totp]\npolicy = \"if-enrolled\"\n[lockout]\nscope = \"user\"\n").unwrap();
-        assert_eq!(c.totp.policy, TotpPolicy::IfEnrolled);
-        assert_eq!(c.lockout.scope, LockoutScope::User);
-    }
-}
+mod tests;

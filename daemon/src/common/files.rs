@@ -2,30 +2,62 @@
 //! directory of its socket.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a file veild trusts was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is writable by group or others (mode {mode:o}); run: chmod go-w {}",
+        path.display(),
+        path.display()
+    )]
+    Writable { path: PathBuf, mode: u32 },
+    #[error(
+        "{} is owned by uid {uid}, neither root nor veild's own uid {me}; run: chown root {}",
+        path.display(),
+        path.display()
+    )]
+    ForeignOwner { path: PathBuf, uid: u32, me: u32 },
+}
+
+/// A database file that may have been planted to steer root: the file,
+/// and why it was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct Planted {
+    pub path: PathBuf,
+    pub reason: String,
+}
 
 /// Refuses a file that someone other than its owner may write: a config or
 /// database that others can change lets them change who may log in.
-pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn check_not_writable_by_others(path: &Path) -> Result<(), FileError> {
+    let meta = std::fs::metadata(path).map_err(|source| FileError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
     let mode = meta.permissions().mode();
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by group or others (mode {:o}); run: chmod go-w {}",
-            path.display(),
-            mode & 0o7777,
-            path.display()
-        ));
+        return Err(FileError::Writable {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
     }
     // Whoever owns it can make it writable again, or replace its contents.
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        return Err(format!(
-            "{} is owned by uid {}, neither root nor veild's own uid {me}; run: chown root {}",
-            path.display(),
-            meta.uid(),
-            path.display()
-        ));
+        return Err(FileError::ForeignOwner {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            me,
+        });
     }
     Ok(())
 }
@@ -42,7 +74,7 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
 /// with `O_NOFOLLOW` (and the database with `SQLITE_OPEN_NOFOLLOW`), so a
 /// link swapped in afterwards fails too; a hard link swapped in afterwards
 /// needs `fs.protected_hardlinks = 0`.
-pub fn check_not_planted(database: &Path) -> Result<(), (std::path::PathBuf, String)> {
+pub fn check_not_planted(database: &Path) -> Result<(), Planted> {
     let root = nix::unistd::geteuid().is_root();
     let dir = match database.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -52,11 +84,16 @@ pub fn check_not_planted(database: &Path) -> Result<(), (std::path::PathBuf, Str
     for suffix in ["", "-wal", "-shm"] {
         let mut name = database.as_os_str().to_owned();
         name.push(suffix);
-        let path = std::path::PathBuf::from(name);
+        let path = PathBuf::from(name);
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err((path, e.to_string())),
+            Err(e) => {
+                return Err(Planted {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
         };
         let kind = meta.file_type();
         let refusal = if kind.is_symlink() {
@@ -78,7 +115,7 @@ pub fn check_not_planted(database: &Path) -> Result<(), (std::path::PathBuf, Str
             None
         };
         if let Some(reason) = refusal {
-            return Err((path, reason));
+            return Err(Planted { path, reason });
         }
     }
     Ok(())
@@ -96,7 +133,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         check_not_writable_by_others(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let err = check_not_writable_by_others(&path).unwrap_err();
+        let err = check_not_writable_by_others(&path).unwrap_err().to_string();
         assert!(err.contains("writable by group or others"), "{err}");
     }
 
@@ -111,7 +148,7 @@ mod tests {
         check_not_writable_by_others(&path).unwrap();
         let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
         nix::unistd::chown(&path, Some(nobody.uid), None).unwrap();
-        let err = check_not_writable_by_others(&path).unwrap_err();
+        let err = check_not_writable_by_others(&path).unwrap_err().to_string();
         assert!(
             err.contains("owned by uid") && err.contains("chown root"),
             "{err}"

@@ -11,11 +11,11 @@ use crate::common::config;
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("invalid argon2 parameters: {0}")]
-    Params(argon2::Error),
+    Params(#[source] argon2::Error),
     #[error("cannot hash: {0}")]
-    Hash(argon2::password_hash::Error),
+    Hash(#[source] argon2::password_hash::Error),
     #[error("no randomness from the OS: {0}")]
-    Random(getrandom::Error),
+    Random(#[source] getrandom::Error),
 }
 
 #[derive(Debug, Clone)]

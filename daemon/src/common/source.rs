@@ -110,24 +110,37 @@ impl fmt::Display for Network {
     }
 }
 
+/// Why a text is not a [`Network`]; each message quotes the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{0:?} is not an address or a network such as 192.0.2.0/24")]
+    NotAnAddress(String),
+    #[error("{0:?}: write an IPv4 network as IPv4")]
+    MappedV4(String),
+    #[error("{text:?}: the prefix length must be 0 to {full}")]
+    Prefix { text: String, full: u8 },
+    #[error("{text:?} has host bits set: did you mean {net}?")]
+    HostBits { text: String, net: Network },
+}
+
 /// Strict: an address, or an address with a prefix length and no host
 /// bits set (`10.0.0.1/8` is a typo, not `10.0.0.0/8`). IPv4 networks are
 /// written as IPv4: a `::ffff:` one could never match, as addresses are
 /// compared in their IPv4 form.
 impl FromStr for Network {
-    type Err = String;
+    type Err = NetworkError;
 
-    fn from_str(s: &str) -> Result<Network, String> {
+    fn from_str(s: &str) -> Result<Network, NetworkError> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("{s:?} is not an address or a network such as 192.0.2.0/24"))?;
+            .map_err(|_| NetworkError::NotAnAddress(s.to_owned()))?;
         if let IpAddr::V6(v6) = addr {
             if v6.to_ipv4_mapped().is_some() {
-                return Err(format!("{s:?}: write an IPv4 network as IPv4"));
+                return Err(NetworkError::MappedV4(s.to_owned()));
             }
         }
         let full = full_length(addr);
@@ -138,19 +151,25 @@ impl FromStr for Network {
                 .parse::<u8>()
                 .ok()
                 .filter(|&n| n <= full && n.to_string() == p)
-                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {full}"))?,
+                .ok_or_else(|| NetworkError::Prefix {
+                    text: s.to_owned(),
+                    full,
+                })?,
         };
         let net = Network::around(addr, prefix);
         if net.base != addr {
-            return Err(format!("{s:?} has host bits set: did you mean {net}?"));
+            return Err(NetworkError::HostBits {
+                text: s.to_owned(),
+                net,
+            });
         }
         Ok(net)
     }
 }
 
 impl TryFrom<String> for Network {
-    type Error = String;
-    fn try_from(s: String) -> Result<Network, String> {
+    type Error = NetworkError;
+    fn try_from(s: String) -> Result<Network, NetworkError> {
         s.parse()
     }
 }

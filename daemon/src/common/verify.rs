@@ -21,7 +21,7 @@ use crate::common::recovery::{self, RecoveryCheck};
 use crate::common::rollout::Rollout;
 use crate::common::shadow::{self, State};
 use crate::common::store::{
-    self, Location, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, Success, UserRecord,
+    self, Location, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, StoreError, Success, UserRecord,
 };
 use crate::common::totp::{self, CodeCheck};
 
@@ -128,6 +128,27 @@ pub struct SystemAccounts {
     pub crypt_dummy: Option<String>,
 }
 
+/// Why a verifier has no usable store (the request is denied, the
+/// reason audited).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store opened, but the dummy row every unknown name reads could
+    /// not be written.
+    #[error("writing the dummy row: {0}")]
+    Dummy(#[source] StoreError),
+}
+
+/// The shadow file could not be read: every request is denied.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct ShadowUnreadable {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 /// What one request read ([`Verifier::read`]).
 struct Read {
     reservation: Option<ledger::Reservation>,
@@ -135,7 +156,7 @@ struct Read {
     row: Option<UserRecord>,
     /// The row is the user's own.
     found: bool,
-    account: Result<Option<shadow::Entry>, String>,
+    account: Result<Option<shadow::Entry>, ShadowUnreadable>,
     state: Option<State>,
     store_error: Option<String>,
 }
@@ -215,23 +236,19 @@ impl Verifier {
     /// The store, reopened if it was never opened, the file was deleted or
     /// replaced, or (PostgreSQL) the connection failed. A missing file or
     /// schema is never recreated here.
-    fn store(&mut self) -> Result<&mut dyn Store, String> {
-        if self.store.as_ref().is_some_and(|s| !s.still_usable()) {
-            self.store = None;
-        }
-        if self.store.is_none() {
-            let mut store =
-                store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?;
-            // Written on every open, so a restored or replaced file has it too.
-            store
-                .put_dummy(&self.dummy, 0)
-                .map_err(|e| format!("writing the dummy row: {e}"))?;
-            self.store = Some(store);
-        }
-        match self.store.as_mut() {
-            Some(store) => Ok(store.as_mut()),
-            None => Err("no store".to_owned()),
-        }
+    fn store(&mut self) -> Result<&mut dyn Store, VerifierError> {
+        let store = match self.store.take() {
+            Some(store) if store.still_usable() => store,
+            _ => {
+                let mut store = store::open(&self.database, OpenMode::MustExist)?;
+                // Written on every open, so a restored or replaced file has it too.
+                store
+                    .put_dummy(&self.dummy, 0)
+                    .map_err(VerifierError::Dummy)?;
+                store
+            }
+        };
+        Ok(self.store.insert(store).as_mut())
     }
 
     /// The Unix time to decide at for a host clock reading `local`: the
@@ -304,7 +321,7 @@ impl Verifier {
                 }
             },
             Err(e) => {
-                store_error = Some(e);
+                store_error = Some(e.to_string());
                 None
             }
         };
@@ -324,9 +341,10 @@ impl Verifier {
         };
         // The shadow file, read whole, whoever the user is.
         let account = match &self.system.shadow {
-            Some(path) => {
-                shadow::lookup(path, &request.user).map_err(|e| format!("{}: {e}", path.display()))
-            }
+            Some(path) => shadow::lookup(path, &request.user).map_err(|source| ShadowUnreadable {
+                path: path.clone(),
+                source,
+            }),
             None => Ok(None),
         };
         let state = match &account {
@@ -404,7 +422,7 @@ impl Verifier {
         if let Some(e) = &read.store_error {
             Reason::Store(e.clone())
         } else if let Err(e) = &read.account {
-            Reason::Shadow(e.clone())
+            Reason::Shadow(e.to_string())
         } else if !permitted {
             Reason::PeerNotPermitted
         } else if let Some(refusal) = read.reservation.as_ref().and_then(|r| r.refused.clone()) {
@@ -521,12 +539,10 @@ impl Verifier {
     }
 
     /// Deletes expired ledger rows.
-    pub fn prune(&mut self, now: u64) -> Result<usize, String> {
+    pub fn prune(&mut self, now: u64) -> Result<usize, VerifierError> {
         let limits = self.limits.clone();
         let store = self.store()?;
-        store
-            .prune(&limits, now.min(i64::MAX as u64) as i64)
-            .map_err(|e| e.to_string())
+        Ok(store.prune(&limits, now.min(i64::MAX as u64) as i64)?)
     }
 }
 

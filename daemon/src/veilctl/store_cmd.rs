@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
                 return Err(Failure::new(EX_CONFIG, "--to must be a postgresql:// URL"));
             }
             postgres::check_config(target, &ctx.config.postgres)
-                .map_err(|(key, message)| Failure::new(EX_CONFIG, format!("{key}: {message}")))?;
+                .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
             let data = SqliteStore::open(&from, OpenMode::MustExist)?.export()?;
             let settings = PgSettings::new(target, &ctx.config.postgres);
             let mut store = PgStore::open(&settings, OpenMode::CreateIfMissing)?;

@@ -120,8 +120,8 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
 /// denials cost a different time), else "current"; or its state.
 fn system_hashes(ctx: &Ctx, users: &mut Vec<UserSummary>) -> Result<(), Failure> {
     let p = &ctx.config.password;
-    let method =
-        policy::host(p.dummy_method, p.dummy_cost).map_err(|e| Failure::new(EX_CONFIG, e))?;
+    let method = policy::host(p.dummy_method, p.dummy_cost)
+        .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
     let dummy = crypt::setting(&method).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
     let dummy = crypt::settings_of(&dummy);
     let text = shadow::read(&p.shadow)

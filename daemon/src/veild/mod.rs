@@ -2,6 +2,7 @@
 //! until SIGTERM. Its audit log and server loop live here too.
 
 pub mod audit;
+mod conn;
 mod listen;
 pub mod self_service;
 pub mod server;
@@ -177,25 +178,41 @@ pub fn run(options: &Options) -> ExitCode {
     code
 }
 
+/// Why veild cannot serve `source = "system"`.
+#[derive(Debug, thiserror::Error)]
+enum SystemError {
+    #[error(
+        "[password] source = \"system\" needs to read {}: {source} (veild.service runs with SupplementaryGroups=shadow)",
+        path.display()
+    )]
+    Shadow {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the dummy hash for source = \"system\": {0}")]
+    Method(#[from] policy::PolicyError),
+    #[error("the dummy hash for source = \"system\": {0}")]
+    Dummy(#[from] crypt::CryptError),
+}
+
 /// What veild reads of the system's accounts, and the audit line that says
 /// so at start. `source = "system"` needs the shadow file now (else veild
 /// does not start) and makes the dummy with the host's method and cost;
 /// `source = "veil"` checks lock and expiry only where it can read it.
-fn system_accounts(config: &Config) -> Result<(SystemAccounts, String), String> {
+fn system_accounts(config: &Config) -> Result<(SystemAccounts, String), SystemError> {
     let p = &config.password;
     let readable = std::fs::File::open(&p.shadow);
     match p.source {
         PasswordSource::System => {
-            if let Err(e) = readable {
-                return Err(format!(
-                    "[password] source = \"system\" needs to read {}: {e} (veild.service runs with SupplementaryGroups=shadow)",
-                    p.shadow.display()
-                ));
+            if let Err(source) = readable {
+                return Err(SystemError::Shadow {
+                    path: p.shadow.clone(),
+                    source,
+                });
             }
-            let method = policy::host(p.dummy_method, p.dummy_cost)
-                .map_err(|e| format!("the dummy hash for source = \"system\": {e}"))?;
-            let dummy = crypt::dummy(&method)
-                .map_err(|e| format!("the dummy hash for source = \"system\": {e}"))?;
+            let method = policy::host(p.dummy_method, p.dummy_cost)?;
+            let dummy = crypt::dummy(&method)?;
             let line = Line::new("passwords")
                 .field("source", "system")
                 .field("shadow", p.shadow.display())

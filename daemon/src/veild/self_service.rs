@@ -34,7 +34,9 @@ use crate::common::ledger::Limits;
 use crate::common::password::Hasher;
 use crate::common::peer::{self, Peer};
 use crate::common::recovery;
-use crate::common::store::{self, OpenMode, SYSTEM_ONLY_PHC, Store, Success, UserRecord};
+use crate::common::store::{
+    self, OpenMode, SYSTEM_ONLY_PHC, Store, StoreError, Success, UserRecord,
+};
 use crate::common::totp::{self, CodeCheck};
 use crate::common::verify::{Decision, SystemAccounts, Verifier, charge_of};
 
@@ -195,18 +197,12 @@ impl SelfService {
     }
 
     /// The store for the writes after a check, reopened as the verifier's is.
-    fn store(&mut self) -> Result<&mut dyn Store, String> {
-        if self.store.as_ref().is_some_and(|s| !s.still_usable()) {
-            self.store = None;
-        }
-        if self.store.is_none() {
-            self.store =
-                Some(store::open(&self.database, OpenMode::MustExist).map_err(|e| e.to_string())?);
-        }
-        match self.store.as_mut() {
-            Some(store) => Ok(store.as_mut()),
-            None => Err("no store".to_owned()),
-        }
+    fn store(&mut self) -> Result<&mut dyn Store, StoreError> {
+        let store = match self.store.take() {
+            Some(store) if store.still_usable() => store,
+            _ => store::open(&self.database, OpenMode::MustExist)?,
+        };
+        Ok(self.store.insert(store).as_mut())
     }
 
     /// Serves one request at Unix time `now`.
@@ -401,10 +397,10 @@ impl SelfService {
         }
         let now_i = now.min(i64::MAX as u64) as i64;
         let saved = match self.hasher.hash(new.bytes()) {
-            Ok(phc) => self.store().and_then(|s| {
-                s.set_password(&request.user, &phc, now_i)
-                    .map_err(|e| e.to_string())
-            }),
+            Ok(phc) => self
+                .store()
+                .and_then(|s| s.set_password(&request.user, &phc, now_i))
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match saved {
@@ -421,12 +417,11 @@ impl SelfService {
     }
 
     /// Whether `user` has an active TOTP secret in the store.
-    fn enrolled(&mut self, user: &str) -> Result<bool, String> {
+    fn enrolled(&mut self, user: &str) -> Result<bool, StoreError> {
         let store = self.store()?;
         store
             .user(user)
             .map(|record| record.is_some_and(|r| r.totp_secret.is_some()))
-            .map_err(|e| e.to_string())
     }
 
     /// Ten new recovery codes for the peer's own account, after its
@@ -472,7 +467,7 @@ impl SelfService {
                     reason: Refusal::Error,
                 };
                 outcome.reason = "store-error";
-                outcome.error = Some(e);
+                outcome.error = Some(e.to_string());
                 return outcome;
             }
         }
@@ -484,10 +479,9 @@ impl SelfService {
             return outcome;
         };
         let now_i = now.min(i64::MAX as u64) as i64;
-        let saved = self.store().and_then(|s| {
-            s.set_recovery(&request.user, Some(&new.set), now_i)
-                .map_err(|e| e.to_string())
-        });
+        let saved = self
+            .store()
+            .and_then(|s| s.set_recovery(&request.user, Some(&new.set), now_i));
         match saved {
             Ok(()) => {
                 outcome.answer = SelfAnswer::Codes {
@@ -500,7 +494,7 @@ impl SelfService {
                     reason: Refusal::Error,
                 };
                 outcome.reason = "store-error";
-                outcome.error = Some(e);
+                outcome.error = Some(e.to_string());
             }
         }
         outcome

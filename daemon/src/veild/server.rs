@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use veil_proto::self_service::{Incoming, SelfAnswer, decode_incoming, encode_answer};
+use veil_proto::self_service::{Incoming, SelfAnswer, encode_answer};
 use veil_proto::{DENY, FrameReader, Request, Verdict};
-use zeroize::Zeroizing;
 
 use crate::common::config::Config;
 use crate::common::ledger::{Origin, Sources};
 use crate::common::peer::Peer;
 use crate::veild::audit::{Audit, Line, Severity};
+use crate::veild::conn::deny_at;
+use crate::veild::conn::{Conn, State, read_incoming};
 pub use crate::veild::listen::{Listener, listen};
-use crate::veild::slots::{self, Held, Slots};
+use crate::veild::slots::{self, Slots};
 pub use crate::veild::workers::Worker;
 use crate::veild::workers::{Done, Job, spawn_workers};
 
@@ -35,51 +36,6 @@ const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const FIRST_CONN: usize = 3;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// When a denial for a request received at `received` may leave: at
-/// `received + delay`, or if that has passed (overload) at the next whole
-/// multiple of `delay`, so even a slow answer shows no per-request pattern.
-pub fn deny_at(received: Instant, now: Instant, delay: Duration) -> Instant {
-    if delay.is_zero() {
-        return now;
-    }
-    let first = received + delay;
-    if now <= first {
-        return first;
-    }
-    let late = now - received;
-    let periods = late
-        .as_nanos()
-        .div_ceil(delay.as_nanos())
-        .min(u32::MAX as u128) as u32;
-    received + delay * periods
-}
-
-enum State {
-    Reading {
-        reader: FrameReader,
-        deadline: Instant,
-    },
-    Working,
-    Delayed {
-        until: Instant,
-    },
-    /// A self-service request is being served: only such a connection
-    /// can be sent a self-service answer.
-    SelfWorking,
-    /// Its failure waits for the denial deadline.
-    SelfDelayed {
-        until: Instant,
-    },
-}
-
-struct Conn {
-    stream: UnixStream,
-    peer: Peer,
-    state: State,
-    /// The slots and shares it holds (see [`Slots`]).
-    held: Held,
-}
 
 /// Who a root peer's request is really from, for the fair share of the
 /// queue: the origin the ledger charges ([`Origin::from_root`]): whoever ran
@@ -331,30 +287,7 @@ impl EventLoop {
         let State::Reading { reader, .. } = &mut conn.state else {
             return;
         };
-        let mut buf = Zeroizing::new([0u8; 4096]);
-        let outcome: Result<Option<Incoming>, String> = loop {
-            match conn.stream.read(&mut buf[..]) {
-                Ok(0) => {
-                    break reader
-                        .finish()
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| decode_incoming(b).map(Some).map_err(|e| e.to_string()));
-                }
-                Ok(n) => match reader.push(&buf[..n]) {
-                    Ok(Some(_)) => continue, // keep reading: trailing bytes are an error
-                    Ok(None) => continue,
-                    Err(e) => break Err(e.to_string()),
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break match reader.finish() {
-                        Ok(body) => decode_incoming(body).map(Some).map_err(|e| e.to_string()),
-                        Err(_) => Ok(None),
-                    };
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(format!("read: {e}")),
-            }
-        };
+        let outcome = read_incoming(&mut conn.stream, reader);
         let received = Instant::now();
         let peer = conn.peer;
         match outcome {
@@ -589,22 +522,5 @@ impl EventLoop {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             self.slots.release(&mut conn.held);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_denial_leaves_at_the_deadline_or_the_next_multiple() {
-        let t0 = Instant::now();
-        let d = Duration::from_millis(100);
-        assert_eq!(deny_at(t0, t0 + Duration::from_millis(30), d), t0 + d);
-        assert_eq!(deny_at(t0, t0 + d, d), t0 + d);
-        assert_eq!(deny_at(t0, t0 + Duration::from_millis(101), d), t0 + 2 * d);
-        assert_eq!(deny_at(t0, t0 + Duration::from_millis(250), d), t0 + 3 * d);
-        let now = t0 + Duration::from_millis(7);
-        assert_eq!(deny_at(t0, now, Duration::ZERO), now);
     }
 }

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use postgres::config::Host;
 use serde::{Deserialize, Serialize};
 
+use super::Invalid;
+
 /// `[postgres]`: read only when `database` is a `postgresql://` URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -87,30 +89,29 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Checks `database` and `[postgres]` as veild would use them.
-pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), (&'static str, String)> {
+pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), Invalid> {
     let url = database.to_str().unwrap_or_default();
     if url.contains("sslmode=") || url.contains("sslrootcert=") {
-        return Err((
+        return Err(invalid(
             "database",
-            "set TLS in [postgres] (sslmode, ca_file), not in the URL".into(),
+            "set TLS in [postgres] (sslmode, ca_file), not in the URL",
         ));
     }
     let parsed = postgres::Config::from_str(url)
-        .map_err(|e| ("database", format!("{}: {e}", redact(url))))?;
+        .map_err(|e| invalid("database", format!("{}: {e}", redact(url))))?;
     if parsed.get_password().is_some() {
-        return Err((
+        return Err(invalid(
             "database",
-            "must not hold a password (veild.toml is world-readable): use [postgres] password_file"
-                .into(),
+            "must not hold a password (veild.toml is world-readable): use [postgres] password_file",
         ));
     }
     if parsed.get_hosts().is_empty() {
-        return Err(("database", "names no host".into()));
+        return Err(invalid("database", "names no host"));
     }
     if pg.sslmode == PgSslMode::VerifyFull && !unix_only(&parsed) && pg.ca_file.is_none() {
-        return Err((
+        return Err(invalid(
             "postgres.ca_file",
-            "sslmode = \"verify-full\" needs the CA that signed the server's certificate".into(),
+            "sslmode = \"verify-full\" needs the CA that signed the server's certificate",
         ));
     }
     for (key, ms) in [
@@ -118,10 +119,17 @@ pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), (&'static str,
         ("postgres.statement_timeout_ms", pg.statement_timeout_ms),
     ] {
         if !(100..=30_000).contains(&ms) {
-            return Err((key, "must be between 100 and 30000".into()));
+            return Err(invalid(key, "must be between 100 and 30000"));
         }
     }
     Ok(())
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 pub fn unix_only(config: &postgres::Config) -> bool {

@@ -90,7 +90,7 @@ pub enum CryptError {
     #[error("libxcrypt cannot hash with the {0} setting it made")]
     Hash(&'static str),
     #[error("no randomness from the OS: {0}")]
-    Random(getrandom::Error),
+    Random(#[source] getrandom::Error),
 }
 
 /// True when `hash` is something libxcrypt can check a password against:

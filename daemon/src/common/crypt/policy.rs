@@ -14,6 +14,21 @@ use super::{Kind, Method};
 pub const PAM_PASSWORD: &str = "/etc/pam.d/common-password";
 pub const LOGIN_DEFS: &str = "/etc/login.defs";
 
+/// A host whose method veil cannot copy; each message names the way out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "{PAM_PASSWORD}: pam_unix uses {0}, which veil cannot make a dummy hash for; \
+         set [password] dummy_method in veild.toml"
+    )]
+    PamUnix(String),
+    #[error(
+        "{LOGIN_DEFS}: ENCRYPT_METHOD {0} is not one veil can make a dummy hash for; \
+         set [password] dummy_method in veild.toml"
+    )]
+    LoginDefs(String),
+}
+
 /// What pam_unix's `password` line says: the last method option (pam_unix
 /// lets a later one override an earlier one) and `rounds=`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,24 +155,18 @@ fn login_defs_kind(method: &str) -> Option<Kind> {
 
 /// The method from the two files' texts (either may be absent). Without
 /// either, libxcrypt's and Debian's default: yescrypt at its default cost.
-pub fn decide(pam: Option<&str>, login_defs: Option<&str>) -> Result<Method, String> {
+pub fn decide(pam: Option<&str>, login_defs: Option<&str>) -> Result<Method, PolicyError> {
     let pam = pam.and_then(parse_pam_password);
     let defs = login_defs.map(parse_login_defs).unwrap_or_default();
     if let Some(bad) = pam.as_ref().and_then(|p| p.unsupported.clone()) {
-        return Err(format!(
-            "{PAM_PASSWORD}: pam_unix uses {bad}, which veil cannot make a dummy hash for; \
-             set [password] dummy_method in veild.toml"
-        ));
+        return Err(PolicyError::PamUnix(bad));
     }
     let (kind, from) = match (pam.as_ref().and_then(|p| p.kind), &defs.encrypt_method) {
         (Some(kind), _) => (kind, PAM_PASSWORD),
         (None, Some(method)) => match login_defs_kind(method) {
             Some(kind) => (kind, LOGIN_DEFS),
             None => {
-                return Err(format!(
-                    "{LOGIN_DEFS}: ENCRYPT_METHOD {method} is not one veil can make a dummy hash for; \
-                     set [password] dummy_method in veild.toml"
-                ));
+                return Err(PolicyError::LoginDefs(method.clone()));
             }
         },
         (None, None) => (Kind::Yescrypt, "libxcrypt's default"),
@@ -179,7 +188,7 @@ pub fn decide(pam: Option<&str>, login_defs: Option<&str>) -> Result<Method, Str
 
 /// This host's method, or the one veild.toml sets (`[password]
 /// dummy_method`, `dummy_cost`).
-pub fn host(dummy_method: Option<Kind>, dummy_cost: Option<u64>) -> Result<Method, String> {
+pub fn host(dummy_method: Option<Kind>, dummy_cost: Option<u64>) -> Result<Method, PolicyError> {
     if let Some(kind) = dummy_method {
         return Ok(Method {
             kind,
@@ -266,9 +275,13 @@ password\trequired\t\t\tpam_permit.so
 
     #[test]
     fn methods_veil_cannot_copy_are_errors_that_name_the_way_out() {
-        let err = decide(Some("password required pam_unix.so bigcrypt\n"), None).unwrap_err();
+        let err = decide(Some("password required pam_unix.so bigcrypt\n"), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dummy_method"), "{err}");
-        let err = decide(None, Some("ENCRYPT_METHOD DES\n")).unwrap_err();
+        let err = decide(None, Some("ENCRYPT_METHOD DES\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DES") && err.contains("dummy_method"), "{err}");
     }
 

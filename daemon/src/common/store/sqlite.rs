@@ -140,8 +140,10 @@ impl SqliteStore {
         }
         // veild's account may write this directory: nothing it planted
         // there may steer root's veilctl into another file.
-        crate::common::files::check_not_planted(path)
-            .map_err(|(path, reason)| StoreError::Refused { path, reason })?;
+        crate::common::files::check_not_planted(path).map_err(|p| StoreError::Refused {
+            path: p.path,
+            reason: p.reason,
+        })?;
         // SQLite opens a file it may only read as read-only, and says so
         // only at the first write: ask the kernel first. access(2), not an
         // open: closing any descriptor of the file would drop every POSIX

@@ -293,7 +293,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
             Failure::refused(format!(
                 "{}\nthen run veilctl enable {service} again",
-                e.trim_end()
+                e.to_string().trim_end()
             ))
         })?;
         report.push_str(&text);
@@ -422,7 +422,8 @@ fn read_sshd(config: &Path, users: &[&str]) -> Result<SshdState, Failure> {
     };
     let mut views = Vec::new();
     for name in users {
-        let settings = sshd_t(&sshd, config, Some(name)).map_err(Failure::failed)?;
+        let settings =
+            sshd_t(&sshd, config, Some(name)).map_err(|e| Failure::failed(e.to_string()))?;
         views.push(UserView {
             name: (*name).to_owned(),
             root: is_root(name),

@@ -158,7 +158,7 @@ pub fn publickey_first(d: &[Directive]) -> bool {
 /// self-service, and sshd applies the first matching block's value, so
 /// these are all the values there are) must put a key before veil.
 /// `global` is sshd's global section (`sshd -T` without `-C`).
-pub fn code_alone_methods(global: &[Directive], blocks: &[MatchBlock]) -> Result<(), String> {
+pub fn code_alone_methods(global: &[Directive], blocks: &[MatchBlock]) -> Result<(), CodeAlone> {
     let mut found = Vec::new();
     let g = value(global, "authenticationmethods", "any");
     if !methods_key_first(g) {
@@ -185,15 +185,23 @@ pub fn code_alone_methods(global: &[Directive], blocks: &[MatchBlock]) -> Result
     if found.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "--after-publickey makes veil ask only for the code, so a key must prove the account first \
-         for every account sshd could let in, now and later (a user who enrols by self-service \
-         needs no admin); these settings let a login reach veil without a key:\n{}\n\
-         fix: make each of them start with the key (AuthenticationMethods {ADVISED_METHODS}; \
-         root under PermitRootLogin prohibit-password: AuthenticationMethods publickey) or \
-         delete the line; nothing changed",
-        found.join("\n")
-    ))
+    Err(CodeAlone { found })
+}
+
+/// `AuthenticationMethods` values that let a login reach veil without a
+/// key ([`code_alone_methods`]): each line names the setting and its file.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--after-publickey makes veil ask only for the code, so a key must prove the account first \
+     for every account sshd could let in, now and later (a user who enrols by self-service \
+     needs no admin); these settings let a login reach veil without a key:\n{}\n\
+     fix: make each of them start with the key (AuthenticationMethods {ADVISED_METHODS}; \
+     root under PermitRootLogin prohibit-password: AuthenticationMethods publickey) or \
+     delete the line; nothing changed",
+    found.join("\n")
+)]
+pub struct CodeAlone {
+    pub found: Vec<String>,
 }
 
 /// One user's effective sshd settings.
@@ -333,7 +341,11 @@ pub fn parse_sshd_t(text: &str, origin: &str) -> Vec<Directive> {
 }
 
 /// Runs `sshd -T -f config` (for `user`, with `-C`) and parses its answer.
-pub fn sshd_t(sshd: &Path, config: &Path, user: Option<&str>) -> Result<Vec<Directive>, String> {
+pub fn sshd_t(
+    sshd: &Path,
+    config: &Path,
+    user: Option<&str>,
+) -> Result<Vec<Directive>, SshdTError> {
     let mut cmd = Command::new(sshd);
     cmd.arg("-T").arg("-f").arg(config);
     let origin = match user {
@@ -347,21 +359,44 @@ pub fn sshd_t(sshd: &Path, config: &Path, user: Option<&str>) -> Result<Vec<Dire
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("{}: {e}", sshd.display()))?;
+        .map_err(|source| SshdTError::Run {
+            sshd: sshd.to_owned(),
+            source,
+        })?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "{} -T -f {}: {}",
-            sshd.display(),
-            config.display(),
-            err.trim()
-        ));
+        return Err(SshdTError::Refused {
+            sshd: sshd.to_owned(),
+            config: config.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     let d = parse_sshd_t(&String::from_utf8_lossy(&out.stdout), &origin);
     if effective(&d, &["usepam"]).is_none() {
-        return Err(format!("{} -T printed no settings", sshd.display()));
+        return Err(SshdTError::Empty {
+            sshd: sshd.to_owned(),
+        });
     }
     Ok(d)
+}
+
+/// Why `sshd -T` gave no settings (`veilctl enable` then reads the file
+/// by hand, or stops).
+#[derive(Debug, thiserror::Error)]
+pub enum SshdTError {
+    #[error("{}: {source}", sshd.display())]
+    Run {
+        sshd: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} -T -f {}: {stderr}", sshd.display(), config.display())]
+    Refused {
+        sshd: PathBuf,
+        config: PathBuf,
+        stderr: String,
+    },
+    #[error("{} -T printed no settings", sshd.display())]
+    Empty { sshd: PathBuf },
 }
 
 // ---------------------------------------------------------------- judgement
@@ -378,6 +413,35 @@ pub struct SshdState {
 /// The advised global `AuthenticationMethods`.
 pub const ADVISED_METHODS: &str = "publickey,keyboard-interactive";
 
+/// Why `veilctl enable` leaves sshd's PAM file alone ([`judge_sshd`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SshdRefusal {
+    /// What sshd must change to ask veil's prompts at all.
+    #[error("sshd would not ask veil's prompts; nothing changed.\n{0}")]
+    NoPrompts(String),
+    /// `--after-publickey` without `sshd -T` (the reason it could not run).
+    #[error(
+        "--after-publickey needs sshd's effective settings for every user, and {0}; nothing changed"
+    )]
+    NoSettings(String),
+    /// Users who may start without a key, each with its methods.
+    #[error(
+        "--after-publickey makes veil ask only for the code, so a key must have proved the \
+         account first; sshd lets these users start without one:\n{}\n\
+         set AuthenticationMethods {ADVISED_METHODS} in {}, and for root under \
+         PermitRootLogin prohibit-password, at its end:\n    {}\nnothing changed",
+        open.join("\n"),
+        config.display(),
+        ROOT_MATCH.replace('\n', "\n    ")
+    )]
+    KeyNotFirst { open: Vec<String>, config: PathBuf },
+    /// Users who could log in today and no longer could.
+    #[error(
+        "with veil as sshd's authenticator these users could no longer log in; nothing changed:\n{0}"
+    )]
+    LockedOut(String),
+}
+
 /// Judges sshd for `veilctl enable`: refuses (the message) when sshd would
 /// not ask veil, when a user who can log in today could not afterwards, or
 /// (`after_publickey`) when some user may start without a key; otherwise
@@ -389,19 +453,14 @@ pub fn judge_sshd(
     config: &Path,
     after_publickey: bool,
     enrolled: &[&str],
-) -> Result<String, String> {
+) -> Result<String, SshdRefusal> {
     let advice = sshd_advice(&state.global);
     if !advice.required.is_empty() {
-        return Err(format!(
-            "sshd would not ask veil's prompts; nothing changed.\n{}",
-            describe_sshd(&advice, config)
-        ));
+        return Err(SshdRefusal::NoPrompts(describe_sshd(&advice, config)));
     }
     if after_publickey {
         if let Some(why) = &state.fallback {
-            return Err(format!(
-                "--after-publickey needs sshd's effective settings for every user, and {why}; nothing changed"
-            ));
+            return Err(SshdRefusal::NoSettings(why.clone()));
         }
         let open: Vec<String> = state
             .views
@@ -416,23 +475,15 @@ pub fn judge_sshd(
             })
             .collect();
         if !open.is_empty() {
-            return Err(format!(
-                "--after-publickey makes veil ask only for the code, so a key must have proved the \
-                 account first; sshd lets these users start without one:\n{}\n\
-                 set AuthenticationMethods {ADVISED_METHODS} in {}, and for root under \
-                 PermitRootLogin prohibit-password, at its end:\n    {}\nnothing changed",
-                open.join("\n"),
-                config.display(),
-                ROOT_MATCH.replace('\n', "\n    ")
-            ));
+            return Err(SshdRefusal::KeyNotFirst {
+                open,
+                config: config.to_owned(),
+            });
         }
     }
     let now = lockouts(&state.views, UserView::clone);
     if !now.is_empty() {
-        return Err(format!(
-            "with veil as sshd's authenticator these users could no longer log in; nothing changed:\n{}",
-            describe_lockouts(&now)
-        ));
+        return Err(SshdRefusal::LockedOut(describe_lockouts(&now)));
     }
     let mut extra = String::new();
     if advice

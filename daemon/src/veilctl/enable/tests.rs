@@ -848,7 +848,8 @@ fn a_user_who_logs_in_only_by_password_today_stops_enable() {
         false,
         &["root", "alice"],
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("alice can log in by ssh today (password)"),
         "{err}"
@@ -877,7 +878,8 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         true,
         &["root", "alice"],
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("root: AuthenticationMethods any"), "{err}");
     assert!(err.contains("alice: AuthenticationMethods any"), "{err}");
     let both = format!(
@@ -893,7 +895,8 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         true,
         &["root", "alice"],
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains(
             "alice: AuthenticationMethods publickey,keyboard-interactive keyboard-interactive"
@@ -929,7 +932,8 @@ fn after_publickey_refuses_keyboard_interactive_alone() {
         true,
         &["root", "alice"],
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("sshd -T"), "{err}");
 }
 
@@ -1048,7 +1052,9 @@ fn every_match_block_that_lets_a_login_reach_veil_without_a_key_is_named() {
         ]
     );
     let global = load_sshd_config(&main).unwrap();
-    let err = code_alone_methods(&global, &blocks).unwrap_err();
+    let err = code_alone_methods(&global, &blocks)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&format!(
             "{}:1: AuthenticationMethods keyboard-interactive (in \"Match Address 10.0.0.0/8\" at {}:5)",
@@ -1147,6 +1153,7 @@ fn a_match_group_block_with_keyboard_interactive_alone_stops_after_publickey_who
     assert!(
         code_alone_methods(&[], &[])
             .unwrap_err()
+            .to_string()
             .contains("default (unset)")
     );
     for methods in [

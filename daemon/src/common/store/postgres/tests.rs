@@ -582,7 +582,7 @@ fn passwords_in_urls_are_redacted_and_refused() {
         ca_file: Some("/etc/veil/ca.pem".into()),
         ..Postgres::default()
     };
-    let (key, message) =
+    let crate::common::config::Invalid { key, message } =
         check_config(Path::new("postgresql://veil:s3cret@db.example/veil"), &pg).unwrap_err();
     assert_eq!(key, "database");
     assert!(!message.contains("s3cret"), "{message}");
@@ -594,12 +594,13 @@ fn passwords_in_urls_are_redacted_and_refused() {
 #[test]
 fn tls_settings_are_checked_and_used() {
     let tcp = Path::new("postgresql://veil@db.example:5432/veil");
-    let (key, _) = check_config(tcp, &Postgres::default()).unwrap_err();
+    let crate::common::config::Invalid { key, .. } =
+        check_config(tcp, &Postgres::default()).unwrap_err();
     assert_eq!(
         key, "postgres.ca_file",
         "verify-full is the default and needs a CA"
     );
-    let (key, _) = check_config(
+    let crate::common::config::Invalid { key, .. } = check_config(
         Path::new("postgresql://veil@db.example/veil?sslmode=require"),
         &Postgres::default(),
     )
