@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use veil_daemon::common::store::postgres::{self, PgStore, schema_version};
+use veil_daemon::common::store::postgres::{self, PgStore, grant_roles, schema_version};
 use veil_daemon::common::store::{Location, OpenMode, PgSettings, SqliteStore};
 
 use crate::Ctx;
@@ -13,15 +13,23 @@ use crate::error::{EX_CONFIG, Failure};
 pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
     match command {
         StoreCommand::Init => {
-            let location = Location::of(&ctx.config);
+            let location = ctx.location()?;
             match &location {
                 Location::Postgres(settings) => {
                     let store = PgStore::open(settings, OpenMode::CreateIfMissing)?;
+                    // Roles a superuser made since the migration get their grants.
+                    let missing = grant_roles(&store)?;
                     println!(
                         "{}: schema version {}",
                         settings.target(),
                         schema_version(&store)?
                     );
+                    if !missing.is_empty() {
+                        println!(
+                            "not done for want of privilege (a superuser may do it, then run \
+                             this again): {missing}"
+                        );
+                    }
                 }
                 Location::Sqlite(path) => {
                     SqliteStore::open(path, OpenMode::CreateIfMissing)?;
