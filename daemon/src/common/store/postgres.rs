@@ -495,3 +495,5 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_roles;
