@@ -75,7 +75,7 @@ pub(super) fn migrate(
             "CREATE TABLE veil_schema (version integer NOT NULL);
              INSERT INTO veil_schema (version) VALUES (0);",
         )
-        .map_err(err)?;
+        .map_err(|e| not_the_owner(settings, e, 0))?;
     }
     // `readers_from` read without naming it: a store made before 0.2.0
     // has no such column yet.
@@ -129,10 +129,10 @@ fn not_the_owner(settings: &PgSettings, e: postgres::Error, version: i32) -> Sto
         return settings.pg_error(e);
     }
     let message = format!(
-        "the schema is at {version}, this veil speaks {}, and role {} may not migrate it: \
-         run `veilctl store init` with the admin URL (VEIL_ADMIN_URL) once",
+        "role {} may not migrate the schema (from {version} to {}): \
+         run `veilctl store init` once with the admin URL (VEIL_ADMIN_URL)",
+        settings.user(),
         MIGRATIONS.len(),
-        settings.user()
     );
     settings.pg_error_with(e, message)
 }
