@@ -60,6 +60,10 @@ fn a_host_on_the_login_role_logs_users_in_and_its_veilctl_needs_the_admin_url() 
     let (code, _, err) = d.ctl_env(&enrol, &format!("{SECRET_B32}\n"), &admin);
     assert_eq!(code, 0, "{err}");
 
+    // Reading users (what `veilctl enable` checks) works on the host.
+    let (code, out, err) = d.ctl(&["user", "list"], "");
+    assert!(code == 0 && out.contains("alice"), "{out}{err}");
+
     // The login path, on the login role.
     let code = code_now();
     assert_eq!(d.ask_from("alice", PASSWORD, &code, "198.51.100.7"), ALLOW);

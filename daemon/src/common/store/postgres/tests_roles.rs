@@ -122,6 +122,10 @@ fn a_login_role_logs_users_in_and_cannot_change_credentials() {
             .is_some()
     );
     host.prune(&limits, 15).unwrap();
+    // What `veilctl enable` reads on a host: who could log in.
+    let listed = host.list_users().unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed[0].name == "alice" && listed[0].totp && !listed[0].totp_pending);
     host.fleet_now(15).unwrap();
 
     // No credential write, through the store or in raw SQL.

@@ -73,6 +73,16 @@ CREATE FUNCTION veil_self_recovery(p_user text, p_key bytea, p_hashes bytea, p_n
         RETURN FOUND;
     END $$;
 
+-- The users as `veilctl user list` and `veilctl enable` show them: whether
+-- a secret is pending, not the secret (a login role may not read it).
+CREATE FUNCTION veil_list_users()
+    RETURNS TABLE (r_name text, r_totp boolean, r_pending boolean, r_created bigint,
+                   r_updated bigint, r_phc text)
+    LANGUAGE sql STABLE SECURITY DEFINER AS $$
+    SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at, updated_at, phc
+        FROM users WHERE name <> '' ORDER BY name;
+$$;
+
 -- The roles and their grants; run again by `veilctl store init`, so that
 -- roles a superuser makes later (when veil's owner may not create roles)
 -- get them. Roles are the cluster's; grants are this database's.
@@ -99,7 +109,8 @@ CREATE FUNCTION veil_grant_roles() RETURNS text LANGUAGE plpgsql AS $$
                 'veil_put_dummy(text, bytea, bigint, bigint, bytea, bytea, bigint, text)',
                 'veil_self_passwd(text, text, text, bigint)',
                 'veil_self_enrol(text, bytea, bigint, bigint, boolean)',
-                'veil_self_recovery(text, bytea, bytea, bigint)'] LOOP
+                'veil_self_recovery(text, bytea, bytea, bigint)',
+                'veil_list_users()'] LOOP
             EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', r, s);
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r);
         END LOOP;
@@ -133,8 +144,8 @@ CREATE FUNCTION veil_grant_roles() RETURNS text LANGUAGE plpgsql AS $$
                     bigint[], bigint[], bigint[], bigint[], bigint),
                 veil_success(text, bigint, text[], text[], text[], boolean[], bigint[], text,
                     bigint, boolean, text, bigint, bytea),
-                veil_put_dummy(text, bytea, bigint, bigint, bytea, bytea, bigint, text)
-                TO veil_login;
+                veil_put_dummy(text, bytea, bigint, bigint, bytea, bytea, bigint, text),
+                veil_list_users() TO veil_login;
         END IF;
         IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'veil_self_service') THEN
             GRANT EXECUTE ON FUNCTION veil_self_passwd(text, text, text, bigint),
@@ -152,7 +163,7 @@ CREATE FUNCTION veil_grant_roles() RETURNS text LANGUAGE plpgsql AS $$
                 veil_put_dummy(text, bytea, bigint, bigint, bytea, bytea, bigint, text),
                 veil_self_passwd(text, text, text, bigint),
                 veil_self_enrol(text, bytea, bigint, bigint, boolean),
-                veil_self_recovery(text, bytea, bytea, bigint) TO veil_admin;
+                veil_self_recovery(text, bytea, bytea, bigint), veil_list_users() TO veil_admin;
         END IF;
         RETURN trim(missing);
     END $$;
