@@ -49,10 +49,16 @@ pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
             if !postgres::is_url(target) {
                 return Err(Failure::new(EX_CONFIG, "--to must be a postgresql:// URL"));
             }
-            postgres::check_config(target, &ctx.config.postgres)
+            // The fleet's store is written as its owner (or a veil_admin
+            // member): that role's password file when given.
+            let mut pg = ctx.config.postgres.clone();
+            if let Some(file) = std::env::var_os(crate::ADMIN_PASSWORD_FILE_ENV) {
+                pg.password_file = Some(file.into());
+            }
+            postgres::check_config(target, &pg)
                 .map_err(|(key, message)| Failure::new(EX_CONFIG, format!("{key}: {message}")))?;
             let data = SqliteStore::open(&from, OpenMode::MustExist)?.export()?;
-            let settings = PgSettings::new(target, &ctx.config.postgres);
+            let settings = PgSettings::new(target, &pg);
             let mut store = PgStore::open(&settings, OpenMode::CreateIfMissing)?;
             let done = store.import(&data)?;
             println!(

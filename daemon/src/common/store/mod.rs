@@ -301,7 +301,7 @@ pub trait Store: Send + std::fmt::Debug {
         set: &RecoverySet,
         now: i64,
     ) -> Result<bool, StoreError> {
-        if !self.user(name)?.is_some_and(|r| r.totp_secret.is_some()) {
+        if self.user(name)?.is_none_or(|r| r.totp_secret.is_none()) {
             return Ok(false);
         }
         self.set_recovery(name, Some(set), now)?;

@@ -48,7 +48,7 @@ fn success(step: i64, reservation: &Reservation) -> Success<'_> {
         user: "alice",
         step: Some(step),
         reservation,
-        new_hash: Some("$argon2id$rehashed".into()),
+        new_hash: Some("$argon2id$rehashed"),
         recovery: None,
         now: 10,
     }
