@@ -313,10 +313,16 @@ impl Veild {
 
     /// Runs `veilctl --config <temp> <args>` with `stdin` to completion.
     fn run_veilctl(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_veilctl_env(args, stdin, &[])
+    }
+
+    /// Likewise, with `env` added to veilctl's environment.
+    fn run_veilctl_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
         let mut child = Command::new(paths::veilctl())
             .arg("--config")
             .arg(self.config_path())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -344,6 +350,21 @@ impl Veild {
     /// Runs veilctl and returns (exit status, stdout, stderr), whatever it is.
     pub fn ctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
         let out = self.run_veilctl(args, stdin);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// [`Veild::ctl`] with `env` added to veilctl's environment.
+    pub fn ctl_env(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> (i32, String, String) {
+        let out = self.run_veilctl_env(args, stdin, env);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into(),

@@ -60,8 +60,35 @@ impl From<StoreError> for Failure {
             StoreError::NoSuchUser(_) | StoreError::UserExists(_) => (EXIT_NO_SUCH_USER, ""),
             StoreError::Missing { .. } => (EXIT_NO_DATABASE, ""),
             StoreError::PermissionDenied { .. } => (EXIT_PERMISSION, " (run veilctl as root)"),
+            StoreError::Postgres { target, .. } if e.is_pg_permission_denied() => {
+                return Failure::new(EXIT_PERMISSION, pg_denied(target, &e));
+            }
             _ => (EXIT_FAILURE, ""),
         };
         Failure::new(code, format!("{e}{hint}"))
     }
+}
+
+/// PostgreSQL refused a statement to the role veilctl logged in as: on a
+/// host that is its login role, which may not change users; the admin's
+/// URL is given on the admin's machine (see veilctl(8)).
+fn pg_denied(target: &str, e: &StoreError) -> String {
+    let role = target
+        .parse::<postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_user().map(str::to_owned))
+        .unwrap_or_default();
+    if std::env::var_os(crate::ADMIN_URL_ENV).is_some() {
+        return format!(
+            "permission denied: the admin URL's role ({role}) may not do this: \
+             make it the database's owner or a member of veil_admin ({e})"
+        );
+    }
+    format!(
+        "permission denied: this host's role ({role}) is veil_login; run user commands with \
+         the admin URL ({}=postgresql://ADMIN@HOST/veil {}=/root/veil-admin-password \
+         veilctl ...) ({e})",
+        crate::ADMIN_URL_ENV,
+        crate::ADMIN_PASSWORD_FILE_ENV
+    )
 }

@@ -57,12 +57,43 @@ impl Ctx {
     /// veild has not started yet (socket activation starts it only at the
     /// first login), so that the first command after installing works.
     pub fn open(&self) -> Result<Box<dyn Store>, Failure> {
-        Ok(store::open(
-            &store::Location::of(&self.config),
-            OpenMode::CreateAsDirOwner,
-        )?)
+        Ok(store::open(&self.location()?, OpenMode::CreateAsDirOwner)?)
+    }
+
+    /// The store veilctl works on: [`ADMIN_URL_ENV`] when set (the admin's
+    /// machine: a role that may change users, its password in
+    /// [`ADMIN_PASSWORD_FILE_ENV`] or else `[postgres] password_file`),
+    /// else veild.toml's `database` (on a host of a fleet, its login role,
+    /// which may not).
+    pub fn location(&self) -> Result<store::Location, Failure> {
+        let Some(url) = std::env::var_os(ADMIN_URL_ENV) else {
+            return Ok(store::Location::of(&self.config));
+        };
+        let url = std::path::PathBuf::from(url);
+        if !store::postgres::is_url(&url) {
+            return Err(Failure::new(
+                EX_CONFIG,
+                format!("{ADMIN_URL_ENV} must be a postgresql:// URL"),
+            ));
+        }
+        let mut pg = self.config.postgres.clone();
+        if let Some(file) = std::env::var_os(ADMIN_PASSWORD_FILE_ENV) {
+            pg.password_file = Some(file.into());
+        }
+        store::postgres::check_config(&url, &pg).map_err(|e| {
+            Failure::new(
+                EX_CONFIG,
+                format!("{ADMIN_URL_ENV} ({}): {}", e.key, e.message),
+            )
+        })?;
+        Ok(store::Location::Postgres(store::PgSettings::new(&url, &pg)))
     }
 }
+
+/// The admin's PostgreSQL URL (no password in it), on the admin's machine.
+pub const ADMIN_URL_ENV: &str = "VEIL_ADMIN_URL";
+/// The admin role's password file (root's, mode 0600), on the admin's machine.
+pub const ADMIN_PASSWORD_FILE_ENV: &str = "VEIL_ADMIN_PASSWORD_FILE";
 
 fn run(cli: Cli) -> Result<(), Failure> {
     // Needs neither the config nor the database: it must work on removal.

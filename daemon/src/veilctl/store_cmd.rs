@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use veil_daemon::common::store::postgres::{self, PgStore, schema_version};
+use veil_daemon::common::store::postgres::{self, PgStore, grant_roles, schema_version};
 use veil_daemon::common::store::{Location, OpenMode, PgSettings, SqliteStore};
 
 use crate::Ctx;
@@ -13,15 +13,23 @@ use crate::error::{EX_CONFIG, Failure};
 pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
     match command {
         StoreCommand::Init => {
-            let location = Location::of(&ctx.config);
+            let location = ctx.location()?;
             match &location {
                 Location::Postgres(settings) => {
                     let store = PgStore::open(settings, OpenMode::CreateIfMissing)?;
+                    // Roles a superuser made since the migration get their grants.
+                    let missing = grant_roles(&store)?;
                     println!(
                         "{}: schema version {}",
                         settings.target(),
                         schema_version(&store)?
                     );
+                    if !missing.is_empty() {
+                        println!(
+                            "not done for want of privilege (a superuser may do it, then run \
+                             this again): {missing}"
+                        );
+                    }
                 }
                 Location::Sqlite(path) => {
                     SqliteStore::open(path, OpenMode::CreateIfMissing)?;
@@ -41,10 +49,16 @@ pub fn run(ctx: &Ctx, command: StoreCommand) -> Result<(), Failure> {
             if !postgres::is_url(target) {
                 return Err(Failure::new(EX_CONFIG, "--to must be a postgresql:// URL"));
             }
-            postgres::check_config(target, &ctx.config.postgres)
+            // The fleet's store is written as its owner (or a veil_admin
+            // member): that role's password file when given.
+            let mut pg = ctx.config.postgres.clone();
+            if let Some(file) = std::env::var_os(crate::ADMIN_PASSWORD_FILE_ENV) {
+                pg.password_file = Some(file.into());
+            }
+            postgres::check_config(target, &pg)
                 .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
             let data = SqliteStore::open(&from, OpenMode::MustExist)?.export()?;
-            let settings = PgSettings::new(target, &ctx.config.postgres);
+            let settings = PgSettings::new(target, &pg);
             let mut store = PgStore::open(&settings, OpenMode::CreateIfMissing)?;
             let done = store.import(&data)?;
             println!(

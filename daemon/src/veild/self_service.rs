@@ -34,9 +34,7 @@ use crate::common::ledger::Limits;
 use crate::common::password::Hasher;
 use crate::common::peer::{self, Peer};
 use crate::common::recovery;
-use crate::common::store::{
-    self, OpenMode, SYSTEM_ONLY_PHC, Store, StoreError, Success, UserRecord,
-};
+use crate::common::store::{self, OpenMode, Store, StoreError, Success, UserRecord};
 use crate::common::totp::{self, CodeCheck};
 use crate::common::verify::{Decision, SystemAccounts, Verifier, charge_of};
 
@@ -344,11 +342,7 @@ impl SelfService {
         };
         let user = request.user.as_str();
         let written = (|| {
-            if system && store.user(user)?.is_none() {
-                store.add_user(user, SYSTEM_ONLY_PHC, now_i)?;
-            }
-            store.set_totp_pending(user, &secret, now_i)?;
-            store.activate_totp(user, step, now_i)?;
+            store.self_enrol(user, &secret, step, system, now_i)?;
             let success = Success {
                 user,
                 step: None,
@@ -391,17 +385,30 @@ impl SelfService {
                 "bad-new-password",
             );
         }
+        // The hash the check will verify the current password against,
+        // read first: the change names it, so a hash replaced meanwhile
+        // (an admin's reset) is not overwritten.
+        let before = self
+            .store()
+            .ok()
+            .and_then(|s| s.user(&request.user).ok().flatten())
+            .map(|r| r.phc);
         let mut outcome = self.check(request, peer, now, "veilctl-passwd");
         if outcome.answer != SelfAnswer::Done {
             return outcome;
         }
         let now_i = now.min(i64::MAX as u64) as i64;
-        let saved = match self.hasher.hash(new.bytes()) {
-            Ok(phc) => self
+        let saved = match (self.hasher.hash(new.bytes()), before) {
+            (Ok(phc), Some(old)) => self
                 .store()
-                .and_then(|s| s.set_password(&request.user, &phc, now_i))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .and_then(|s| s.self_passwd(&request.user, &old, &phc, now_i))
+                .map_err(|e| e.to_string())
+                .and_then(|changed| match changed {
+                    true => Ok(()),
+                    false => Err("the password was changed meanwhile".to_owned()),
+                }),
+            (Ok(_), None) => Err("the user's hash could not be read".to_owned()),
+            (Err(e), _) => Err(e.to_string()),
         };
         match saved {
             Ok(()) => outcome.reason = "password-changed",
@@ -481,7 +488,12 @@ impl SelfService {
         let now_i = now.min(i64::MAX as u64) as i64;
         let saved = self
             .store()
-            .and_then(|s| s.set_recovery(&request.user, Some(&new.set), now_i));
+            .and_then(|s| s.self_recovery(&request.user, &new.set, now_i))
+            .map_err(|e| e.to_string())
+            .and_then(|made| match made {
+                true => Ok(()),
+                false => Err("no active secret".to_owned()),
+            });
         match saved {
             Ok(()) => {
                 outcome.answer = SelfAnswer::Codes {

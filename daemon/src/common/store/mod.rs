@@ -55,7 +55,12 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     /// A PostgreSQL store: `target` is its URL (it never holds a password).
     #[error("PostgreSQL {target}: {message}")]
-    Postgres { target: String, message: String },
+    Postgres {
+        target: String,
+        message: String,
+        #[source]
+        source: ::postgres::Error,
+    },
     /// A PostgreSQL store that cannot be used as configured (password
     /// file, CA file, URL).
     #[error("PostgreSQL {target}: {message}")]
@@ -64,6 +69,15 @@ pub enum StoreError {
     NoSuchUser(String),
     #[error("user already exists: {0}")]
     UserExists(String),
+}
+
+impl StoreError {
+    /// PostgreSQL refused for want of privilege: the role is a login role
+    /// (`veil_login`) and the statement an administrator's.
+    pub fn is_pg_permission_denied(&self) -> bool {
+        matches!(self, StoreError::Postgres { source, .. }
+            if source.code() == Some(&::postgres::error::SqlState::INSUFFICIENT_PRIVILEGE))
+    }
 }
 
 /// The `phc` of a row that exists only to hold a system account's TOTP
@@ -239,6 +253,59 @@ pub trait Store: Send + std::fmt::Debug {
     /// [`postgres::CLOCK_DEAD_BAND_S`] a host keeps its own).
     fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
         Ok(local_now)
+    }
+
+    // Self-service (veild, for the user it checked). On PostgreSQL these
+    // are the only writes to a user's credentials a login role may make,
+    // through functions that check what the server can; here, the same
+    // checks over the administration calls.
+    /// Replaces the user's password hash `old_phc` (the one veild checked
+    /// the current password against) with `new_phc`; `Ok(false)` if the
+    /// row holds another hash now, or is a system account's.
+    fn self_passwd(
+        &mut self,
+        name: &str,
+        old_phc: &str,
+        new_phc: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match self.user(name)? {
+            Some(r) if r.phc == old_phc && r.phc != SYSTEM_ONLY_PHC => {
+                self.set_password(name, new_phc, now)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    /// Makes `secret` the user's active one, confirmed by a code of step
+    /// `step`; with `system`, first makes the system account's row.
+    fn self_enrol(
+        &mut self,
+        name: &str,
+        secret: &[u8],
+        step: i64,
+        system: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if system && self.user(name)?.is_none() {
+            self.add_user(name, SYSTEM_ONLY_PHC, now)?;
+        }
+        self.set_totp_pending(name, secret, now)?;
+        self.activate_totp(name, step, now)
+    }
+    /// Replaces the user's recovery codes with `set`, only beside an
+    /// active secret; `Ok(false)` without one.
+    fn self_recovery(
+        &mut self,
+        name: &str,
+        set: &RecoverySet,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if self.user(name)?.is_none_or(|r| r.totp_secret.is_none()) {
+            return Ok(false);
+        }
+        self.set_recovery(name, Some(set), now)?;
+        Ok(true)
     }
 
     // Administration (veilctl).

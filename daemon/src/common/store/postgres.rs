@@ -24,7 +24,7 @@ use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 pub use connect::{PgSettings, read_password_file};
 use schema::MIGRATIONS;
-pub use schema::schema_version;
+pub use schema::{grant_roles, schema_version};
 
 /// Advisory lock ids of the whole store ("veil" and a number); the keys'
 /// own lock ids are hashes of the key.
@@ -98,6 +98,10 @@ pub struct PgStore {
     ledger_full: bool,
     /// (local time it was measured at, server clock minus local clock).
     clock: Option<(i64, i64)>,
+    /// This role may write users' hashes (the owner, veil_admin): a login
+    /// then stores a rehash. A login role (veil_login) may not, so its
+    /// logins keep the hash they checked; veilctl or passwd renews it.
+    may_rehash: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,6 +118,10 @@ impl PgStore {
         let mut client = settings.connect()?;
         schema::migrate(&mut client, settings, mode)?;
         let statements = Statements::prepare(&mut client).map_err(|e| settings.pg_error(e))?;
+        let may_rehash = client
+            .query_one("SELECT has_column_privilege('users', 'phc', 'UPDATE')", &[])
+            .map_err(|e| settings.pg_error(e))?
+            .get(0);
         Ok(PgStore {
             settings: settings.clone(),
             client: RefCell::new(client),
@@ -121,6 +129,7 @@ impl PgStore {
             broken: Cell::new(false),
             ledger_full: false,
             clock: None,
+            may_rehash,
         })
     }
 
@@ -213,19 +222,10 @@ impl Store for PgStore {
         // part this host's has or was hashed with other parameters (each
         // such host rewrites it; veild warns at start). Not on every
         // connection of every host, which would only churn the row.
+        // Through a function: a login role may write this row only.
         self.with(|c, _| {
             c.execute(
-                "INSERT INTO users (name, phc, totp_secret, totp_last_step, recovery_key,
-                                    recovery_hashes, recovery_used, created_at, updated_at)
-                 VALUES ('', $1, $2, $3, $5, $6, $7, $4, $4)
-                 ON CONFLICT (name) DO UPDATE SET phc = excluded.phc,
-                     totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
-                     recovery_key = excluded.recovery_key,
-                     recovery_hashes = excluded.recovery_hashes,
-                     recovery_used = excluded.recovery_used, updated_at = excluded.updated_at
-                 WHERE left(users.phc, length($8::text)) IS DISTINCT FROM $8::text
-                    OR (users.totp_secret IS NULL) <> (excluded.totp_secret IS NULL)
-                    OR (users.recovery_key IS NULL) <> (excluded.recovery_key IS NULL)",
+                "SELECT veil_put_dummy($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &record.phc,
                     &secret,
@@ -259,7 +259,8 @@ impl Store for PgStore {
     }
 
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
-        self.with(|c, st| ledger::commit_success(c, st, limits, success))
+        let rehash = self.may_rehash;
+        self.with(|c, st| ledger::commit_success(c, st, limits, success, rehash))
     }
 
     fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
@@ -284,6 +285,60 @@ impl Store for PgStore {
         let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))?;
         self.ledger_full = full;
         Ok(removed)
+    }
+
+    fn self_passwd(
+        &mut self,
+        name: &str,
+        old_phc: &str,
+        new_phc: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.with(|c, _| {
+            c.query_one(
+                "SELECT veil_self_passwd($1, $2, $3, $4)",
+                &[&name, &old_phc, &new_phc, &now],
+            )?
+            .try_get(0)
+        })
+    }
+
+    fn self_enrol(
+        &mut self,
+        name: &str,
+        secret: &[u8],
+        step: i64,
+        system: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let done: bool = self.with(|c, _| {
+            c.query_one(
+                "SELECT veil_self_enrol($1, $2, $3, $4, $5)",
+                &[&name, &secret, &step, &now, &system],
+            )?
+            .try_get(0)
+        })?;
+        if !done {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn self_recovery(
+        &mut self,
+        name: &str,
+        set: &RecoverySet,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let key = set.key.to_vec();
+        let hashes = set.hashes_blob();
+        self.with(|c, _| {
+            c.query_one(
+                "SELECT veil_self_recovery($1, $2, $3, $4)",
+                &[&name, &key, &hashes, &now],
+            )?
+            .try_get(0)
+        })
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -327,12 +382,9 @@ impl Store for PgStore {
 
     fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
         self.with(|c, _| {
-            let rows = c.query(
-                "SELECT name, totp_secret IS NOT NULL, totp_pending IS NOT NULL, created_at,
-                        updated_at, phc
-                 FROM users WHERE name <> '' ORDER BY name",
-                &[],
-            )?;
+            // A function: a login role (`veilctl enable` on a host) may
+            // see that a secret is pending, not read it.
+            let rows = c.query("SELECT * FROM veil_list_users()", &[])?;
             Ok(rows
                 .iter()
                 .map(|r| UserSummary {
@@ -441,3 +493,5 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_roles;

@@ -71,10 +71,24 @@ impl PgSettings {
     }
 
     pub(super) fn pg_error(&self, e: postgres::Error) -> StoreError {
+        let message = describe(&e);
+        self.pg_error_with(e, message)
+    }
+
+    pub(super) fn pg_error_with(&self, e: postgres::Error, message: String) -> StoreError {
         StoreError::Postgres {
             target: self.target.clone(),
-            message: describe(&e),
+            message,
+            source: e,
         }
+    }
+
+    /// The role the URL names ("" if none: the client's default).
+    pub fn user(&self) -> String {
+        postgres::Config::from_str(&self.url)
+            .ok()
+            .and_then(|c| c.get_user().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The client configuration, with the password read from its file.

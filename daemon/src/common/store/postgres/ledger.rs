@@ -324,8 +324,10 @@ pub fn commit_success(
     st: &Statements,
     limits: &Limits,
     success: &Success,
+    rehash: bool,
 ) -> Result<bool, postgres::Error> {
     let keys = &success.reservation.keys;
+    let new_hash = success.new_hash.as_ref().filter(|_| rehash);
     let (kinds, users, sources) = columns(keys);
     let cleared: Vec<bool> = keys.iter().map(|k| k.kind.cleared_by_success()).collect();
     let limit: Vec<i64> = keys.iter().map(|k| limits.limit(k.kind)).collect();
@@ -344,7 +346,7 @@ pub fn commit_success(
             &success.reservation.source,
             &success.now,
             &ledger::records_known_good(limits),
-            &success.new_hash,
+            &new_hash,
             &recovery_bit,
             &recovery_key,
         ],

@@ -19,6 +19,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_login_functions.sql"),
     // 3: recovery codes, in the user's row.
     include_str!("migrations/0003_recovery_codes.sql"),
+    // 4: least privilege: the login, admin and self-service roles.
+    include_str!("migrations/0004_roles.sql"),
 ];
 
 /// For each migration, the oldest schema a veil may speak and still run
@@ -28,7 +30,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// (the highest over the migrations run), so that during a rolling upgrade
 /// hosts still on the older release keep serving logins after the first
 /// host migrates, as long as every migration since allows it.
-const READERS_FROM: [i64; 3] = [1, 2, 3];
+/// 4 only adds functions, roles and grants (the owner keeps every
+/// privilege, so a schema-3 host on the owner's role runs as before).
+pub(super) const READERS_FROM: [i64; 4] = [1, 2, 3, 3];
 const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
 
 /// The advisory lock migrations run under ("veil" and 1).
@@ -71,7 +75,7 @@ pub(super) fn migrate(
             "CREATE TABLE veil_schema (version integer NOT NULL);
              INSERT INTO veil_schema (version) VALUES (0);",
         )
-        .map_err(err)?;
+        .map_err(|e| not_the_owner(settings, e, 0))?;
     }
     // `readers_from` read without naming it: a store made before 0.2.0
     // has no such column yet.
@@ -100,7 +104,8 @@ pub(super) fn migrate(
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.batch_execute(sql).map_err(err)?;
+        tx.batch_execute(sql)
+            .map_err(|e| not_the_owner(settings, e, version))?;
         tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
             .map_err(err)?;
     }
@@ -115,6 +120,27 @@ pub(super) fn migrate(
             .map_err(err)?;
     }
     tx.commit().map_err(err)
+}
+
+/// A migration refused for want of privilege: a host on a login role
+/// cannot migrate; the owner (veilctl store init with the admin URL) can.
+fn not_the_owner(settings: &PgSettings, e: postgres::Error, version: i32) -> StoreError {
+    if e.code() != Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        return settings.pg_error(e);
+    }
+    let message = format!(
+        "role {} may not migrate the schema (from {version} to {}): \
+         run `veilctl store init` once with the admin URL (VEIL_ADMIN_URL)",
+        settings.user(),
+        MIGRATIONS.len(),
+    );
+    settings.pg_error_with(e, message)
+}
+
+/// Creates the roles that are missing (if this role may) and grants them
+/// their privileges again; returns what it could not do ("" when all).
+pub fn grant_roles(store: &PgStore) -> Result<String, StoreError> {
+    store.with(|c, _| c.query_one("SELECT veil_grant_roles()", &[])?.try_get(0))
 }
 
 /// The schema version a store has, for `veilctl store init`.
