@@ -8,6 +8,7 @@ use crate::common::crypt::Kind;
 use crate::common::shadow::DEFAULT_SHADOW;
 use crate::common::source::Network;
 
+pub mod metrics;
 pub mod pg;
 pub use pg::{PgSslMode, Postgres};
 
@@ -34,6 +35,7 @@ pub struct Config {
     pub password: Password,
     pub limits: Limits,
     pub postgres: Postgres,
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +237,7 @@ impl Default for Config {
             password: Password::default(),
             limits: Limits::default(),
             postgres: Postgres::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -412,6 +415,7 @@ impl Config {
             "lockout.ipv6_prefix",
             "must be between 32 and 128",
         )?;
+        self.metrics.check()?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
             self.totp

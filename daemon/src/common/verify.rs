@@ -520,6 +520,11 @@ impl Verifier {
         }
     }
 
+    /// The ledger's rows, for the metrics.
+    pub fn ledger_rows(&mut self) -> Result<i64, String> {
+        self.store()?.ledger_rows().map_err(|e| e.to_string())
+    }
+
     /// Deletes expired ledger rows.
     pub fn prune(&mut self, now: u64) -> Result<usize, String> {
         let limits = self.limits.clone();

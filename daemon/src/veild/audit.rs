@@ -8,10 +8,11 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason};
+use crate::veild::metrics::Metrics;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,11 +30,12 @@ pub enum Severity {
     Error,
 }
 
-/// Hands lines to the writer thread. Cheap to clone.
+/// Hands lines to the writer thread, and holds the metrics every place
+/// that makes an audit event counts into. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Audit {
     tx: SyncSender<(Severity, String)>,
-    dropped: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 /// Where lines go.
@@ -45,10 +47,9 @@ pub struct Sinks {
 
 impl Audit {
     /// Starts the writer thread. It ends when every `Audit` clone is dropped.
-    pub fn start(sinks: Sinks) -> (Audit, JoinHandle<()>) {
+    pub fn start(sinks: Sinks, metrics: Arc<Metrics>) -> (Audit, JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&dropped);
+        let counter = Arc::clone(&metrics);
         let handle = std::thread::Builder::new()
             .name("audit".into())
             .spawn(move || write_lines(rx, sinks, &counter))
@@ -57,7 +58,7 @@ impl Audit {
                 eprintln!("veild: cannot start the audit thread: {e}");
                 std::thread::spawn(|| {})
             });
-        (Audit { tx, dropped }, handle)
+        (Audit { tx, metrics }, handle)
     }
 
     /// Queues a line; never blocks. A full queue drops the line and counts it.
@@ -65,15 +66,20 @@ impl Audit {
         match self.tx.try_send((severity, line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The counters (see [`Metrics`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Lines dropped so far (the writer reports them in the log itself).
     #[cfg(test)]
     fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.metrics.audit_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -89,12 +95,12 @@ fn connect_syslog() -> Option<Syslog> {
     syslog::unix(formatter).ok()
 }
 
-fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, dropped: &AtomicU64) {
+fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, metrics: &Metrics) {
     let mut syslog = if sinks.syslog { connect_syslog() } else { None };
     let mut last_try = Instant::now();
     let mut reported_drops = 0;
     for (severity, line) in rx {
-        let drops = dropped.load(Ordering::Relaxed);
+        let drops = metrics.audit_dropped.load(Ordering::Relaxed);
         let line = if drops != reported_drops {
             reported_drops = drops;
             format!("{line} audit_dropped_total={drops}")
@@ -169,6 +175,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     } else {
         "deny"
     };
+    count_decision(audit.metrics(), decision);
     // A non-root peer's rhost and ruid are only what it claims, and
     // PAM_RUSER is a claim from anyone (polkit's helper puts the target
     // there): marked so, never shown as if the system had reported them.
@@ -248,6 +255,21 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     }
 }
 
+/// One decided attempt in the metrics: its outcome and reason, the locks
+/// it made, a store failure, a charge to overflow keys.
+fn count_decision(metrics: &Metrics, decision: &Decision) {
+    metrics.attempt(decision.verdict == Verdict::Allow, decision.reason.as_str());
+    for key in &decision.locked {
+        metrics.lock(key.kind);
+    }
+    if let Reason::Store(_) = decision.reason {
+        metrics.store_error_login();
+    }
+    if decision.ledger_full {
+        metrics.ledger_full();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,7 +292,7 @@ mod tests {
         let (tx, _rx) = sync_channel(1);
         let audit = Audit {
             tx,
-            dropped: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::new(Metrics::new(100, "sqlite")),
         };
         for _ in 0..10 {
             audit.log(Severity::Info, "x".into());
