@@ -8,6 +8,7 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason};
+use crate::veild::journal::Journal;
 use crate::veild::metrics::Metrics;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -96,7 +97,14 @@ fn connect_syslog() -> Option<Syslog> {
 }
 
 fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, metrics: &Metrics) {
-    let mut syslog = if sinks.syslog { connect_syslog() } else { None };
+    // journald, where it runs: the line plus fields. Else syslog. Never
+    // both (journald also reads /dev/log: each event would show twice).
+    let mut journal = if sinks.syslog { Journal::open() } else { None };
+    let mut syslog = if sinks.syslog && journal.is_none() {
+        connect_syslog()
+    } else {
+        None
+    };
     let mut last_try = Instant::now();
     let mut reported_drops = 0;
     for (severity, line) in rx {
@@ -111,10 +119,26 @@ fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, metrics: &Metrics
             let _ = writeln!(std::io::stderr().lock(), "veild: {line}");
         }
         if sinks.syslog {
-            // /dev/log may appear later (syslog started after veild).
-            if syslog.is_none() && last_try.elapsed() > Duration::from_secs(30) {
+            // Without the journal, look for it (else /dev/log) every 30 s:
+            // either may start after veild.
+            if journal.is_none() && last_try.elapsed() > Duration::from_secs(30) {
                 last_try = Instant::now();
-                syslog = connect_syslog();
+                journal = Journal::open();
+                if journal.is_none() && syslog.is_none() {
+                    syslog = connect_syslog();
+                }
+            }
+            if let Some(j) = &journal {
+                if j.send(severity, &line).is_ok() {
+                    syslog = None;
+                    continue;
+                }
+                // journald gone or stuck: this line to syslog, if it is there.
+                journal = None;
+                last_try = Instant::now();
+                if syslog.is_none() {
+                    syslog = connect_syslog();
+                }
             }
             if let Some(logger) = syslog.as_mut() {
                 let sent = match severity {

@@ -2,6 +2,7 @@
 //! until SIGTERM. Its audit log and server loop live here too.
 
 pub mod audit;
+pub mod journal;
 mod listen;
 pub mod metrics;
 pub mod metrics_file;
