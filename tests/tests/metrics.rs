@@ -141,3 +141,31 @@ fn veilctl_metrics_says_when_metrics_are_off() {
     assert_eq!(code, 1);
     assert!(stderr.contains("metrics are off"), "{stderr}");
 }
+
+#[test]
+fn a_connection_over_max_connections_is_counted_as_an_overload_denial() {
+    use std::io::Read as _;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("veil.prom");
+    let mut d = Veild::from_toml(&format!(
+        "[limits]\nmax_connections = 1\nmax_connections_per_user = 1\nrequest_timeout_ms = 60000\n[metrics]\nfile = {:?}\n",
+        file.to_str().unwrap()
+    ));
+    // The one active slot: connected, its request never sent.
+    let holder = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    let mut second = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    let mut reply = Vec::new();
+    second.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, DENY);
+    drop(holder);
+    d.stop();
+    let text = std::fs::read_to_string(&file).unwrap();
+    promtool_check(&text);
+    assert_eq!(
+        value(
+            &text,
+            "veil_overload_denials_total{limit=\"max_connections\"}"
+        ),
+        1.0
+    );
+}
