@@ -63,25 +63,38 @@ pub fn write(target: &Target, text: &str) -> Result<(), String> {
     // Not `*.prom`: the textfile collector must not read it half-written.
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
+    let result = (|| -> std::io::Result<std::io::Result<()>> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        if let Some(gid) = target.gid {
-            std::os::unix::fs::fchown(&file, None, Some(gid.as_raw()))?;
-        }
+        // Not a member of the group (veild as user veil without the
+        // drop-in): the file is still written, 0640 in veild's own group,
+        // and the failure reported.
+        let chown = match target.gid {
+            Some(gid) => std::os::unix::fs::fchown(&file, None, Some(gid.as_raw())),
+            None => Ok(()),
+        };
         // Explicitly: veild.service's UMask=0077 would leave it 0600.
         file.set_permissions(std::fs::Permissions::from_mode(0o640))?;
         file.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, &target.path)
+        std::fs::rename(&tmp, &target.path)?;
+        Ok(chown)
     })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("{}: {e}", target.path.display())
-    })
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "{}: written, but not given [metrics] group (gid {}): {e}",
+            target.path.display(),
+            target.gid.map_or(0, |g| g.as_raw())
+        )),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(format!("{}: {e}", target.path.display()))
+        }
+    }
 }
 
 /// Stops the writer (after a last write) when dropped or sent to.
