@@ -119,7 +119,7 @@ pub fn start(
                         Severity::Notice,
                         Line::new("metrics")
                             .field("file", target.path.display())
-                            .field("state", "written again")
+                            .field("state", "written-again")
                             .finish(),
                     );
                 }
