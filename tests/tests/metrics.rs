@@ -169,3 +169,17 @@ fn a_connection_over_max_connections_is_counted_as_an_overload_denial() {
         1.0
     );
 }
+
+#[test]
+fn a_metrics_file_that_cannot_be_written_is_logged_and_logins_go_on() {
+    let gone = tempfile::tempdir().unwrap();
+    let file = gone.path().join("no-such-dir").join("veil.prom");
+    let d = Veild::from_toml(&format!("[metrics]\nfile = {:?}\n", file.to_str().unwrap()));
+    d.wait_for_line(
+        &["event=metrics", "error=", "No\\x20such\\x20file"],
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap_or_else(|| panic!("no metrics error line:\n{}", d.stderr()));
+    d.enrol("alice", true);
+    assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
+}
