@@ -28,4 +28,9 @@ if ! dpkg-deb --contents "$deb" | awk '{print $6}' | grep -qx "$want"; then
   echo "veil: $deb lacks $want" >&2
   exit 1
 fi
+# journalctl -x reads the events' explanations from the catalog.
+if ! dpkg-deb --contents "$deb" | awk '{print $6}' | grep -qx ./usr/lib/systemd/catalog/veil.catalog; then
+  echo "veil: $deb lacks the journal catalog" >&2
+  exit 1
+fi
 echo "$deb"

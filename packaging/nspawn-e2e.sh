@@ -14,6 +14,8 @@
 #     `ssh alice@localhost` with password and code;
 #   - the first request (that ssh login) starts veild through its socket;
 #   - `systemd-analyze security veild.service` on the live unit;
+#   - a wrong-code attempt in the journal with its MESSAGE_ID and VEIL_*
+#     fields (journalctl -o json) and veil.catalog's text (journalctl -x);
 #   - real ssh keyboard-interactive logins to the container's own sshd
 #     (behind veil by `veilctl enable sshd`): one that succeeds, one with a
 #     wrong code that is denied; real sudo behind veil, both ways;
@@ -206,6 +208,39 @@ no_sshd_penalties() {
   fi
 }
 
+# veild's audit events in the booted journal: native entries with a
+# MESSAGE_ID and VEIL_* fields (journalctl -o json), explained by
+# veil.catalog (journalctl -x). Call after a wrong-code ssh login.
+journal_fields() {
+  local attempt_id=70c29d4ab07748c691d1eae0892e2d82 found=
+  # The audit writer sends a moment after the reply: look a few times.
+  for _ in $(seq 20); do
+    in_ct journalctl --no-pager -o json "MESSAGE_ID=$attempt_id" VEIL_REASON=wrong-code \
+      >"$tmp/journal.json" 2>&1 || true
+    if python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if (e.get("VEIL_SERVICE") == "sshd" and e.get("VEIL_OUTCOME") == "deny"
+            and e.get("SYSLOG_IDENTIFIER") == "veild" and e.get("VEIL_SOURCE")
+            and str(e.get("MESSAGE", "")).startswith("event=attempt ")):
+        sys.exit(0)
+sys.exit(1)' "$tmp/journal.json"; then
+      found=1
+      break
+    fi
+    sleep 0.5
+  done
+  [ -n "$found" ] || fail "no wrong-code attempt with MESSAGE_ID and VEIL_* fields in the journal: $(head -c 2000 "$tmp/journal.json")"
+  in_ct journalctl --no-pager -x "MESSAGE_ID=$attempt_id" -n 1 >"$tmp/journal-x.log" 2>&1 || true
+  grep -q 'veild decided one login for PAM service sshd' "$tmp/journal-x.log" ||
+    fail "journalctl -x shows no veil.catalog text: $(cat "$tmp/journal-x.log")"
+  echo "  journal: MESSAGE_ID, VEIL_* fields and the catalog text for a wrong-code attempt" >&2
+}
+
 run_release() {
   release=$1
   local started cached=cached port user=v12anspawn password secret rc t main_pid first_password
@@ -318,6 +353,9 @@ EOF
   [ "$(cat "$tmp/ssh-success2.rc")" = 0 ] || fail "second ssh login: $(cat "$tmp/ssh-success2.log")"
   ssh_login wrong-code "$password" "$(wrong_code)"
   [ "$(cat "$tmp/ssh-wrong-code.rc")" = 255 ] || fail "ssh with a wrong code: exit $(cat "$tmp/ssh-wrong-code.rc")"
+
+  say "audit events in the journal, with the catalog"
+  journal_fields
 
   say "systemd-analyze security on the live unit"
   in_ct systemd-analyze security --no-pager veild.service >"$tmp/security.log" 2>&1 || true

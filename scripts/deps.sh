@@ -18,7 +18,7 @@ want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo) ;;
+  test) want+=(oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo prometheus) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
   nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;

@@ -8,6 +8,7 @@ use crate::common::crypt::Kind;
 use crate::common::shadow::DEFAULT_SHADOW;
 use crate::common::source::Network;
 
+pub mod metrics;
 pub mod pg;
 mod validate;
 pub use pg::{PgSslMode, Postgres};
@@ -35,6 +36,7 @@ pub struct Config {
     pub password: Password,
     pub limits: Limits,
     pub postgres: Postgres,
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +238,7 @@ impl Default for Config {
             password: Password::default(),
             limits: Limits::default(),
             postgres: Postgres::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }

@@ -538,6 +538,11 @@ impl Verifier {
         }
     }
 
+    /// The ledger's rows, for the metrics.
+    pub fn ledger_rows(&mut self) -> Result<i64, VerifierError> {
+        Ok(self.store()?.ledger_rows()?)
+    }
+
     /// Deletes expired ledger rows.
     pub fn prune(&mut self, now: u64) -> Result<usize, VerifierError> {
         let limits = self.limits.clone();

@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Print veild's Prometheus metrics (the [metrics] file veild writes)
+    Metrics,
     /// Make veil the only authenticator of one PAM service (backs up
     /// /etc/pam.d/SERVICE; refuses while nobody could log in)
     Enable(crate::enable::EnableArgs),

@@ -116,10 +116,34 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Unlock { name, source } => locks::unlock(&ctx, name, source),
         Command::Locks { json } => locks::locks(&ctx, json),
         Command::Store(command) => store_cmd::run(&ctx, command),
+        Command::Metrics => metrics(&ctx),
         Command::Enable(args) => {
             eprint!("veilctl: {}", enable::enable(&ctx.config, &args)?);
             Ok(())
         }
         Command::Disable(_) => unreachable!("handled before the config is read"),
     }
+}
+
+/// `metrics`: the file veild last wrote (every `[metrics] interval_s`
+/// seconds and at exit). Read, not asked of veild: no new socket request,
+/// and the numbers are the ones node_exporter serves.
+fn metrics(ctx: &Ctx) -> Result<(), Failure> {
+    let Some(path) = ctx.config.metrics.target() else {
+        return Err(Failure::new(
+            1,
+            "metrics are off: set [metrics] file, or install prometheus-node-exporter (its directory turns them on), and restart veild",
+        ));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::new(
+            1,
+            format!(
+                "{}: {e} (veild writes it at start and every [metrics] interval_s seconds)",
+                path.display()
+            ),
+        )
+    })?;
+    print!("{text}");
+    Ok(())
 }

@@ -8,10 +8,12 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason};
+use crate::veild::journal::Journal;
+use crate::veild::metrics::Metrics;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,11 +31,12 @@ pub enum Severity {
     Error,
 }
 
-/// Hands lines to the writer thread. Cheap to clone.
+/// Hands lines to the writer thread, and holds the metrics every place
+/// that makes an audit event counts into. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Audit {
     tx: SyncSender<(Severity, String)>,
-    dropped: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 /// Where lines go.
@@ -45,10 +48,9 @@ pub struct Sinks {
 
 impl Audit {
     /// Starts the writer thread. It ends when every `Audit` clone is dropped.
-    pub fn start(sinks: Sinks) -> (Audit, JoinHandle<()>) {
+    pub fn start(sinks: Sinks, metrics: Arc<Metrics>) -> (Audit, JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&dropped);
+        let counter = Arc::clone(&metrics);
         let handle = std::thread::Builder::new()
             .name("audit".into())
             .spawn(move || write_lines(rx, sinks, &counter))
@@ -57,7 +59,7 @@ impl Audit {
                 eprintln!("veild: cannot start the audit thread: {e}");
                 std::thread::spawn(|| {})
             });
-        (Audit { tx, dropped }, handle)
+        (Audit { tx, metrics }, handle)
     }
 
     /// Queues a line; never blocks. A full queue drops the line and counts it.
@@ -65,15 +67,20 @@ impl Audit {
         match self.tx.try_send((severity, line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The counters (see [`Metrics`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Lines dropped so far (the writer reports them in the log itself).
     #[cfg(test)]
     fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.metrics.audit_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -89,12 +96,19 @@ fn connect_syslog() -> Option<Syslog> {
     syslog::unix(formatter).ok()
 }
 
-fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, dropped: &AtomicU64) {
-    let mut syslog = if sinks.syslog { connect_syslog() } else { None };
+fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, metrics: &Metrics) {
+    // journald, where it runs: the line plus fields. Else syslog. Never
+    // both (journald also reads /dev/log: each event would show twice).
+    let mut journal = if sinks.syslog { Journal::open() } else { None };
+    let mut syslog = if sinks.syslog && journal.is_none() {
+        connect_syslog()
+    } else {
+        None
+    };
     let mut last_try = Instant::now();
     let mut reported_drops = 0;
     for (severity, line) in rx {
-        let drops = dropped.load(Ordering::Relaxed);
+        let drops = metrics.audit_dropped.load(Ordering::Relaxed);
         let line = if drops != reported_drops {
             reported_drops = drops;
             format!("{line} audit_dropped_total={drops}")
@@ -105,10 +119,26 @@ fn write_lines(rx: Receiver<(Severity, String)>, sinks: Sinks, dropped: &AtomicU
             let _ = writeln!(std::io::stderr().lock(), "veild: {line}");
         }
         if sinks.syslog {
-            // /dev/log may appear later (syslog started after veild).
-            if syslog.is_none() && last_try.elapsed() > Duration::from_secs(30) {
+            // Without the journal, look for it (else /dev/log) every 30 s:
+            // either may start after veild.
+            if journal.is_none() && last_try.elapsed() > Duration::from_secs(30) {
                 last_try = Instant::now();
-                syslog = connect_syslog();
+                journal = Journal::open();
+                if journal.is_none() && syslog.is_none() {
+                    syslog = connect_syslog();
+                }
+            }
+            if let Some(j) = &journal {
+                if j.send(severity, &line).is_ok() {
+                    syslog = None;
+                    continue;
+                }
+                // journald gone or stuck: this line to syslog, if it is there.
+                journal = None;
+                last_try = Instant::now();
+                if syslog.is_none() {
+                    syslog = connect_syslog();
+                }
             }
             if let Some(logger) = syslog.as_mut() {
                 let sent = match severity {
@@ -169,6 +199,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     } else {
         "deny"
     };
+    count_decision(audit.metrics(), decision);
     // A non-root peer's rhost and ruid are only what it claims, and
     // PAM_RUSER is a claim from anyone (polkit's helper puts the target
     // there): marked so, never shown as if the system had reported them.
@@ -248,6 +279,21 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     }
 }
 
+/// One decided attempt in the metrics: its outcome and reason, the locks
+/// it made, a store failure, a charge to overflow keys.
+fn count_decision(metrics: &Metrics, decision: &Decision) {
+    metrics.attempt(decision.verdict == Verdict::Allow, decision.reason.as_str());
+    for key in &decision.locked {
+        metrics.lock(key.kind);
+    }
+    if let Reason::Store(_) = decision.reason {
+        metrics.store_error_login();
+    }
+    if decision.ledger_full {
+        metrics.ledger_full();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,7 +316,7 @@ mod tests {
         let (tx, _rx) = sync_channel(1);
         let audit = Audit {
             tx,
-            dropped: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::new(Metrics::new(100, "sqlite")),
         };
         for _ in 0..10 {
             audit.log(Severity::Info, "x".into());

@@ -3,7 +3,10 @@
 
 pub mod audit;
 mod conn;
+pub mod journal;
 mod listen;
+pub mod metrics;
+pub mod metrics_file;
 pub mod self_service;
 pub mod server;
 pub mod slots;
@@ -48,6 +51,10 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(EX_CONFIG, e),
     };
+    let metrics_target = match metrics_file::resolve(&config.metrics) {
+        Ok(t) => t,
+        Err(e) => return fail(EX_CONFIG, e),
+    };
     if options.check_config {
         println!("{}: OK", options.config.display());
         return ExitCode::SUCCESS;
@@ -63,10 +70,20 @@ pub fn run(options: &Options) -> ExitCode {
     // schema too new) or a local file that fails stops it here.
     let mut unreachable = None;
     let mut clock_offset = 0;
+    let metrics = std::sync::Arc::new(metrics::Metrics::new(
+        crate::common::ledger::Limits::from(&config.lockout).max_rows,
+        match location {
+            store::Location::Postgres(_) => "postgresql",
+            _ => "sqlite",
+        },
+    ));
     match store::open(&location, OpenMode::CreateIfMissing) {
         Ok(mut store) => {
             let local = crate::common::clock::unix_now().min(i64::MAX as u64) as i64;
             clock_offset = store.fleet_now(local).map_or(0, |t| t - local);
+            if let Ok(rows) = store.ledger_rows() {
+                metrics.set_ledger_rows(rows);
+            }
         }
         Err(e @ store::StoreError::Postgres { .. }) => unreachable = Some(e.to_string()),
         Err(e) => return fail(1, format!("{e}; refusing to start")),
@@ -113,11 +130,24 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(1, e),
     };
-    let (audit, writer) = Audit::start(Sinks {
-        syslog: true,
-        stderr: options.log_stderr,
-    });
+    let (audit, writer) = Audit::start(
+        Sinks {
+            syslog: true,
+            stderr: options.log_stderr,
+        },
+        std::sync::Arc::clone(&metrics),
+    );
     audit.log(Severity::Notice, passwords_line);
+    let metrics_writer = metrics_target.and_then(|target| {
+        metrics_file::start(target, std::sync::Arc::clone(&metrics), audit.clone())
+            .map_err(|e| {
+                audit.log(
+                    Severity::Error,
+                    Line::new("metrics").field("error", e).finish(),
+                )
+            })
+            .ok()
+    });
     if let Some(e) = unreachable {
         audit.log(
             Severity::Error,
@@ -173,6 +203,10 @@ pub fn run(options: &Options) -> ExitCode {
             ExitCode::from(1)
         }
     };
+    if let Some((stop, handle)) = metrics_writer {
+        let _ = stop.send(());
+        let _ = handle.join();
+    }
     drop(audit);
     let _ = writer.join();
     code

@@ -239,6 +239,7 @@ impl EventLoop {
                     // Overload fails closed, at once: holding it would
                     // take the very slot that is missing.
                     let _ = stream.write(&DENY);
+                    self.audit.metrics().overload(full.as_str());
                     let mut line = Line::new("overload").field("limit", full.as_str());
                     if peer.uid != 0 {
                         line = line.field("peer_uid", peer.uid);
@@ -307,6 +308,7 @@ impl EventLoop {
                     None => Err(TrySendError::Disconnected(job)),
                 };
                 if sent.is_err() {
+                    self.audit.metrics().overload("queue");
                     self.audit.log(
                         Severity::Warning,
                         Line::new("self-service")
@@ -325,6 +327,8 @@ impl EventLoop {
                 if peer.uid == 0 {
                     let (requester, local) = requester_of(&request, &self.sources);
                     if let Err(full) = self.slots.start(&mut conn.held, &requester, local) {
+                        self.audit.metrics().overload(full.as_str());
+                        self.audit.metrics().attempt(false, "overload");
                         self.audit.log(
                             Severity::Warning,
                             Line::new("overload")
@@ -355,6 +359,8 @@ impl EventLoop {
                     let job = match e {
                         TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
                     };
+                    self.audit.metrics().overload("queue");
+                    self.audit.metrics().attempt(false, "overload");
                     if let Job::Verify { request, .. } = job {
                         self.audit.log(
                             Severity::Warning,

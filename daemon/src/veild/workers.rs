@@ -92,6 +92,7 @@ pub(super) fn spawn_workers(
                                 received,
                             }) => {
                                 // A bug in the check must cost one denial, not a worker.
+                                let started = Instant::now();
                                 let decision =
                                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                         let now = verifier.fleet_now(unix_now());
@@ -105,6 +106,7 @@ pub(super) fn spawn_workers(
                                             ledger_full: false,
                                         }
                                     });
+                                audit.metrics().verification(started.elapsed());
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
                                 let _ = done.send(Done::Login {
@@ -137,10 +139,16 @@ pub(super) fn spawn_workers(
                                         Severity::Info,
                                         Line::new("prune").field("rows", n).finish(),
                                     ),
-                                    Err(e) => audit.log(
-                                        Severity::Error,
-                                        Line::new("prune").field("error", e).finish(),
-                                    ),
+                                    Err(e) => {
+                                        audit.metrics().store_error_prune();
+                                        audit.log(
+                                            Severity::Error,
+                                            Line::new("prune").field("error", e).finish(),
+                                        )
+                                    }
+                                }
+                                if let Ok(rows) = verifier.ledger_rows() {
+                                    audit.metrics().set_ledger_rows(rows);
                                 }
                             }
                             Err(_) => return,

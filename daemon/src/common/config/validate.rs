@@ -83,6 +83,7 @@ impl Config {
             "lockout.ipv6_prefix",
             "must be between 32 and 128",
         )?;
+        self.metrics.check()?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
             self.totp

@@ -68,6 +68,8 @@ fn every_config_key_is_in_veild_toml_5() {
     config.totp.issuer = Some("veil".into());
     config.postgres.password_file = Some("/etc/veil/pgpass".into());
     config.postgres.ca_file = Some("/etc/veil/ca.pem".into());
+    config.metrics.file = Some("/var/lib/prometheus/node-exporter/veil.prom".into());
+    config.metrics.group = Some("prometheus".into());
     let table = toml::Table::try_from(config).unwrap();
     let mut missing = Vec::new();
     for (key, value) in &table {

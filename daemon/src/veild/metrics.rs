@@ -1,0 +1,361 @@
+//! veild's Prometheus metrics: counters kept where the audit events are
+//! made, rendered in the text exposition format (version 0.0.4, what
+//! node_exporter's textfile collector reads) and written to a file every
+//! `[metrics] interval_s` seconds (see [`crate::veild::metrics_file`]).
+//!
+//! Labels take only values from closed sets (outcomes, reasons, key kinds,
+//! limits): never a user, host or address, so that a reader of the metrics
+//! learns nothing of who exists and the series stay few. The text is
+//! written by hand: the sets are fixed, a counter is an atomic or one
+//! short lock, and prometheus-client's encoder writes OpenMetrics (`# EOF`,
+//! an `info` type) rather than the format the textfile collector parses.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::common::ledger::KeyKind;
+
+/// Upper bounds of the verification-time histogram, in seconds: argon2 at
+/// its floor takes tens of milliseconds, a slow store seconds.
+const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every reason a login can be decided with (`Reason::as_str`), plus
+/// `overload` (not evaluated): each series exists from the start at 0, so
+/// that `rate()` and alerts see the first one.
+const DENY_REASONS: [&str; 21] = [
+    "peer-not-permitted",
+    "locked",
+    "unknown-user",
+    "account-locked",
+    "account-expired",
+    "password-expired",
+    "no-usable-hash",
+    "no-system-account",
+    "no-veil-password",
+    "shadow-error",
+    "wrong-password",
+    "overlong-password",
+    "no-password",
+    "overlong-code",
+    "no-code",
+    "no-totp-enrolled",
+    "wrong-code",
+    "replayed-code",
+    "used-recovery-code",
+    "store-error",
+    "internal-error",
+];
+const ALLOW_REASONS: [&str; 2] = ["success", "recovery-code"];
+const KINDS: [KeyKind; 6] = [
+    KeyKind::UserSource,
+    KeyKind::UserRemote,
+    KeyKind::Source,
+    KeyKind::User,
+    KeyKind::Peer,
+    KeyKind::Overflow,
+];
+/// The limits an overload denial names: `[limits]` keys and `local_share`
+/// (see `slots.rs`), and `queue` (no worker free within `[limits] queue`).
+pub const OVERLOAD_LIMITS: [&str; 4] = [
+    "max_connections",
+    "max_connections_per_user",
+    "local_share",
+    "queue",
+];
+
+/// What veild counts. Shared by the event loop, the workers and the audit
+/// writer (behind an `Arc`); every update is an atomic add or one short lock.
+#[derive(Debug)]
+pub struct Metrics {
+    attempts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    locks: [AtomicU64; KINDS.len()],
+    overload: [AtomicU64; OVERLOAD_LIMITS.len()],
+    store_errors_login: AtomicU64,
+    store_errors_prune: AtomicU64,
+    ledger_full: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    /// -1 until first counted.
+    ledger_rows: AtomicI64,
+    ledger_max_rows: i64,
+    /// Audit lines dropped because the writer's queue was full.
+    pub audit_dropped: AtomicU64,
+    start_time: u64,
+    store_kind: &'static str,
+}
+
+impl Metrics {
+    pub fn new(ledger_max_rows: i64, store_kind: &'static str) -> Metrics {
+        let mut attempts = BTreeMap::new();
+        for r in DENY_REASONS.iter().chain(["overload"].iter()) {
+            attempts.insert(("deny", *r), 0);
+        }
+        for r in ALLOW_REASONS {
+            attempts.insert(("allow", r), 0);
+        }
+        Metrics {
+            attempts: Mutex::new(attempts),
+            locks: Default::default(),
+            overload: Default::default(),
+            store_errors_login: AtomicU64::new(0),
+            store_errors_prune: AtomicU64::new(0),
+            ledger_full: AtomicU64::new(0),
+            buckets: Default::default(),
+            latency_count: AtomicU64::new(0),
+            latency_sum_us: AtomicU64::new(0),
+            ledger_rows: AtomicI64::new(-1),
+            ledger_max_rows,
+            audit_dropped: AtomicU64::new(0),
+            start_time: crate::common::clock::unix_now(),
+            store_kind,
+        }
+    }
+
+    /// One decided (or, `reason = "overload"`, refused) login attempt.
+    pub fn attempt(&self, allowed: bool, reason: &'static str) {
+        let outcome = if allowed { "allow" } else { "deny" };
+        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((outcome, reason)).or_insert(0) += 1;
+    }
+
+    pub fn lock(&self, kind: KeyKind) {
+        if let Some(i) = KINDS.iter().position(|k| *k == kind) {
+            self.locks[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection or request refused by `limit` (one of [`OVERLOAD_LIMITS`]).
+    pub fn overload(&self, limit: &str) {
+        if let Some(i) = OVERLOAD_LIMITS.iter().position(|l| *l == limit) {
+            self.overload[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn store_error_login(&self) {
+        self.store_errors_login.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn store_error_prune(&self) {
+        self.store_errors_prune.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn ledger_full(&self) {
+        self.ledger_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long one verification took (store reads, argon2, writes).
+    pub fn verification(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn set_ledger_rows(&self, rows: i64) {
+        self.ledger_rows.store(rows, Ordering::Relaxed);
+    }
+
+    /// The metrics in Prometheus' text format, one `# HELP` and `# TYPE`
+    /// per family, no timestamps (the textfile collector refuses them).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        head(
+            &mut out,
+            "veil_build_info",
+            "gauge",
+            "veild's version, wire protocol and database schema versions (always 1).",
+        );
+        let _ = writeln!(
+            out,
+            "veil_build_info{{version=\"{}\",protocol=\"{}\",sqlite_schema=\"{}\",postgresql_schema=\"{}\",store=\"{}\"}} 1",
+            label(env!("CARGO_PKG_VERSION")),
+            veil_proto::PROTOCOL_VERSION,
+            crate::common::store::SqliteStore::SCHEMA_VERSION,
+            crate::common::store::PgStore::SCHEMA_VERSION,
+            self.store_kind,
+        );
+        head(
+            &mut out,
+            "veil_start_time_seconds",
+            "gauge",
+            "When veild started, in Unix seconds.",
+        );
+        let _ = writeln!(out, "veil_start_time_seconds {}", self.start_time);
+        self.render_counts(&mut out);
+        out
+    }
+
+    fn render_counts(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        head(
+            out,
+            "veil_attempts_total",
+            "counter",
+            "Login attempts by outcome and reason (the reason is for the admin; the client only sees allow or deny).",
+        );
+        let attempts = self
+            .attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for ((outcome, reason), n) in attempts {
+            let _ = writeln!(
+                out,
+                "veil_attempts_total{{outcome=\"{outcome}\",reason=\"{}\"}} {n}",
+                label(reason)
+            );
+        }
+        head(
+            out,
+            "veil_locks_total",
+            "counter",
+            "Locks made, by key kind.",
+        );
+        for (kind, n) in KINDS.iter().zip(&self.locks) {
+            let _ = writeln!(
+                out,
+                "veil_locks_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                load(n)
+            );
+        }
+        head(
+            out,
+            "veil_overload_denials_total",
+            "counter",
+            "Connections and requests denied unevaluated, by the limit that was full.",
+        );
+        for (limit, n) in OVERLOAD_LIMITS.iter().zip(&self.overload) {
+            let _ = writeln!(
+                out,
+                "veil_overload_denials_total{{limit=\"{limit}\"}} {}",
+                load(n)
+            );
+        }
+        head(
+            out,
+            "veil_store_errors_total",
+            "counter",
+            "Store (database) failures: a login denied for it, or a failed prune.",
+        );
+        for (op, n) in [
+            ("login", &self.store_errors_login),
+            ("prune", &self.store_errors_prune),
+        ] {
+            let _ = writeln!(out, "veil_store_errors_total{{op=\"{op}\"}} {}", load(n));
+        }
+        head(
+            out,
+            "veil_ledger_full_attempts_total",
+            "counter",
+            "Attempts charged to overflow keys because the ledger was at max_ledger_rows.",
+        );
+        let _ = writeln!(
+            out,
+            "veil_ledger_full_attempts_total {}",
+            load(&self.ledger_full)
+        );
+        head(
+            out,
+            "veil_audit_lines_dropped_total",
+            "counter",
+            "Audit lines dropped because the log writer fell behind.",
+        );
+        let _ = writeln!(
+            out,
+            "veil_audit_lines_dropped_total {}",
+            load(&self.audit_dropped)
+        );
+        head(
+            out,
+            "veil_verification_duration_seconds",
+            "histogram",
+            "Time to decide one login (store, password hash, code), delay not included.",
+        );
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += load(n);
+            let _ = writeln!(
+                out,
+                "veil_verification_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = load(&self.latency_count);
+        let sum = load(&self.latency_sum_us) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "veil_verification_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nveil_verification_duration_seconds_sum {sum}\nveil_verification_duration_seconds_count {count}"
+        );
+        head(
+            out,
+            "veil_ledger_rows",
+            "gauge",
+            "Rows in the lockout ledger (counted at start and at each minute's prune).",
+        );
+        let rows = self.ledger_rows.load(Ordering::Relaxed);
+        if rows >= 0 {
+            let _ = writeln!(out, "veil_ledger_rows {rows}");
+        }
+        head(
+            out,
+            "veil_ledger_max_rows",
+            "gauge",
+            "[lockout] max_ledger_rows: past it the ledger charges new keys to overflow keys.",
+        );
+        let _ = writeln!(out, "veil_ledger_max_rows {}", self.ledger_max_rows);
+    }
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value as the text format quotes it.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_up_under_their_labels_and_the_histogram_is_cumulative() {
+        let m = Metrics::new(1000, "sqlite");
+        m.attempt(false, "wrong-code");
+        m.attempt(false, "wrong-code");
+        m.attempt(true, "success");
+        m.lock(KeyKind::UserSource);
+        m.overload("queue");
+        m.verification(Duration::from_millis(30));
+        m.verification(Duration::from_secs(60));
+        m.set_ledger_rows(7);
+        let text = m.render();
+        for line in [
+            "veil_attempts_total{outcome=\"deny\",reason=\"wrong-code\"} 2",
+            "veil_attempts_total{outcome=\"allow\",reason=\"success\"} 1",
+            "veil_attempts_total{outcome=\"deny\",reason=\"unknown-user\"} 0",
+            "veil_locks_total{kind=\"user+source\"} 1",
+            "veil_overload_denials_total{limit=\"queue\"} 1",
+            "veil_verification_duration_seconds_bucket{le=\"0.025\"} 0",
+            "veil_verification_duration_seconds_bucket{le=\"0.05\"} 1",
+            "veil_verification_duration_seconds_bucket{le=\"10\"} 1",
+            "veil_verification_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "veil_verification_duration_seconds_count 2",
+            "veil_ledger_rows 7",
+            "veil_ledger_max_rows 1000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+}
