@@ -121,8 +121,10 @@ EOF
   # The config 0.1.0 ships, for the new veild to check after the upgrade
   # (an admin who edited theirs may keep it at dpkg's conffile prompt).
   in_ct cp /etc/veil/veild.toml /root/veild-old.toml
-  # bob and carol: no system password ('*'); dave: useradd's bare '!'.
-  for u in bob carol dave; do
+  # bob, carol, erin, frank: no system password ('*'); dave: useradd's
+  # bare '!'. erin and frank log in only in the windows between unpack and
+  # restart (each with a code of a step no one used).
+  for u in bob carol dave erin frank; do
     in_ct useradd --create-home --shell /bin/bash "$u"
     [ "$u" = dave ] || in_ct usermod -p '*' "$u"
     pw[$u]="$u $RANDOM horse"
@@ -172,6 +174,51 @@ EOF
     $2 == "user+source" && $3 == "carol" && $7 > now { c = 1 } END { exit !(b && c) }' \
     "$tmp/store-old" || fail "no partial count for bob or no lock for carol"
 
+  say "upgrade: a config this release would refuse stops the upgrade before anything is replaced"
+  # The tree's package with one rule in its preinst's table that the
+  # config in place breaks (0.1.0 ships max_ledger_rows = 100000).
+  rm -rf "$tmp/refusing"
+  dpkg-deb -R "$deb" "$tmp/refusing"
+  python3 - "$tmp/refusing/DEBIAN/preinst" <<'EOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+block = "cat <<'TABLE'\nTABLE"
+assert block in s, "preinst has no table"
+open(p, "w").write(s.replace(block, "cat <<'TABLE'\nlockout.max_ledger_rows\trange 1000000 100000000\tset max_ledger_rows = 1000000\nTABLE"))
+EOF
+  dpkg-deb -b "$tmp/refusing" "$root/root/veil-refusing.deb" >/dev/null
+  set +e
+  in_ct apt-get install -y -q /root/veil-refusing.deb >"$tmp/apt-refusing.log" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" != 0 ] || fail "apt-get installed a package whose preinst refuses the config"
+  grep -q "veild.toml:[0-9]*: lockout.max_ledger_rows = 100000 must be from 1000000 to 100000000; fix: set max_ledger_rows = 1000000" "$tmp/apt-refusing.log" ||
+    fail "the refusal does not name the line and the fix: $(cat "$tmp/apt-refusing.log")"
+  [ "$(in_ct dpkg-query -W -f='${Version} ${Status}' veil)" = "$upgrade_from_version install ok installed" ] ||
+    fail "after the refused upgrade veil is $(in_ct dpkg-query -W -f='${Version} ${Status}' veil)"
+  [ "$(in_ct veild --version)" = "veil-daemon ${upgrade_from_version%-*}" ] || fail "the refused upgrade replaced veild"
+  in_ct systemctl is-active --quiet veild.socket || fail "veild.socket not listening after the refused upgrade"
+  grep "veild.toml:" "$tmp/apt-refusing.log" | sed 's/^/    /' >&2
+  echo "  refused before unpack; $upgrade_from_version still installed and listening" >&2
+
+  # The window between unpack and restart: the new package's files are in
+  # place while the old veild still runs. Its module is put in alone here:
+  # the old veild must deny a right login, log why, and charge no one.
+  say "upgrade: the tree's module against the old veild (the window before the restart)"
+  modpath=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/security/pam_veil.so
+  dpkg-deb --fsys-tarfile "$deb" | tar -xO ".$modpath" >"$root/root/pam_veil-new.so"
+  dpkg-deb --fsys-tarfile "$cache/upgrade-from-$upgrade_from/veil.deb" | tar -xO ".$modpath" >"$root/root/pam_veil-old.so"
+  in_ct install -m 644 /root/pam_veil-new.so "$modpath"
+  up_ssh window-old-veild erin "${pw[erin]}" "$(code erin)" 255
+  in_ct install -m 644 /root/pam_veil-old.so "$modpath"
+  in_ct journalctl -b --no-pager -t veild -g 'event=malformed' >"$tmp/window-old.log" 2>&1 ||
+    fail "the old veild did not log why it denied the new module: $(in_ct journalctl -b --no-pager -t veild -n 5)"
+  tail -n 1 "$tmp/window-old.log" | sed 's/^/    /' >&2
+  store_dump >"$tmp/store-window"
+  cmp -s "$tmp/store-old" "$tmp/store-window" ||
+    fail "the window's denial changed the store: $(diff "$tmp/store-old" "$tmp/store-window")"
+
   say "upgrade: apt-get install the tree's package ($new_version), nothing else"
   t=$(date +%s%N)
   in_ct apt-get install -y -q /root/veil-new.deb >"$tmp/apt-new.log" 2>&1 ||
@@ -190,11 +237,24 @@ EOF
     fail "the store changed in the upgrade: $(diff "$tmp/store-old" "$tmp/store-new")"
   echo "  every user, hash, TOTP secret and last step, recovery code, known-good pair, count and lock kept" >&2
 
+  # The other window: the new veild, and a module of the old release
+  # (what a host whose module file was not yet replaced sends).
+  say "upgrade: the old module against the new veild"
+  in_ct install -m 644 /root/pam_veil-old.so "$modpath"
+  up_ssh window-new-veild frank "${pw[frank]}" "$(code frank)" 255
+  in_ct install -m 644 /root/pam_veil-new.so "$modpath"
+  in_ct journalctl -b --no-pager -t veild -g 'event=malformed' >"$tmp/window-new.log" 2>&1 ||
+    fail "the new veild did not log why it denied the old module"
+  [ "$(wc -l <"$tmp/window-new.log")" -gt "$(wc -l <"$tmp/window-old.log")" ] ||
+    fail "no new malformed line from the new veild: $(tail -n 3 "$tmp/window-new.log")"
+  tail -n 1 "$tmp/window-new.log" | sed 's/^/    /' >&2
+
   say "upgrade: the next logins, with no step in between"
   up_ssh new-bob bob "${pw[bob]}" "$(code bob)" 0
   up_ssh new-bob-recovery bob "${pw[bob]}" "$recovery" 0
   up_ssh new-carol carol "${pw[carol]}" "$(code carol)" 255     # the lock is kept
   up_ssh new-dave dave "${pw[dave]}" "$(code dave)" 0          # 0.2.0: a bare '!' is no lock
+  up_ssh new-frank frank "${pw[frank]}" "$(code frank)" 0       # the window charged nothing
   [ "$(schema_version)" = 5 ] || fail "schema $(schema_version) after the upgrade, not 5"
   veild_is_new "$(in_ct systemctl show veild.service -p MainPID --value)" || fail "veild not the new one after the logins"
   in_ct veilctl locks >&2

@@ -7,7 +7,8 @@
 #   scripts/test.sh root     quick, then the tests that need root (real su,
 #                            sudo, sshd, polkit; marked #[ignore] otherwise)
 #   scripts/test.sh package  the Debian package: packaging/e2e.sh, then
-#                            packaging/nspawn-e2e.sh (booted Debian 12 and 13)
+#                            packaging/nspawn-e2e.sh (booted Debian 12 and 13),
+#                            packaging/debian-rustc.sh (built with trixie's rustc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,12 +61,16 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     # the target dir) booted with systemd-nspawn; fails if they cannot boot.
     step "packaging/nspawn-e2e.sh"
     bash packaging/nspawn-e2e.sh
+    # The code builds with Debian 13's own rustc and cargo (rust-version).
+    step "packaging/debian-rustc.sh"
+    bash packaging/debian-rustc.sh
   elif [ "$tier" = package ]; then
     echo "test.sh package: the package tier needs root" >&2
     exit 1
   else
     echo "packaging/e2e.sh skipped: it needs root (installs the .deb, runs sshd and sudo)"
     echo "packaging/nspawn-e2e.sh skipped: it needs root (debootstrap, systemd-nspawn)"
+    echo "packaging/debian-rustc.sh skipped: it needs root (debootstrap, systemd-nspawn)"
   fi
 fi
 step "done: tier $tier passed"
