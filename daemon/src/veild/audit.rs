@@ -9,6 +9,7 @@ use veil_proto::{Request, Verdict};
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason};
 use crate::veild::journal::Journal;
+pub use crate::veild::severity::Severity;
 use crate::veild::metrics::Metrics;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -22,14 +23,6 @@ use syslog::{Facility, Formatter3164};
 
 pub use veil_proto::sanitize::{MAX_VALUE, sanitize};
 const QUEUE: usize = 4096;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Info,
-    Notice,
-    Warning,
-    Error,
-}
 
 /// Hands lines to the writer thread, and holds the metrics every place
 /// that makes an audit event counts into. Cheap to clone.

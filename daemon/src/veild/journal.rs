@@ -15,7 +15,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::veild::audit::Severity;
+use crate::veild::severity::Severity;
 
 /// Where journald listens for native entries.
 pub const SOCKET: &str = "/run/systemd/journal/socket";
@@ -59,16 +59,6 @@ pub fn message_ids() -> &'static [(&'static str, &'static str)] {
     &MESSAGE_IDS
 }
 
-/// syslog(3)'s priority of a severity.
-fn priority(severity: Severity) -> u8 {
-    match severity {
-        Severity::Info => 6,
-        Severity::Notice => 5,
-        Severity::Warning => 4,
-        Severity::Error => 3,
-    }
-}
-
 /// Appends one field in the native protocol's framing.
 pub fn put(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(key.as_bytes());
@@ -89,7 +79,7 @@ pub fn entry(severity: Severity, line: &str) -> Vec<u8> {
     put(
         &mut out,
         "PRIORITY",
-        priority(severity).to_string().as_bytes(),
+        severity.priority().to_string().as_bytes(),
     );
     // authpriv, as the syslog line: rsyslog's forwarded copy lands where
     // it always did.

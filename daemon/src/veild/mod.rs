@@ -8,6 +8,7 @@ mod listen;
 pub mod metrics;
 pub mod metrics_file;
 pub mod self_service;
+pub mod severity;
 pub mod server;
 pub mod slots;
 pub mod subuid;

@@ -10,7 +10,8 @@ use veil_tests::pam::{PamStack, authenticate};
 use veil_tests::stats::{ks_two_sample, median, quantile};
 use veil_tests::totp::{DEMO_SECRET, code_now};
 
-use crate::{Daemon, Lcg, PAM_OK, PASSWORD, ms, verdict};
+use crate::timing::Lcg;
+use crate::{Daemon, PAM_OK, PASSWORD, ms, verdict};
 
 /// Two classes of denial, `n` each, interleaved at random, one client,
 /// through libpam; returns each class's latencies (ms).

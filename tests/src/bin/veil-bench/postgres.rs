@@ -79,18 +79,18 @@ fn ask(socket: &Path, user: &str, password: &str, rhost: &str) -> Option<veil_pr
 /// one client: KS p against unknown names.
 fn denial_classes(url: &Path, n: usize, say: &mut impl FnMut(String)) {
     let mut d = crate::Daemon::start_on(url, "[lockout]\ndeny = 5\n");
-    let (real_users, plain_users) = crate::timing_users(n);
+    let (real_users, plain_users) = crate::timing::timing_users(n);
     eprintln!(
         "veil-bench: enrolling {} users on PostgreSQL",
         real_users.len() + plain_users.len() + 1
     );
-    crate::enrol_timing_users(&d, &real_users, &plain_users);
-    let lat = crate::denial_timing(&mut d, 0, n, 1, &real_users, &plain_users);
+    crate::timing::enrol_timing_users(&d, &real_users, &plain_users);
+    let lat = crate::timing::denial_timing(&mut d, 0, n, 1, &real_users, &plain_users);
     say(format!(
         "### Denial timing on PostgreSQL, failure_delay_ms = 0 ({} attempts interleaved at random, 1 client, libpam)\n",
         lat.iter().map(Vec::len).sum::<usize>()
     ));
-    crate::denial_table(&lat, say);
+    crate::timing::denial_table(&lat, say);
     say(String::new());
 }
 

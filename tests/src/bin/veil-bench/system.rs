@@ -12,7 +12,8 @@ use veil_tests::accounts::{self, Accounts, run, shadow_hash};
 use veil_tests::pam::authenticate;
 use veil_tests::stats::{ks_two_sample, median, quantile};
 
-use crate::{Daemon, Lcg, PAM_OK, ms, verdict};
+use crate::timing::Lcg;
+use crate::{Daemon, PAM_OK, ms, verdict};
 
 const PASSWORD: &str = "bench system pw 7";
 /// Accounts per class, so that no name reaches its `deny` in a window.
