@@ -9,6 +9,7 @@
 
 mod connect;
 mod ledger;
+mod locks;
 mod schema;
 #[cfg(any(test, feature = "pg-scratch"))]
 pub mod scratch;
@@ -25,10 +26,6 @@ use crate::common::recovery::RecoverySet;
 pub use connect::{PgSettings, read_password_file};
 use schema::MIGRATIONS;
 pub use schema::{grant_roles, schema_version};
-
-/// Advisory lock ids of the whole store ("veil" and a number); the keys'
-/// own lock ids are hashes of the key.
-const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 
 /// How often (local seconds) a connection measures the server's clock.
 const CLOCK_RECHECK_S: i64 = 60;
@@ -282,7 +279,7 @@ impl Store for PgStore {
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
-        let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))?;
+        let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now))?;
         self.ledger_full = full;
         Ok(removed)
     }
