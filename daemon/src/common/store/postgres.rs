@@ -23,7 +23,8 @@ use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
 pub use crate::common::config::pg::{check_config, is_url, redact};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
-pub use connect::{PgSettings, read_password_file};
+pub use connect::{PasswordFileError, PgSettings, SetupError, TlsError, read_password_file};
+pub use ledger::UserConflict;
 use schema::MIGRATIONS;
 pub use schema::{grant_roles, schema_version};
 
@@ -176,11 +177,9 @@ impl PgStore {
         let result = self.with(|c, _| ledger::import(c, data));
         match result {
             Ok(Ok(imported)) => Ok(imported),
-            Ok(Err(name)) => Err(StoreError::PostgresSetup {
+            Ok(Err(conflict)) => Err(StoreError::CopyConflict {
                 target: settings.target,
-                message: format!(
-                    "user {name} exists there with a different password or TOTP state; nothing was copied"
-                ),
+                source: conflict,
             }),
             Err(e) => Err(e),
         }
@@ -490,5 +489,7 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errors;
 #[cfg(test)]
 mod tests_roles;

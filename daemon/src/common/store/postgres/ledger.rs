@@ -455,12 +455,19 @@ pub fn status(
         .collect())
 }
 
+/// A user that `veilctl store copy` found there with other contents.
+#[derive(Debug, thiserror::Error)]
+#[error("user {user} exists there with a different password or TOTP state; nothing was copied")]
+pub struct UserConflict {
+    pub user: String,
+}
+
 /// `veilctl store copy`: everything of `data`, in one transaction. A user
-/// present with other contents makes it write nothing: `Ok(Err(name))`.
+/// present with other contents makes it write nothing: `Ok(Err(..))`.
 pub fn import(
     client: &mut Client,
     data: &Export,
-) -> Result<Result<Imported, String>, postgres::Error> {
+) -> Result<Result<Imported, UserConflict>, postgres::Error> {
     let mut tx = client.transaction()?;
     // The login path's per-key locks, in its order (by lock id) and before
     // any row is touched (veil_success updates users under its key locks),
@@ -489,7 +496,9 @@ pub fn import(
                     && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending
                     && row.get::<_, Option<Vec<u8>>>(4).as_deref() == rkey;
                 if !same {
-                    return Ok(Err(u.name.clone()));
+                    return Ok(Err(UserConflict {
+                        user: u.name.clone(),
+                    }));
                 }
                 // The later of the two steps and every used recovery slot
                 // of both, so no code is accepted twice.
