@@ -63,8 +63,20 @@ pub enum StoreError {
     },
     /// A PostgreSQL store that cannot be used as configured (password
     /// file, CA file, URL).
-    #[error("PostgreSQL {target}: {message}")]
-    PostgresSetup { target: String, message: String },
+    #[error("PostgreSQL {target}: {source}")]
+    PostgresSetup {
+        target: String,
+        #[source]
+        source: postgres::SetupError,
+    },
+    /// `veilctl store copy` found a user there with other contents:
+    /// nothing was copied.
+    #[error("PostgreSQL {target}: {source}")]
+    CopyConflict {
+        target: String,
+        #[source]
+        source: postgres::UserConflict,
+    },
     #[error("no such user: {0}")]
     NoSuchUser(String),
     #[error("user already exists: {0}")]

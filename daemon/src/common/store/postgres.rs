@@ -9,6 +9,7 @@
 
 mod connect;
 mod ledger;
+mod locks;
 mod schema;
 #[cfg(any(test, feature = "pg-scratch"))]
 pub mod scratch;
@@ -22,13 +23,10 @@ use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
 pub use crate::common::config::pg::{check_config, is_url, redact};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
-pub use connect::{PgSettings, read_password_file};
+pub use connect::{PasswordFileError, PgSettings, SetupError, TlsError, read_password_file};
+pub use ledger::UserConflict;
 use schema::MIGRATIONS;
 pub use schema::{grant_roles, schema_version};
-
-/// Advisory lock ids of the whole store ("veil" and a number); the keys'
-/// own lock ids are hashes of the key.
-const PRUNE_LOCK: i64 = 0x7665_696c_0000_0002;
 
 /// How often (local seconds) a connection measures the server's clock.
 const CLOCK_RECHECK_S: i64 = 60;
@@ -179,11 +177,9 @@ impl PgStore {
         let result = self.with(|c, _| ledger::import(c, data));
         match result {
             Ok(Ok(imported)) => Ok(imported),
-            Ok(Err(name)) => Err(StoreError::PostgresSetup {
+            Ok(Err(conflict)) => Err(StoreError::CopyConflict {
                 target: settings.target,
-                message: format!(
-                    "user {name} exists there with a different password or TOTP state; nothing was copied"
-                ),
+                source: conflict,
             }),
             Err(e) => Err(e),
         }
@@ -282,7 +278,7 @@ impl Store for PgStore {
     }
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
-        let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now, PRUNE_LOCK))?;
+        let (removed, full) = self.with(|c, _| ledger::prune(c, limits, now))?;
         self.ledger_full = full;
         Ok(removed)
     }
@@ -493,5 +489,7 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errors;
 #[cfg(test)]
 mod tests_roles;

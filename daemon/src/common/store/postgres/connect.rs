@@ -14,6 +14,89 @@ use super::super::StoreError;
 use crate::common::config::pg::{redact, unix_only};
 use crate::common::config::{PgSslMode, Postgres};
 
+/// Why a store cannot be used as configured: found before or instead of
+/// connecting (the admin fixes the setting it names).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the URL: {0}")]
+    Url(#[source] postgres::Error),
+    #[error("the URL holds a password: use a password_file")]
+    UrlPassword,
+    #[error("sslmode = \"verify-full\" needs ca_file")]
+    NoCaFile,
+    #[error(transparent)]
+    PasswordFile(#[from] PasswordFileError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Why a password file was refused. Its contents never show.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordFileError {
+    #[error("password_file {}: {source} (a symlink is refused)", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("password_file {} is not a file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error(
+        "password_file {} may be read by group or others (mode {mode:o}); run: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Readable { path: PathBuf, mode: u32 },
+    #[error(
+        "password_file {} is owned by uid {uid}, neither root, {daemon_user} nor uid {me}; \
+         run: chown {daemon_user} {}",
+        path.display(),
+        path.display()
+    )]
+    Owner {
+        path: PathBuf,
+        uid: u32,
+        daemon_user: String,
+        me: u32,
+    },
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("password_file {} is empty", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// Why `ca_file` gave no TLS client (verify-full).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("ca_file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not PEM certificates, or one OpenSSL would not take.
+    #[error("ca_file {}: {source}", path.display())]
+    Certificates {
+        path: PathBuf,
+        #[source]
+        source: openssl::error::ErrorStack,
+    },
+    #[error("ca_file {} holds no certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("TLS: {0}")]
+    OpenSsl(#[source] openssl::error::ErrorStack),
+}
+
 /// TCP keepalive probes, both ways: a peer is given up after about
 /// idle + probes x interval = 11 s of silence.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -63,10 +146,10 @@ impl PgSettings {
         &self.target
     }
 
-    fn setup_error(&self, message: impl Into<String>) -> StoreError {
+    fn setup_error(&self, source: impl Into<SetupError>) -> StoreError {
         StoreError::PostgresSetup {
             target: self.target.clone(),
-            message: message.into(),
+            source: source.into(),
         }
     }
 
@@ -94,9 +177,9 @@ impl PgSettings {
     /// The client configuration, with the password read from its file.
     pub(super) fn client_config(&self) -> Result<postgres::Config, StoreError> {
         let mut config = postgres::Config::from_str(&self.url)
-            .map_err(|e| self.setup_error(format!("the URL: {e}")))?;
+            .map_err(|e| self.setup_error(SetupError::Url(e)))?;
         if config.get_password().is_some() {
-            return Err(self.setup_error("the URL holds a password: use a password_file"));
+            return Err(self.setup_error(SetupError::UrlPassword));
         }
         if let Some(path) = &self.password_file {
             config.password(
@@ -126,7 +209,7 @@ impl PgSettings {
         let tls = self.sslmode == PgSslMode::VerifyFull && !unix_only(&config);
         let mut client = if tls {
             let Some(ca) = &self.ca_file else {
-                return Err(self.setup_error("sslmode = \"verify-full\" needs ca_file"));
+                return Err(self.setup_error(SetupError::NoCaFile));
             };
             config.ssl_mode(postgres::config::SslMode::Require);
             if config.get_password().is_some() {
@@ -191,28 +274,33 @@ fn describe(e: &postgres::Error) -> String {
 /// certificates are trusted: the builder's default store (the system's
 /// CAs, `SSL_CERT_FILE`, `SSL_CERT_DIR`) is replaced, else any publicly
 /// trusted CA could vouch for a server named like ours.
-fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, String> {
+fn tls_connector(ca: &Path) -> Result<postgres_openssl::MakeTlsConnector, TlsError> {
     let builder = tls_builder(ca)?;
     Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
 }
 
-pub(super) fn tls_builder(ca: &Path) -> Result<openssl::ssl::SslConnectorBuilder, String> {
+pub(super) fn tls_builder(ca: &Path) -> Result<openssl::ssl::SslConnectorBuilder, TlsError> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
     use openssl::x509::X509;
     use openssl::x509::store::X509StoreBuilder;
-    let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-    let certs = X509::stack_from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+    let path = || ca.to_path_buf();
+    let pem = std::fs::read(ca).map_err(|source| TlsError::Read {
+        path: path(),
+        source,
+    })?;
+    let bad = |source| TlsError::Certificates {
+        path: path(),
+        source,
+    };
+    let certs = X509::stack_from_pem(&pem).map_err(bad)?;
     if certs.is_empty() {
-        return Err(format!("ca_file {} holds no certificate", ca.display()));
+        return Err(TlsError::NoCertificate { path: path() });
     }
-    let mut store = X509StoreBuilder::new().map_err(|e| format!("TLS: {e}"))?;
+    let mut store = X509StoreBuilder::new().map_err(TlsError::OpenSsl)?;
     for cert in certs {
-        store
-            .add_cert(cert)
-            .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+        store.add_cert(cert).map_err(bad)?;
     }
-    let mut builder =
-        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("TLS: {e}"))?;
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(TlsError::OpenSsl)?;
     builder.set_cert_store(store.build());
     builder.set_verify(SslVerifyMode::PEER);
     Ok(builder)
@@ -224,14 +312,14 @@ const DAEMON_USER: &str = "veil";
 
 /// The first line of a password file that only its owner may read, the
 /// owner being root, the daemon's account or whoever runs this.
-pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, String> {
+pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, PasswordFileError> {
     read_password_file_owned(path, DAEMON_USER)
 }
 
 pub(super) fn read_password_file_owned(
     path: &Path,
     daemon_user: &str,
-) -> Result<Zeroizing<String>, String> {
+) -> Result<Zeroizing<String>, PasswordFileError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // The file opened is the file checked: no symlink, fstat not stat;
@@ -240,25 +328,25 @@ pub(super) fn read_password_file_owned(
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| {
-            format!(
-                "password_file {}: {e} (a symlink is refused)",
-                path.display()
-            )
+        .map_err(|source| PasswordFileError::Open {
+            path: path.to_path_buf(),
+            source,
         })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file.metadata().map_err(|source| PasswordFileError::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if !meta.is_file() {
-        return Err(format!("password_file {} is not a file", path.display()));
+        return Err(PasswordFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "password_file {} may be read by group or others (mode {mode:o}); run: chmod 600 {}",
-            path.display(),
-            path.display()
-        ));
+        return Err(PasswordFileError::Readable {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     let me = nix::unistd::geteuid().as_raw();
     let daemon = nix::unistd::User::from_name(daemon_user)
@@ -266,20 +354,24 @@ pub(super) fn read_password_file_owned(
         .flatten()
         .map(|u| u.uid.as_raw());
     if meta.uid() != 0 && meta.uid() != me && Some(meta.uid()) != daemon {
-        return Err(format!(
-            "password_file {} is owned by uid {}, neither root, {daemon_user} nor uid {me}; \
-             run: chown {daemon_user} {}",
-            path.display(),
-            meta.uid(),
-            path.display()
-        ));
+        return Err(PasswordFileError::Owner {
+            path: path.to_path_buf(),
+            uid: meta.uid(),
+            daemon_user: daemon_user.to_owned(),
+            me,
+        });
     }
     let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| PasswordFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let line = text.lines().next().unwrap_or_default();
     if line.is_empty() {
-        return Err(format!("password_file {} is empty", path.display()));
+        return Err(PasswordFileError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Zeroizing::new(line.to_owned()))
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use postgres::Client;
 
-use super::Statements;
+use super::{Statements, locks};
 use crate::common::ledger::{self, Charge, Counter, Entry, Key, KeyKind, Limits, Reservation};
 use crate::common::store::{Export, Imported, Success};
 
@@ -364,15 +364,12 @@ pub fn prune(
     client: &mut Client,
     limits: &Limits,
     now: i64,
-    lock: i64,
 ) -> Result<(usize, bool), postgres::Error> {
-    let mine: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
-        .get(0);
+    let mine = locks::try_lock_session(client, locks::PRUNE)?;
     let mut removed = 0;
     if mine {
         let result = prune_locked(client, limits, now);
-        let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+        let unlocked = locks::unlock_session(client, locks::PRUNE);
         removed = result?;
         unlocked?;
     }
@@ -458,12 +455,19 @@ pub fn status(
         .collect())
 }
 
+/// A user that `veilctl store copy` found there with other contents.
+#[derive(Debug, thiserror::Error)]
+#[error("user {user} exists there with a different password or TOTP state; nothing was copied")]
+pub struct UserConflict {
+    pub user: String,
+}
+
 /// `veilctl store copy`: everything of `data`, in one transaction. A user
-/// present with other contents makes it write nothing: `Ok(Err(name))`.
+/// present with other contents makes it write nothing: `Ok(Err(..))`.
 pub fn import(
     client: &mut Client,
     data: &Export,
-) -> Result<Result<Imported, String>, postgres::Error> {
+) -> Result<Result<Imported, UserConflict>, postgres::Error> {
     let mut tx = client.transaction()?;
     // The login path's per-key locks, in its order (by lock id) and before
     // any row is touched (veil_success updates users under its key locks),
@@ -472,12 +476,7 @@ pub fn import(
     let kinds: Vec<&str> = data.ledger.iter().map(|r| r.kind.as_str()).collect();
     let users: Vec<&str> = data.ledger.iter().map(|r| r.user.as_str()).collect();
     let sources: Vec<&str> = data.ledger.iter().map(|r| r.source.as_str()).collect();
-    tx.execute(
-        "SELECT count(pg_advisory_xact_lock(h)) FROM (
-             SELECT DISTINCT hashtextextended(k || chr(31) || u || chr(31) || s, 0) AS h
-             FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s) ORDER BY h) AS sorted",
-        &[&kinds, &users, &sources],
-    )?;
+    locks::lock_keys(&mut tx, &kinds, &users, &sources)?;
     let mut imported = Imported::default();
     for u in &data.users {
         let existing = tx.query_opt(
@@ -497,7 +496,9 @@ pub fn import(
                     && row.get::<_, Option<Vec<u8>>>(2).as_deref() == pending
                     && row.get::<_, Option<Vec<u8>>>(4).as_deref() == rkey;
                 if !same {
-                    return Ok(Err(u.name.clone()));
+                    return Ok(Err(UserConflict {
+                        user: u.name.clone(),
+                    }));
                 }
                 // The later of the two steps and every used recovery slot
                 // of both, so no code is accepted twice.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use postgres::Client;
 
 use super::super::{OpenMode, StoreError};
-use super::{PgSettings, PgStore};
+use super::{PgSettings, PgStore, locks};
 
 /// Numbered migrations; `veil_schema.version` records how many have run.
 /// Text columns use the C collation: names compare byte for byte, on every
@@ -35,9 +35,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
 pub(super) const READERS_FROM: [i64; 4] = [1, 2, 3, 3];
 const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
 
-/// The advisory lock migrations run under ("veil" and 1).
-const MIGRATE_LOCK: i64 = 0x7665_696c_0000_0001;
-
 pub(super) fn migrate(
     client: &mut Client,
     settings: &PgSettings,
@@ -45,8 +42,7 @@ pub(super) fn migrate(
 ) -> Result<(), StoreError> {
     let err = |e| settings.pg_error(e);
     let mut tx = client.transaction().map_err(err)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
-        .map_err(err)?;
+    locks::lock_store(&mut tx, locks::MIGRATE).map_err(err)?;
     let exists: bool = tx
         .query_one("SELECT to_regclass('veil_schema') IS NOT NULL", &[])
         .map_err(err)?

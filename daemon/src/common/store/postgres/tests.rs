@@ -805,7 +805,7 @@ fn a_password_file_must_be_private() {
     let path = dir.path().join("pgpass");
     std::fs::write(&path, "s3cret\nignored\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let err = read_password_file(&path).unwrap_err();
+    let err = read_password_file(&path).unwrap_err().to_string();
     assert!(
         err.contains("chmod 600") && !err.contains("s3cret"),
         "{err}"
@@ -855,12 +855,12 @@ fn a_password_file_is_not_followed_through_a_symlink() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&path, &link).unwrap();
-    let err = read_password_file(&link).unwrap_err();
+    let err = read_password_file(&link).unwrap_err().to_string();
     assert!(err.contains("symlink") && !err.contains("s3cret"), "{err}");
     assert!(read_password_file(dir.path()).is_err(), "a directory");
     let fifo = dir.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let err = read_password_file(&fifo).unwrap_err();
+    let err = read_password_file(&fifo).unwrap_err().to_string();
     assert!(
         err.contains("not a file"),
         "a FIFO, refused without waiting: {err}"
@@ -891,7 +891,9 @@ fn a_password_file_owned_by_the_daemon_user_or_root_is_read() {
         read_password_file_owned(&path, "nobody").unwrap().as_str(),
         "s3cret"
     );
-    let err = read_password_file_owned(&path, "v15bnone").unwrap_err();
+    let err = read_password_file_owned(&path, "v15bnone")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("owned by uid") && err.contains("chown v15bnone"),
         "{err}"
