@@ -186,8 +186,6 @@ impl PgStore {
     }
 }
 
-/// Creates or migrates the schema, in one transaction under an advisory
-/// lock so that hosts starting together migrate once.
 /// A row's first six columns: phc, totp_secret, totp_last_step and the
 /// recovery columns (absent or malformed ones are no set).
 fn record(row: &postgres::Row) -> UserRecord {
