@@ -107,6 +107,7 @@ pub(super) fn spawn_workers(
                                         }
                                     });
                                 audit.metrics().verification(started.elapsed());
+                                audit.metrics().store_time(verifier.take_store_time());
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
                                 let _ = done.send(Done::Login {
@@ -123,6 +124,9 @@ pub(super) fn spawn_workers(
                                 received,
                             }) => {
                                 let answer = serve_self(&mut self_service, &audit, &request, peer);
+                                audit
+                                    .metrics()
+                                    .set_pending_enrolments(self_service.pending(unix_now()));
                                 drop(request);
                                 let _ = done.send(Done::SelfService {
                                     token,
@@ -133,7 +137,14 @@ pub(super) fn spawn_workers(
                             }
                             Ok(Job::Prune) => {
                                 let now = verifier.fleet_now(unix_now());
-                                match verifier.prune(now) {
+                                verifier.take_store_time();
+                                let pruned = verifier.prune(now);
+                                let error = pruned.as_ref().err().map(ToString::to_string);
+                                audit.store_answered(pruned.is_ok(), error.as_deref());
+                                audit
+                                    .metrics()
+                                    .set_pending_enrolments(self_service.pending(unix_now()));
+                                match pruned {
                                     Ok(0) => {}
                                     Ok(n) => audit.log(
                                         Severity::Info,
