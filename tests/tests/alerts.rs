@@ -3,7 +3,8 @@
 //! command changes no login's answer and is killed with its process group
 //! at `timeout_s`, a failing command is logged once and counted, a second
 //! event of a kind within `interval_s` is dropped and counted, and a
-//! refused start runs it too.
+//! refused start runs it too. Alerts are rate-limited per kind, so each
+//! test triggers one event of a kind unless it tests the limit.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -73,19 +74,19 @@ fn a_wide_lock_and_a_store_outage_run_the_command_with_the_event_in_its_environm
     let out = tempfile::tempdir().unwrap();
     let command = script(out.path(), "record.sh", RECORD_ENV);
     let mut d = Veild::from_toml(&format!(
-        "[lockout]\nsource_deny = 2\n[totp]\npolicy = \"if-enrolled\"\n{}",
+        "[lockout]\nsource_deny = 2\n{}",
         alerts_toml(&command, out.path(), "")
     ));
     // veild's own environment must not reach the command.
     d.env
         .push(("VEIL_TEST_OWN_VAR".into(), "not-for-the-command".into()));
     d.restart(d.config());
-    d.enrol("alice", false);
+    d.enrol("alice", true);
     let host = "198.51.100.7";
     let typo = "Hunter2-not-the-password";
-    assert_eq!(d.ask_from("alice", typo, "", host), DENY);
+    assert_eq!(d.ask_from("alice", typo, &wrong_code(), host), DENY);
     // The second failure from the host locks its source-wide key.
-    assert_eq!(d.ask_from("alice", typo, "", host), DENY);
+    assert_eq!(d.ask_from("alice", typo, &wrong_code(), host), DENY);
     let text = wait_for_file(&out.path().join("lock.env"), &d);
     let env = env_of(&text);
     assert_eq!(env["VEIL_EVENT"], "lock", "{text}");
@@ -99,6 +100,21 @@ fn a_wide_lock_and_a_store_outage_run_the_command_with_the_event_in_its_environm
     assert!(!text.contains(typo) && !text.contains(PASSWORD), "{text}");
     assert!(!text.contains("VEIL_TEST_OWN_VAR"), "{text}");
 
+    // A recovery code used: who, where, how many are left; never the code.
+    let codes = String::from_utf8(d.veilctl(&["recovery", "new", "alice"], "").stdout).unwrap();
+    let code = codes
+        .split_whitespace()
+        .find(|w| w.len() == 12 && w.as_bytes()[4] == b'-')
+        .unwrap_or_else(|| panic!("no code in {codes}"));
+    assert_eq!(d.ask_from("alice", PASSWORD, code, "198.51.100.60"), ALLOW);
+    let text = wait_for_file(&out.path().join("recovery-code-used.env"), &d);
+    let env = env_of(&text);
+    assert_eq!(env["VEIL_EVENT"], "recovery-code-used", "{text}");
+    assert_eq!(env["VEIL_USER"], "alice", "{text}");
+    assert_eq!(env["VEIL_CODES_LEFT"], "9", "{text}");
+    assert!(env["VEIL_SOURCE"].contains("198.51.100.60"), "{text}");
+    assert!(!text.contains(code) && !text.contains(PASSWORD), "{text}");
+
     // The store goes away: the first login denied for it starts an outage.
     let db = d.database();
     let backup = d.dir().join("backup.db");
@@ -107,7 +123,7 @@ fn a_wide_lock_and_a_store_outage_run_the_command_with_the_event_in_its_environm
         .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
         .unwrap();
     std::fs::remove_file(&db).unwrap();
-    assert_eq!(d.ask("alice", PASSWORD, ""), DENY);
+    assert_eq!(d.ask("alice", PASSWORD, &code_now()), DENY);
     let text = wait_for_file(&out.path().join("store-outage.env"), &d);
     let env = env_of(&text);
     assert_eq!(env["VEIL_EVENT"], "store-outage", "{text}");
@@ -121,7 +137,12 @@ fn a_wide_lock_and_a_store_outage_run_the_command_with_the_event_in_its_environm
     }
     std::fs::copy(&backup, &db).unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(d.ask("alice", PASSWORD, ""), ALLOW, "{}", d.stderr());
+    assert_eq!(
+        d.ask("alice", PASSWORD, &code_now()),
+        ALLOW,
+        "{}",
+        d.stderr()
+    );
     let text = wait_for_file(&out.path().join("store-recovered.env"), &d);
     assert_eq!(env_of(&text)["VEIL_EVENT"], "store-recovered", "{text}");
 }

@@ -512,6 +512,15 @@ mod tests {
         m.verification(Duration::from_millis(30));
         m.verification(Duration::from_secs(60));
         m.set_ledger_rows(7);
+        m.store_time(Duration::from_micros(700));
+        m.recovery_code_used();
+        m.set_pending_enrolments(3);
+        assert!(m.store_answered(false));
+        assert!(!m.store_answered(false));
+        m.alert_run("lock-storm");
+        assert_eq!(m.alert_dropped("queue-full"), 1);
+        assert_eq!(m.alert_dropped("queue-full"), 2);
+        m.alert_failed();
         let text = m.render();
         for line in [
             "veil_attempts_total{outcome=\"deny\",reason=\"wrong-code\"} 2",
@@ -526,6 +535,17 @@ mod tests {
             "veil_verification_duration_seconds_count 2",
             "veil_ledger_rows 7",
             "veil_ledger_max_rows 1000",
+            "veil_store_duration_seconds_bucket{le=\"0.0005\"} 0",
+            "veil_store_duration_seconds_bucket{le=\"0.001\"} 1",
+            "veil_store_duration_seconds_count 1",
+            "veil_recovery_codes_used_total 1",
+            "veil_pending_enrolments 3",
+            "veil_store_up 0",
+            "veil_alerts_total{event=\"lock-storm\"} 1",
+            "veil_alerts_total{event=\"start-refused\"} 0",
+            "veil_alerts_dropped_total{reason=\"queue-full\"} 2",
+            "veil_alerts_dropped_total{reason=\"rate-limit\"} 0",
+            "veil_alert_failures_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -102,6 +102,8 @@ pub fn run(options: &Options) -> ExitCode {
             _ => "sqlite",
         },
     ));
+    // None pending at start: they live in memory only.
+    metrics.set_pending_enrolments(0);
     match store::open(&location, OpenMode::CreateIfMissing) {
         Ok(mut store) => {
             let local = crate::common::clock::unix_now().min(i64::MAX as u64) as i64;
