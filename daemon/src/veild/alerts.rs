@@ -364,3 +364,86 @@ pub fn refused(settings: &Settings, reason: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings for `/bin/sh -c SCRIPT sh DIR`.
+    fn settings(script: &str, dir: &Path, interval_s: u64) -> Settings {
+        Settings {
+            command: Some(PathBuf::from("/bin/sh")),
+            args: vec![
+                "-c".into(),
+                script.into(),
+                "sh".into(),
+                dir.to_str().unwrap().into(),
+            ],
+            interval_s,
+            timeout_s: 30,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_without_blocking_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each run waits until the test lets it go: the first holds the
+        // runner, the queue fills behind it.
+        let wait = "while [ ! -e \"$1/go\" ]; do sleep 0.02; done";
+        let metrics = Arc::new(Metrics::new(100, "sqlite"));
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&reports);
+        let (alerts, runner) = start(
+            &settings(wait, dir.path(), 0),
+            Arc::clone(&metrics),
+            move |r| seen.lock().unwrap().push(format!("{r:?}")),
+        )
+        .unwrap()
+        .unwrap();
+        for _ in 0..(QUEUE + 4) {
+            alerts.send(Event::new("lock", "test"));
+        }
+        let text = metrics.render();
+        let dropped: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("veil_alerts_dropped_total{reason=\"queue-full\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // At most one taken by the runner, QUEUE waiting: the rest dropped.
+        assert!((3..=4).contains(&dropped), "{dropped}\n{text}");
+        std::fs::write(dir.path().join("go"), "").unwrap();
+        drop(alerts);
+        runner.join().unwrap();
+        let reports = reports.lock().unwrap();
+        let dropped_reports = reports.iter().filter(|r| r.contains("queue-full")).count();
+        assert_eq!(dropped_reports as u64, dropped, "{reports:?}");
+    }
+
+    #[test]
+    fn a_kind_runs_once_per_interval_and_a_storm_takes_more_than_storm_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = "echo \"$VEIL_EVENT $VEIL_LOCKS\" >> \"$1/runs\"";
+        let mut s = settings(record, dir.path(), 3600);
+        s.storm_locks = 3;
+        s.storm_window_s = 3600;
+        let metrics = Arc::new(Metrics::new(100, "sqlite"));
+        let (alerts, runner) = start(&s, Arc::clone(&metrics), |_| {}).unwrap().unwrap();
+        alerts.send(Event::new("lock", "first"));
+        alerts.send(Event::new("lock", "second, within the interval"));
+        for _ in 0..7 {
+            alerts.lock_made();
+        }
+        drop(alerts);
+        runner.join().unwrap();
+        let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+        // One lock; the fourth lock is a storm of 4, the next three count anew.
+        assert_eq!(runs, "lock \nlock-storm 4\n");
+        assert!(
+            metrics
+                .render()
+                .contains("veil_alerts_dropped_total{reason=\"rate-limit\"} 1\n")
+        );
+    }
+}
