@@ -62,6 +62,13 @@ fn logins_and_failures_are_counted_in_a_file_promtool_accepts() {
     // The second failure of the pair locks its key.
     assert_eq!(d.ask_from("alice", "wrong", &wrong_code(), host), DENY);
     assert_eq!(d.ask_from("nobody", "x", "000000", "198.51.100.10"), DENY);
+    // A recovery code, from a host whose pair is not locked.
+    let codes = String::from_utf8(d.veilctl(&["recovery", "new", "alice"], "").stdout).unwrap();
+    let code = codes
+        .split_whitespace()
+        .find(|w| w.len() == 12 && w.as_bytes()[4] == b'-')
+        .unwrap_or_else(|| panic!("no code in {codes}"));
+    assert_eq!(d.ask_from("alice", PASSWORD, code, "198.51.100.11"), ALLOW);
     // The file is written at start and every hour here: SIGTERM writes the
     // final counts, so nothing waits on a clock.
     d.stop();
@@ -91,8 +98,25 @@ fn logins_and_failures_are_counted_in_a_file_promtool_accepts() {
     );
     assert_eq!(value(&text, "veil_locks_total{kind=\"user+source\"}"), 1.0);
     assert_eq!(
+        value(
+            &text,
+            &format!("{attempts}{{outcome=\"allow\",reason=\"recovery-code\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(value(&text, "veil_recovery_codes_used_total"), 1.0);
+    assert_eq!(
         value(&text, "veil_verification_duration_seconds_count"),
-        4.0
+        5.0
+    );
+    // Every login read the store, and it answered.
+    assert_eq!(value(&text, "veil_store_duration_seconds_count"), 5.0);
+    assert!(value(&text, "veil_store_duration_seconds_sum") > 0.0);
+    assert_eq!(value(&text, "veil_store_up"), 1.0);
+    assert_eq!(value(&text, "veil_pending_enrolments"), 0.0);
+    assert_eq!(
+        value(&text, "veil_alerts_dropped_total{reason=\"rate-limit\"}"),
+        0.0
     );
     // Counted at start (an empty ledger) and at the minute's prune.
     assert_eq!(value(&text, "veil_ledger_rows"), 0.0);

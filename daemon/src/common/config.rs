@@ -8,6 +8,7 @@ use crate::common::crypt::Kind;
 use crate::common::shadow::DEFAULT_SHADOW;
 use crate::common::source::Network;
 
+pub mod alerts;
 pub mod metrics;
 pub mod pg;
 mod validate;
@@ -37,6 +38,7 @@ pub struct Config {
     pub limits: Limits,
     pub postgres: Postgres,
     pub metrics: metrics::Metrics,
+    pub alerts: alerts::Alerts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +241,7 @@ impl Default for Config {
             limits: Limits::default(),
             postgres: Postgres::default(),
             metrics: metrics::Metrics::default(),
+            alerts: alerts::Alerts::default(),
         }
     }
 }

@@ -190,6 +190,8 @@ pub struct Verifier {
     memory: Memory,
     system: SystemAccounts,
     scratch: Scratch,
+    /// Time spent in the store since [`Verifier::take_store_time`].
+    store_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -230,6 +232,7 @@ impl Verifier {
             memory: Memory::default(),
             system,
             scratch: Scratch::default(),
+            store_time: std::time::Duration::ZERO,
         }
     }
 
@@ -262,6 +265,11 @@ impl Verifier {
             Ok(store) => store.fleet_now(local_i).map_or(local, |t| t.max(0) as u64),
             Err(_) => local,
         }
+    }
+
+    /// Time `decide` spent in the store (open, reads, writes) since the last call.
+    pub fn take_store_time(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.store_time)
     }
 
     /// Decides one request at Unix time `now` ([`Verifier::fleet_now`]).
@@ -312,6 +320,7 @@ impl Verifier {
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
         let mut store_error: Option<String> = None;
+        let started = std::time::Instant::now();
         let reservation = match self.store() {
             Ok(store) => match store.reserve(&limits, charge, now_i) {
                 Ok(r) => Some(r),
@@ -339,6 +348,7 @@ impl Verifier {
             }
             None => (None, false),
         };
+        self.store_time += started.elapsed();
         // The shadow file, read whole, whoever the user is.
         let account = match &self.system.shadow {
             Some(path) => shadow::lookup(path, &request.user).map_err(|source| ShadowUnreadable {
@@ -500,6 +510,7 @@ impl Verifier {
             }
             _ => None,
         };
+        let started = std::time::Instant::now();
         let Ok(store) = self.store() else {
             return Reason::Store("store vanished".into());
         };
@@ -527,7 +538,9 @@ impl Verifier {
             recovery,
             now,
         };
-        match (store.commit_success(&limits, &success), recovery, set) {
+        let written = store.commit_success(&limits, &success);
+        self.store_time += started.elapsed();
+        match (written, recovery, set) {
             (Ok(true), Some(_), Some(set)) => Reason::RecoveryCode {
                 left: set.left().saturating_sub(1),
             },

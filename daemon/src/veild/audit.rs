@@ -8,6 +8,7 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason};
+use crate::veild::alerts::{self, Alerts, Event, Report};
 use crate::veild::journal::Journal;
 pub use crate::veild::severity::Severity;
 use crate::veild::metrics::Metrics;
@@ -30,6 +31,7 @@ const QUEUE: usize = 4096;
 pub struct Audit {
     tx: SyncSender<(Severity, String)>,
     metrics: Arc<Metrics>,
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// Where lines go.
@@ -52,7 +54,80 @@ impl Audit {
                 eprintln!("veild: cannot start the audit thread: {e}");
                 std::thread::spawn(|| {})
             });
-        (Audit { tx, metrics }, handle)
+        (
+            Audit {
+                tx,
+                metrics,
+                alerts: None,
+            },
+            handle,
+        )
+    }
+
+    /// This audit, also sending alerts to `alerts`' runner. The runner's
+    /// own log must be an `Audit` without: else it would keep itself open.
+    pub fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Audit {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Hands `event` to the alert runner, if `[alerts]` has a command.
+    pub fn alert(&self, event: impl FnOnce() -> Event) {
+        if let Some(a) = &self.alerts {
+            a.send(event());
+        }
+    }
+
+    /// Whether the store answered (a login or a prune): its gauge, and an
+    /// alert when that changed (`error`: why it did not).
+    pub fn store_answered(&self, up: bool, error: Option<&str>) {
+        if self.metrics.store_answered(up) {
+            self.alert(|| match error {
+                Some(e) if !up => Event::new("store-outage", "the store failed; logins are denied")
+                    .var("VEIL_ERROR", e),
+                _ if !up => Event::new("store-outage", "the store failed; logins are denied"),
+                _ => Event::new("store-recovered", "the store answers again"),
+            });
+        }
+    }
+
+    /// A report of the alert runner, as an `event=alert` line.
+    pub fn alert_report(&self, report: Report) {
+        let (severity, line) = match report {
+            Report::Ran { event } => (
+                Severity::Info,
+                Line::new("alert")
+                    .field("alert", event)
+                    .field("outcome", "ran"),
+            ),
+            Report::Failed { event, error } => (
+                Severity::Error,
+                Line::new("alert")
+                    .field("alert", event)
+                    .field("outcome", "failed")
+                    .field("error", error)
+                    .field(
+                        "note",
+                        "further failures are only counted until it works again",
+                    ),
+            ),
+            Report::WorksAgain { event, failures } => (
+                Severity::Notice,
+                Line::new("alert")
+                    .field("alert", event)
+                    .field("outcome", "ran")
+                    .field("failed_before", failures),
+            ),
+            Report::Dropped { event, why, total } => (
+                Severity::Notice,
+                Line::new("alert")
+                    .field("alert", event)
+                    .field("outcome", "dropped")
+                    .field("why", why)
+                    .field("dropped_total", total),
+            ),
+        };
+        self.log(severity, line.finish());
     }
 
     /// Queues a line; never blocks. A full queue drops the line and counts it.
@@ -193,6 +268,12 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         "deny"
     };
     count_decision(audit.metrics(), decision);
+    // Every decision but a panic's read the store first.
+    match &decision.reason {
+        Reason::Store(e) => audit.store_answered(false, Some(e)),
+        Reason::Internal => {}
+        _ => audit.store_answered(true, None),
+    }
     // A non-root peer's rhost and ruid are only what it claims, and
     // PAM_RUSER is a claim from anyone (polkit's helper puts the target
     // there): marked so, never shown as if the system had reported them.
@@ -249,6 +330,13 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     audit.log(severity, line.finish());
     // A recovery code's use is a line of its own, for the admin to follow up.
     if let Reason::RecoveryCode { left } = &decision.reason {
+        audit.alert(|| {
+            Event::new("recovery-code-used", "a login used up a recovery code")
+                .var("VEIL_USER", &request.user)
+                .var("VEIL_SERVICE", &request.service)
+                .var("VEIL_SOURCE", audit_source(request, peer))
+                .var("VEIL_CODES_LEFT", left)
+        });
         audit.log(
             Severity::Warning,
             Line::new("recovery-code-used")
@@ -269,6 +357,19 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
                 .field("source", audit_source(request, peer))
                 .finish(),
         );
+        if alerts::is_wide(key.kind) {
+            audit.alert(|| {
+                Event::new("lock", "a key that refuses many logins was locked")
+                    .var("VEIL_KEY_KIND", key.kind.as_str())
+                    .var("VEIL_KEY", key)
+                    .var("VEIL_USER", &request.user)
+                    .var("VEIL_SERVICE", &request.service)
+                    .var("VEIL_SOURCE", audit_source(request, peer))
+            });
+        }
+        if let Some(a) = &audit.alerts {
+            a.lock_made();
+        }
     }
 }
 
@@ -278,6 +379,9 @@ fn count_decision(metrics: &Metrics, decision: &Decision) {
     metrics.attempt(decision.verdict == Verdict::Allow, decision.reason.as_str());
     for key in &decision.locked {
         metrics.lock(key.kind);
+    }
+    if let Reason::RecoveryCode { .. } = decision.reason {
+        metrics.recovery_code_used();
     }
     if let Reason::Store(_) = decision.reason {
         metrics.store_error_login();
@@ -310,6 +414,7 @@ mod tests {
         let audit = Audit {
             tx,
             metrics: Arc::new(Metrics::new(100, "sqlite")),
+            alerts: None,
         };
         for _ in 0..10 {
             audit.log(Severity::Info, "x".into());

@@ -13,14 +13,35 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::common::ledger::KeyKind;
 
+mod histogram;
+use histogram::Histogram;
+
 /// Upper bounds of the verification-time histogram, in seconds: argon2 at
 /// its floor takes tens of milliseconds, a slow store seconds.
 const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// The store-time histogram's: a local SQLite read takes well under a
+/// millisecond, a PostgreSQL round trip one or a few, a failover seconds.
+const STORE_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0,
+];
+
+/// The events `[alerts]` runs its command on (see `crate::veild::alerts`).
+pub const ALERT_EVENTS: [&str; 6] = [
+    "lock",
+    "lock-storm",
+    "store-outage",
+    "store-recovered",
+    "recovery-code-used",
+    "start-refused",
+];
+/// Why an alert was not run: its kind ran within `[alerts] interval_s`,
+/// or the runner's queue was full (a command hangs).
+pub const ALERT_DROPS: [&str; 2] = ["rate-limit", "queue-full"];
 
 /// Every reason a login can be decided with (`Reason::as_str`), plus
 /// `overload` (not evaluated): each series exists from the start at 0, so
@@ -76,9 +97,16 @@ pub struct Metrics {
     store_errors_login: AtomicU64,
     store_errors_prune: AtomicU64,
     ledger_full: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    verification_time: Histogram<{ BUCKETS.len() }>,
+    store_time: Histogram<{ STORE_BUCKETS.len() }>,
+    recovery_codes_used: AtomicU64,
+    /// -1 until first counted.
+    pending_enrolments: AtomicI64,
+    /// Whether the store answered the last login or prune.
+    store_up: AtomicBool,
+    alerts_run: [AtomicU64; ALERT_EVENTS.len()],
+    alerts_dropped: [AtomicU64; ALERT_DROPS.len()],
+    alert_failures: AtomicU64,
     /// -1 until first counted.
     ledger_rows: AtomicI64,
     ledger_max_rows: i64,
@@ -104,9 +132,14 @@ impl Metrics {
             store_errors_login: AtomicU64::new(0),
             store_errors_prune: AtomicU64::new(0),
             ledger_full: AtomicU64::new(0),
-            buckets: Default::default(),
-            latency_count: AtomicU64::new(0),
-            latency_sum_us: AtomicU64::new(0),
+            verification_time: Histogram::new(&BUCKETS),
+            store_time: Histogram::new(&STORE_BUCKETS),
+            recovery_codes_used: AtomicU64::new(0),
+            pending_enrolments: AtomicI64::new(-1),
+            store_up: AtomicBool::new(true),
+            alerts_run: Default::default(),
+            alerts_dropped: Default::default(),
+            alert_failures: AtomicU64::new(0),
             ledger_rows: AtomicI64::new(-1),
             ledger_max_rows,
             audit_dropped: AtomicU64::new(0),
@@ -149,13 +182,44 @@ impl Metrics {
 
     /// How long one verification took (store reads, argon2, writes).
     pub fn verification(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.verification_time.observe(took);
+    }
+
+    /// How long the store took for one login's reads and writes.
+    pub fn store_time(&self, took: Duration) {
+        self.store_time.observe(took);
+    }
+
+    pub fn recovery_code_used(&self) {
+        self.recovery_codes_used.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_pending_enrolments(&self, n: usize) {
+        let n = n.min(i64::MAX as usize) as i64;
+        self.pending_enrolments.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether the store answered; true when that changed from before.
+    pub fn store_answered(&self, up: bool) -> bool {
+        self.store_up.swap(up, Ordering::Relaxed) != up
+    }
+
+    /// An alert command started for `event` (one of [`ALERT_EVENTS`]).
+    pub fn alert_run(&self, event: &str) {
+        if let Some(i) = ALERT_EVENTS.iter().position(|e| *e == event) {
+            self.alerts_run[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let us = took.as_micros().min(u64::MAX as u128) as u64;
-        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// An alert dropped (`why`: one of [`ALERT_DROPS`]); the total so far.
+    pub fn alert_dropped(&self, why: &str) -> u64 {
+        ALERT_DROPS.iter().position(|d| *d == why).map_or(0, |i| {
+            self.alerts_dropped[i].fetch_add(1, Ordering::Relaxed) + 1
+        })
+    }
+
+    pub fn alert_failed(&self) {
+        self.alert_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_ledger_rows(&self, rows: i64) {
@@ -279,20 +343,15 @@ impl Metrics {
             "histogram",
             "Time to decide one login (store, password hash, code), delay not included.",
         );
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += load(n);
-            let _ = writeln!(
-                out,
-                "veil_verification_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = load(&self.latency_count);
-        let sum = load(&self.latency_sum_us) as f64 / 1e6;
-        let _ = writeln!(
+        self.verification_time
+            .render(out, "veil_verification_duration_seconds");
+        head(
             out,
-            "veil_verification_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nveil_verification_duration_seconds_sum {sum}\nveil_verification_duration_seconds_count {count}"
+            "veil_store_duration_seconds",
+            "histogram",
+            "Time the store (database) took for one login's reads and writes.",
         );
+        self.store_time.render(out, "veil_store_duration_seconds");
         head(
             out,
             "veil_ledger_rows",
@@ -310,6 +369,76 @@ impl Metrics {
             "[lockout] max_ledger_rows: past it the ledger charges new keys to overflow keys.",
         );
         let _ = writeln!(out, "veil_ledger_max_rows {}", self.ledger_max_rows);
+        self.render_more(out);
+    }
+
+    fn render_more(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        head(
+            out,
+            "veil_recovery_codes_used_total",
+            "counter",
+            "Logins that used up a recovery code (each one worth a look).",
+        );
+        let _ = writeln!(
+            out,
+            "veil_recovery_codes_used_total {}",
+            load(&self.recovery_codes_used)
+        );
+        head(
+            out,
+            "veil_pending_enrolments",
+            "gauge",
+            "Self-service TOTP enrolments started and not yet confirmed or expired.",
+        );
+        let pending = self.pending_enrolments.load(Ordering::Relaxed);
+        if pending >= 0 {
+            let _ = writeln!(out, "veil_pending_enrolments {pending}");
+        }
+        head(
+            out,
+            "veil_store_up",
+            "gauge",
+            "1 when the store (SQLite file or PostgreSQL) answered the last login or prune, else 0.",
+        );
+        let _ = writeln!(
+            out,
+            "veil_store_up {}",
+            u8::from(self.store_up.load(Ordering::Relaxed))
+        );
+        head(
+            out,
+            "veil_alerts_total",
+            "counter",
+            "[alerts] command runs started, by event.",
+        );
+        for (event, n) in ALERT_EVENTS.iter().zip(&self.alerts_run) {
+            let _ = writeln!(out, "veil_alerts_total{{event=\"{event}\"}} {}", load(n));
+        }
+        head(
+            out,
+            "veil_alerts_dropped_total",
+            "counter",
+            "Alerts not run: their kind ran within [alerts] interval_s, or the queue was full.",
+        );
+        for (why, n) in ALERT_DROPS.iter().zip(&self.alerts_dropped) {
+            let _ = writeln!(
+                out,
+                "veil_alerts_dropped_total{{reason=\"{why}\"}} {}",
+                load(n)
+            );
+        }
+        head(
+            out,
+            "veil_alert_failures_total",
+            "counter",
+            "[alerts] command runs that failed: not started, exit status not 0, or killed at timeout_s.",
+        );
+        let _ = writeln!(
+            out,
+            "veil_alert_failures_total {}",
+            load(&self.alert_failures)
+        );
     }
 }
 
@@ -340,6 +469,15 @@ mod tests {
         m.verification(Duration::from_millis(30));
         m.verification(Duration::from_secs(60));
         m.set_ledger_rows(7);
+        m.store_time(Duration::from_micros(700));
+        m.recovery_code_used();
+        m.set_pending_enrolments(3);
+        assert!(m.store_answered(false));
+        assert!(!m.store_answered(false));
+        m.alert_run("lock-storm");
+        assert_eq!(m.alert_dropped("queue-full"), 1);
+        assert_eq!(m.alert_dropped("queue-full"), 2);
+        m.alert_failed();
         let text = m.render();
         for line in [
             "veil_attempts_total{outcome=\"deny\",reason=\"wrong-code\"} 2",
@@ -354,6 +492,17 @@ mod tests {
             "veil_verification_duration_seconds_count 2",
             "veil_ledger_rows 7",
             "veil_ledger_max_rows 1000",
+            "veil_store_duration_seconds_bucket{le=\"0.0005\"} 0",
+            "veil_store_duration_seconds_bucket{le=\"0.001\"} 1",
+            "veil_store_duration_seconds_count 1",
+            "veil_recovery_codes_used_total 1",
+            "veil_pending_enrolments 3",
+            "veil_store_up 0",
+            "veil_alerts_total{event=\"lock-storm\"} 1",
+            "veil_alerts_total{event=\"start-refused\"} 0",
+            "veil_alerts_dropped_total{reason=\"queue-full\"} 2",
+            "veil_alerts_dropped_total{reason=\"rate-limit\"} 0",
+            "veil_alert_failures_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

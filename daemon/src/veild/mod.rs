@@ -1,6 +1,7 @@
 //! veild, the verification daemon: start-up checks, then the socket server
 //! until SIGTERM. Its audit log and server loop live here too.
 
+pub mod alerts;
 pub mod audit;
 mod conn;
 pub mod journal;
@@ -38,6 +39,20 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// [`fail`] once the config is read: the admin's alert command hears of
+/// it too (not for `--check-config`, which starts nothing).
+fn refuse(
+    alerts: &crate::common::config::alerts::Alerts,
+    options: &Options,
+    code: u8,
+    message: impl std::fmt::Display,
+) -> ExitCode {
+    if !options.check_config {
+        alerts::refused(alerts, &message.to_string());
+    }
+    fail(code, message)
+}
+
 /// Starts veild. Fails closed: any doubt about the config, the database
 /// or the socket stops it with a message that names the culprit.
 pub fn run(options: &Options) -> ExitCode {
@@ -48,13 +63,18 @@ pub fn run(options: &Options) -> ExitCode {
     if let Err(e) = check_not_writable_by_others(&options.config) {
         return fail(EX_CONFIG, e);
     }
+    // Run as veild, so only one that just root or veild's own user can
+    // change (and checked before any refusal runs it).
+    if let Some(Err(e)) = config.alerts.command.as_deref().map(alerts::check_command) {
+        return fail(EX_CONFIG, e);
+    }
     let hasher = match Hasher::new(&config.argon2) {
         Ok(h) => h,
-        Err(e) => return fail(EX_CONFIG, e),
+        Err(e) => return refuse(&config.alerts, options, EX_CONFIG, e),
     };
     let metrics_target = match metrics_file::resolve(&config.metrics) {
         Ok(t) => t,
-        Err(e) => return fail(EX_CONFIG, e),
+        Err(e) => return refuse(&config.alerts, options, EX_CONFIG, e),
     };
     if options.check_config {
         println!("{}: OK", options.config.display());
@@ -62,7 +82,12 @@ pub fn run(options: &Options) -> ExitCode {
     }
     // No core dumps and no ptrace by other users: memory holds passwords.
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
-        return fail(1, format!("cannot make the process non-dumpable: {e}"));
+        return refuse(
+            &config.alerts,
+            options,
+            1,
+            format!("cannot make the process non-dumpable: {e}"),
+        );
     }
     let location = store::Location::of(&config);
     // A shared PostgreSQL store that does not answer now does not stop
@@ -78,6 +103,8 @@ pub fn run(options: &Options) -> ExitCode {
             _ => "sqlite",
         },
     ));
+    // None pending at start: they live in memory only.
+    metrics.set_pending_enrolments(0);
     match store::open(&location, OpenMode::CreateIfMissing) {
         Ok(mut store) => {
             let local = crate::common::clock::unix_now().min(i64::MAX as u64) as i64;
@@ -87,14 +114,21 @@ pub fn run(options: &Options) -> ExitCode {
             }
         }
         Err(e @ store::StoreError::Postgres { .. }) => unreachable = Some(e.to_string()),
-        Err(e) => return fail(1, format!("{e}; refusing to start")),
+        Err(e) => {
+            return refuse(
+                &config.alerts,
+                options,
+                1,
+                format!("{e}; refusing to start"),
+            );
+        }
     }
     if let Some(Err(e)) = location.sqlite_path().map(check_not_writable_by_others) {
-        return fail(1, e);
+        return refuse(&config.alerts, options, 1, e);
     }
     let dummy = match dummy_record(&hasher) {
         Ok(d) => d,
-        Err(e) => return fail(1, e),
+        Err(e) => return refuse(&config.alerts, options, 1, e),
     };
     // The fleet shares one dummy row: made with other [argon2] parameters
     // than ours, unknown names would cost other time than known ones here.
@@ -110,7 +144,7 @@ pub fn run(options: &Options) -> ExitCode {
     };
     let (system, passwords_line) = match system_accounts(&config) {
         Ok(s) => s,
-        Err(e) => return fail(1, e),
+        Err(e) => return refuse(&config.alerts, options, 1, e),
     };
     let pending = std::sync::Arc::new(std::sync::Mutex::new(
         self_service::PendingEnrolments::default(),
@@ -129,18 +163,37 @@ pub fn run(options: &Options) -> ExitCode {
         .collect();
     let listener = match server::listen(&config.socket) {
         Ok(l) => l,
-        Err(e) => return fail(1, e),
+        Err(e) => return refuse(&config.alerts, options, 1, e),
     };
-    let (audit, writer) = Audit::start(
+    let (base_audit, writer) = Audit::start(
         Sinks {
             syslog: true,
             stderr: options.log_stderr,
         },
         std::sync::Arc::clone(&metrics),
     );
+    // The runner logs through an Audit without alerts (see with_alerts).
+    let runner_log = base_audit.clone();
+    let (alerts, alert_runner) = match alerts::start(
+        &config.alerts,
+        std::sync::Arc::clone(&metrics),
+        move |report| runner_log.alert_report(report),
+    ) {
+        Ok(Some((a, h))) => (Some(a), Some(h)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            return refuse(
+                &config.alerts,
+                options,
+                1,
+                format!("cannot start the alert thread: {e}"),
+            );
+        }
+    };
+    let audit = base_audit.clone().with_alerts(alerts);
     audit.log(Severity::Notice, passwords_line);
     let metrics_writer = metrics_target.and_then(|target| {
-        metrics_file::start(target, std::sync::Arc::clone(&metrics), audit.clone())
+        metrics_file::start(target, std::sync::Arc::clone(&metrics), base_audit.clone())
             .map_err(|e| {
                 audit.log(
                     Severity::Error,
@@ -150,6 +203,7 @@ pub fn run(options: &Options) -> ExitCode {
             .ok()
     });
     if let Some(e) = unreachable {
+        audit.store_answered(false, Some(&e));
         audit.log(
             Severity::Error,
             Line::new("store")
@@ -204,11 +258,17 @@ pub fn run(options: &Options) -> ExitCode {
             ExitCode::from(1)
         }
     };
+    // Queued alerts run (each at most timeout_s) before the final
+    // metrics, so that those count them.
+    drop(audit);
+    if let Some(handle) = alert_runner {
+        let _ = handle.join();
+    }
     if let Some((stop, handle)) = metrics_writer {
         let _ = stop.send(());
         let _ = handle.join();
     }
-    drop(audit);
+    drop(base_audit);
     let _ = writer.join();
     code
 }

@@ -80,6 +80,11 @@ impl std::fmt::Debug for PendingEnrolments {
 }
 
 impl PendingEnrolments {
+    /// Entries in force at `now`.
+    fn in_force(&self, now: u64) -> usize {
+        self.by_uid.values().filter(|e| e.expires_at > now).count()
+    }
+
     /// Holds `entry` for `uid`, replacing that uid's earlier one. False
     /// when [`MAX_PENDING`] other uids have one in force.
     fn insert(&mut self, uid: u32, entry: PendingEnrolment, now: u64) -> bool {
@@ -173,6 +178,11 @@ impl std::fmt::Debug for SelfService {
 }
 
 impl SelfService {
+    /// Enrolments started and not yet confirmed or expired, for the metrics.
+    pub fn pending(&self, now: u64) -> usize {
+        self.pending.lock().map_or(0, |p| p.in_force(now))
+    }
+
     pub fn new(
         config: &Config,
         hasher: Hasher,

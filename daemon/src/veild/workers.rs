@@ -7,7 +7,7 @@ use std::io;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Token, Waker};
 use veil_proto::self_service::{SelfAnswer, SelfRequest};
@@ -93,9 +93,11 @@ pub(super) fn spawn_workers(
                             }) => {
                                 // A bug in the check must cost one denial, not a worker.
                                 let started = Instant::now();
+                                let mut fleet_time = Duration::ZERO;
                                 let decision =
                                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                         let now = verifier.fleet_now(unix_now());
+                                        fleet_time = started.elapsed();
                                         verifier.decide(&request, peer, now)
                                     }))
                                     .unwrap_or_else(|_| {
@@ -107,6 +109,10 @@ pub(super) fn spawn_workers(
                                         }
                                     });
                                 audit.metrics().verification(started.elapsed());
+                                // The store's clock (PostgreSQL: a query) is store time too.
+                                audit
+                                    .metrics()
+                                    .store_time(fleet_time + verifier.take_store_time());
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
                                 let _ = done.send(Done::Login {
@@ -123,6 +129,9 @@ pub(super) fn spawn_workers(
                                 received,
                             }) => {
                                 let answer = serve_self(&mut self_service, &audit, &request, peer);
+                                audit
+                                    .metrics()
+                                    .set_pending_enrolments(self_service.pending(unix_now()));
                                 drop(request);
                                 let _ = done.send(Done::SelfService {
                                     token,
@@ -133,7 +142,13 @@ pub(super) fn spawn_workers(
                             }
                             Ok(Job::Prune) => {
                                 let now = verifier.fleet_now(unix_now());
-                                match verifier.prune(now) {
+                                let pruned = verifier.prune(now);
+                                let error = pruned.as_ref().err().map(ToString::to_string);
+                                audit.store_answered(pruned.is_ok(), error.as_deref());
+                                audit
+                                    .metrics()
+                                    .set_pending_enrolments(self_service.pending(unix_now()));
+                                match pruned {
                                     Ok(0) => {}
                                     Ok(n) => audit.log(
                                         Severity::Info,

@@ -158,3 +158,20 @@ fn policy_and_scope_spellings() {
     assert_eq!(c.totp.policy, TotpPolicy::IfEnrolled);
     assert_eq!(c.lockout.scope, LockoutScope::User);
 }
+
+#[test]
+fn alert_settings_out_of_bounds_are_errors_that_name_the_key() {
+    for (text, key) in [
+        ("[alerts]\ncommand = \"veil-alert\"\n", "alerts.command"),
+        ("[alerts]\ntimeout_s = 0\n", "alerts.timeout_s"),
+        ("[alerts]\ntimeout_s = 61\n", "alerts.timeout_s"),
+        ("[alerts]\nstorm_locks = 0\n", "alerts.storm_locks"),
+        ("[alerts]\nstorm_window_s = 0\n", "alerts.storm_window_s"),
+        ("[alerts]\nargs = [\"a\\u0000b\"]\n", "alerts.args"),
+    ] {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let c = parse("[alerts]\ncommand = \"/usr/local/sbin/veil-alert\"\nargs = [\"-v\"]\n").unwrap();
+    assert_eq!(c.alerts.args, ["-v"]);
+}

@@ -84,6 +84,7 @@ impl Config {
             "must be between 32 and 128",
         )?;
         self.metrics.check()?;
+        self.alerts.check()?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
             self.totp

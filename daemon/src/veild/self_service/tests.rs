@@ -117,7 +117,11 @@ fn enrolment_needs_the_password_then_a_code_of_the_new_secret() {
     let wrong = s.service.handle(&begin("wrong", ""), peer, NOW);
     assert_eq!(wrong.answer, SelfAnswer::Failed);
     assert_eq!(wrong.reason, "wrong-password");
+    assert_eq!(s.service.pending(NOW), 0);
     let (secret, ticket) = challenge(s.service.handle(&begin(PASSWORD, ""), peer, NOW).answer);
+    // What veil_pending_enrolments shows: one now, none once it expired.
+    assert_eq!(s.service.pending(NOW), 1);
+    assert_eq!(s.service.pending(NOW + ENROL_TTL_S), 0);
     // Pending only: no login with it yet (policy required: no secret, no login).
     assert_eq!(login(&s, PASSWORD, &code(&secret, NOW), NOW), Verdict::Deny);
     let bad_ticket = s
@@ -128,6 +132,7 @@ fn enrolment_needs_the_password_then_a_code_of_the_new_secret() {
         .service
         .handle(&confirm(&code(&secret, NOW), &ticket), peer, NOW);
     assert_eq!(done.answer, SelfAnswer::Done, "{}", done.reason);
+    assert_eq!(s.service.pending(NOW), 0);
     // The confirming code is used up; the next step's logs in.
     assert_eq!(login(&s, PASSWORD, &code(&secret, NOW), NOW), Verdict::Deny);
     assert_eq!(
