@@ -3,7 +3,8 @@
 //! (`target_session_attrs=read-write`). The primary stops, the standby is
 //! promoted, and veild follows without a restart; a code used before the
 //! failover is still used after it (the step was on the standby before
-//! the login was allowed), so it cannot be replayed.
+//! the login was allowed), so it cannot be replayed; a lock made before
+//! the failover holds after it.
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,18 @@ fn a_promoted_synchronous_standby_serves_logins_and_no_code_is_replayable() {
     let veild = Veild::launch_shared(host_config(&url, ""));
     veild.enrol("alice", true);
     veild.enrol("bob", true);
+    veild.enrol("carol", true);
+    // deny = 5 (the default): five wrong passwords lock carol's pair.
+    for _ in 0..5 {
+        assert_eq!(
+            veild.ask_from("carol", "wrong", &code_now(), "192.0.2.3"),
+            DENY
+        );
+    }
+    assert_eq!(
+        reasons(&veild, "carol").last().map(String::as_str),
+        Some("wrong-password")
+    );
     let code = code_now();
     assert_eq!(veild.ask_from("alice", PASSWORD, &code, "192.0.2.1"), ALLOW);
 
@@ -108,6 +121,21 @@ fn a_promoted_synchronous_standby_serves_logins_and_no_code_is_replayable() {
         seen[..seen.len() - 1].iter().all(|r| r == "store-error"),
         "{seen:?}"
     );
+    // carol's lock, made on the old primary, holds on the new one: her
+    // right password and code are denied as locked.
+    // (A worker still on the old primary answers one store error first.)
+    for tries in 1.. {
+        assert_eq!(
+            veild.ask_from("carol", PASSWORD, &code_now(), "192.0.2.3"),
+            DENY
+        );
+        let seen = reasons(&veild, "carol");
+        if seen.last().map(String::as_str) != Some("store-error") {
+            assert_eq!(seen.last().map(String::as_str), Some("locked"), "{seen:?}");
+            break;
+        }
+        assert!(tries < 4, "carol: {seen:?}");
+    }
     eprintln!(
         "logins back {:.1} s after the promotion",
         started.elapsed().as_secs_f64()
