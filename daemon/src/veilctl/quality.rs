@@ -35,6 +35,9 @@ pub fn gate(ctx: &Ctx, user: &str, password: &str, allow_weak: bool) -> Result<(
             weak.why
         )));
     }
-    eprintln!("veilctl: warning: BAD PASSWORD: {} (set anyway: --allow-weak)", weak.why);
+    eprintln!(
+        "veilctl: warning: BAD PASSWORD: {} (set anyway: --allow-weak)",
+        weak.why
+    );
     Ok(())
 }

@@ -8,10 +8,10 @@ use veil_daemon::common::store::UserSummary;
 
 use crate::Ctx;
 use crate::cli::UserCommand;
-use crate::quality;
 use crate::error::{EX_CONFIG, EXIT_NO_SUCH_USER, Failure};
 use crate::input::read_new_password;
 use crate::output::print_json;
+use crate::quality;
 use crate::steps::require_user;
 
 pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {

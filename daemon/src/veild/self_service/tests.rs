@@ -248,7 +248,10 @@ fn passwd_refuses_a_weak_password_with_the_reason_only_after_the_current_one() {
     request.password = Reply::from("wrong");
     request.new_password = Reply::from("abc");
     // A wrong current password: the one failure, not the reason.
-    assert_eq!(s.service.handle(&request, peer, NOW).answer, SelfAnswer::Failed);
+    assert_eq!(
+        s.service.handle(&request, peer, NOW).answer,
+        SelfAnswer::Failed
+    );
     request.password = Reply::from(PASSWORD);
     let out = s.service.handle(&request, peer, NOW);
     assert_eq!(out.reason, "weak-password");
