@@ -112,6 +112,27 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// Whether the files the check reads can be read and parsed: one check
+    /// of a fixed, public word, its verdict ignored. veild runs it at
+    /// start (and `--check-config`), so a list it may not read stops it
+    /// there, not at a user's first `veilctl passwd`.
+    pub fn probe(&self) -> Result<(), QualityError> {
+        let settings_only = Checker {
+            breached: None,
+            ..self.clone()
+        };
+        settings_only.check(b"veil-probe", None, "veil")?;
+        if let Some(path) = &self.breached {
+            breached::contains(path, &"0".repeat(40)).map_err(|e| QualityError::Breached {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
 fn weak(why: &str, enforce_for_root: bool) -> Quality {
     Quality::Weak(Weak {
         why: why.to_owned(),

@@ -179,3 +179,13 @@ fn sha1_is_hibp_s_hex() {
         "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8"
     );
 }
+
+#[test]
+fn the_probe_finds_an_unreadable_list_and_passes_a_good_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = checker(Some(settings(dir.path(), "")), Some(list(dir.path(), &[])));
+    good.probe().unwrap();
+    let missing = checker(None, Some(dir.path().join("none")));
+    let e = missing.probe().unwrap_err();
+    assert!(e.to_string().starts_with("password.breached_list"), "{e}");
+}
