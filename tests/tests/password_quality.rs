@@ -151,11 +151,6 @@ fn a_user_s_own_weak_password_is_refused_by_veild_with_the_reason() {
         .expect("useradd made it");
     let (uid, gid) = (entry.uid.as_raw(), entry.gid.as_raw());
     let files = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        files.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let toml = quality_files(files.path(), "");
     let d = Veild::from_toml(&format!("[totp]\npolicy = \"if-enrolled\"\n{toml}"));
     d.add_user(name, PASSWORD);
