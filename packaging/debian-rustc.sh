@@ -28,7 +28,7 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
 
 # What Debian's own build of veil would pull in (Build-Depends).
-debian_tree trixie-rustc trixie rustc cargo gcc libc6-dev pkg-config libssl-dev libpam0g-dev libcrypt-dev
+debian_tree trixie-rustc trixie rustc cargo gcc libc6-dev pkg-config libssl-dev libpam0g-dev libcrypt-dev libpwquality-dev
 
 work=$(mktemp -d /tmp/veil-debian-rustc.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -256,7 +256,7 @@ run_release() {
   cp -a "$cache/$release" "$root"
   port=$(free_port)
   password="correct horse $RANDOM battery"
-  first_password="alice $RANDOM staple"
+  first_password="battery $RANDOM staple horse" # no user name in it: libpwquality refuses that
   secret=$(head -c 20 /dev/urandom | base32 | tr -d '=\n')
 
   # The container's sshd: loopback, a port of its own (the host's network

@@ -9,16 +9,19 @@ set -euo pipefail
 # with openssh-client and expect, factors_code.rs logs in through a real sshd.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
+# libpwquality-dev: veild and veilctl link libpwquality (new passwords' quality).
+# cracklib-runtime (test): the dictionary libpwquality's check reads (only
+# recommended by libcrack2; without it every password fails that check).
 # postgresql, openssl (test): the PostgreSQL tests start a throwaway cluster with
 # its initdb, and one with a certificate made by openssl for the TLS test;
 # ca-certificates: the system CAs the TLS test checks are not trusted.
 # polkitd, pkexec, sudo (test): front_ends.rs runs the real setuid
 # polkit-agent-helper-1, su and sudo as another user (setpriv: util-linux).
-want=(libpam0g-dev libcrypt-dev libssl-dev pkg-config)
+want=(libpam0g-dev libcrypt-dev libssl-dev libpwquality-dev pkg-config)
 case "${1:-build}" in
   build) ;;
   demo) want+=(oathtool passwd) ;;
-  test) want+=(oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo prometheus) ;;
+  test) want+=(cracklib-runtime oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo prometheus) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
   nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;

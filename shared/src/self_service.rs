@@ -98,7 +98,7 @@ impl SelfRequest {
 }
 
 /// Why veild refused whatever the credentials: things the user may know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Refusal {
     /// root names the user: `veilctl totp enroll NAME`, `veilctl user passwd NAME`.
@@ -113,6 +113,32 @@ pub enum Refusal {
     Error,
     /// Recovery codes need an active TOTP secret first (`veilctl totp enroll`).
     NoSecret,
+    /// The new password failed the host's quality check (libpwquality,
+    /// the breached list): `why` is the check's own sentence. Sent only
+    /// after the current password (and code) passed, so only to the
+    /// account's owner. Added within version 1: a veilctl without it reads
+    /// the answer as garbage and reports that veild did not serve it;
+    /// every other answer is unchanged on the wire.
+    WeakPassword { why: String },
+}
+
+/// The longest `why` veild sends, in bytes (libpwquality's own limit):
+/// even with every byte escaped, the answer stays under [`MAX_ANSWER`].
+pub const MAX_WHY: usize = 256;
+
+impl Refusal {
+    /// A [`Refusal::WeakPassword`] with `why` cut to [`MAX_WHY`] bytes (at
+    /// a character boundary) and without control characters.
+    pub fn weak_password(why: &str) -> Refusal {
+        let mut text = String::with_capacity(why.len().min(MAX_WHY));
+        for c in why.chars().filter(|c| !c.is_control()) {
+            if text.len() + c.len_utf8() > MAX_WHY {
+                break;
+            }
+            text.push(c);
+        }
+        Refusal::WeakPassword { why: text }
+    }
 }
 
 /// A base32 TOTP secret on the wire: wiped on drop, never printed.

@@ -91,7 +91,7 @@ fn version_flags_name_the_package_the_protocol_and_both_schemas() {
 #[test]
 fn a_sqlite_database_from_a_newer_veil_is_refused_naming_both_schemas_and_the_fix() {
     let mut veild = Veild::from_toml("");
-    veild.add_user("alice", "alice's password");
+    veild.add_user("alice", veil_tests::wire::PASSWORD);
     veild.stop();
     let newer = SqliteStore::SCHEMA_VERSION + 1;
     let db = rusqlite::Connection::open(veild.database()).unwrap();

@@ -65,6 +65,17 @@ pub struct Password {
     /// sha-crypt's rounds, bcrypt's log2 cost); unset: the host's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dummy_cost: Option<u64>,
+    /// Check new veil passwords with libpwquality, as pam_pwquality does
+    /// for `passwd` (false: only the breached list, if any).
+    pub quality: bool,
+    /// libpwquality's settings file; unset: its own default,
+    /// /etc/security/pwquality.conf and pwquality.conf.d/.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_config: Option<PathBuf>,
+    /// A local, sorted list of SHA-1 hashes of breached passwords (Have I
+    /// Been Pwned's format); a new password found in it is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breached_list: Option<PathBuf>,
 }
 
 impl Default for Password {
@@ -74,6 +85,9 @@ impl Default for Password {
             shadow: PathBuf::from(DEFAULT_SHADOW),
             dummy_method: None,
             dummy_cost: None,
+            quality: true,
+            quality_config: None,
+            breached_list: None,
         }
     }
 }

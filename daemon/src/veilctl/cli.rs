@@ -83,12 +83,20 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input
         #[arg(long)]
         password_stdin: bool,
+        /// Set a password the quality check refuses (libpwquality, the
+        /// breached list), with a warning; refused when pwquality.conf
+        /// sets enforce_for_root
+        #[arg(long)]
+        allow_weak: bool,
     },
     /// Change a user's password
     Passwd {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+        /// As for `user add`
+        #[arg(long)]
+        allow_weak: bool,
     },
     /// Remove a user, their TOTP secret and their lockout counters
     Del { name: String },

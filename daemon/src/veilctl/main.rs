@@ -15,6 +15,7 @@ mod import;
 mod input;
 mod locks;
 mod output;
+mod quality;
 mod recovery;
 mod self_service;
 mod steps;

@@ -97,6 +97,12 @@ fn ask(ctx: &Ctx, request: &SelfRequest) -> Result<SelfAnswer, Failure> {
 
 fn refusal(reason: Refusal) -> Failure {
     Failure::refused(match reason {
+        Refusal::WeakPassword { why } => {
+            // veild's sentence (libpwquality's); no control characters
+            // reach the terminal, whoever answered on the socket.
+            let why: String = why.chars().filter(|c| !c.is_control()).take(256).collect();
+            return Failure::failed(format!("BAD PASSWORD: {why}; nothing changed"));
+        }
         Refusal::RootPeer => {
             "veild serves this to users other than root; root names the user: veilctl totp enroll NAME, veilctl user passwd NAME, veilctl recovery new NAME"
         }

@@ -11,6 +11,7 @@ use crate::cli::UserCommand;
 use crate::error::{EX_CONFIG, EXIT_NO_SUCH_USER, Failure};
 use crate::input::read_new_password;
 use crate::output::print_json;
+use crate::quality;
 use crate::steps::require_user;
 
 pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
@@ -18,6 +19,7 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
         UserCommand::Add {
             name,
             password_stdin,
+            allow_weak,
         } => {
             check_name(&name)?;
             let mut store = ctx.open()?;
@@ -28,6 +30,7 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
                 ));
             }
             let password = read_new_password(password_stdin)?;
+            quality::gate(ctx, &name, &password, allow_weak)?;
             let phc = hasher(ctx)?
                 .hash(password.as_bytes())
                 .map_err(|e| Failure::failed(e.to_string()))?;
@@ -40,10 +43,12 @@ pub fn run(ctx: &Ctx, command: UserCommand) -> Result<(), Failure> {
         UserCommand::Passwd {
             name,
             password_stdin,
+            allow_weak,
         } => {
             let mut store = ctx.open()?;
             require_user(store.as_ref(), &name)?;
             let password = read_new_password(password_stdin)?;
+            quality::gate(ctx, &name, &password, allow_weak)?;
             let phc = hasher(ctx)?
                 .hash(password.as_bytes())
                 .map_err(|e| Failure::failed(e.to_string()))?;

@@ -76,6 +76,9 @@ pub fn run(options: &Options) -> ExitCode {
         Ok(t) => t,
         Err(e) => return refuse(&config.alerts, options, EX_CONFIG, e),
     };
+    if let Err(e) = crate::common::quality::Checker::new(&config.password).probe() {
+        return fail(EX_CONFIG, e);
+    }
     if options.check_config {
         println!("{}: OK", options.config.display());
         return ExitCode::SUCCESS;

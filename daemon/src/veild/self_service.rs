@@ -33,6 +33,7 @@ use crate::common::config::{Config, PasswordSource, TotpPolicy};
 use crate::common::ledger::Limits;
 use crate::common::password::Hasher;
 use crate::common::peer::{self, Peer};
+use crate::common::quality::{Checker, Quality};
 use crate::common::recovery;
 use crate::common::store::{self, OpenMode, Store, StoreError, Success, UserRecord};
 use crate::common::totp::{self, CodeCheck};
@@ -162,6 +163,8 @@ pub struct SelfService {
     limits: Limits,
     skew: u8,
     source: PasswordSource,
+    /// New passwords' quality (libpwquality, the breached list).
+    quality: Checker,
     database: store::Location,
     store: Option<Box<dyn Store>>,
     pending: Arc<Mutex<PendingEnrolments>>,
@@ -197,6 +200,7 @@ impl SelfService {
             limits: Limits::from(&config.lockout),
             skew: config.totp.skew,
             source: config.password.source,
+            quality: Checker::new(&config.password),
             database: store::Location::of(config),
             store: None,
             pending,
@@ -406,6 +410,27 @@ impl SelfService {
         let mut outcome = self.check(request, peer, now, "veilctl-passwd");
         if outcome.answer != SelfAnswer::Done {
             return outcome;
+        }
+        // Only now, with the current password (and code) proved, may the
+        // reason reach the peer: it is the account's owner.
+        let old = Some(request.password.bytes());
+        match self.quality.check(new.bytes(), old, &request.user) {
+            Ok(Quality::Good) => {}
+            Ok(Quality::Weak(weak)) => {
+                outcome.answer = SelfAnswer::Refused {
+                    reason: Refusal::weak_password(&weak.why),
+                };
+                outcome.reason = "weak-password";
+                return outcome;
+            }
+            Err(e) => {
+                outcome.answer = SelfAnswer::Refused {
+                    reason: Refusal::Error,
+                };
+                outcome.reason = "quality-check-failed";
+                outcome.error = Some(e.to_string());
+                return outcome;
+            }
         }
         let now_i = now.min(i64::MAX as u64) as i64;
         let saved = match (self.hasher.hash(new.bytes()), before) {

@@ -135,6 +135,8 @@ fn every_answer() -> Vec<SelfAnswer> {
         Refusal::Busy,
         Refusal::Error,
         Refusal::NoSecret,
+        Refusal::weak_password("The password is shorter than 8 characters"),
+        Refusal::weak_password(&"\"\\".repeat(MAX_WHY)),
     ] {
         answers.push(SelfAnswer::Refused { reason });
     }
@@ -220,4 +222,29 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn the_weak_password_refusal_is_bounded_and_leaves_the_other_refusals_unchanged() {
+    // The refusals an older veilctl knows keep their bytes.
+    let busy = encode_answer(&SelfAnswer::Refused {
+        reason: Refusal::Busy,
+    });
+    assert_eq!(body(&busy), br#"{"answer":"refused","reason":"busy"}"#);
+    let weak = encode_answer(&SelfAnswer::Refused {
+        reason: Refusal::weak_password("too short\n\u{7}"),
+    });
+    assert_eq!(
+        body(&weak),
+        br#"{"answer":"refused","reason":{"weak-password":{"why":"too short"}}}"#
+    );
+    // The longest, worst-escaped reason still fits the client's cap.
+    let worst = encode_answer(&SelfAnswer::Refused {
+        reason: Refusal::weak_password(&"\"".repeat(4 * MAX_WHY)),
+    });
+    assert!(worst.len() - LEN_PREFIX <= MAX_ANSWER, "{}", worst.len());
+    let Refusal::WeakPassword { why } = Refusal::weak_password(&"é".repeat(MAX_WHY)) else {
+        unreachable!()
+    };
+    assert!(why.len() <= MAX_WHY && why.len() > MAX_WHY - 2);
 }

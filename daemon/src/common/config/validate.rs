@@ -134,6 +134,22 @@ impl Config {
             "password.dummy_cost",
             "must be at least 1 (leave it out for the host's cost)",
         )?;
+        check(
+            self.password
+                .quality_config
+                .as_ref()
+                .is_none_or(|p| p.is_absolute()),
+            "password.quality_config",
+            "must be an absolute path",
+        )?;
+        check(
+            self.password
+                .breached_list
+                .as_ref()
+                .is_none_or(|p| p.is_absolute()),
+            "password.breached_list",
+            "must be an absolute path",
+        )?;
         let m = &self.limits;
         check(
             (1..=65_536).contains(&m.max_connections),

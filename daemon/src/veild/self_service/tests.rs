@@ -9,6 +9,8 @@ use veil_proto::Reply;
 
 const NOW: u64 = 1_800_000_000;
 const PASSWORD: &str = "correct horse";
+/// A new password libpwquality accepts with its defaults.
+const NEW: &str = "n3w-pass Qx7 walrus";
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -209,7 +211,7 @@ fn passwd_changes_a_veil_password_after_the_current_one() {
     let peer = s.nobody;
     let mut request = SelfRequest::new(Operation::Passwd, "nobody");
     request.password = Reply::from("wrong");
-    request.new_password = Reply::from("n3w pass");
+    request.new_password = Reply::from(NEW);
     assert_eq!(
         s.service.handle(&request, peer, NOW).answer,
         SelfAnswer::Failed
@@ -220,8 +222,8 @@ fn passwd_changes_a_veil_password_after_the_current_one() {
         SelfAnswer::Done
     );
     assert_eq!(login(&s, PASSWORD, "", NOW), Verdict::Deny);
-    assert_eq!(login(&s, "n3w pass", "", NOW), Verdict::Allow);
-    request.password = Reply::from("n3w pass");
+    assert_eq!(login(&s, NEW, "", NOW), Verdict::Allow);
+    request.password = Reply::from(NEW);
     request.new_password = Reply::given(Vec::new());
     assert_eq!(
         s.service.handle(&request, peer, NOW).answer,
@@ -231,12 +233,58 @@ fn passwd_changes_a_veil_password_after_the_current_one() {
     );
 }
 
+// Fails on the old main: any new password was taken.
+#[test]
+fn passwd_refuses_a_weak_password_with_the_reason_only_after_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("breached.txt");
+    let hex = crate::common::quality::breached::sha1_hex(b"Breached-But-Long-42");
+    std::fs::write(&list, format!("{hex}:3\n")).unwrap();
+    // Its own (empty) pwquality.conf: libpwquality's defaults, whatever the host's says.
+    let settings = dir.path().join("pwquality.conf");
+    std::fs::write(&settings, "").unwrap();
+    let mut s = setup(|c| {
+        c.totp.policy = TotpPolicy::IfEnrolled;
+        c.password.breached_list = Some(list);
+        c.password.quality_config = Some(settings);
+    });
+    let peer = s.nobody;
+    let mut request = SelfRequest::new(Operation::Passwd, "nobody");
+    request.password = Reply::from("wrong");
+    request.new_password = Reply::from("abc");
+    // A wrong current password: the one failure, not the reason.
+    assert_eq!(
+        s.service.handle(&request, peer, NOW).answer,
+        SelfAnswer::Failed
+    );
+    request.password = Reply::from(PASSWORD);
+    let out = s.service.handle(&request, peer, NOW);
+    assert_eq!(out.reason, "weak-password");
+    assert_eq!(
+        out.answer,
+        SelfAnswer::Refused {
+            reason: Refusal::WeakPassword {
+                why: "The password is shorter than 8 characters".into()
+            }
+        }
+    );
+    request.new_password = Reply::from("Breached-But-Long-42");
+    let out = s.service.handle(&request, peer, NOW);
+    assert_eq!(
+        out.answer,
+        SelfAnswer::Refused {
+            reason: Refusal::weak_password(crate::common::quality::BREACHED)
+        }
+    );
+    assert_eq!(login(&s, PASSWORD, "", NOW), Verdict::Allow, "unchanged");
+}
+
 #[test]
 fn passwd_is_refused_when_the_system_owns_passwords() {
     let mut s = setup(|c| c.password.source = PasswordSource::System);
     let mut request = SelfRequest::new(Operation::Passwd, "nobody");
     request.password = Reply::from(PASSWORD);
-    request.new_password = Reply::from("n3w pass");
+    request.new_password = Reply::from(NEW);
     let out = s.service.handle(&request, s.nobody, NOW);
     assert_eq!(
         out.answer,
