@@ -29,7 +29,8 @@ user=veile2e                  # the real account enrolled in veil
 ghost=veile2e-nobody          # a name with no account anywhere
 service=veil-e2e-sshd         # sshd's PAM service, from its program name
 port=$((42000 + RANDOM % 2000))
-password="correct horse $RANDOM battery"
+# Fixed: libpwquality (veilctl user add) refuses some "word $RANDOM word" passwords as systematic.
+password="Hn8-Rt2v Pz6q-Wm4k"
 secret=$(head -c 20 /dev/urandom | base32 | tr -d '=\n')
 
 # A child that has exited stays a zombie until waited for: not alive.
