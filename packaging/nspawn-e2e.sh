@@ -54,7 +54,7 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 # What the roots hold beyond debootstrap's minbase. The stamp names it: a
 # change here rebuilds the cached trees.
 packages=(systemd systemd-sysv dbus openssh-server sudo libpam-runtime adduser passwd
-  util-linux procps iproute2)
+  util-linux procps iproute2 prometheus-node-exporter acl)
 
 # debian_mirror, and debian_tree NAME RELEASE PACKAGE... (a cached root).
 # shellcheck source=packaging/debian-roots.sh
@@ -241,9 +241,39 @@ sys.exit(1)' "$tmp/journal.json"; then
   echo "  journal: MESSAGE_ID, VEIL_* fields and the catalog text for a wrong-code attempt" >&2
 }
 
+# The README's two steps (a drop-in giving veild the group prometheus, an
+# ACL letting user veil write the textfile directory), then a scrape of the
+# real node_exporter: veil's series are served, the file is not readable
+# by everyone.
+node_exporter_scrape() {
+  local dir=/var/lib/prometheus/node-exporter found=
+  mkdir -p "$root/etc/systemd/system/veild.service.d"
+  printf '[Service]\nSupplementaryGroups=prometheus\n' >"$root/etc/systemd/system/veild.service.d/metrics.conf"
+  in_ct setfacl -m u:veil:rwx "$dir"
+  in_ct systemctl daemon-reload
+  in_ct systemctl restart veild.service
+  # veild writes the file at start; node_exporter reads it at each scrape.
+  for _ in $(seq 40); do
+    if python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+      "http://127.0.0.1:$metrics_port/metrics" >"$tmp/scrape.txt" 2>"$tmp/scrape.err" &&
+      grep -q '^veil_build_info{' "$tmp/scrape.txt"; then
+      found=1
+      break
+    fi
+    sleep 0.5
+  done
+  [ -n "$found" ] || fail "node_exporter serves no veil_ series: $(cat "$tmp/scrape.err"; grep -i 'textfile\|veil' "$tmp/scrape.txt" | head -n 5; in_ct journalctl -b --no-pager -t veild -n 5)"
+  grep -q '^node_textfile_scrape_error 0$' "$tmp/scrape.txt" || fail "node_exporter's textfile collector reports an error"
+  grep -q '^veil_attempts_total{' "$tmp/scrape.txt" || fail "no veil_attempts_total in the scrape"
+  [ "$(in_ct stat -c '%a %G' "$dir/veil.prom")" = "640 prometheus" ] ||
+    fail "veil.prom is $(in_ct stat -c '%a %U:%G' "$dir/veil.prom"), not 640 group prometheus"
+  echo "  node_exporter 127.0.0.1:$metrics_port serves $(grep -c '^veil_' "$tmp/scrape.txt") veil_ samples; veil.prom 0640 group prometheus" >&2
+}
+
 run_release() {
   release=$1
-  local started cached=cached port user=v12anspawn password secret rc t main_pid first_password
+  local started cached=cached port user=v12anspawn password secret rc t main_pid first_password metrics_port
   started=$(date +%s)
   tree_made=
   debian_tree "$release" "$release" "${packages[@]}"
@@ -279,6 +309,11 @@ EOF
   printf 'Host localhost\n    HostName 127.0.0.1\n    Port %s\n' "$port" >"$root/root/.ssh/config"
   chmod 0600 "$root/root/.ssh/config"
   first_steps
+  # node_exporter on loopback only, a port of its own, the textfile
+  # collector alone (what the metrics check scrapes).
+  metrics_port=$(free_port)
+  printf 'ARGS="--web.listen-address=127.0.0.1:%s --collector.disable-defaults --collector.textfile --collector.textfile.directory=/var/lib/prometheus/node-exporter"\n' \
+    "$metrics_port" >"$root/etc/default/prometheus-node-exporter"
   echo "$machine" >"$root/etc/hostname"
   cp "$deb" "$root/root/veil.deb"
 
@@ -358,6 +393,9 @@ EOF
 
   say "audit events in the journal, with the catalog"
   journal_fields
+
+  say "metrics through a real node_exporter, set up as the README says"
+  node_exporter_scrape
 
   say "systemd-analyze security on the live unit"
   in_ct systemd-analyze security --no-pager veild.service >"$tmp/security.log" 2>&1 || true
