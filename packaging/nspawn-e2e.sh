@@ -263,7 +263,14 @@ sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
     fi
     sleep 0.5
   done
-  [ -n "$found" ] || fail "node_exporter serves no veil_ series: $(cat "$tmp/scrape.err"; grep -i 'textfile\|veil' "$tmp/scrape.txt" | head -n 5; in_ct journalctl -b --no-pager -t veild -n 5)"
+  if [ -z "$found" ]; then
+    cat "$tmp/scrape.err" >&2
+    grep -i 'textfile\|veil' "$tmp/scrape.txt" | head -n 5 >&2
+    in_ct ls -la "$dir" >&2 || true
+    in_ct getfacl "$dir" >&2 || true
+    in_ct journalctl -b --no-pager -u veild.service -n 15 >&2 || true
+    fail "node_exporter serves no veil_ series"
+  fi
   grep -q '^node_textfile_scrape_error 0$' "$tmp/scrape.txt" || fail "node_exporter's textfile collector reports an error"
   grep -q '^veil_attempts_total{' "$tmp/scrape.txt" || fail "no veil_attempts_total in the scrape"
   [ "$(in_ct stat -c '%a %G' "$dir/veil.prom")" = "640 prometheus" ] ||
