@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod monotonic;
 pub mod proto;
 pub mod sanitize;
 pub mod self_service;

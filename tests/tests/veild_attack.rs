@@ -65,7 +65,7 @@ fn hostile_user_names_are_denied_and_logged_as_one_sanitised_line_each() {
     ];
     for (what, user) in names {
         let body = format!(
-            r#"{{"v":3,"user":"{user}","password":"{}","code":"{}","service":"sshd","ruid":0}}"#,
+            r#"{{"v":4,"user":"{user}","password":"{}","code":"{}","service":"sshd","ruid":0,"answered":0}}"#,
             reply_hex(PASSWORD),
             reply_hex(&code_now())
         );
