@@ -8,9 +8,9 @@
 //! the person on failure, and every failure is `PAM_AUTH_ERR`.
 #![forbid(unsafe_code)]
 
-use veil_proto::monotonic;
 use veil_proto::sanitize::sanitize;
 use veil_proto::{Request, Secret, Verdict};
+use veil_proto::{monotonic, one_prompt};
 
 use crate::args::{self, Args};
 use crate::client::Veild;
@@ -40,7 +40,7 @@ pub fn authenticate<'a>(
     // load a library now, and (sshd having looked up unknown names
     // already) only for real accounts. Here it happens before the stamp.
     let server_uid = veild.server_uid(&args.server_user);
-    let credentials = conv::ask_credentials(pam, args.password, args.factors);
+    let credentials = conv::ask_credentials(pam, args.password, args.factors, args.one_prompt);
     let answered = monotonic::now_ns();
     for problem in &credentials.problems {
         pam.log(
@@ -49,7 +49,12 @@ pub fn authenticate<'a>(
         );
     }
     if credentials.typed && credentials.password.is_whole() {
-        let token = Secret::from(credentials.password.bytes());
+        // Later modules (a keyring) get the password without the code.
+        let token = if args.one_prompt {
+            one_prompt::password_of(credentials.password.bytes())
+        } else {
+            Secret::from(credentials.password.bytes())
+        };
         if let Err(e) = pam.set_authtok(&token) {
             pam.log(
                 Level::Err,
@@ -90,6 +95,7 @@ fn decide(
     // helper) keeps its caller's real uid. veild believes it from root only.
     request.ruid = nix::unistd::getuid().as_raw();
     request.code_only = args.factors == args::Factors::Code;
+    request.one_prompt = args.one_prompt;
     match veild.ask(&args.socket, &request, args.timeout, server_uid) {
         Ok(Verdict::Allow) => Outcome::Allowed,
         Ok(Verdict::Deny) => Outcome::Denied(Denial::DaemonDenied),

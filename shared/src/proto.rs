@@ -13,6 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// 4: every request carries `answered`, the module's `CLOCK_MONOTONIC`
 /// when the conversation returned the last answer; veild's failure
 /// deadline starts there. A protocol-3 request is refused the same way.
+/// Also new in 4: `one_prompt` (left out when false).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where veild listens unless configured otherwise (the Debian package's
@@ -312,6 +313,12 @@ pub struct Request {
     /// request's size depends on the module's arguments, never on a reply.
     #[serde(default, skip_serializing_if = "is_false")]
     pub code_only: bool,
+    /// `one_prompt`: `password` holds the one answer to "Password and
+    /// verification code: " and `code` is missing; veild splits it by
+    /// [`crate::one_prompt::split`]. Left out of the frame when false,
+    /// like `code_only`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub one_prompt: bool,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -333,6 +340,7 @@ impl Request {
             ruid: 0,
             answered: 0,
             code_only: false,
+            one_prompt: false,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use veil_proto::{ClientError, Secret};
 
 use super::*;
-use crate::conv::{CODE_PROMPT, PASSWORD_PROMPT};
+use crate::conv::{CODE_PROMPT, ONE_PROMPT, PASSWORD_PROMPT};
 use crate::vocab::{MessageStyle, PamFailure};
 
 const PASSWORD: &str = "correct horse battery";
@@ -779,4 +779,45 @@ fn the_name_lookup_comes_before_the_prompts_and_the_stamp_after_the_last_answer(
             "{last_answer} <= {stamp} <= {asked}"
         );
     }
+}
+
+/// `one_prompt`: one prompt, the whole answer as the password with the
+/// code missing and the flag set, in a frame whose size depends on the
+/// argument only; later modules get the password part. A bad combination
+/// still asks the one prompt and then fails closed without asking veild.
+/// Fails on the old main, which had no `one_prompt`.
+#[test]
+fn one_prompt_asks_once_and_sends_the_whole_answer() {
+    let answer = format!("{PASSWORD}{CODE}");
+    let got = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from(answer.as_str()))),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &["one_prompt"],
+    );
+    assert_eq!(got.code, PamCode::Success);
+    assert_eq!(
+        got.transcript,
+        vec![(MessageStyle::PromptEchoOff, ONE_PROMPT.to_owned())]
+    );
+    let request = &got.asked[0].1;
+    assert!(request.one_prompt && !request.code_only);
+    assert_eq!(request.password.bytes(), answer.as_bytes());
+    assert_eq!(request.code.state(), veil_proto::ReplyState::Missing);
+    assert_eq!(got.stored.len(), 1);
+    assert_eq!(got.stored[0].expose(), PASSWORD.as_bytes());
+    let short = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from("x"))),
+        FakeVeild::answering(|| Ok(Verdict::Deny)),
+        &["one_prompt"],
+    );
+    assert_eq!(short.code, PamCode::AuthErr);
+    let size = |r: &Request| veil_proto::encode_request(r).len();
+    assert_eq!(size(request), size(&short.asked[0].1));
+    let bad = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from(answer.as_str()))),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &["one_prompt", "factors=code"],
+    );
+    assert_eq!(bad.code, PamCode::AuthErr);
+    assert!(bad.asked.is_empty());
 }
