@@ -4,8 +4,8 @@
 //! the trusted server account, ask the password and the code, stamp the
 //! moment of the last answer, and only then decide. Between that stamp
 //! and the verdict nothing depends on the account or asks the name
-//! service: veild's failure deadline starts at the stamp. No message is ever sent to
-//! the person on failure, and every failure is `PAM_AUTH_ERR`.
+//! service: veild's failure deadline starts at the stamp. No message is
+//! ever sent to the person on failure, and every failure is `PAM_AUTH_ERR`.
 #![forbid(unsafe_code)]
 
 use veil_proto::sanitize::sanitize;
