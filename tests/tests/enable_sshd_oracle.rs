@@ -100,7 +100,10 @@ fn password_authentication_yes_is_advised_against_with_what_each_try_costs() {
     assert!(report.contains("PasswordAuthentication no"), "{report}");
     assert!(report.contains("counts as a failure"), "{report}");
     // And names the mode that serves the password method.
-    assert!(report.contains("veilctl enable sshd --one-prompt"), "{report}");
+    assert!(
+        report.contains("veilctl enable sshd --one-prompt"),
+        "{report}"
+    );
     let (code, report, _) = enable_sshd(&veild, &format!("{READY}PasswordAuthentication no\n"), "");
     assert_eq!(code, 0, "{report}");
     assert!(!report.contains("PasswordAuthentication"), "{report}");

@@ -103,3 +103,76 @@ fn over_sshds_password_method_a_real_and_an_unknown_account_fail_alike() {
     assert!(attempts[2].contains("outcome=allow"), "{log}");
     drop(sshd);
 }
+
+/// paramiko's password method (`SSHClient.connect(password=...)`), the
+/// way Ansible and other Python tools log in: the password followed by
+/// the code logs in, and a real account's wrong code and an unknown
+/// account end in the same exception with the same text.
+const PARAMIKO: &str = r#"
+import sys, paramiko
+port, user, answer = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+try:
+    client.connect("127.0.0.1", port=port, username=user, password=answer,
+                   look_for_keys=False, allow_agent=False, timeout=30)
+except paramiko.SSHException as e:
+    print("denied", type(e).__name__, str(e).replace(user, "USER"))
+    sys.exit(0)
+_, out, _ = client.exec_command("id -un")
+print("in", out.read().decode().strip())
+"#;
+
+fn paramiko(port: u16, user: &str, answer: &str) -> String {
+    // Debian's python3-paramiko is for the system interpreter.
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", PARAMIKO, &port.to_string(), user, answer])
+        .output()
+        .expect("/usr/bin/python3 (scripts/deps.sh test installs python3-paramiko)");
+    assert!(
+        out.status.success(),
+        "paramiko: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Fails on the old main like the test above (no `one_prompt`).
+#[test]
+#[ignore = "needs root (adds an account, a PAM service, runs sshd): scripts/test.sh runs it as root"]
+fn paramikos_password_method_logs_in_and_fails_alike_for_real_and_unknown_names() {
+    require_root();
+    let name = "v21para";
+    let veild = Veild::from_toml("[lockout]\ndeny = 5\n[totp]\npolicy = \"required\"\n");
+    let mut made = Accounts::new();
+    made.add(name);
+    run("usermod", &["-p", "*", "-s", "/bin/sh", name], "");
+    veild.enrol(name, true);
+    let sshd = Sshd::start_password(
+        "v21m",
+        &format!(
+            "auth required {} socket={} timeout=10 one_prompt",
+            paths::module().display(),
+            veild.socket().display()
+        ),
+    );
+    let real = paramiko(sshd.port, name, &format!("{PASSWORD}{}", wrong_code()));
+    let unknown = paramiko(sshd.port, UNKNOWN, &format!("{PASSWORD}{}", code_now()));
+    assert!(real.starts_with("denied AuthenticationException"), "{real}");
+    assert_eq!(real, unknown);
+    let ok = paramiko(sshd.port, name, &format!("{PASSWORD}{}", code_now()));
+    assert_eq!(
+        ok,
+        format!("in {name}"),
+        "{}\n{}",
+        sshd.log(),
+        veild.stderr()
+    );
+    let log = veild.log_with(3);
+    assert!(
+        log.contains(&format!("user={UNKNOWN} ")) && log.contains("reason=unknown-user"),
+        "{log}"
+    );
+    assert!(log.contains("reason=wrong-code"), "{log}");
+    drop(sshd);
+}
