@@ -132,19 +132,24 @@ fn run_mode(sshd: &Sshd, dir: &Path, method: &str, answers: &str, n: usize) -> [
     out
 }
 
-/// The lowest and highest of the per-name medians of last answer → result.
-fn name_medians(runs: &[Sample]) -> (f64, f64) {
-    let mut by_name: Vec<f64> = Vec::new();
+/// Over the names: the lowest and highest per-name median of last answer
+/// → result, and the median of each name's own range (max − min): a name
+/// whose times sit together while names differ is sshd's per-name delay.
+fn per_name(runs: &[Sample]) -> (f64, f64, f64) {
     let mut seen: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
     seen.sort_unstable();
     seen.dedup();
+    let (mut medians, mut ranges) = (Vec::new(), Vec::new());
     for name in seen {
         let times: Vec<f64> = runs.iter().filter(|r| r.0 == name).map(|r| r.2).collect();
-        by_name.push(median(&times));
+        medians.push(median(&times));
+        let hi = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lo = times.iter().copied().fold(f64::INFINITY, f64::min);
+        ranges.push(hi - lo);
     }
-    let lo = by_name.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = by_name.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
+    let lo = medians.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = medians.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi, median(&ranges))
 }
 
 fn report(title: &str, runs: &[Vec<Sample>; 2], say: &mut dyn FnMut(String)) {
@@ -152,15 +157,15 @@ fn report(title: &str, runs: &[Vec<Sample>; 2], say: &mut dyn FnMut(String)) {
     let (real_r, unknown_r) = (col(0, |t| t.2), col(1, |t| t.2));
     let (real_f, unknown_f) = (col(0, |t| t.1), col(1, |t| t.1));
     say(format!("### {title}\n"));
-    say("| names | n | last answer → result: median | p99 | per-name medians | first prompt: median | p99 |".into());
-    say("|---|---|---|---|---|---|---|".into());
+    say("| names | n | last answer → result: median | p99 | per-name medians | one name's range, median | first prompt: median | p99 |".into());
+    say("|---|---|---|---|---|---|---|---|".into());
     for (kind, r, f, samples) in [
         ("real", &real_r, &real_f, &runs[0]),
         ("unknown", &unknown_r, &unknown_f, &runs[1]),
     ] {
-        let (lo, hi) = name_medians(samples);
+        let (lo, hi, range) = per_name(samples);
         say(format!(
-            "| {kind} ({NAMES}) | {} | {:.2} ms | {:.2} ms | {lo:.2}–{hi:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {kind} ({NAMES}) | {} | {:.2} ms | {:.2} ms | {lo:.2}–{hi:.2} ms | {range:.2} ms | {:.2} ms | {:.2} ms |",
             r.len(),
             median(r),
             quantile(r, 0.99),
