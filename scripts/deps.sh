@@ -7,6 +7,7 @@ set -euo pipefail
 # files the import test reads.
 # openssh-server (test): `veilctl enable sshd` runs the real `sshd -T`;
 # with openssh-client and expect, factors_code.rs logs in through a real sshd.
+# python3-paramiko (test): one_prompt_sshd.rs logs in by paramiko's password method.
 # libcrypt-dev: veild links the system's libxcrypt ([password] source = "system").
 # libssl-dev, pkg-config: TLS to a PostgreSQL store (postgres-openssl).
 # libpwquality-dev: veild and veilctl link libpwquality (new passwords' quality).
@@ -20,8 +21,8 @@ set -euo pipefail
 want=(libpam0g-dev libcrypt-dev libssl-dev libpwquality-dev pkg-config)
 case "${1:-build}" in
   build) ;;
-  demo) want+=(oathtool passwd) ;;
-  test) want+=(cracklib-runtime oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect postgresql openssl ca-certificates polkitd pkexec sudo prometheus) ;;
+  demo) want+=(oathtool passwd cracklib-runtime) ;;
+  test) want+=(cracklib-runtime oathtool argon2 libfaketime pamtester libpam-wrapper procps util-linux passwd libpam-google-authenticator openssh-server openssh-client expect python3-paramiko postgresql openssl ca-certificates polkitd pkexec sudo prometheus) ;;
   package) want+=(oathtool lintian openssh-server openssh-client sudo expect dpkg-dev systemd iproute2 python3-paramiko) ;;
   # packaging/nspawn-e2e.sh: Debian roots booted with systemd-nspawn.
   nspawn) want+=(debootstrap systemd-container debian-archive-keyring oathtool openssh-client expect dpkg-dev iproute2 procps util-linux python3) ;;

@@ -1,7 +1,7 @@
 //! Strict parsing of the module arguments from the PAM configuration line.
 //!
 //! `socket=PATH`, `timeout=SECONDS`, `server_user=NAME`, `use_first_pass`,
-//! `try_first_pass`, `factors=code`, `debug`. Anything unknown, malformed, repeated or conflicting is a
+//! `try_first_pass`, `factors=code`, `one_prompt`, `debug`. Anything unknown, malformed, repeated or conflicting is a
 //! problem; the caller logs every problem and fails closed, after asking the
 //! usual prompts. The options that did parse still shape the prompts, so a
 //! typo in `timeout=` does not change what the person at the prompt sees.
@@ -58,6 +58,10 @@ pub struct Args {
     pub server_user: String,
     pub password: PasswordSource,
     pub factors: Factors,
+    /// `one_prompt`: one prompt, `Password and verification code: `, for
+    /// clients that answer only one (sshd's `password` method); veild
+    /// splits the answer (`veil_proto::one_prompt`).
+    pub one_prompt: bool,
     pub debug: bool,
 }
 
@@ -69,6 +73,7 @@ impl Default for Args {
             server_user: DEFAULT_SERVER_USER.to_owned(),
             password: PasswordSource::Prompt,
             factors: Factors::PasswordAndCode,
+            one_prompt: false,
             debug: false,
         }
     }
@@ -90,6 +95,8 @@ pub enum ArgProblem {
     Conflict,
     /// `factors=code` with `use_first_pass` or `try_first_pass`: no password is used.
     FactorsConflict,
+    /// `one_prompt` with `factors=code`, `use_first_pass` or `try_first_pass`.
+    OnePromptConflict,
 }
 
 impl fmt::Display for ArgProblem {
@@ -106,6 +113,10 @@ impl fmt::Display for ArgProblem {
             ArgProblem::FactorsConflict => write!(
                 f,
                 "factors=code asks no password: use_first_pass and try_first_pass do not apply"
+            ),
+            ArgProblem::OnePromptConflict => write!(
+                f,
+                "one_prompt asks the password and the code together: factors=code, use_first_pass and try_first_pass do not apply"
             ),
         }
     }
@@ -187,6 +198,10 @@ pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
                 }
                 "factors"
             }
+            ("one_prompt", None) => {
+                args.one_prompt = true;
+                "one_prompt"
+            }
             ("debug", None) => {
                 args.debug = true;
                 "debug"
@@ -206,6 +221,11 @@ pub fn parse<'a>(raw: impl IntoIterator<Item = Option<&'a [u8]>>) -> Parsed {
         if args.factors == Factors::Code {
             problems.push(ArgProblem::FactorsConflict);
         }
+    }
+    // The one prompt is still what the person sees (an argument of the
+    // stack, never of the account); the attempt is denied as for any problem.
+    if args.one_prompt && (first_pass.is_some() || args.factors == Factors::Code) {
+        problems.push(ArgProblem::OnePromptConflict);
     }
     Parsed { args, problems }
 }

@@ -1,12 +1,16 @@
 //! `pam_sm_authenticate`'s logic, generic over [`Pam`] and [`Veild`].
 //!
-//! The order never changes: parse the arguments, get the user, ask the
-//! password and the code, and only then decide. No message is ever sent to
-//! the person on failure, and every failure is `PAM_AUTH_ERR`.
+//! The order never changes: parse the arguments, get the user, resolve
+//! the trusted server account, ask the password and the code, stamp the
+//! moment of the last answer, and only then decide. Between that stamp
+//! and the verdict nothing depends on the account or asks the name
+//! service: veild's failure deadline starts at the stamp. No message is
+//! ever sent to the person on failure, and every failure is `PAM_AUTH_ERR`.
 #![forbid(unsafe_code)]
 
 use veil_proto::sanitize::sanitize;
 use veil_proto::{Request, Secret, Verdict};
+use veil_proto::{monotonic, one_prompt};
 
 use crate::args::{self, Args};
 use crate::client::Veild;
@@ -32,7 +36,12 @@ pub fn authenticate<'a>(
     let args = parsed.args;
     // Everything the person sees happens here, before any decision.
     let user = pam.user();
-    let credentials = conv::ask_credentials(pam, args.password, args.factors);
+    // Before the prompts: where `server_user` misses /etc/passwd, NSS may
+    // load a library now, and (sshd having looked up unknown names
+    // already) only for real accounts. Here it happens before the stamp.
+    let server_uid = veild.server_uid(&args.server_user);
+    let credentials = conv::ask_credentials(pam, args.password, args.factors, args.one_prompt);
+    let answered = monotonic::now_ns();
     for problem in &credentials.problems {
         pam.log(
             Level::Err,
@@ -40,7 +49,12 @@ pub fn authenticate<'a>(
         );
     }
     if credentials.typed && credentials.password.is_whole() {
-        let token = Secret::from(credentials.password.bytes());
+        // Later modules (a keyring) get the password without the code.
+        let token = if args.one_prompt {
+            one_prompt::password_of(credentials.password.bytes())
+        } else {
+            Secret::from(credentials.password.bytes())
+        };
         if let Err(e) = pam.set_authtok(&token) {
             pam.log(
                 Level::Err,
@@ -55,7 +69,7 @@ pub fn authenticate<'a>(
     } else {
         match user {
             Err(e) => Outcome::Denied(Denial::NoUser(e)),
-            Ok(user) => decide(pam, veild, &args, user, credentials),
+            Ok(user) => decide(pam, veild, &args, user, credentials, (server_uid, answered)),
         }
     };
     report(pam, &args, &outcome);
@@ -69,8 +83,10 @@ fn decide(
     args: &Args,
     user: String,
     credentials: Credentials,
+    (server_uid, answered): (Option<u32>, u64),
 ) -> Outcome {
     let mut request = Request::new(&user, credentials.password, credentials.code);
+    request.answered = answered;
     request.service = pam.item(Item::Service).unwrap_or_default();
     request.rhost = pam.item(Item::RHost).unwrap_or_default();
     request.tty = pam.item(Item::Tty).unwrap_or_default();
@@ -79,7 +95,8 @@ fn decide(
     // helper) keeps its caller's real uid. veild believes it from root only.
     request.ruid = nix::unistd::getuid().as_raw();
     request.code_only = args.factors == args::Factors::Code;
-    match veild.ask(&args.socket, &request, args.timeout, &args.server_user) {
+    request.one_prompt = args.one_prompt;
+    match veild.ask(&args.socket, &request, args.timeout, server_uid) {
         Ok(Verdict::Allow) => Outcome::Allowed,
         Ok(Verdict::Deny) => Outcome::Denied(Denial::DaemonDenied),
         Err(e) => Outcome::Denied(Denial::DaemonTrouble(e)),

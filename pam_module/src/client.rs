@@ -8,14 +8,19 @@ use veil_proto::{ClientError, Request, Verdict};
 
 /// Asks veild for a verdict. The real one is [`SocketClient`]; tests use fakes.
 pub trait Veild {
+    /// The uid of the account `server_user`, or `None` when there is no
+    /// such account (then only root is trusted). A name-service lookup:
+    /// called before the prompts, never between the last answer and the
+    /// verdict (where NSS may load libraries for some accounts only).
+    fn server_uid(&mut self, server_user: &str) -> Option<u32>;
     /// One round trip to the veild on `socket`, which must be served by
-    /// root or by the account `server_user`.
+    /// root or by `server_uid`.
     fn ask(
         &mut self,
         socket: &Path,
         request: &Request,
         timeout: Duration,
-        server_user: &str,
+        server_uid: Option<u32>,
     ) -> Result<Verdict, ClientError>;
 }
 
@@ -25,18 +30,21 @@ pub trait Veild {
 pub struct SocketClient;
 
 impl Veild for SocketClient {
+    fn server_uid(&mut self, server_user: &str) -> Option<u32> {
+        // An account that does not exist leaves only root trusted.
+        nix::unistd::User::from_name(server_user)
+            .ok()
+            .flatten()
+            .map(|user| user.uid.as_raw())
+    }
+
     fn ask(
         &mut self,
         socket: &Path,
         request: &Request,
         timeout: Duration,
-        server_user: &str,
+        server_uid: Option<u32>,
     ) -> Result<Verdict, ClientError> {
-        // An account that does not exist leaves only root trusted.
-        let server_uid = nix::unistd::User::from_name(server_user)
-            .ok()
-            .flatten()
-            .map(|user| user.uid.as_raw());
         veil_proto::ask(socket, request, timeout, server_uid)
     }
 }
@@ -53,12 +61,16 @@ mod tests {
         Request::new("alice", Reply::from("pw"), Reply::from("123456"))
     }
 
-    /// The name of the account running the tests (the server in them).
-    fn me() -> String {
-        nix::unistd::User::from_uid(nix::unistd::getuid())
+    /// The uid of the account running the tests (the server in them),
+    /// resolved by name as the module resolves `server_user`.
+    fn me() -> Option<u32> {
+        let name = nix::unistd::User::from_uid(nix::unistd::getuid())
             .unwrap()
             .unwrap()
-            .name
+            .name;
+        let uid = SocketClient.server_uid(&name);
+        assert_eq!(uid, Some(nix::unistd::getuid().as_raw()));
+        uid
     }
 
     #[test]
@@ -69,7 +81,7 @@ mod tests {
             &dir.path().join("absent.sock"),
             &request(),
             Duration::from_secs(5),
-            "veil",
+            None,
         );
         assert!(matches!(got, Err(ClientError::Connect(_))), "{got:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -87,7 +99,7 @@ mod tests {
             let _ = conn.read_to_end(&mut sink);
         });
         let started = Instant::now();
-        let got = SocketClient.ask(&path, &request(), Duration::from_millis(1000), &me());
+        let got = SocketClient.ask(&path, &request(), Duration::from_millis(1000), me());
         let took = started.elapsed();
         assert!(matches!(got, Err(ClientError::TimedOut)), "{got:?}");
         assert!(
@@ -112,7 +124,7 @@ mod tests {
                 conn.read_exact(&mut body).unwrap();
                 conn.write_all(&reply).unwrap();
             });
-            let got = SocketClient.ask(&path, &request(), Duration::from_secs(2), &me());
+            let got = SocketClient.ask(&path, &request(), Duration::from_secs(2), me());
             if want_deny {
                 assert!(matches!(got, Ok(Verdict::Deny)), "{got:?}");
             } else {

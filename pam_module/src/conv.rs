@@ -12,6 +12,9 @@ use crate::vocab::MessageStyle;
 pub const PASSWORD_PROMPT: &str = "Password: ";
 /// The second prompt (echo off), asked every time.
 pub const CODE_PROMPT: &str = "Verification code: ";
+/// With `one_prompt`, the only prompt (echo off): the password followed
+/// by the code, or by a space and a recovery code.
+pub const ONE_PROMPT: &str = "Password and verification code: ";
 
 /// What the person (or an earlier module) supplied. Whatever it is, it
 /// goes to veild: nothing here may end the attempt early (see
@@ -40,12 +43,32 @@ pub struct Credentials {
 ///
 /// With `factors=code` only the code is asked (the argument is the
 /// stack's, never the account's), and the password is sent as missing.
+///
+/// With `one_prompt` only [`ONE_PROMPT`] is asked, whatever the other
+/// arguments say; the whole answer is sent as the password and the code
+/// as missing, and veild splits it.
 pub fn ask_credentials(
     pam: &mut impl Pam,
     source: PasswordSource,
     factors: Factors,
+    one_prompt: bool,
 ) -> Credentials {
     let mut problems = Vec::new();
+    if one_prompt {
+        let (password, typed) = match pam.prompt(MessageStyle::PromptEchoOff, ONE_PROMPT) {
+            Ok(secret) => (Reply::given(secret.into_bytes()), true),
+            Err(e) => {
+                problems.push(format!("cannot read the password and code: {e}"));
+                (Reply::missing(), false)
+            }
+        };
+        return Credentials {
+            password,
+            typed,
+            code: Reply::missing(),
+            problems,
+        };
+    }
     if factors == Factors::Code {
         return Credentials {
             password: Reply::missing(),

@@ -76,6 +76,11 @@ impl std::io::Write for Counter {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
 /// Parses and validates one request body (the bytes after the prefix).
 pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     if body.is_empty() {
@@ -85,6 +90,14 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
         return Err(DecodeError::Oversize(body.len() as u32));
     }
     let text = std::str::from_utf8(body).map_err(|_| DecodeError::NotUtf8)?;
+    // The version first, other fields ignored: an older module's request
+    // (which lacks a field this version requires) is logged as what it
+    // is, "unknown protocol version N", so the admin knows to upgrade it.
+    if let Ok(VersionOnly { v }) = serde_json::from_str::<VersionOnly>(text) {
+        if v != PROTOCOL_VERSION {
+            return Err(DecodeError::UnknownVersion(v));
+        }
+    }
     // serde_json's own message can quote the offending value (a password
     // sent as a number), so only its category and position are kept.
     let request: Request = serde_json::from_str(text).map_err(|e| {

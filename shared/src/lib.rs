@@ -8,6 +8,8 @@
 
 pub mod client;
 pub mod codec;
+pub mod monotonic;
+pub mod one_prompt;
 pub mod proto;
 pub mod sanitize;
 pub mod self_service;

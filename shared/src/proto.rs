@@ -10,7 +10,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// 3: every request carries `ruid`, the PAM application's real uid (who
 /// ran it); a request without it does not decode. An old module and a new
 /// veild, or the reverse, therefore get DENY, charged to no ledger key.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: every request carries `answered`, the module's `CLOCK_MONOTONIC`
+/// when the conversation returned the last answer; veild's failure
+/// deadline starts there. A protocol-3 request is refused the same way.
+/// Also new in 4: `one_prompt` (left out when false).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where veild listens unless configured otherwise (the Debian package's
 /// socket unit), and where pam_veil.so looks unless `socket=` says.
@@ -297,12 +301,24 @@ pub struct Request {
     /// a socket-activated service). Believed from a root peer only.
     /// Required: a request without it is refused, never charged.
     pub ruid: u32,
+    /// `CLOCK_MONOTONIC` in nanoseconds when the conversation returned the
+    /// last answer ([`crate::monotonic::now_ns`]). veild starts a root
+    /// peer's failure deadline there (clamped, see
+    /// [`crate::monotonic::answer_age`]), so nothing the module does
+    /// after the answers can show in the time to a denial. Required.
+    pub answered: u64,
     /// `factors=code`: an earlier method (sshd's publickey) proved the
     /// account, so veild checks only the code (and the ledger); honoured
     /// for root peers only. Left out of the frame when false, so a
     /// request's size depends on the module's arguments, never on a reply.
     #[serde(default, skip_serializing_if = "is_false")]
     pub code_only: bool,
+    /// `one_prompt`: `password` holds the one answer to "Password and
+    /// verification code: " and `code` is missing; veild splits it by
+    /// [`crate::one_prompt::split`]. Left out of the frame when false,
+    /// like `code_only`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub one_prompt: bool,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -322,7 +338,9 @@ impl Request {
             tty: String::new(),
             ruser: String::new(),
             ruid: 0,
+            answered: 0,
             code_only: false,
+            one_prompt: false,
         }
     }
 }

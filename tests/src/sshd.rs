@@ -101,6 +101,29 @@ lassign [wait] pid spawn_id os_error status
 exit $status
 "#;
 
+/// The expect script for the `password` method: the client's own prompt,
+/// answered once; a second prompt is exit 91.
+const PASSWORD_METHOD: &str = r#"set timeout 60
+lassign $argv port user
+log_user 1
+spawn -noecho ssh -F /dev/null -p $port -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PubkeyAuthentication=no \
+    -o PreferredAuthentications=password -o NumberOfPasswordPrompts=1 \
+    $user@127.0.0.1 id
+expect {
+    -re {password: $} { send -- "$env(SSHD_ANSWER)\r" }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {password: $} { exit 91 }
+    timeout { exit 90 }
+    eof
+}
+lassign [wait] pid spawn_id os_error status
+exit $status
+"#;
+
 fn keygen(path: &Path) {
     run(
         "ssh-keygen",
@@ -124,7 +147,8 @@ impl Sshd {
         Sshd::launch(
             tag,
             auth_lines,
-            "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n\
+            "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+             PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n\
              MaxAuthTries 2\nMaxStartups 100\n",
         )
     }
@@ -136,8 +160,23 @@ impl Sshd {
         Sshd::launch(
             tag,
             auth_lines,
-            "PubkeyAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n\
+            "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+             PubkeyAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n\
              AuthorizedKeysFile %D/authorized_keys\nMaxAuthTries 4\n",
+        )
+    }
+
+    /// sshd on 127.0.0.1 allowing the `password` method only (Debian's
+    /// default: `KbdInteractiveAuthentication no`, `PasswordAuthentication
+    /// yes`): sshd answers every echo-off PAM prompt with what the client
+    /// sent, so `auth_lines` must ask one (`one_prompt`).
+    pub fn start_password(tag: &str, auth_lines: &str) -> Sshd {
+        Sshd::launch(
+            tag,
+            auth_lines,
+            "KbdInteractiveAuthentication no\nPasswordAuthentication yes\n\
+             PubkeyAuthentication no\nAuthenticationMethods password\n\
+             MaxAuthTries 2\nMaxStartups 100\n",
         )
     }
 
@@ -172,8 +211,7 @@ impl Sshd {
             d.join("sshd_config"),
             format!(
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host\nPidFile {dir}/sshd.pid\n\
-                 UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
-                 {methods}StrictModes no\nPermitRootLogin no\n\
+                 UsePAM yes\n{methods}StrictModes no\nPermitRootLogin no\n\
                  PrintMotd no\nBanner none\nUseDNS no\n",
                 dir = d.display(),
                 methods = methods.replace("%D", &d.display().to_string()),
@@ -269,6 +307,24 @@ impl Sshd {
             .arg(&script)
             .args([&self.port.to_string(), user, &key])
             .env("SSHD_CODE", code)
+            .output()
+            .expect("run expect (scripts/deps.sh test installs it)");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        )
+    }
+
+    /// One login over the `password` method as `user`, typing `answer`
+    /// at the client's own `user@host's password: ` prompt and running
+    /// `id`: (exit status, output). 91: asked again; 90: timed out.
+    pub fn login_password(&self, user: &str, answer: &str) -> (i32, String) {
+        let script = self.script("password.exp", PASSWORD_METHOD);
+        let out = Command::new("expect")
+            .arg("-f")
+            .arg(&script)
+            .args([&self.port.to_string(), user])
+            .env("SSHD_ANSWER", answer)
             .output()
             .expect("run expect (scripts/deps.sh test installs it)");
         (

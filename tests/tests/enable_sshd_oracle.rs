@@ -99,7 +99,11 @@ fn password_authentication_yes_is_advised_against_with_what_each_try_costs() {
     assert!(!report.contains("could not run sshd -T"), "{report}");
     assert!(report.contains("PasswordAuthentication no"), "{report}");
     assert!(report.contains("counts as a failure"), "{report}");
-    assert!(report.contains("no one-prompt mode yet"), "{report}");
+    // And names the mode that serves the password method.
+    assert!(
+        report.contains("veilctl enable sshd --one-prompt"),
+        "{report}"
+    );
     let (code, report, _) = enable_sshd(&veild, &format!("{READY}PasswordAuthentication no\n"), "");
     assert_eq!(code, 0, "{report}");
     assert!(!report.contains("PasswordAuthentication"), "{report}");

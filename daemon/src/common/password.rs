@@ -58,6 +58,8 @@ impl Hasher {
     /// allocated once per worker, not per request, so memory stays at
     /// workers × m_cost and no request pays for fresh pages.
     pub fn verify_with(&self, memory: &mut Memory, phc: &str, password: &[u8]) -> bool {
+        #[cfg(test)]
+        VERIFIES.with(|n| n.set(n.get() + 1));
         let Ok(parsed) = PasswordHash::new(phc) else {
             return false;
         };
@@ -140,6 +142,12 @@ impl Drop for Memory {
     fn drop(&mut self) {
         self.0.iter_mut().for_each(Zeroize::zeroize);
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Password verifies on this thread, for tests that count the work.
+    pub static VERIFIES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use veil_proto::one_prompt;
 use veil_proto::{Reply, ReplyState, Request, Verdict};
 
 use crate::common::config::Config;
@@ -274,6 +275,21 @@ impl Verifier {
 
     /// Decides one request at Unix time `now` ([`Verifier::fleet_now`]).
     pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
+        // `one_prompt`: the one answer, split by the rule that looks only
+        // at its bytes, and verified from here on like two answers: the
+        // same checks whichever way it split.
+        let split;
+        let request = if request.one_prompt && !request.code_only {
+            let (password, code) = one_prompt::split(&request.password);
+            split = Request {
+                password,
+                code,
+                ..request.clone()
+            };
+            &split
+        } else {
+            request
+        };
         let now_i = now.min(i64::MAX as u64) as i64;
         // Code only (`factors=code`: an earlier method proved the account)
         // is root's alone: from anyone else it would be a password-free

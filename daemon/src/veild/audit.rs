@@ -294,6 +294,9 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         .field("peer_pid", peer.pid)
         .field("outcome", outcome)
         .field("reason", decision.reason.as_str());
+    if request.one_prompt && !request.code_only {
+        line = line.field("prompts", "one");
+    }
     if request.code_only {
         line = line.field("factors", "code");
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 use veil_proto::self_service::{Incoming, decode_incoming};
-use veil_proto::{DecodeError, FrameReader};
+use veil_proto::{DecodeError, FrameReader, Request};
 use zeroize::Zeroizing;
 
 use crate::common::peer::Peer;
@@ -30,6 +30,28 @@ pub fn deny_at(received: Instant, now: Instant, delay: Duration) -> Instant {
         .div_ceil(delay.as_nanos())
         .min(u32::MAX as u128) as u32;
     received + delay * periods
+}
+
+/// Where a login request's failure deadline starts: at the moment the
+/// module's conversation returned the last answer (its `answered` stamp,
+/// on the `CLOCK_MONOTONIC` veild shares), so the module's own work after
+/// the answers is inside the delay whatever it costs for this account.
+/// `received` and `received_ns` are the same moment on both clocks. A
+/// root peer's stamp only (a non-root peer, such as a screen locker in a
+/// user's session, could move its own deadline earlier and time the work
+/// behind it); a future or too old stamp is receipt
+/// ([`veil_proto::monotonic::answer_age`]).
+pub fn started_at(
+    request: &Request,
+    peer_uid: u32,
+    received: Instant,
+    received_ns: u64,
+) -> Instant {
+    if peer_uid != 0 {
+        return received;
+    }
+    let age = veil_proto::monotonic::answer_age(received_ns, request.answered);
+    received.checked_sub(age).unwrap_or(received)
 }
 
 pub(super) enum State {
@@ -109,5 +131,31 @@ mod tests {
         assert_eq!(deny_at(t0, t0 + Duration::from_millis(250), d), t0 + 3 * d);
         let now = t0 + Duration::from_millis(7);
         assert_eq!(deny_at(t0, now, Duration::ZERO), now);
+    }
+
+    /// Issue 21: a root peer's request whose last answer was given 40 ms
+    /// before receipt is denied at answer + delay, not receipt + delay;
+    /// clock readings are injected, nothing waits. Fails on the old main,
+    /// where the deadline was `deny_at(received, ..)` (no stamp existed).
+    #[test]
+    fn the_denial_deadline_starts_at_the_last_answer_of_a_root_peer() {
+        let received = Instant::now() + Duration::from_secs(10);
+        let received_ns = 50_000_000_000;
+        let delay = Duration::from_millis(200);
+        let mut request = Request::new("alice", "pw".into(), "1".into());
+        request.answered = received_ns - 40_000_000;
+        let answer = received - Duration::from_millis(40);
+        let start = started_at(&request, 0, received, received_ns);
+        assert_eq!(start, answer);
+        let decided = received + Duration::from_millis(5);
+        let until = deny_at(start, decided, delay);
+        assert_eq!(until, answer + delay);
+        assert!(until < received + delay);
+        // A non-root peer's, a future and a stale stamp: receipt.
+        assert_eq!(started_at(&request, 1000, received, received_ns), received);
+        request.answered = received_ns + 1;
+        assert_eq!(started_at(&request, 0, received, received_ns), received);
+        request.answered = received_ns - 1_500_000_000;
+        assert_eq!(started_at(&request, 0, received, received_ns), received);
     }
 }

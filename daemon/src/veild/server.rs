@@ -21,8 +21,8 @@ use crate::common::config::Config;
 use crate::common::ledger::{Origin, Sources};
 use crate::common::peer::Peer;
 use crate::veild::audit::{Audit, Line, Severity};
-use crate::veild::conn::deny_at;
 use crate::veild::conn::{Conn, State, read_incoming};
+use crate::veild::conn::{deny_at, started_at};
 pub use crate::veild::listen::{Listener, listen};
 use crate::veild::slots::{self, Slots};
 pub use crate::veild::workers::Worker;
@@ -290,6 +290,7 @@ impl EventLoop {
         };
         let outcome = read_incoming(&mut conn.stream, reader);
         let received = Instant::now();
+        let received_ns = veil_proto::monotonic::now_ns();
         let peer = conn.peer;
         match outcome {
             Ok(None) => {}
@@ -324,6 +325,7 @@ impl EventLoop {
             }
             Ok(Some(Incoming::Login(request))) => {
                 conn.state = State::Working;
+                let received = started_at(&request, peer.uid, received, received_ns);
                 if peer.uid == 0 {
                     let (requester, local) = requester_of(&request, &self.sources);
                     if let Err(full) = self.slots.start(&mut conn.held, &requester, local) {

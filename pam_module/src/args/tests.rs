@@ -35,6 +35,7 @@ fn every_known_argument_is_understood() {
             server_user: "_veil".to_owned(),
             password: PasswordSource::TryFirstPass,
             factors: Factors::PasswordAndCode,
+            one_prompt: false,
             debug: true,
         }
     );
@@ -167,4 +168,27 @@ fn factors_code_asks_only_the_code_and_excludes_first_pass_options() {
     assert_eq!(parsed.problems, vec![ArgProblem::FactorsConflict]);
     let parsed = parse_strs(&["factors=code", "factors=code"]);
     assert_eq!(parsed.problems, vec![ArgProblem::Repeated("factors")]);
+}
+
+/// Fails on the old main, where `one_prompt` was an unknown argument.
+#[test]
+fn one_prompt_parses_and_excludes_factors_code_and_the_first_pass_options() {
+    let parsed = parse_strs(&["one_prompt"]);
+    assert!(parsed.is_ok(), "{:?}", parsed.problems);
+    assert!(parsed.args.one_prompt);
+    assert!(parse_strs(&["one_prompt", "factors=password,code"]).is_ok());
+    for other in ["factors=code", "use_first_pass", "try_first_pass"] {
+        let parsed = parse_strs(&["one_prompt", other]);
+        assert!(parsed.args.one_prompt, "{other}");
+        assert!(
+            parsed.problems.contains(&ArgProblem::OnePromptConflict),
+            "{other}: {:?}",
+            parsed.problems
+        );
+    }
+    assert_eq!(
+        parse_strs(&["one_prompt", "one_prompt"]).problems,
+        vec![ArgProblem::Repeated("one_prompt")]
+    );
+    assert!(!parse_strs(&["one_prompt=yes"]).is_ok());
 }

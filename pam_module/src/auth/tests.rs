@@ -10,13 +10,24 @@ use std::time::Duration;
 use veil_proto::{ClientError, Secret};
 
 use super::*;
-use crate::conv::{CODE_PROMPT, PASSWORD_PROMPT};
+use crate::conv::{CODE_PROMPT, ONE_PROMPT, PASSWORD_PROMPT};
 use crate::vocab::{MessageStyle, PamFailure};
 
 const PASSWORD: &str = "correct horse battery";
 const CODE: &str = "492039";
 
 type Scripted = Result<Secret, PamFailure>;
+
+thread_local! {
+    /// What the fakes did, in order, with the monotonic clock read at
+    /// each step: "prompt" as a prompt returns, "lookup" for the server
+    /// account, "ask" as the request reaches veild.
+    static EVENTS: RefCell<Vec<(&'static str, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn event(what: &'static str) {
+    EVENTS.with(|e| e.borrow_mut().push((what, veil_proto::monotonic::now_ns())));
+}
 
 /// A scripted libpam: every prompt must be the next one in the script.
 struct FakePam {
@@ -95,6 +106,7 @@ impl Pam for FakePam {
             (want_style, want_text),
             "prompt out of script"
         );
+        event("prompt");
         reply
     }
 
@@ -127,14 +139,25 @@ impl FakeVeild {
 }
 
 impl Veild for FakeVeild {
+    fn server_uid(&mut self, server_user: &str) -> Option<u32> {
+        assert_eq!(server_user, self.server_user, "the trusted server account");
+        event("lookup");
+        Some(4242)
+    }
+
     fn ask(
         &mut self,
         socket: &Path,
         request: &Request,
         timeout: Duration,
-        server_user: &str,
+        server_uid: Option<u32>,
     ) -> Result<Verdict, ClientError> {
-        assert_eq!(server_user, self.server_user, "the trusted server account");
+        assert_eq!(
+            server_uid,
+            Some(4242),
+            "the uid looked up before the prompts"
+        );
+        event("ask");
         self.asked
             .push((socket.to_owned(), request.clone(), timeout));
         (self.answer)()
@@ -724,4 +747,77 @@ fn factors_code_asks_only_the_code_and_marks_the_request_code_only() {
         &["factors=code"],
     );
     assert_eq!(size(request), size(&short.asked[0].1));
+}
+
+/// The issue-21 order: the server account is looked up before the first
+/// prompt, and the request carries the clock read after the last prompt
+/// returned and before anything reached veild. Fails on the old main,
+/// where the module looked `server_user` up by name inside `ask`, after
+/// the answers (the trait had no lookup of its own) and sent no stamp.
+#[test]
+fn the_name_lookup_comes_before_the_prompts_and_the_stamp_after_the_last_answer() {
+    for (args, prompts) in [(&[][..], 2), (&["factors=code"][..], 1)] {
+        EVENTS.with(|e| e.borrow_mut().clear());
+        let pam = if prompts == 2 {
+            FakePam::answering_both()
+        } else {
+            FakePam::new().expect(CODE_PROMPT, Ok(Secret::from(CODE)))
+        };
+        let got = run(pam, FakeVeild::answering(|| Ok(Verdict::Deny)), args);
+        assert_eq!(got.code, PamCode::AuthErr);
+        let events = EVENTS.with(|e| e.borrow().clone());
+        let order: Vec<&str> = events.iter().map(|(what, _)| *what).collect();
+        let mut want = vec!["lookup"];
+        want.extend(std::iter::repeat_n("prompt", prompts));
+        want.push("ask");
+        assert_eq!(order, want);
+        let last_answer = events[prompts].1;
+        let asked = events[prompts + 1].1;
+        let stamp = got.asked[0].1.answered;
+        assert!(
+            last_answer <= stamp && stamp <= asked,
+            "{last_answer} <= {stamp} <= {asked}"
+        );
+    }
+}
+
+/// `one_prompt`: one prompt, the whole answer as the password with the
+/// code missing and the flag set, in a frame whose size depends on the
+/// argument only; later modules get the password part. A bad combination
+/// still asks the one prompt and then fails closed without asking veild.
+/// Fails on the old main, which had no `one_prompt`.
+#[test]
+fn one_prompt_asks_once_and_sends_the_whole_answer() {
+    let answer = format!("{PASSWORD}{CODE}");
+    let got = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from(answer.as_str()))),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &["one_prompt"],
+    );
+    assert_eq!(got.code, PamCode::Success);
+    assert_eq!(
+        got.transcript,
+        vec![(MessageStyle::PromptEchoOff, ONE_PROMPT.to_owned())]
+    );
+    let request = &got.asked[0].1;
+    assert!(request.one_prompt && !request.code_only);
+    assert_eq!(request.password.bytes(), answer.as_bytes());
+    assert_eq!(request.code.state(), veil_proto::ReplyState::Missing);
+    assert_eq!(got.stored.len(), 1);
+    assert_eq!(got.stored[0].expose(), PASSWORD.as_bytes());
+    let short = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from("x"))),
+        FakeVeild::answering(|| Ok(Verdict::Deny)),
+        &["one_prompt"],
+    );
+    assert_eq!(short.code, PamCode::AuthErr);
+    let size = |r: &Request| veil_proto::encode_request(r).len();
+    assert_eq!(size(request), size(&short.asked[0].1));
+    let bad = run(
+        FakePam::new().expect(ONE_PROMPT, Ok(Secret::from(answer.as_str()))),
+        FakeVeild::answering(|| Ok(Verdict::Allow)),
+        &["one_prompt", "factors=code"],
+    );
+    assert_eq!(bad.code, PamCode::AuthErr);
+    assert!(bad.asked.is_empty());
 }

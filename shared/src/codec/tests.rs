@@ -106,8 +106,13 @@ fn garbage_bodies_are_refused() {
         decode_request(b"[1,2,3]"),
         Err(DecodeError::Malformed(_))
     ));
+    // The version is read first: an old frame is named as such.
+    assert_eq!(
+        decode_request(b"{\"v\":1}").unwrap_err(),
+        DecodeError::UnknownVersion(1)
+    );
     assert!(matches!(
-        decode_request(b"{\"v\":1}"),
+        decode_request(format!("{{\"v\":{PROTOCOL_VERSION}}}").as_bytes()),
         Err(DecodeError::Malformed(_))
     ));
 }
@@ -120,7 +125,7 @@ fn unknown_fields_and_versions_are_refused() {
         decode_request(extra.as_bytes()),
         Err(DecodeError::Malformed(_))
     ));
-    let v1 = good.replacen("\"v\":3", "\"v\":1", 1);
+    let v1 = good.replacen("\"v\":4", "\"v\":1", 1);
     assert_eq!(
         decode_request(v1.as_bytes()).unwrap_err(),
         DecodeError::UnknownVersion(1)
@@ -138,18 +143,47 @@ fn unknown_fields_and_versions_are_refused() {
 fn a_request_without_the_real_uid_or_of_version_2_is_refused() {
     let good = String::from_utf8(encode_request(&sample())[LEN_PREFIX..].to_vec()).unwrap();
     assert!(good.contains("\"ruid\":"), "{good}");
-    let no_ruid = good.replace(",\"ruid\":0", "");
+    let no_ruid = good
+        .replace(",\"ruid\":0", "")
+        .replace(",\"answered\":0", "");
     assert_ne!(no_ruid, good);
     assert!(matches!(
         decode_request(no_ruid.as_bytes()),
         Err(DecodeError::Malformed(_))
     ));
-    let v2 = no_ruid.replacen("\"v\":3", "\"v\":2", 1);
+    let v2 = no_ruid.replacen("\"v\":4", "\"v\":2", 1);
     assert!(decode_request(v2.as_bytes()).is_err());
-    let v2_with_ruid = good.replacen("\"v\":3", "\"v\":2", 1);
+    let v2_with_ruid = good.replacen("\"v\":4", "\"v\":2", 1);
     assert_eq!(
         decode_request(v2_with_ruid.as_bytes()).unwrap_err(),
         DecodeError::UnknownVersion(2)
+    );
+}
+
+/// Version 4 added `answered` (when the last answer was given, on the
+/// host's monotonic clock). A version-3 module's request (no `answered`)
+/// and a version-4 request to a version-3 veild (an unknown key there)
+/// are refused, never read as answered "now": fails on the old main,
+/// where `v: 3` without `answered` decodes.
+#[test]
+fn a_request_without_the_answer_stamp_or_of_version_3_is_refused() {
+    let good = String::from_utf8(encode_request(&sample())[LEN_PREFIX..].to_vec()).unwrap();
+    assert!(good.contains(",\"answered\":0"), "{good}");
+    let no_stamp = good.replace(",\"answered\":0", "");
+    assert!(matches!(
+        decode_request(no_stamp.as_bytes()),
+        Err(DecodeError::Malformed(_))
+    ));
+    let v3 = no_stamp.replacen("\"v\":4", "\"v\":3", 1);
+    assert_ne!(v3, no_stamp);
+    assert_eq!(
+        decode_request(v3.as_bytes()).unwrap_err(),
+        DecodeError::UnknownVersion(3)
+    );
+    let v3_with_stamp = good.replacen("\"v\":4", "\"v\":3", 1);
+    assert_eq!(
+        decode_request(v3_with_stamp.as_bytes()).unwrap_err(),
+        DecodeError::UnknownVersion(3)
     );
 }
 
@@ -179,7 +213,7 @@ fn the_frame_is_allocated_once_at_its_exact_size() {
 
 #[test]
 fn malformed_messages_never_echo_the_password() {
-    let body = br#"{"v":3,"user":"a","password":12345678,"code":"1","ruid":0}"#;
+    let body = br#"{"v":4,"user":"a","password":12345678,"code":"1","ruid":0,"answered":0}"#;
     let err = decode_request(body).unwrap_err().to_string();
     assert!(!err.contains("12345678"), "{err}");
 }

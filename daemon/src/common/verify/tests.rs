@@ -704,3 +704,5 @@ fn enrol_by_refuses_users_without_a_secret_from_that_day_on() {
     let d = ask(&mut f, "nototp", "right", "", NOW + 86_400);
     assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::NoTotp));
 }
+
+mod one_prompt;

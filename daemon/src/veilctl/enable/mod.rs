@@ -58,7 +58,9 @@ use veil_daemon::common::store::{self, OpenMode, UserSummary};
 use crate::error::{EXIT_USAGE, Failure};
 use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
 use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
-use sshd_access::{SshdState, UserView, code_alone_methods, judge_sshd, sshd_binary, sshd_t};
+use sshd_access::{
+    Mode, SshdState, UserView, code_alone_methods, judge_sshd_for, sshd_binary, sshd_t,
+};
 use sshd_config::{load_match_blocks, load_sshd_config};
 use sshd_oracle::{describe_refusals, oracle_settings};
 
@@ -93,6 +95,10 @@ pub struct EnableArgs {
     /// unless sshd requires a key first for every user, on every connection
     #[arg(long)]
     pub after_publickey: bool,
+    /// One prompt, the password followed by the code (`one_prompt`): for
+    /// sshd's `password` method and clients that answer one prompt
+    #[arg(long, conflicts_with = "after_publickey")]
+    pub one_prompt: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,14 +142,16 @@ pub fn check_service_name(service: &str) -> Result<(), Failure> {
 /// for: veil's code prompt gets the password, so every attempt fails.
 pub const ONE_PROMPT_SERVICES: &[&str] = &["i3lock", "swaylock"];
 
-/// Refuses a service whose client asks one prompt.
-pub fn check_two_prompts(service: &str) -> Result<(), Failure> {
-    if ONE_PROMPT_SERVICES.contains(&service) {
+/// Refuses a service whose client asks one prompt, unless veil asks one
+/// too (`--one-prompt`).
+pub fn check_two_prompts(service: &str, one_prompt: bool) -> Result<(), Failure> {
+    if ONE_PROMPT_SERVICES.contains(&service) && !one_prompt {
         return Err(Failure::refused(format!(
             "{service} asks for one password and answers every PAM prompt with it, so veil's \
              \"Verification code:\" prompt would get the password and every unlock would fail; \
-             nothing changed. Keep {service} on the system password, or use a locker that shows \
-             each PAM prompt (see README, \"Screen lockers\")"
+             nothing changed. Run veilctl enable {service} --one-prompt (one prompt: the password \
+             followed by the code), keep {service} on the system password, or use a locker that \
+             shows each PAM prompt (see README, \"Screen lockers\")"
         )));
     }
     Ok(())
@@ -151,6 +159,8 @@ pub fn check_two_prompts(service: &str) -> Result<(), Failure> {
 
 /// The module argument `--after-publickey` writes.
 pub const CODE_ONLY_ARG: &str = "factors=code";
+/// The module argument `--one-prompt` writes.
+pub const ONE_PROMPT_ARG: &str = "one_prompt";
 
 /// The users who could pass veil now, by veild's own rule (verify.rs): a
 /// user with an active TOTP secret always can; one without only while
@@ -198,7 +208,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
              it stays on the system password unless you pass --console",
         ));
     }
-    check_two_prompts(service)?;
+    check_two_prompts(service, args.one_prompt)?;
     let sshd_config = match (&args.sshd_config, service) {
         (Some(p), _) => Some(p.clone()),
         (None, "sshd") => Some(PathBuf::from(DEFAULT_SSHD_CONFIG)),
@@ -237,6 +247,8 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         force: args.force,
         veil_args: if args.after_publickey {
             CODE_ONLY_ARG.into()
+        } else if args.one_prompt {
+            ONE_PROMPT_ARG.into()
         } else {
             String::new()
         },
@@ -290,7 +302,14 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
                 describe_refusals(&oracle)
             )));
         }
-        let text = judge_sshd(&state, &sshd_config, args.after_publickey, &able).map_err(|e| {
+        let mode = if args.after_publickey {
+            Mode::AfterPublickey
+        } else if args.one_prompt {
+            Mode::OnePrompt
+        } else {
+            Mode::TwoPrompts
+        };
+        let text = judge_sshd_for(&state, &sshd_config, mode, &able).map_err(|e| {
             Failure::refused(format!(
                 "{}\nthen run veilctl enable {service} again",
                 e.to_string().trim_end()
@@ -472,6 +491,8 @@ pub fn disable(args: &DisableArgs) -> Result<String, Failure> {
     ))
 }
 
+#[cfg(test)]
+mod one_prompt_tests;
 #[cfg(test)]
 mod oracle_tests;
 #[cfg(test)]

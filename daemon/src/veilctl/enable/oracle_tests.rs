@@ -151,7 +151,8 @@ fn password_authentication_advice_says_what_each_try_costs() {
         .unwrap();
     assert!(c.why.contains("real and unknown names alike"), "{c:?}");
     assert!(c.why.contains("counts as a failure"), "{c:?}");
-    assert!(c.why.contains("no one-prompt mode"), "{c:?}");
+    // It names the mode that serves the password method (issue 21).
+    assert!(c.why.contains("veilctl enable sshd --one-prompt"), "{c:?}");
 }
 
 /// Through `enable` (the real `sshd -T` where it runs: OpenSSH 9.2 rejects

@@ -8,13 +8,14 @@
 //!   root may not use keyboard-interactive at all, and sshd hands PAM a fake
 //!   password for root's replies: veil can never let root in that way;
 //! * sshd's `password` method answers every PAM prompt with the password,
-//!   so behind veil (two prompts) it always fails;
+//!   so behind veil's two prompts it always fails; behind `one_prompt`
+//!   (the password followed by the code, in one answer) it works;
 //! * public keys (and hostbased, GSSAPI) never reach PAM's auth stack.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::sshd_config::{Directive, MatchBlock, describe_sshd, effective, sshd_advice};
+use super::sshd_config::{Directive, MatchBlock, describe_sshd, effective, sshd_advice_for};
 
 /// When a login is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,30 @@ pub enum Phase {
     Today,
     /// With pam_veil as sshd's only PAM authenticator.
     AfterVeil,
+    /// The same, with `one_prompt` (`veilctl enable sshd --one-prompt`):
+    /// the password method reaches veil with the password and the code.
+    AfterOnePrompt,
+}
+
+/// How veil will ask: what `veilctl enable` writes on the PAM line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `Password:` then `Verification code:` (keyboard-interactive).
+    TwoPrompts,
+    /// `--after-publickey`: `factors=code`.
+    AfterPublickey,
+    /// `--one-prompt`: `one_prompt`, for sshd's `password` method.
+    OnePrompt,
+}
+
+impl Mode {
+    /// The phase in which logins are judged once veil is in place.
+    pub fn phase(self) -> Phase {
+        match self {
+            Mode::OnePrompt => Phase::AfterOnePrompt,
+            _ => Phase::AfterVeil,
+        }
+    }
 }
 
 /// The methods sshd offers for `AuthenticationMethods any`.
@@ -79,7 +104,8 @@ pub fn method_works(d: &[Directive], method: &str, root: bool, phase: Phase) -> 
         "publickey" => yes(d, "pubkeyauthentication", true),
         "hostbased" => yes(d, "hostbasedauthentication", false),
         "gssapi-with-mic" => yes(d, "gssapiauthentication", false),
-        // Behind veil the password method feeds the password to both prompts.
+        // Behind veil's two prompts the password method feeds the password
+        // to both; behind one_prompt it is the one answer.
         "password" => {
             yes(d, "passwordauthentication", true) && !(use_pam && phase == Phase::AfterVeil)
         }
@@ -245,7 +271,9 @@ fn explain(view: &UserView) -> (String, String) {
         (
             "sshd's password method answers both of veil's prompts with the password, so it always fails"
                 .into(),
-            "keyboard-interactive in place of password in AuthenticationMethods".into(),
+            "keyboard-interactive in place of password in AuthenticationMethods, or veilctl enable \
+             sshd --one-prompt (one prompt: the password followed by the code)"
+                .into(),
         )
     } else {
         (
@@ -257,8 +285,12 @@ fn explain(view: &UserView) -> (String, String) {
 
 /// The users who can log in today but not once `after` is in force
 /// (`after` is each user's settings afterwards: the same, or with advice
-/// applied).
-pub fn lockouts(views: &[UserView], after: impl Fn(&UserView) -> UserView) -> Vec<Lockout> {
+/// applied), judged in `phase` (see [`Mode::phase`]).
+pub fn lockouts_in(
+    views: &[UserView],
+    phase: Phase,
+    after: impl Fn(&UserView) -> UserView,
+) -> Vec<Lockout> {
     let mut out = Vec::new();
     for view in views {
         let today = usable_lists(&view.settings, view.root, Phase::Today);
@@ -266,7 +298,7 @@ pub fn lockouts(views: &[UserView], after: impl Fn(&UserView) -> UserView) -> Ve
             continue;
         }
         let later = after(view);
-        if usable_lists(&later.settings, later.root, Phase::AfterVeil).is_empty() {
+        if usable_lists(&later.settings, later.root, phase).is_empty() {
             let (why, fix) = explain(&later);
             out.push(Lockout {
                 user: view.name.clone(),
@@ -448,13 +480,31 @@ pub enum SshdRefusal {
 /// returns the report (advice included). `enrolled` are the users who can
 /// pass veil: a probed user outside it who can log in today, and
 /// afterwards only through veil, is warned about.
+#[cfg(test)]
 pub fn judge_sshd(
     state: &SshdState,
     config: &Path,
     after_publickey: bool,
     enrolled: &[&str],
 ) -> Result<String, SshdRefusal> {
-    let advice = sshd_advice(&state.global);
+    let mode = if after_publickey {
+        Mode::AfterPublickey
+    } else {
+        Mode::TwoPrompts
+    };
+    judge_sshd_for(state, config, mode, enrolled)
+}
+
+/// [`judge_sshd`] for any [`Mode`].
+pub fn judge_sshd_for(
+    state: &SshdState,
+    config: &Path,
+    mode: Mode,
+    enrolled: &[&str],
+) -> Result<String, SshdRefusal> {
+    let after_publickey = mode == Mode::AfterPublickey;
+    let phase = mode.phase();
+    let advice = sshd_advice_for(&state.global, mode == Mode::OnePrompt);
     if !advice.required.is_empty() {
         return Err(SshdRefusal::NoPrompts(describe_sshd(&advice, config)));
     }
@@ -481,7 +531,7 @@ pub fn judge_sshd(
             });
         }
     }
-    let now = lockouts(&state.views, UserView::clone);
+    let now = lockouts_in(&state.views, phase, UserView::clone);
     if !now.is_empty() {
         return Err(SshdRefusal::LockedOut(describe_lockouts(&now)));
     }
@@ -491,7 +541,7 @@ pub fn judge_sshd(
         .iter()
         .any(|c| c.line.ends_with(ADVISED_METHODS))
     {
-        let advised = lockouts(&state.views, |v| {
+        let advised = lockouts_in(&state.views, phase, |v| {
             with_global_methods(v, &state.global, ADVISED_METHODS)
         });
         if !advised.is_empty() {
@@ -506,10 +556,15 @@ pub fn judge_sshd(
         .iter()
         .filter(|v| !enrolled.contains(&v.name.as_str()))
     {
-        let later = usable_lists(&v.settings, v.root, Phase::AfterVeil);
+        let later = usable_lists(&v.settings, v.root, phase);
+        // A list through PAM: keyboard-interactive, or password behind one_prompt.
+        let through_veil = |l: &String| {
+            l.contains("keyboard-interactive")
+                || (phase == Phase::AfterOnePrompt && l.split(',').any(|m| base(m) == "password"))
+        };
         if !usable_lists(&v.settings, v.root, Phase::Today).is_empty()
             && !later.is_empty()
-            && later.iter().all(|l| l.contains("keyboard-interactive"))
+            && later.iter().all(through_veil)
         {
             extra.push_str(&format!(
                 "warning: {} can log in by ssh today but is not enrolled in veil, and afterwards \

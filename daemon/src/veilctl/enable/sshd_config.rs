@@ -98,7 +98,16 @@ pub(super) fn is_yes(d: Option<&Directive>, default: bool) -> bool {
 /// in order) for what veil needs: PAM, keyboard-interactive, no password
 /// method (sshd would feed the password to both prompts), and says how
 /// public keys relate to veil.
+#[cfg(test)]
 pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
+    sshd_advice_for(directives, false)
+}
+
+/// [`sshd_advice`], or with `one_prompt` (`veilctl enable sshd
+/// --one-prompt`) what the `password` method needs: PAM, and a method
+/// that reaches it (password, or keyboard-interactive, which then shows
+/// the one prompt too).
+pub fn sshd_advice_for(directives: &[Directive], one_prompt: bool) -> SshdAdvice {
     let mut advice = SshdAdvice::default();
     let use_pam = effective(directives, &["usepam"]);
     if !is_yes(use_pam, false) {
@@ -107,6 +116,15 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
             now: now_of(use_pam, "UsePAM", "no"),
             why: "without PAM sshd never asks veil",
         });
+    }
+    if one_prompt {
+        one_prompt_advice(directives, &mut advice);
+        pubkey_advice(
+            directives,
+            &mut advice,
+            &["keyboard-interactive", "password"],
+        );
+        return advice;
     }
     let kbd = effective(
         directives,
@@ -146,20 +164,72 @@ pub fn sshd_advice(directives: &[Directive]) -> SshdAdvice {
             now: now_of(password, "PasswordAuthentication", "yes"),
             why: "sshd's password method answers both of veil's prompts with the password, so every \
                   login by it fails (real and unknown names alike: no oracle), and each try counts as \
-                  a failure against the account and its source in veil's limits (veil has no \
-                  one-prompt mode yet)",
+                  a failure against the account and its source in veil's limits; for clients that \
+                  use it, run veilctl enable sshd --one-prompt instead (one prompt: the password \
+                  followed by the code)",
         });
     }
+    pubkey_advice(directives, &mut advice, &["keyboard-interactive"]);
+    advice
+}
+
+/// The allowed method lists of `AuthenticationMethods` (none for `any`).
+fn method_lists(directives: &[Directive]) -> (Option<&Directive>, Vec<Vec<&str>>) {
+    let methods = effective(directives, &["authenticationmethods"]);
+    let lists = match methods {
+        Some(d) if !d.value.eq_ignore_ascii_case("any") => d
+            .value
+            .split_whitespace()
+            .map(|list| list.split(',').collect())
+            .collect(),
+        _ => Vec::new(),
+    };
+    (methods, lists)
+}
+
+/// Whether `method` (`keyboard-interactive:pam` too) is one of `pam_methods`.
+fn reaches_pam(method: &str, pam_methods: &[&str]) -> bool {
+    pam_methods.contains(&method.split(':').next().unwrap_or(method))
+}
+
+/// Public keys log in without PAM's auth stack: advise requiring both,
+/// unless every allowed list already goes through one of `pam_methods`.
+fn pubkey_advice(directives: &[Directive], advice: &mut SshdAdvice, pam_methods: &[&str]) {
+    let (_, lists) = method_lists(directives);
     let pubkey = effective(directives, &["pubkeyauthentication"]);
-    let kbd_always = !lists.is_empty() && lists.iter().all(|l| l.iter().any(is_kbd));
-    if is_yes(pubkey, true) && !kbd_always {
+    let pam_always = !lists.is_empty()
+        && lists
+            .iter()
+            .all(|l| l.iter().any(|m| reaches_pam(m, pam_methods)));
+    if is_yes(pubkey, true) && !pam_always {
         advice.advised.push(SshdChange {
             line: "AuthenticationMethods publickey,keyboard-interactive".into(),
             now: now_of(pubkey, "PubkeyAuthentication", "yes"),
             why: "a public key logs in without PAM auth, so without veil; require both (or set PubkeyAuthentication no)",
         });
     }
-    advice
+}
+
+/// `--one-prompt`: the password method must be on, and some allowed list
+/// must reach PAM through it or keyboard-interactive.
+fn one_prompt_advice(directives: &[Directive], advice: &mut SshdAdvice) {
+    let password = effective(directives, &["passwordauthentication"]);
+    if !is_yes(password, true) {
+        advice.required.push(SshdChange {
+            line: "PasswordAuthentication yes".into(),
+            now: now_of(password, "PasswordAuthentication", "yes"),
+            why: "--one-prompt serves sshd's password method (the password followed by the code)",
+        });
+    }
+    let (methods, lists) = method_lists(directives);
+    let pam = ["password", "keyboard-interactive"];
+    if !lists.is_empty() && !lists.iter().any(|l| l.iter().any(|m| reaches_pam(m, &pam))) {
+        advice.required.push(SshdChange {
+            line: "AuthenticationMethods password".into(),
+            now: now_of(methods, "AuthenticationMethods", "any"),
+            why: "no allowed method list includes password or keyboard-interactive",
+        });
+    }
 }
 
 /// The report for an [`SshdAdvice`], one change per line.

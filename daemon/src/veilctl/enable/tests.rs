@@ -383,6 +383,7 @@ pub(super) fn enable_args(dir: &Path, pam: &Path) -> EnableArgs {
         console: false,
         force: false,
         after_publickey: false,
+        one_prompt: false,
     }
 }
 
@@ -722,11 +723,11 @@ fn after_publickey_writes_factors_code_and_undoes_it() {
 #[test]
 fn single_prompt_screen_lockers_are_refused() {
     for service in ["i3lock", "swaylock"] {
-        let err = check_two_prompts(service).unwrap_err();
+        let err = check_two_prompts(service, false).unwrap_err();
         assert_eq!(err.code, EXIT_REFUSED);
         assert!(err.message.contains("one password"), "{err}");
     }
-    check_two_prompts("sudo").unwrap();
+    check_two_prompts("sudo", false).unwrap();
     let (dir, config, pam) = setup(SUDO);
     fs::rename(pam.join("svc"), pam.join("i3lock")).unwrap();
     enrol(&config, "bob", true);

@@ -9,6 +9,8 @@
 //! fresh, delay 0, N per class); `--flood` only the fair-share figures
 //! (libpam, then a real sshd login idle and under issue 18's local flood;
 //! `--ssh-flood` the sshd one alone);
+//! `--ssh-timing` only denial timing over a real sshd (issue 21: real
+//! and unknown names, keyboard-interactive and `one_prompt`);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
 //! cap.
@@ -27,6 +29,7 @@ mod edges;
 mod ledger;
 mod postgres;
 mod ssh_flood;
+mod ssh_timing;
 mod system;
 mod timing;
 
@@ -47,6 +50,7 @@ struct Options {
     pairs: bool,
     flood: bool,
     ssh_flood: bool,
+    ssh_timing: bool,
     system: bool,
     postgres: bool,
     recovery: bool,
@@ -60,6 +64,7 @@ fn options() -> Result<Options, String> {
         pairs: false,
         flood: false,
         ssh_flood: false,
+        ssh_timing: false,
         system: false,
         postgres: false,
         recovery: false,
@@ -75,6 +80,7 @@ fn options() -> Result<Options, String> {
             "--pairs" => o.pairs = true,
             "--flood" => o.flood = true,
             "--ssh-flood" => o.ssh_flood = true,
+            "--ssh-timing" => o.ssh_timing = true,
             "--system" => o.system = true,
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
@@ -87,7 +93,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
                 );
                 std::process::exit(0);
             }
@@ -263,6 +269,14 @@ fn main() -> ExitCode {
         say(format!(
             "Command: `scripts/bench.sh --ledger{}`",
             if opts.quick { " --quick" } else { "" }
+        ));
+        return ExitCode::SUCCESS;
+    }
+    if opts.ssh_timing {
+        ssh_timing::ssh_timing_report(opts.n, &mut say);
+        say(format!(
+            "Command: `scripts/bench.sh --ssh-timing --n {}`",
+            opts.n
         ));
         return ExitCode::SUCCESS;
     }
