@@ -11,7 +11,10 @@
 //! `--ssh-flood` the sshd one alone);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
-//! cap.
+//! cap. `--svg DIR` also draws the figures into DIR (scripts/bench.sh
+//! passes `docs/bench`): denial-time CDFs per class (full, `--quick`,
+//! `--recovery` and `--pairs` runs), success latency against the argon2
+//! floor and throughput against its limit (full and `--quick` runs).
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
@@ -27,6 +30,7 @@ mod edges;
 mod ledger;
 mod postgres;
 mod ssh_flood;
+mod svg;
 mod system;
 mod timing;
 
@@ -51,6 +55,7 @@ struct Options {
     postgres: bool,
     recovery: bool,
     ledger: bool,
+    svg: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -64,6 +69,7 @@ fn options() -> Result<Options, String> {
         postgres: false,
         recovery: false,
         ledger: false,
+        svg: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -79,6 +85,7 @@ fn options() -> Result<Options, String> {
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
             "--ledger" => o.ledger = true,
+            "--svg" => o.svg = Some(args.next().ok_or("--svg takes a directory")?.into()),
             "--n" => {
                 o.n = args
                     .next()
@@ -87,7 +94,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
                 );
                 std::process::exit(0);
             }
@@ -225,6 +232,15 @@ fn main() -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let argon = Argon2::default();
+    let figures = svg::Figures::new(opts.svg.clone());
+    // A figure that could not be written fails the run (it went on).
+    let finish = |figures: &svg::Figures| {
+        if figures.failed() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
     let out = &mut String::new();
     let mut say = |s: String| {
         println!("{s}");
@@ -267,12 +283,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if opts.recovery {
-        recovery_report(opts.n, &mut say);
+        recovery_report(opts.n, &figures, &mut say);
         say(format!(
             "Command: `scripts/bench.sh --recovery --n {}`",
             opts.n
         ));
-        return ExitCode::SUCCESS;
+        return finish(&figures);
     }
     if opts.pairs || opts.flood || opts.ssh_flood || opts.system {
         if opts.system {
@@ -285,7 +301,7 @@ fn main() -> ExitCode {
             ssh_flood::ssh_flood_report(opts.quick, &mut say);
         }
         if opts.pairs {
-            edges::pairs_report(opts.n, &mut say);
+            edges::pairs_report(opts.n, &figures, &mut say);
         }
         say(format!(
             "Command: `scripts/bench.sh{}{}{}{}{}{}`",
@@ -300,7 +316,7 @@ fn main() -> ExitCode {
                 String::new()
             }
         ));
-        return ExitCode::SUCCESS;
+        return finish(&figures);
     }
 
     // 1. The physical floor.
@@ -385,6 +401,23 @@ fn main() -> ExitCode {
         quantile(&socket_ms, 0.99),
         socket_ms.len()
     ));
+    say_some(
+        &mut say,
+        figures.save("success-vs-floor.svg", || {
+            svg::cdf_svg(
+                &format!("Successful login against the argon2 floor ({cores} cores)"),
+                &[
+                    svg::Line::new("bare argon2id verify (the floor)", &argon_ms, 6),
+                    svg::Line::new("success through libpam + pam_veil + veild", &success_ms, 0),
+                    svg::Line::new("success over the socket alone", &socket_ms, 2).dashed(),
+                ],
+                &[(
+                    "target: 1.10 × floor median".to_owned(),
+                    1.10 * argon_median,
+                )],
+            )
+        }),
+    );
 
     // 3. Saturated throughput (denials with failure_delay_ms = 0 cost the same argon2 work).
     d.restart("failure_delay_ms = 0\n[lockout]\ndeny = 100\nuser_deny = 1000000\nsource_deny = 1000000\n[limits]\nqueue = 256\n");
@@ -396,6 +429,7 @@ fn main() -> ExitCode {
     ));
     say("| clients K | req/s | % of limit | target (K = cores) ≥ 90 % |\n|---|---|---|---|".into());
     let stack = d.stack();
+    let mut rates = Vec::new();
     for k in [1, cores, 4 * cores, 64] {
         let stop = AtomicBool::new(false);
         let done = AtomicUsize::new(0);
@@ -423,7 +457,19 @@ fn main() -> ExitCode {
         let pct = 100.0 * rate / limit;
         let target = if k == cores { verdict(pct >= 90.0) } else { "" };
         say(format!("| {k} | {rate:.1} | {pct:.0} % | {target} |"));
+        rates.push((k, rate));
     }
+    say(String::new());
+    say_some(
+        &mut say,
+        figures.save("throughput.svg", || {
+            svg::throughput_svg(
+                &format!("Saturated throughput, {cores} cores (unknown names, delay 0)"),
+                &rates,
+                limit,
+            )
+        }),
+    );
     let (_, saturated_hwm) = memory_kib(d.pid());
 
     // 4. Memory with 1 000 idle connections.
@@ -436,7 +482,7 @@ fn main() -> ExitCode {
     drop(conns);
     let budget = cores as f64 * f64::from(argon.m_cost_kib) / 1024.0 + 16.0;
     let peak = mib(saturated_hwm.max(conn_hwm));
-    say("\n## 4. veild memory\n".into());
+    say("## 4. veild memory\n".into());
     say(format!(
         "| state | RSS |\n|---|---|\n| idle, after start | {:.1} MiB |\n| peak at saturation (VmHWM) | {:.1} MiB |\n| {} idle connections open ({fds} fds) | {:.1} MiB (VmHWM {:.1} MiB) |\n\nBudget = workers × argon2 memory + 16 MiB = {budget:.1} MiB: {}\n",
         mib(idle_rss),
@@ -484,6 +530,17 @@ fn main() -> ExitCode {
             )
         };
         say(format!("\n{target}\n"));
+        say_some(
+            &mut say,
+            figures.save(&format!("denial-cdf-delay-{delay}.svg"), || {
+                timing::denial_cdf(
+                    &format!(
+                        "Denial time per class, failure_delay_ms = {delay}, {concurrency} client(s)"
+                    ),
+                    &lat,
+                )
+            }),
+        );
     }
     // 6. The ledger's own cost, against how full it is.
     ledger::ledger_report(opts.quick, &mut say);
@@ -495,5 +552,12 @@ fn main() -> ExitCode {
         if opts.quick { " --quick" } else { "" }
     ));
     let _ = Path::new(".");
-    ExitCode::SUCCESS
+    finish(&figures)
+}
+
+/// Adds a figure's line to the report when one was written.
+fn say_some(say: &mut dyn FnMut(String), line: Option<String>) {
+    if let Some(line) = line {
+        say(line);
+    }
 }
