@@ -112,12 +112,13 @@ pub(crate) fn ecdf(samples: &[f64], points: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The x range a CDF figure shows: the 0.5th to the 99.5th percentile over
-/// all lines, so one slow outlier does not squash the rest into a corner.
+/// The x range a CDF figure shows: the 0.5th to the 99th percentile over
+/// all lines (and the marks), so the slowest 1 % does not squash the rest
+/// into a corner.
 fn cdf_range(lines: &[Line], marks: &[(String, f64)]) -> (f64, f64) {
     let q = veil_tests::stats::quantile;
     let lows = lines.iter().map(|l| q(l.samples, 0.005));
-    let highs = lines.iter().map(|l| q(l.samples, 0.995));
+    let highs = lines.iter().map(|l| q(l.samples, 0.99));
     let marks_x = marks.iter().map(|m| m.1);
     let lo = lows
         .chain(marks_x.clone())
@@ -142,6 +143,12 @@ pub(crate) fn cdf_svg(
     marks: &[(String, f64)],
 ) -> Result<String, String> {
     let (lo, hi) = cdf_range(lines, marks);
+    let decimals = match hi - lo {
+        s if s >= 20.0 => 0,
+        s if s >= 2.0 => 1,
+        s if s >= 0.2 => 2,
+        _ => 3,
+    };
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
@@ -157,7 +164,7 @@ pub(crate) fn cdf_svg(
             .configure_mesh()
             .x_desc("latency (ms)")
             .y_desc("fraction of attempts at most this long")
-            .x_label_formatter(&|x| format!("{x:.3}"))
+            .x_label_formatter(&|x| format!("{x:.decimals$}"))
             .draw()
             .map_err(|e| e.to_string())?;
         for line in lines {
@@ -209,7 +216,8 @@ pub(crate) fn throughput_svg(
     rates: &[(usize, f64)],
     limit: f64,
 ) -> Result<String, String> {
-    let top = rates.iter().map(|r| r.1).fold(limit, f64::max) * 1.15;
+    // Room above the limit line for the legend.
+    let top = rates.iter().map(|r| r.1).fold(limit, f64::max) * 1.35;
     let n = rates.len() as u32;
     let mut out = String::new();
     {
@@ -220,7 +228,8 @@ pub(crate) fn throughput_svg(
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(56)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..top.max(1.0))
+            // n segments: 0 ..= n - 1.
+            .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..top.max(1.0))
             .map_err(|e| e.to_string())?;
         let label = |v: &SegmentValue<u32>| match v {
             SegmentValue::CenterOf(i) => rates
@@ -273,7 +282,7 @@ pub(crate) fn throughput_svg(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], target_style));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
