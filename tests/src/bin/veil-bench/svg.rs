@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::path::PathBuf;
 
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (900, 540);
@@ -135,6 +136,14 @@ fn cdf_range(lines: &[Line], marks: &[(String, f64)]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A dashed line's sample in the legend, as long as a solid one's.
+fn legend_dash(
+    (x, y): (i32, i32),
+    style: ShapeStyle,
+) -> DashedPathElement<std::vec::IntoIter<(i32, i32)>, i32> {
+    DashedPathElement::new(vec![(x, y), (x + 24, y)], 5, 3, style)
+}
+
 /// An empirical-CDF figure: one line per class, and vertical marks (a
 /// floor, a target) drawn grey and dashed. Latencies in ms.
 pub(crate) fn cdf_svg(
@@ -179,10 +188,12 @@ pub(crate) fn cdf_svg(
             } else {
                 chart.draw_series(LineSeries::new(points, style))
             };
-            drawn
-                .map_err(|e| e.to_string())?
-                .label(&line.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            let series = drawn.map_err(|e| e.to_string())?.label(&line.label);
+            if line.dashed {
+                series.legend(move |(x, y)| legend_dash((x, y), style));
+            } else {
+                series.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            }
         }
         for (label, x) in marks {
             let grey = RGBColor(120, 120, 120).stroke_width(1);
@@ -195,7 +206,7 @@ pub(crate) fn cdf_svg(
                 ))
                 .map_err(|e| e.to_string())?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey));
+                .legend(move |(x, y)| legend_dash((x, y), grey));
         }
         chart
             .configure_series_labels()
@@ -279,7 +290,7 @@ pub(crate) fn throughput_svg(
             ))
             .map_err(|e| e.to_string())?
             .label("target at K = cores: 90 % of the limit")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], target_style));
+            .legend(move |(x, y)| legend_dash((x, y), target_style));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)

@@ -256,23 +256,3 @@ fn figures_are_written_only_when_asked_and_a_failure_is_remembered() {
     assert!(figures.failed());
     assert!(!out.join("b.svg").exists());
 }
-
-#[test]
-fn tmp_dump() {
-    let (a, b) = (spread(12.0, 10_000), spread(12.1, 10_000));
-    let lines = [
-        Line::new("unknown user", &a, 0),
-        Line::new("wrong password", &b, 1).dashed(),
-    ];
-    std::fs::write(
-        "/tmp/h22c-cdf.svg",
-        cdf_svg("Denial time per class", &lines, &[("floor".into(), 11.9)]).unwrap(),
-    )
-    .unwrap();
-    let rates = [(1, 78.6), (2, 155.6), (8, 167.0), (64, 164.1)];
-    std::fs::write(
-        "/tmp/h22c-tp.svg",
-        throughput_svg("Saturated throughput", &rates, 175.8).unwrap(),
-    )
-    .unwrap();
-}
