@@ -263,7 +263,7 @@ pub(crate) fn recovery_report(n: usize, figures: &Figures, say: &mut dyn FnMut(S
         })
         .collect();
     say(format!(
-        "\nThe recovery-code check alone (10 000 calls, in the bench process): median {:.2} µs, p99 {:.2} µs.\n",
+        "The recovery-code check alone (10 000 calls, in the bench process): median {:.2} µs, p99 {:.2} µs.\n",
         median(&check_us),
         quantile(&check_us, 0.99)
     ));
