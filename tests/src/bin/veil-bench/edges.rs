@@ -10,8 +10,9 @@ use veil_tests::pam::{PamStack, authenticate};
 use veil_tests::stats::{ks_two_sample, median, quantile};
 use veil_tests::totp::{DEMO_SECRET, code_now};
 
+use crate::svg::{Figures, Line, cdf_svg};
 use crate::timing::Lcg;
-use crate::{Daemon, PAM_OK, PASSWORD, ms, verdict};
+use crate::{Daemon, PAM_OK, PASSWORD, ms, say_some, verdict};
 
 /// Two classes of denial, `n` each, interleaved at random, one client,
 /// through libpam; returns each class's latencies (ms).
@@ -63,9 +64,30 @@ fn pair_row(run: usize, a: &[f64], b: &[f64]) -> (String, bool) {
     )
 }
 
+/// One pair's runs as empirical CDFs: a colour per run, the first class
+/// solid and the second dashed, so a pair that cannot be told apart draws
+/// one line per run.
+fn pairs_cdf(
+    title: &str,
+    names: [&str; 2],
+    runs: &[(Vec<f64>, Vec<f64>)],
+) -> Result<String, String> {
+    let lines: Vec<Line> = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (a, b))| {
+            [
+                Line::new(format!("run {}: {}", i + 1, names[0]), a, i),
+                Line::new(format!("run {}: {}", i + 1, names[1]), b, i).dashed(),
+            ]
+        })
+        .collect();
+    cdf_svg(title, &lines, &[])
+}
+
 /// Paired timing at delay 0: wrong password for a real account against an
 /// unknown name, then a locked key against a fresh one; three runs each.
-pub fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
+pub fn pairs_report(n: usize, figures: &Figures, say: &mut dyn FnMut(String)) {
     const PEOPLE: usize = 200;
     say(format!(
         "## Paired denial timing at failure_delay_ms = 0 ({n} attempts per class, 2 classes interleaved at random, 1 client, through libpam; argon2id m=4096 KiB t=1)\n"
@@ -92,6 +114,7 @@ pub fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
         "{PEOPLE} real accounts and {PEOPLE} unknown names, each asked in turn from one remote source; nothing locks (deny = 100 per 60 s, wide limits raised), so both classes update the same kinds of ledger rows.\n"
     ));
     say("| run | n | median real | median unknown | Δ median | KS D | KS p | target |Δ| < 20 µs, p > 0.01 |\n|---|---|---|---|---|---|---|---|".into());
+    let mut runs = Vec::new();
     for run in 1..=3 {
         eprintln!("veil-bench: paired run {run}/3: real vs unknown");
         let (real, unknown) = paired(
@@ -102,7 +125,21 @@ pub fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
             |i| attempt(format!("ghost{:03}", i % PEOPLE)),
         );
         say(pair_row(run, &real, &unknown).0);
+        runs.push((real, unknown));
     }
+    say(String::new());
+    say_some(
+        say,
+        figures.save("pairs-real-vs-unknown.svg", || {
+            pairs_cdf(
+                &format!(
+                    "Wrong password: real account vs unknown name, delay 0, n = {n} per class"
+                ),
+                ["real account", "unknown name"],
+                &runs,
+            )
+        }),
+    );
     // The second pair: deny = 5, so a locked key refuses, and a fresh
     // name each time is evaluated (its first attempt).
     d.restart(&format!(
@@ -114,9 +151,10 @@ pub fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
             authenticate(&stack, &attempt(who.to_owned()));
         }
     }
-    say("\n### A locked key vs a fresh one\n".into());
+    say("### A locked key vs a fresh one\n".into());
     say("Locked: a real account and an unknown name, each locked (deny = 5), asked in turn. Fresh: a new unknown name each time (no ledger row yet). Same source, same wrong password.\n".into());
     say("| run | n | median locked | median fresh | Δ median | KS D | KS p | target |Δ| < 20 µs, p > 0.01 |\n|---|---|---|---|---|---|---|---|".into());
+    let mut runs = Vec::new();
     for run in 1..=3 {
         eprintln!("veil-bench: paired run {run}/3: locked vs fresh");
         let (locked, fresh) = paired(
@@ -133,8 +171,19 @@ pub fn pairs_report(n: usize, say: &mut dyn FnMut(String)) {
             |i| attempt(format!("fresh{run}-{i:06}")),
         );
         say(pair_row(run, &locked, &fresh).0);
+        runs.push((locked, fresh));
     }
     say(String::new());
+    say_some(
+        say,
+        figures.save("pairs-locked-vs-fresh.svg", || {
+            pairs_cdf(
+                &format!("A locked key vs a fresh one, delay 0, n = {n} per class"),
+                ["locked", "fresh"],
+                &runs,
+            )
+        }),
+    );
 }
 
 /// A remote login's latency, idle and while several hundred local clients

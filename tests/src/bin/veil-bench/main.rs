@@ -13,14 +13,16 @@
 //! and unknown names, keyboard-interactive and `one_prompt`);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
-//! cap.
+//! cap. `--svg DIR` also draws the figures into DIR (scripts/bench.sh
+//! passes `docs/bench`): denial-time CDFs per class (full, `--quick`,
+//! `--recovery` and `--pairs` runs), success latency against the argon2
+//! floor and throughput against its limit (full and `--quick` runs).
 #![forbid(unsafe_code)]
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by design
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use veil_daemon::common::config::{Argon2, Config};
@@ -30,7 +32,9 @@ mod ledger;
 mod postgres;
 mod ssh_flood;
 mod ssh_timing;
+mod svg;
 mod system;
+mod throughput;
 mod timing;
 
 use timing::{denial_table, denial_timing, enrol_timing_users, recovery_report, timing_users};
@@ -55,6 +59,7 @@ struct Options {
     postgres: bool,
     recovery: bool,
     ledger: bool,
+    svg: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -69,6 +74,7 @@ fn options() -> Result<Options, String> {
         postgres: false,
         recovery: false,
         ledger: false,
+        svg: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -85,6 +91,7 @@ fn options() -> Result<Options, String> {
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
             "--ledger" => o.ledger = true,
+            "--svg" => o.svg = Some(args.next().ok_or("--svg takes a directory")?.into()),
             "--n" => {
                 o.n = args
                     .next()
@@ -93,7 +100,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
                 );
                 std::process::exit(0);
             }
@@ -231,6 +238,15 @@ fn main() -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let argon = Argon2::default();
+    let figures = svg::Figures::new(opts.svg.clone());
+    // A figure that could not be written fails the run (it went on).
+    let finish = |figures: &svg::Figures| {
+        if figures.failed() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
     let out = &mut String::new();
     let mut say = |s: String| {
         println!("{s}");
@@ -281,12 +297,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if opts.recovery {
-        recovery_report(opts.n, &mut say);
+        recovery_report(opts.n, &figures, &mut say);
         say(format!(
             "Command: `scripts/bench.sh --recovery --n {}`",
             opts.n
         ));
-        return ExitCode::SUCCESS;
+        return finish(&figures);
     }
     if opts.pairs || opts.flood || opts.ssh_flood || opts.system {
         if opts.system {
@@ -299,7 +315,7 @@ fn main() -> ExitCode {
             ssh_flood::ssh_flood_report(opts.quick, &mut say);
         }
         if opts.pairs {
-            edges::pairs_report(opts.n, &mut say);
+            edges::pairs_report(opts.n, &figures, &mut say);
         }
         say(format!(
             "Command: `scripts/bench.sh{}{}{}{}{}{}`",
@@ -314,17 +330,20 @@ fn main() -> ExitCode {
                 String::new()
             }
         ));
-        return ExitCode::SUCCESS;
+        return finish(&figures);
     }
 
     // 1. The physical floor.
     let hasher = Hasher::new(&argon).expect("argon2 parameters");
     let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
     let samples = if opts.quick { 50 } else { 200 };
+    // Reused memory, as each of veild's workers verifies: a fresh 19 MiB
+    // per call would add its allocation to the floor.
+    let mut memory = veil_daemon::common::password::Memory::default();
     let argon_ms: Vec<f64> = (0..samples)
         .map(|_| {
             let t = Instant::now();
-            assert!(hasher.verify(&phc, PASSWORD.as_bytes()));
+            assert!(hasher.verify_with(&mut memory, &phc, PASSWORD.as_bytes()));
             ms(t.elapsed())
         })
         .collect();
@@ -399,45 +418,26 @@ fn main() -> ExitCode {
         quantile(&socket_ms, 0.99),
         socket_ms.len()
     ));
+    say_some(
+        &mut say,
+        figures.save("success-vs-floor.svg", || {
+            svg::cdf_svg(
+                &format!("Successful login against the argon2 floor ({cores} cores)"),
+                &[
+                    svg::Line::new("bare argon2id verify (the floor)", &argon_ms, 6),
+                    svg::Line::new("success through libpam + pam_veil + veild", &success_ms, 0),
+                    svg::Line::new("success over the socket alone", &socket_ms, 2).dashed(),
+                ],
+                &[(
+                    "target: 1.10 × floor median".to_owned(),
+                    1.10 * argon_median,
+                )],
+            )
+        }),
+    );
 
     // 3. Saturated throughput (denials with failure_delay_ms = 0 cost the same argon2 work).
-    d.restart("failure_delay_ms = 0\n[lockout]\ndeny = 100\nuser_deny = 1000000\nsource_deny = 1000000\n[limits]\nqueue = 256\n");
-    let limit = cores as f64 * 1000.0 / argon_median;
-    let secs = if opts.quick { 3.0 } else { 8.0 };
-    say("## 3. Saturated throughput\n".into());
-    say(format!(
-        "Limit = cores / argon2 median = {cores} / {argon_median:.2} ms = {limit:.1} req/s. Each client loops pam_authenticate for {secs} s (unknown names, `failure_delay_ms = 0`).\n"
-    ));
-    say("| clients K | req/s | % of limit | target (K = cores) ≥ 90 % |\n|---|---|---|---|".into());
-    let stack = d.stack();
-    for k in [1, cores, 4 * cores, 64] {
-        let stop = AtomicBool::new(false);
-        let done = AtomicUsize::new(0);
-        let started = Instant::now();
-        std::thread::scope(|s| {
-            for c in 0..k {
-                let (stop, done, stack) = (&stop, &done, &stack);
-                s.spawn(move || {
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let run = authenticate(
-                            stack,
-                            &Attempt::new(&format!("tp{k}-{c}-{i}"), &["x", "000000"]),
-                        );
-                        assert_ne!(run.code, PAM_OK);
-                        done.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
-                    }
-                });
-            }
-            std::thread::sleep(Duration::from_secs_f64(secs));
-            stop.store(true, Ordering::Relaxed);
-        });
-        let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-        let pct = 100.0 * rate / limit;
-        let target = if k == cores { verdict(pct >= 90.0) } else { "" };
-        say(format!("| {k} | {rate:.1} | {pct:.0} % | {target} |"));
-    }
+    throughput::throughput_report(&mut d, cores, argon_median, opts.quick, &figures, &mut say);
     let (_, saturated_hwm) = memory_kib(d.pid());
 
     // 4. Memory with 1 000 idle connections.
@@ -450,7 +450,7 @@ fn main() -> ExitCode {
     drop(conns);
     let budget = cores as f64 * f64::from(argon.m_cost_kib) / 1024.0 + 16.0;
     let peak = mib(saturated_hwm.max(conn_hwm));
-    say("\n## 4. veild memory\n".into());
+    say("## 4. veild memory\n".into());
     say(format!(
         "| state | RSS |\n|---|---|\n| idle, after start | {:.1} MiB |\n| peak at saturation (VmHWM) | {:.1} MiB |\n| {} idle connections open ({fds} fds) | {:.1} MiB (VmHWM {:.1} MiB) |\n\nBudget = workers × argon2 memory + 16 MiB = {budget:.1} MiB: {}\n",
         mib(idle_rss),
@@ -498,6 +498,17 @@ fn main() -> ExitCode {
             )
         };
         say(format!("\n{target}\n"));
+        say_some(
+            &mut say,
+            figures.save(&format!("denial-cdf-delay-{delay}.svg"), || {
+                timing::denial_cdf(
+                    &format!(
+                        "Denial time per class, failure_delay_ms = {delay}, {concurrency} client(s)"
+                    ),
+                    &lat,
+                )
+            }),
+        );
     }
     // 6. The ledger's own cost, against how full it is.
     ledger::ledger_report(opts.quick, &mut say);
@@ -509,5 +520,12 @@ fn main() -> ExitCode {
         if opts.quick { " --quick" } else { "" }
     ));
     let _ = Path::new(".");
-    ExitCode::SUCCESS
+    finish(&figures)
+}
+
+/// Adds a figure's line to the report when one was written.
+fn say_some(say: &mut dyn FnMut(String), line: Option<String>) {
+    if let Some(line) = line {
+        say(line);
+    }
 }

@@ -12,7 +12,8 @@ use veil_tests::Attempt;
 use veil_tests::pam::authenticate;
 use veil_tests::totp::{DEMO_SECRET, code_now, wrong_code};
 
-use crate::{Daemon, PAM_OK, PASSWORD, ms};
+use crate::svg::{Figures, Line, cdf_svg};
+use crate::{Daemon, PAM_OK, PASSWORD, ms, say_some};
 
 /// A small deterministic generator for the interleaving order.
 pub(crate) struct Lcg(pub(crate) u64);
@@ -209,9 +210,24 @@ pub(crate) fn denial_table(lat: &[Vec<f64>], say: &mut dyn FnMut(String)) {
     }
 }
 
+/// The denial times of [`denial_timing`] as empirical CDFs, one line per
+/// class: classes that cannot be told apart draw on top of each other.
+pub(crate) fn denial_cdf(title: &str, lat: &[Vec<f64>]) -> Result<String, String> {
+    let lines: Vec<Line> = CLASSES
+        .iter()
+        .zip(lat)
+        .enumerate()
+        .map(|(i, (class, l))| {
+            let line = Line::new(format!("{} (n = {})", class.name(), l.len()), l, i);
+            if i == 0 { line } else { line.dashed() }
+        })
+        .collect();
+    cdf_svg(title, &lines, &[])
+}
+
 /// `--recovery`: the denial table at delay 0 alone, the recovery-code
 /// classes next to the others, on veild's default argon2 parameters.
-pub(crate) fn recovery_report(n: usize, say: &mut dyn FnMut(String)) {
+pub(crate) fn recovery_report(n: usize, figures: &Figures, say: &mut dyn FnMut(String)) {
     let mut d = Daemon::start("[lockout]\ndeny = 5\n[limits]\nqueue = 256\n");
     let (real, plain) = timing_users(n);
     eprintln!(
@@ -225,6 +241,16 @@ pub(crate) fn recovery_report(n: usize, say: &mut dyn FnMut(String)) {
         lat.iter().map(Vec::len).sum::<usize>()
     ));
     denial_table(&lat, say);
+    say(String::new());
+    say_some(
+        say,
+        figures.save("denial-cdf-recovery.svg", || {
+            denial_cdf(
+                "Denial time per class with the recovery-code classes, failure_delay_ms = 0",
+                &lat,
+            )
+        }),
+    );
     // The check itself, as veild runs it on every request: one HMAC-SHA256
     // and ten constant-time compares.
     let set = veil_daemon::common::recovery::dummy().expect("randomness");
@@ -237,7 +263,7 @@ pub(crate) fn recovery_report(n: usize, say: &mut dyn FnMut(String)) {
         })
         .collect();
     say(format!(
-        "\nThe recovery-code check alone (10 000 calls, in the bench process): median {:.2} µs, p99 {:.2} µs.\n",
+        "The recovery-code check alone (10 000 calls, in the bench process): median {:.2} µs, p99 {:.2} µs.\n",
         median(&check_us),
         quantile(&check_us, 0.99)
     ));
