@@ -511,4 +511,6 @@ pub fn disable(args: &DisableArgs) -> Result<String, Failure> {
 #[cfg(test)]
 mod oracle_tests;
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod tests;
