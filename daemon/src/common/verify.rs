@@ -426,11 +426,9 @@ impl Verifier {
             password_ok,
             enrolled: record.is_some_and(|r| r.totp_secret.is_some()),
             // Unused under the password alone: it moves no watermark.
-            code: if policy.asks_code() {
-                code
-            } else {
-                CodeCheck::Wrong
-            },
+            code: Some(code)
+                .filter(|_| policy.asks_code())
+                .unwrap_or(CodeCheck::Wrong),
             has_codes: record.is_some_and(|r| r.recovery.is_some()),
             recovery,
             // Group lookups for every request alike (see Rollout).
