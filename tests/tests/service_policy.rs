@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+use veil_proto::{Reply, Request, encode_request};
 use veil_tests::pam::{self, PAM_AUTH_ERR, PAM_SUCCESS, socket_args, veil_line};
 use veil_tests::root::require_root;
 use veil_tests::wire::{PASSWORD, code_now};
@@ -117,6 +118,22 @@ fn a_line_the_policy_does_not_accept_is_denied_alike_for_a_real_and_an_unknown_n
             );
         }
     }
+    // veild's bytes for the two, as a root client sends them.
+    let bytes = |user: &str| {
+        let mut req = Request::new(user, Reply::from(PASSWORD), Reply::from(code.as_str()));
+        req.service = "v21sshd".into();
+        veild.raw(&encode_request(&req))
+    };
+    let (real, unknown) = (bytes(ALICE), bytes(GHOST));
+    assert!(!real.is_empty());
+    assert_eq!(real, unknown, "the same DENY bytes");
+    assert!(
+        attempts(&veild, 2)
+            .iter()
+            .all(|l| l.contains("reason=policy")),
+        "{}",
+        veild.stderr()
+    );
     // The line the policy wants: the code alone lets alice in.
     let ok = login(&veild, "v21sshd", "factors=code", ALICE, &[&code_now()]);
     assert_eq!(ok.code, PAM_SUCCESS, "{}", veild.stderr());
