@@ -96,6 +96,10 @@ fn the_password_alone_admits_where_the_policy_says_so_and_nowhere_else() {
         ask(&mut f, "sudo", false, "alice", &c).reason,
         Reason::Success
     );
+    // No code reply at all (a conversation that gave none) is fine there too.
+    let mut req = Request::new("alice", Reply::from("right"), Reply::missing());
+    req.service = "login".into();
+    assert_eq!(f.verifier.decide(&req, ROOT, NOW).reason, Reason::Success);
     // An unknown name is still an unknown name under the password alone.
     assert_eq!(
         ask(&mut f, "login", false, "ghost", "").reason,
