@@ -11,8 +11,10 @@ use crate::common::source::Network;
 pub mod alerts;
 pub mod metrics;
 pub mod pg;
+pub mod service;
 mod validate;
 pub use pg::{PgSslMode, Postgres};
+pub use service::{Factors, Service};
 
 pub const DEFAULT_CONFIG: &str = "/etc/veil/veild.toml";
 
@@ -39,6 +41,10 @@ pub struct Config {
     pub postgres: Postgres,
     pub metrics: metrics::Metrics,
     pub alerts: alerts::Alerts,
+    /// `[service.NAME]`: per PAM service, the factors it accepts and its
+    /// TOTP policy; a service without one takes the host's settings.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub service: std::collections::BTreeMap<String, Service>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +262,7 @@ impl Default for Config {
             postgres: Postgres::default(),
             metrics: metrics::Metrics::default(),
             alerts: alerts::Alerts::default(),
+            service: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod files;
 pub mod ledger;
 pub mod password;
 pub mod peer;
+pub mod policy;
 pub mod quality;
 pub mod recovery;
 pub mod rollout;

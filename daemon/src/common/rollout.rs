@@ -31,9 +31,20 @@ impl From<&Totp> for Rollout {
 impl Rollout {
     /// Whether `user` must have an active TOTP secret at Unix time `now`.
     pub fn code_required(&self, user: &str, now: u64) -> bool {
+        self.code_required_under(self.policy, user, now)
+    }
+
+    /// [`Rollout::code_required`] with `policy` in place of `[totp]
+    /// policy` (a service's `totp_policy`); the same lookups either way.
+    pub fn code_required_under(&self, policy: TotpPolicy, user: &str, now: u64) -> bool {
         let in_group = self.in_required_group(user);
         let now = i64::try_from(now).unwrap_or(i64::MAX);
-        self.policy == TotpPolicy::Required || self.enrol_by.is_some_and(|d| now >= d) || in_group
+        policy == TotpPolicy::Required || self.enrol_by.is_some_and(|d| now >= d) || in_group
+    }
+
+    /// `[totp] policy`.
+    pub fn policy(&self) -> TotpPolicy {
+        self.policy
     }
 
     /// Membership of any required group: listed as a member, or the

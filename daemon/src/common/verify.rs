@@ -18,8 +18,8 @@ use crate::common::crypt::{self, Scratch};
 use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
+use crate::common::policy::{Policies, Policy};
 use crate::common::recovery::{self, RecoveryCheck};
-use crate::common::rollout::Rollout;
 use crate::common::shadow::{self, State};
 use crate::common::store::{
     self, Location, OpenMode, RecoveryUse, SYSTEM_ONLY_PHC, Store, StoreError, Success, UserRecord,
@@ -31,6 +31,8 @@ use crate::common::totp::{self, CodeCheck};
 pub enum Reason {
     Success,
     PeerNotPermitted,
+    /// The module line's factors are not what the service's policy accepts.
+    Policy,
     Locked(Refusal),
     UnknownUser,
     /// The system account is locked (`!` before its shadow hash).
@@ -74,6 +76,7 @@ impl Reason {
         match self {
             Reason::Success => "success",
             Reason::PeerNotPermitted => "peer-not-permitted",
+            Reason::Policy => "policy",
             Reason::Locked(_) => "locked",
             Reason::UnknownUser => "unknown-user",
             Reason::AccountLocked => "account-locked",
@@ -177,12 +180,16 @@ struct Checks {
     has_codes: bool,
     recovery: RecoveryCheck,
     code_required: bool,
+    /// The service's policy accepts the module line's factors.
+    policy_ok: bool,
+    /// The code counts (not under `factors = ["password"]`).
+    code_used: bool,
 }
 
 /// One worker's verifier: its own database connection, the shared dummy record.
 pub struct Verifier {
     limits: Limits,
-    rollout: Rollout,
+    policies: Policies,
     skew: u8,
     hasher: Hasher,
     dummy: UserRecord,
@@ -224,7 +231,7 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             limits: Limits::from(&config.lockout),
-            rollout: Rollout::from(&config.totp),
+            policies: Policies::from(config),
             skew: config.totp.skew,
             hasher,
             dummy,
@@ -297,7 +304,8 @@ impl Verifier {
         let code_only = request.code_only;
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
         let read = self.read(request, peer, permitted, now);
-        let checks = self.check(request, &read, now);
+        let policy = self.policies.of(&request.service, peer.uid);
+        let checks = self.check(request, &read, &policy, now);
         let reason = self.reason(request, &read, &checks, permitted);
 
         let used_slot = match (&reason, checks.recovery) {
@@ -391,7 +399,7 @@ impl Verifier {
     /// check, one recovery check, the rollout's group lookups. Code only
     /// still verifies a password, against the dummy for every user, so it
     /// costs what any request does and its result is unused.
-    fn check(&mut self, request: &Request, read: &Read, now: u64) -> Checks {
+    fn check(&mut self, request: &Request, read: &Read, policy: &Policy, now: u64) -> Checks {
         let code_only = request.code_only;
         let subject = read.row.as_ref().unwrap_or(&self.dummy);
         let password_ok = match &self.system.crypt_dummy {
@@ -433,11 +441,16 @@ impl Verifier {
         Checks {
             password_ok,
             enrolled: record.is_some_and(|r| r.totp_secret.is_some()),
-            code,
+            // Unused under the password alone: it moves no watermark.
+            code: Some(code)
+                .filter(|_| policy.asks_code())
+                .unwrap_or(CodeCheck::Wrong),
             has_codes: record.is_some_and(|r| r.recovery.is_some()),
             recovery,
             // Group lookups for every request alike (see Rollout).
-            code_required: code_only || self.rollout.code_required(&request.user, now),
+            code_required: code_only || self.policies.code_required(policy, &request.user, now),
+            policy_ok: policy.accepts(code_only),
+            code_used: policy.asks_code(),
         }
     }
 
@@ -451,6 +464,8 @@ impl Verifier {
             Reason::Shadow(e.to_string())
         } else if !permitted {
             Reason::PeerNotPermitted
+        } else if !checks.policy_ok {
+            Reason::Policy
         } else if let Some(refusal) = read.reservation.as_ref().and_then(|r| r.refused.clone()) {
             Reason::Locked(refusal)
         } else if let Some(refused) = self.account_refusal(read.record(), read.state) {
@@ -463,7 +478,7 @@ impl Verifier {
             Reason::WrongPassword
         } else if !checks.enrolled && checks.code_required {
             Reason::NoTotp
-        } else if !checks.enrolled {
+        } else if !checks.enrolled || !checks.code_used {
             Reason::Success
         } else if let Some(unusable) = unusable("code", &request.code) {
             unusable
@@ -611,5 +626,7 @@ pub fn charge_of(
     }
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

@@ -320,7 +320,8 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
             line = line.field("recovery_codes_left", left);
             severity = Severity::Notice;
         }
-        Reason::PeerNotPermitted => severity = Severity::Warning,
+        // A line the service's policy does not accept is the admin's to fix.
+        Reason::PeerNotPermitted | Reason::Policy => severity = Severity::Warning,
         Reason::Internal => severity = Severity::Error,
         _ => {}
     }

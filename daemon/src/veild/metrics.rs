@@ -46,8 +46,9 @@ pub const ALERT_DROPS: [&str; 2] = ["rate-limit", "queue-full"];
 /// Every reason a login can be decided with (`Reason::as_str`), plus
 /// `overload` (not evaluated): each series exists from the start at 0, so
 /// that `rate()` and alerts see the first one.
-const DENY_REASONS: [&str; 21] = [
+const DENY_REASONS: [&str; 22] = [
     "peer-not-permitted",
+    "policy",
     "locked",
     "unknown-user",
     "account-locked",

@@ -1,7 +1,7 @@
 //! The bounds of every key, checked once at load: a value outside them
 //! stops veild and veilctl naming the key.
 
-use super::{Config, Invalid, day_start_unix, pg};
+use super::{Config, Invalid, day_start_unix, pg, service};
 
 impl Config {
     /// Every key's bounds; the first value outside them names its key.
@@ -85,6 +85,7 @@ impl Config {
         )?;
         self.metrics.check()?;
         self.alerts.check()?;
+        service::check(&self.service)?;
         check(self.totp.skew <= 10, "totp.skew", "must be at most 10")?;
         check(
             self.totp

@@ -691,13 +691,10 @@ fn code_only_from_a_non_root_peer_is_refused_even_for_its_own_account() {
 #[test]
 fn enrol_by_refuses_users_without_a_secret_from_that_day_on() {
     let mut f = fixture(TotpPolicy::IfEnrolled);
-    f.verifier.rollout = Rollout::from(&crate::common::config::Totp {
-        policy: TotpPolicy::IfEnrolled,
-        skew: 1,
-        required_groups: Vec::new(),
-        enrol_by: Some("2023-11-15".into()),
-        issuer: None,
-    });
+    let mut config = Config::default();
+    config.totp.policy = TotpPolicy::IfEnrolled;
+    config.totp.enrol_by = Some("2023-11-15".into());
+    f.verifier.policies = Policies::from(&config);
     // NOW is 2023-11-14 22:13 UTC.
     let d = ask(&mut f, "nototp", "right", "", NOW);
     assert_eq!(d.reason, Reason::Success);

@@ -70,10 +70,28 @@ fn every_config_key_is_in_veild_toml_5() {
     config.postgres.ca_file = Some("/etc/veil/ca.pem".into());
     config.metrics.file = Some("/var/lib/prometheus/node-exporter/veil.prom".into());
     config.metrics.group = Some("prometheus".into());
+    config.service.insert(
+        "sshd".into(),
+        veil_daemon::common::config::Service {
+            factors: Some(veil_daemon::common::config::Factors::Code),
+            totp_policy: Some(veil_daemon::common::config::TotpPolicy::Required),
+        },
+    );
     let table = toml::Table::try_from(config).unwrap();
     let mut missing = Vec::new();
     for (key, value) in &table {
         match value {
+            // Named sections (`[service.NAME]`): their keys are one level down.
+            toml::Value::Table(named) if key == "service" => {
+                if !man.contains("[service.NAME]") {
+                    missing.push("[service.NAME]".into());
+                }
+                for inner in named.values().filter_map(toml::Value::as_table) {
+                    for k in inner.keys().filter(|k| !man.contains(k.as_str())) {
+                        missing.push(format!("service.NAME.{k}"));
+                    }
+                }
+            }
             toml::Value::Table(section) => {
                 if !man.contains(&format!("[{key}]")) {
                     missing.push(format!("[{key}]"));

@@ -51,8 +51,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use veil_daemon::common::clock::unix_now;
-use veil_daemon::common::config::{Config, TotpPolicy};
-use veil_daemon::common::rollout::Rollout;
+use veil_daemon::common::config::{Config, Factors, TotpPolicy};
+use veil_daemon::common::policy::{Policies, Policy};
 use veil_daemon::common::store::{self, OpenMode, UserSummary};
 
 use crate::error::{EXIT_USAGE, Failure};
@@ -165,30 +165,32 @@ pub const ONE_PROMPT_ARG: &str = "one_prompt";
 /// The users who could pass veil now, by veild's own rule (verify.rs): a
 /// user with an active TOTP secret always can; one without only while
 /// the request asks for the password too (not `code_only`) and the
-/// rollout (`policy`, `required_groups`, `enrol_by`) does not yet require
-/// a code of them at `now`.
+/// service's policy (`factors = ["password"]`, else its TOTP policy and
+/// the rollout's `required_groups`, `enrol_by`) does not require a code
+/// of them at `now`.
 pub fn able_to_log_in<'a>(
     users: &'a [UserSummary],
-    rollout: &Rollout,
+    policies: &Policies,
+    policy: &Policy,
     code_only: bool,
     now: u64,
 ) -> Vec<&'a str> {
     users
         .iter()
-        .filter(|u| u.totp || (!code_only && !rollout.code_required(&u.name, now)))
+        .filter(|u| u.totp || (!code_only && !policies.code_required(policy, &u.name, now)))
         .map(|u| u.name.as_str())
         .collect()
 }
 
 /// Why nobody could pass veil, for the refusal.
-fn nobody_able_message(config: &Config, code_only: bool) -> String {
+fn nobody_able_message(policy: &Policy, code_only: bool) -> String {
     let enrol = "enrol one first (veilctl user add NAME; veilctl totp enroll NAME)";
     if code_only {
         format!(
             "no user has an active TOTP secret, and with --after-publickey veil asks only for \
              the code, so nobody could log in: {enrol}"
         )
-    } else if config.totp.policy == TotpPolicy::Required {
+    } else if policy.totp == TotpPolicy::Required {
         format!("no user has an active TOTP secret, so nobody could log in: {enrol}")
     } else {
         format!(
@@ -214,15 +216,27 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         (None, "sshd") => Some(PathBuf::from(DEFAULT_SSHD_CONFIG)),
         _ => None,
     };
-    if args.after_publickey && sshd_config.is_none() {
+    // The line follows the service's policy: `factors = ["code"]` is
+    // --after-publickey's line, with its guards.
+    let policy = Policies::from(config).for_service(service);
+    let code_only = args.after_publickey || policy.factors == Some(Factors::Code);
+    if !policy.accepts(code_only) {
+        return Err(Failure::refused(format!(
+            "{}; --after-publickey writes factors=code, which it does not accept, so veild would \
+             deny every login; nothing changed. Change [service.{service}] in veild.toml or leave \
+             out --after-publickey",
+            policy.describe(service)
+        )));
+    }
+    if code_only && sshd_config.is_none() {
         return Err(Failure::usage(
-            "--after-publickey is for sshd (or a service given --sshd-config)",
+            "--after-publickey (or factors = [\"code\"] in veild.toml) is for sshd (or a service given --sshd-config)",
         ));
     }
     // Whoever is enrolled, now or later: checked first, so that it also
     // stops an enable with nobody enrolled, and so that running it again
     // over an enabled sshd re-checks an sshd_config edited since.
-    if let (true, Some(sshd_config)) = (args.after_publickey, &sshd_config) {
+    if let (true, Some(sshd_config)) = (code_only, &sshd_config) {
         let blocks = load_match_blocks(sshd_config)?;
         let global = read_sshd(sshd_config, &[])?;
         code_alone_methods(&global.global, &blocks).map_err(|e| {
@@ -232,20 +246,31 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     let path = args.pam_dir.join(service);
     let original = read(&path)?;
     if is_enabled(&original) {
-        let checked = if args.after_publickey {
+        let checked = if code_only {
             "; sshd_config still puts a key before veil for every account"
         } else {
             ""
         };
+        // A policy set after the edit can disagree with the line.
+        let mismatch = if policy.accepts(block_code_only(&original)) {
+            String::new()
+        } else {
+            format!(
+                "warning: its pam_veil.so line does not declare the factors this policy accepts, \
+                 so veild denies every login through it: run veilctl disable {service}, then \
+                 veilctl enable {service}\n"
+            )
+        };
         return Ok(format!(
-            "veil is already enabled in {}{checked}\n",
-            path.display()
+            "veil is already enabled in {}{checked}\n{}\n{mismatch}",
+            path.display(),
+            policy.describe(service)
         ));
     }
     // Fails here, before anything is written, if the file cannot be handled.
     let options = StackOptions {
         force: args.force,
-        veil_args: if args.after_publickey {
+        veil_args: if code_only {
             CODE_ONLY_ARG.into()
         } else if args.one_prompt {
             ONE_PROMPT_ARG.into()
@@ -264,8 +289,9 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     let users = store.list_users().map_err(|e| Failure::io(e.to_string()))?;
     let able = able_to_log_in(
         &users,
-        &Rollout::from(&config.totp),
-        args.after_publickey,
+        &Policies::from(config),
+        &policy,
+        code_only,
         unix_now(),
     );
     if users.is_empty() {
@@ -274,10 +300,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         ));
     }
     if able.is_empty() {
-        return Err(Failure::refused(nobody_able_message(
-            config,
-            args.after_publickey,
-        )));
+        return Err(Failure::refused(nobody_able_message(&policy, code_only)));
     }
     let mut report = String::new();
     let admin = std::env::var("SUDO_USER").ok();
@@ -291,7 +314,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
 
     if let Some(sshd_config) = sshd_config {
         let admin = std::env::var("SUDO_USER").unwrap_or_default();
-        let probe = sshd_probes(&able, &admin, args.after_publickey)?;
+        let probe = sshd_probes(&able, &admin, code_only)?;
         let state = read_sshd(&sshd_config, &probe)?;
         // Settings under which sshd itself answers real and unknown names
         // differently: refused before anything else is judged.
@@ -302,7 +325,7 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
                 describe_refusals(&oracle)
             )));
         }
-        let mode = if args.after_publickey {
+        let mode = if code_only {
             Mode::AfterPublickey
         } else if args.one_prompt {
             Mode::OnePrompt
@@ -340,12 +363,25 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     for line in &edited.forced {
         report.push_str(&format!("warning: commented out under --force: {line}\n"));
     }
+    report.push_str(&policy.describe(service));
+    report.push('\n');
     report.push_str(&format!(
         "users who can log in through veil: {}\n\
          keep this session open and try a login in another one; undo with: veilctl disable {service}\n",
         able.join(", "),
     ));
     Ok(report)
+}
+
+/// Whether the pam_veil.so line in veilctl's block says `factors=code`.
+fn block_code_only(text: &str) -> bool {
+    text.lines()
+        .skip_while(|l| *l != pam_stack::BEGIN)
+        .take_while(|l| *l != pam_stack::END)
+        .any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.contains(&"pam_veil.so") && words.contains(&CODE_ONLY_ARG)
+        })
 }
 
 /// At most this many users' sshd settings are read (root, the admin and
@@ -495,5 +531,7 @@ pub fn disable(args: &DisableArgs) -> Result<String, Failure> {
 mod one_prompt_tests;
 #[cfg(test)]
 mod oracle_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

@@ -177,13 +177,21 @@ fn user(name: &str, totp: bool) -> UserSummary {
     }
 }
 
-fn rollout(policy: TotpPolicy, groups: &[&str], enrol_by: Option<&str>) -> Rollout {
-    Rollout::from(&veil_daemon::common::config::Totp {
-        policy,
-        required_groups: groups.iter().map(|g| g.to_string()).collect(),
-        enrol_by: enrol_by.map(str::to_owned),
-        ..Config::default().totp
+fn rollout(policy: TotpPolicy, groups: &[&str], enrol_by: Option<&str>) -> Policies {
+    Policies::from(&Config {
+        totp: veil_daemon::common::config::Totp {
+            policy,
+            required_groups: groups.iter().map(|g| g.to_string()).collect(),
+            enrol_by: enrol_by.map(str::to_owned),
+            ..Config::default().totp
+        },
+        ..Config::default()
     })
+}
+
+/// [`able_to_log_in`] for a service without a section of its own.
+fn able<'a>(users: &'a [UserSummary], p: &Policies, code_only: bool, now: u64) -> Vec<&'a str> {
+    able_to_log_in(users, p, &p.for_service("svc"), code_only, now)
 }
 
 /// 2026-03-01 00:00 UTC, and one second before.
@@ -194,12 +202,9 @@ fn only_users_who_can_pass_veil_count_as_enrolled() {
     let users = [user("alice", false), user("bob", true)];
     let required = rollout(TotpPolicy::Required, &[], None);
     let if_enrolled = rollout(TotpPolicy::IfEnrolled, &[], None);
-    assert_eq!(able_to_log_in(&users, &required, false, 0), vec!["bob"]);
-    assert_eq!(
-        able_to_log_in(&users, &if_enrolled, false, 0),
-        vec!["alice", "bob"]
-    );
-    assert!(able_to_log_in(&users[..1], &required, false, 0).is_empty());
+    assert_eq!(able(&users, &required, false, 0), vec!["bob"]);
+    assert_eq!(able(&users, &if_enrolled, false, 0), vec!["alice", "bob"]);
+    assert!(able(&users[..1], &required, false, 0).is_empty());
 }
 
 #[test]
@@ -207,8 +212,8 @@ fn code_only_counts_only_users_with_an_active_secret() {
     // veild requires a code of everyone under factors=code (verify.rs).
     let users = [user("alice", false), user("bob", true)];
     let if_enrolled = rollout(TotpPolicy::IfEnrolled, &[], None);
-    assert_eq!(able_to_log_in(&users, &if_enrolled, true, 0), vec!["bob"]);
-    assert!(able_to_log_in(&users[..1], &if_enrolled, true, 0).is_empty());
+    assert_eq!(able(&users, &if_enrolled, true, 0), vec!["bob"]);
+    assert!(able(&users[..1], &if_enrolled, true, 0).is_empty());
 }
 
 #[test]
@@ -216,13 +221,13 @@ fn the_rollout_decides_who_passes_without_a_secret() {
     let users = [user("alice", false), user("root", false)];
     let deadline = rollout(TotpPolicy::IfEnrolled, &[], Some("2026-03-01"));
     assert_eq!(
-        able_to_log_in(&users, &deadline, false, MARCH_1 - 1),
+        able(&users, &deadline, false, MARCH_1 - 1),
         vec!["alice", "root"]
     );
-    assert!(able_to_log_in(&users, &deadline, false, MARCH_1).is_empty());
+    assert!(able(&users, &deadline, false, MARCH_1).is_empty());
     // root's primary group is root on every Debian system.
     let group = rollout(TotpPolicy::IfEnrolled, &["root"], None);
-    assert_eq!(able_to_log_in(&users, &group, false, 0), vec!["alice"]);
+    assert_eq!(able(&users, &group, false, 0), vec!["alice"]);
 }
 
 #[test]
