@@ -11,11 +11,11 @@
 use std::path::PathBuf;
 
 use veil_proto::one_prompt;
-use veil_proto::{Reply, ReplyState, Request, Verdict};
+use veil_proto::{Reply, Request, Verdict};
 
 use crate::common::config::Config;
 use crate::common::crypt::{self, Scratch};
-use crate::common::ledger::{self, Key, Limits, Origin, Refusal};
+use crate::common::ledger::{self, Key, Limits, Origin};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
 use crate::common::policy::{Policies, Policy};
@@ -26,88 +26,8 @@ use crate::common::store::{
 };
 use crate::common::totp::{self, CodeCheck};
 
-/// The real reason behind a verdict; only the audit log sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
-    Success,
-    PeerNotPermitted,
-    /// The module line's factors are not what the service's policy accepts.
-    Policy,
-    Locked(Refusal),
-    UnknownUser,
-    /// The system account is locked (`!` before its shadow hash).
-    AccountLocked,
-    /// The system account's expire date has come.
-    AccountExpired,
-    /// The system password is older than its maximum age plus the inactive period.
-    PasswordExpired,
-    /// `source = "system"`: the shadow line has no hash a password can match (`*`, empty).
-    NoUsableHash,
-    /// `source = "system"`: a veil row (TOTP only) but no shadow line.
-    NoSystemAccount,
-    /// `source = "veil"`: a row made for a system account's TOTP, without a veil password.
-    NoVeilPassword,
-    /// The shadow file could not be read.
-    Shadow(String),
-    WrongPassword,
-    /// A reply the conversation did not give, or one longer than the
-    /// wire carries: verified like any other, and never a match.
-    UnusableReply {
-        field: &'static str,
-        state: ReplyState,
-    },
-    NoTotp,
-    WrongCode,
-    ReplayedCode,
-    /// A success with a recovery code in place of the TOTP code; `left`
-    /// codes remain after it.
-    RecoveryCode {
-        left: u32,
-    },
-    /// A recovery code that was already used.
-    UsedRecoveryCode,
-    Store(String),
-    /// The check itself failed (a panic caught by the worker): a bug.
-    Internal,
-}
-
-impl Reason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Success => "success",
-            Reason::PeerNotPermitted => "peer-not-permitted",
-            Reason::Policy => "policy",
-            Reason::Locked(_) => "locked",
-            Reason::UnknownUser => "unknown-user",
-            Reason::AccountLocked => "account-locked",
-            Reason::AccountExpired => "account-expired",
-            Reason::PasswordExpired => "password-expired",
-            Reason::NoUsableHash => "no-usable-hash",
-            Reason::NoSystemAccount => "no-system-account",
-            Reason::NoVeilPassword => "no-veil-password",
-            Reason::Shadow(_) => "shadow-error",
-            Reason::WrongPassword => "wrong-password",
-            Reason::UnusableReply { field, state } => match (*field, state) {
-                ("password", ReplyState::Overlong) => "overlong-password",
-                ("password", _) => "no-password",
-                (_, ReplyState::Overlong) => "overlong-code",
-                _ => "no-code",
-            },
-            Reason::NoTotp => "no-totp-enrolled",
-            Reason::WrongCode => "wrong-code",
-            Reason::ReplayedCode => "replayed-code",
-            Reason::RecoveryCode { .. } => "recovery-code",
-            Reason::UsedRecoveryCode => "used-recovery-code",
-            Reason::Store(_) => "store-error",
-            Reason::Internal => "internal-error",
-        }
-    }
-
-    /// Whether this reason is a success (ALLOW).
-    pub fn allows(&self) -> bool {
-        matches!(self, Reason::Success | Reason::RecoveryCode { .. })
-    }
-}
+mod reason;
+pub use reason::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {

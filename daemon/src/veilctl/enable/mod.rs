@@ -46,6 +46,8 @@ mod pam_stack;
 mod sshd_access;
 mod sshd_config;
 mod sshd_oracle;
+mod sshd_t;
+use sshd_t::{sshd_binary, sshd_t};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -58,9 +60,7 @@ use veil_daemon::common::store::{self, OpenMode, UserSummary};
 use crate::error::{EXIT_USAGE, Failure};
 use files::{backup_path, check_private, ensure_backup_dir, read, write_like};
 use pam_stack::{StackOptions, disable_text, enable_text, is_enabled};
-use sshd_access::{
-    Mode, SshdState, UserView, code_alone_methods, judge_sshd_for, sshd_binary, sshd_t,
-};
+use sshd_access::{Mode, SshdState, UserView, code_alone_methods, judge_sshd_for};
 use sshd_config::{load_match_blocks, load_sshd_config};
 use sshd_oracle::{describe_refusals, oracle_settings};
 

@@ -750,6 +750,7 @@ fn single_prompt_screen_lockers_are_refused() {
 // ------------------------------------------------ sshd access, per user
 
 use super::sshd_access::*;
+use super::sshd_t::parse_sshd_t;
 
 fn settings(text: &str) -> Vec<Directive> {
     sshd_directives(text, "sshd_config").0
