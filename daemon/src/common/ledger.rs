@@ -45,8 +45,9 @@
 
 use serde::Serialize;
 
-use crate::common::config::{Lockout, LockoutScope};
+mod settings;
 pub use crate::common::source::{self, NAMES, Sources};
+pub use settings::{Lockout, LockoutScope};
 
 /// How the source of an attempt without PAM_RHOST is shown.
 pub const LOCAL: &str = "local";
