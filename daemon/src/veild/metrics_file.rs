@@ -27,18 +27,49 @@ pub struct Target {
     pub interval: Duration,
 }
 
+/// Why the metrics file has no target or was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsFileError {
+    #[error("[metrics] group {name:?} does not exist")]
+    NoGroup { name: String },
+    #[error("[metrics] group {name:?}: {source}")]
+    GroupLookup {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{}: written, but not given [metrics] group (gid {gid}): {source}", path.display())]
+    Group {
+        path: PathBuf,
+        gid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// The target of `[metrics]`, if metrics are on. A group named in the
 /// config must exist (else veild refuses to start, as for any bad key);
 /// the default `prometheus` group is used only where it exists.
-pub fn resolve(settings: &Settings) -> Result<Option<Target>, String> {
+pub fn resolve(settings: &Settings) -> Result<Option<Target>, MetricsFileError> {
     let Some(path) = settings.target() else {
         return Ok(None);
     };
     let gid = match &settings.group {
         Some(name) => match Group::from_name(name) {
             Ok(Some(g)) => Some(g.gid),
-            Ok(None) => return Err(format!("[metrics] group {name:?} does not exist")),
-            Err(e) => return Err(format!("[metrics] group {name:?}: {e}")),
+            Ok(None) => return Err(MetricsFileError::NoGroup { name: name.clone() }),
+            Err(source) => {
+                return Err(MetricsFileError::GroupLookup {
+                    name: name.clone(),
+                    source,
+                });
+            }
         },
         None => Group::from_name(DEFAULT_GROUP)
             .ok()
@@ -53,7 +84,7 @@ pub fn resolve(settings: &Settings) -> Result<Option<Target>, String> {
 }
 
 /// Replaces the file at `target.path` with `text`, atomically.
-pub fn write(target: &Target, text: &str) -> Result<(), String> {
+pub fn write(target: &Target, text: &str) -> Result<(), MetricsFileError> {
     let dir = target.path.parent().unwrap_or(Path::new("/"));
     let name = target
         .path
@@ -85,14 +116,17 @@ pub fn write(target: &Target, text: &str) -> Result<(), String> {
     })();
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "{}: written, but not given [metrics] group (gid {}): {e}",
-            target.path.display(),
-            target.gid.map_or(0, |g| g.as_raw())
-        )),
-        Err(e) => {
+        Ok(Err(source)) => Err(MetricsFileError::Group {
+            path: target.path.clone(),
+            gid: target.gid.map_or(0, |g| g.as_raw()),
+            source,
+        }),
+        Err(source) => {
             let _ = std::fs::remove_file(&tmp);
-            Err(format!("{}: {e}", target.path.display()))
+            Err(MetricsFileError::Write {
+                path: target.path.clone(),
+                source,
+            })
         }
     }
 }
