@@ -369,7 +369,9 @@ impl Verifier {
             recovery,
             // Group lookups for every request alike (see Rollout).
             code_required: code_only || self.policies.code_required(policy, &request.user, now),
-            policy_ok: policy.accepts(code_only),
+            // A `one_prompt` line asks for a code too: under `["password"]`
+            // it is a line the policy does not accept.
+            policy_ok: policy.accepts(code_only) && (policy.asks_code() || !request.one_prompt),
             code_used: policy.asks_code(),
         }
     }

@@ -166,3 +166,39 @@ fn a_program_running_as_the_user_gets_the_host_policy_whatever_service_it_names(
     let d = ask_as(&mut f, "login", false, "nobody", "", peer);
     assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::NoTotp));
 }
+
+/// A `one_prompt` line asks for the password and the code in one answer:
+/// under `["password"]` it is a line the policy does not accept (else the
+/// split would cut six bytes off a password typed alone). Fails without
+/// the `one_prompt` term in `policy_ok`: alice's "right" + code split to
+/// "right" and was admitted on the password alone.
+#[test]
+fn a_one_prompt_line_is_denied_where_the_policy_takes_the_password_alone() {
+    let mut f = fixture();
+    let c = code(&f);
+    for user in ["alice", "ghost"] {
+        let mut req = Request::new(
+            user,
+            Reply::from(format!("right{c}").as_str()),
+            Reply::missing(),
+        );
+        req.service = "login".into();
+        req.one_prompt = true;
+        let d = f.verifier.decide(&req, ROOT, NOW);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Deny, Reason::Policy),
+            "{user}"
+        );
+    }
+    // The same line on a service with the host's policy splits and admits.
+    let c = code(&f);
+    let mut req = Request::new(
+        "alice",
+        Reply::from(format!("right{c}").as_str()),
+        Reply::missing(),
+    );
+    req.service = "sudo".into();
+    req.one_prompt = true;
+    assert_eq!(f.verifier.decide(&req, ROOT, NOW).reason, Reason::Success);
+}

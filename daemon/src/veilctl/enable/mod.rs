@@ -228,6 +228,14 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
             policy.describe(service)
         )));
     }
+    if args.one_prompt && !policy.asks_code() {
+        return Err(Failure::refused(format!(
+            "{}; --one-prompt asks for the password and the code in one answer, which it does not \
+             accept, so veild would deny every login; nothing changed. Change [service.{service}] \
+             in veild.toml or leave out --one-prompt",
+            policy.describe(service)
+        )));
+    }
     if code_only && sshd_config.is_none() {
         return Err(Failure::usage(
             "--after-publickey (or factors = [\"code\"] in veild.toml) is for sshd (or a service given --sshd-config)",

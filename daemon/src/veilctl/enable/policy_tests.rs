@@ -69,6 +69,21 @@ fn after_publickey_is_refused_where_the_policy_wants_the_password() {
     assert_eq!(fs::read_to_string(pam.join("svc")).unwrap(), SUDO);
 }
 
+/// `--one-prompt` under `["password"]`: veild would deny every login as
+/// `policy`, so nothing is written. Fails without the check in `enable`.
+#[test]
+fn one_prompt_is_refused_where_the_policy_takes_the_password_alone() {
+    let (dir, mut config, pam) = setup(SUDO);
+    enrol(&config, "bob", true);
+    with_policy(&mut config, Some(Factors::Password), None);
+    let mut args = enable_args(dir.path(), &pam);
+    args.one_prompt = true;
+    let err = enable(&config, &args).unwrap_err();
+    assert_eq!(err.code, EXIT_REFUSED);
+    assert!(err.message.contains("--one-prompt"), "{err}");
+    assert_eq!(fs::read_to_string(pam.join("svc")).unwrap(), SUDO);
+}
+
 #[test]
 fn the_code_alone_needs_sshd_like_after_publickey() {
     let (dir, mut config, pam) = setup(SUDO);
