@@ -42,6 +42,7 @@
 //! [`disable`] are the thin I/O layer.
 
 mod files;
+mod key_advice;
 mod pam_stack;
 mod sshd_access;
 mod sshd_config;
@@ -348,6 +349,10 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
         })?;
         report.push_str(&text);
         report.push_str(&oracle.warnings.concat());
+        if mode != Mode::AfterPublickey {
+            let holders = key_advice::key_holders(&able, key_advice::system_home);
+            report.push_str(&key_advice::advice(&holders, &sshd_config));
+        }
     }
 
     let meta = fs::metadata(&path).map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
