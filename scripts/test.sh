@@ -53,17 +53,33 @@ esac
 
 if [ "$tier" = package ] || [ "$tier" = all ]; then
   if is_root; then
+    # Every package first, one apt at a time: the scripts below then find
+    # nothing missing, so the one running beside the others never waits
+    # for apt's lock.
+    scripts/deps.sh package
+    scripts/deps.sh nspawn
+    # The code builds with Debian 13's own rustc and cargo (rust-version):
+    # in a root of its own, beside the two below (its debootstrap and
+    # build overlap their waits for logins and containers).
+    rustc_log=$(mktemp /tmp/veil-debian-rustc.XXXXXX)
+    bash packaging/debian-rustc.sh >"$rustc_log" 2>&1 &
+    rustc_pid=$!
+    trap 'kill "$rustc_pid" 2>/dev/null || true' EXIT
     # Builds the .deb, installs it, logs in through a second sshd and sudo,
     # then purges it and checks the machine is as it was.
-    step "packaging/e2e.sh"
+    step "packaging/e2e.sh (packaging/debian-rustc.sh runs beside it)"
     bash packaging/e2e.sh
     # The package under a booted systemd: Debian 12 and 13 roots (cached in
     # the target dir) booted with systemd-nspawn; fails if they cannot boot.
     step "packaging/nspawn-e2e.sh"
     bash packaging/nspawn-e2e.sh
-    # The code builds with Debian 13's own rustc and cargo (rust-version).
-    step "packaging/debian-rustc.sh"
-    bash packaging/debian-rustc.sh
+    step "packaging/debian-rustc.sh (its output)"
+    rustc_rc=0
+    wait "$rustc_pid" || rustc_rc=$?
+    trap - EXIT
+    cat "$rustc_log" >&2
+    rm -f "$rustc_log"
+    [ "$rustc_rc" -eq 0 ] || { echo "packaging/debian-rustc.sh failed (status $rustc_rc)" >&2; exit 1; }
   elif [ "$tier" = package ]; then
     echo "test.sh package: the package tier needs root" >&2
     exit 1
