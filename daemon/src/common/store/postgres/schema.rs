@@ -1,12 +1,14 @@
 //! The PostgreSQL schema: numbered migrations (the SQL is in
-//! `migrations/`), run once under an advisory lock, and which older
-//! releases may still run on the result (rolling upgrades).
+//! `migrations/`), run once under an advisory lock, then the functions
+//! (`functions.sql`, see `functions.rs`), and which older releases may
+//! still run on the result (rolling upgrades).
 
 use std::path::PathBuf;
 
 use postgres::Client;
 
 use super::super::{OpenMode, StoreError};
+use super::functions::{FUNCTIONS, Functions};
 use super::{PgSettings, PgStore, locks};
 
 /// Numbered migrations; `veil_schema.version` records how many have run.
@@ -21,6 +23,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_recovery_codes.sql"),
     // 4: least privilege: the login, admin and self-service roles.
     include_str!("migrations/0004_roles.sql"),
+    // 5: the functions' generation (the functions are in functions.sql).
+    include_str!("migrations/0005_functions_generation.sql"),
 ];
 
 /// For each migration, the oldest schema a veil may speak and still run
@@ -32,13 +36,35 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// host migrates, as long as every migration since allows it.
 /// 4 only adds functions, roles and grants (the owner keeps every
 /// privilege, so a schema-3 host on the owner's role runs as before).
-pub(super) const READERS_FROM: [i64; 4] = [1, 2, 3, 3];
+/// 5 only adds columns to `veil_schema` that older hosts do not read, and
+/// functions.sql's generation 1 keeps their functions as they were.
+/// The functions file keeps what every host admitted here calls.
+pub(super) const READERS_FROM: [i64; 5] = [1, 2, 3, 3, 3];
 const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
 
-pub(super) fn migrate(
+/// What a build brings to a database: its migrations, the oldest schema
+/// each lets run on it, and its functions file (`None` for a release
+/// before migration 5, such as 0.3.0: tests play one with the first four).
+pub(super) struct Release<'a> {
+    pub migrations: &'a [&'a str],
+    pub readers_from: &'a [i64],
+    pub functions: Option<Functions<'a>>,
+}
+
+/// This build's.
+pub(super) const THIS_RELEASE: Release<'static> = Release {
+    migrations: MIGRATIONS,
+    readers_from: &READERS_FROM,
+    functions: Some(FUNCTIONS),
+};
+
+/// Migrates to `release` in one transaction under the migration lock:
+/// its missing migrations, then its functions if the database's are older.
+pub(super) fn migrate_to(
     client: &mut Client,
     settings: &PgSettings,
     mode: OpenMode,
+    release: &Release,
 ) -> Result<(), StoreError> {
     let err = |e| settings.pg_error(e);
     let mut tx = client.transaction().map_err(err)?;
@@ -71,7 +97,7 @@ pub(super) fn migrate(
             "CREATE TABLE veil_schema (version integer NOT NULL);
              INSERT INTO veil_schema (version) VALUES (0);",
         )
-        .map_err(|e| not_the_owner(settings, e, 0))?;
+        .map_err(|e| not_the_owner(settings, e, migrating(0, release)))?;
     }
     // `readers_from` read without naming it: a store made before 0.2.0
     // has no such column yet.
@@ -86,7 +112,7 @@ pub(super) fn migrate(
     let version: i32 = row.get(0);
     let readers_from: Option<i32> = row.get(1);
     let has_readers_from: bool = row.get(2);
-    let supported = MIGRATIONS.len() as i64;
+    let supported = release.migrations.len() as i64;
     if i64::from(version) > supported {
         // A newer veil migrated; this one runs on it only if every
         // migration since said older readers may.
@@ -99,9 +125,9 @@ pub(super) fn migrate(
             supported,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, sql) in release.migrations.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql)
-            .map_err(|e| not_the_owner(settings, e, version))?;
+            .map_err(|e| not_the_owner(settings, e, migrating(version, release)))?;
         tx.execute("UPDATE veil_schema SET version = $1", &[&((i + 1) as i32)])
             .map_err(err)?;
     }
@@ -110,25 +136,40 @@ pub(super) fn migrate(
         tx.batch_execute("ALTER TABLE veil_schema ADD COLUMN readers_from integer")
             .map_err(err)?;
     }
-    let from = READERS_FROM.iter().copied().max().unwrap_or(1) as i32;
+    let from = release.readers_from.iter().copied().max().unwrap_or(1) as i32;
     if readers_from.is_none_or(|r| r < from) {
         tx.execute("UPDATE veil_schema SET readers_from = $1", &[&from])
             .map_err(err)?;
     }
+    if let Some(functions) = &release.functions {
+        let what = format!(
+            "replace veil's functions (with functions.sql generation {})",
+            functions.generation
+        );
+        functions
+            .apply(&mut tx)
+            .map_err(|e| not_the_owner(settings, e, what))?;
+    }
     tx.commit().map_err(err)
+}
+
+fn migrating(version: i32, release: &Release) -> String {
+    format!(
+        "migrate the schema (from {version} to {})",
+        release.migrations.len()
+    )
 }
 
 /// A migration refused for want of privilege: a host on a login role
 /// cannot migrate; the owner (veilctl store init with the admin URL) can.
-fn not_the_owner(settings: &PgSettings, e: postgres::Error, version: i32) -> StoreError {
+fn not_the_owner(settings: &PgSettings, e: postgres::Error, what: String) -> StoreError {
     if e.code() != Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
         return settings.pg_error(e);
     }
     let message = format!(
-        "role {} may not migrate the schema (from {version} to {}): \
+        "role {} may not {what}: \
          run `veilctl store init` once with the admin URL (VEIL_ADMIN_URL)",
         settings.user(),
-        MIGRATIONS.len(),
     );
     settings.pg_error_with(e, message)
 }

@@ -42,6 +42,8 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
          DROP FUNCTION veil_grant_roles; DROP FUNCTION veil_list_users;
          ALTER TABLE users DROP COLUMN recovery_key, DROP COLUMN recovery_hashes,
                            DROP COLUMN recovery_used;
+         ALTER TABLE veil_schema DROP COLUMN functions_generation,
+                                 DROP COLUMN functions_sha256;
          UPDATE veil_schema SET version = 1",
     );
     let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
