@@ -500,6 +500,6 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
-// WIP mod tests_functions;
+mod tests_functions;
 #[cfg(test)]
 mod tests_roles;

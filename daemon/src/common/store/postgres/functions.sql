@@ -1,5 +1,5 @@
 -- Every PostgreSQL function veil calls, as it is now. Rules: edit here, never in a migration;
--- any change raises FUNCTIONS_GENERATION (functions.rs: its test holds each generation's
+-- any change raises FUNCTIONS.generation (functions.rs: its test holds each generation's
 -- SHA-256); a change older hosts would notice (signature, result, meaning) gets a new name
 -- (veil_reserve_v2) and the old one stays while READERS_FROM admits hosts that call it; a
 -- new function gets its grants in veil_grant_roles. CONTRIBUTING.md, "A function", says why.
