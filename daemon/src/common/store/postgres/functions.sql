@@ -2,7 +2,7 @@
 -- any change raises FUNCTIONS.generation (functions.rs: its test holds each generation's
 -- SHA-256); a change older hosts would notice (signature, result, meaning) gets a new name
 -- (veil_reserve_v2) and the old one stays while READERS_FROM admits hosts that call it; a
--- new function gets its grants in veil_grant_roles. CONTRIBUTING.md, "A function", says why.
+-- new function gets its grants in veil_grant_roles. CONTRIBUTING.md, "A PostgreSQL function".
 --
 -- veild applies this file after the migrations, in their transaction and under their lock,
 -- when the database's veil_schema.functions_generation is lower than this build's (or equal
