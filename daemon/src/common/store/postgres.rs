@@ -5,7 +5,8 @@
 //! too), so concurrent guesses through any number of hosts are counted one
 //! after the other. Any error drops the connection: the next request opens
 //! a new one, so veild recovers by itself when the server comes back.
-//! Numbered migrations are recorded in `veil_schema`.
+//! Numbered migrations are recorded in `veil_schema`, and so is the
+//! generation of the functions file applied after them (`functions.rs`).
 
 mod connect;
 mod functions;
