@@ -48,10 +48,26 @@ impl Host {
         Host { name, veild, stack }
     }
 
-    /// One login through libpam from `rhost`; its PAM code.
-    fn login(&self, user: &str, password: &str, code: &str, rhost: &str) -> i32 {
+    /// One login through libpam from `rhost`, which must end as `outcome`
+    /// says (`outcome=allow`: PAM_SUCCESS, else PAM_AUTH_ERR with that
+    /// reason in the host's audit log).
+    fn login(&self, user: &str, password: &str, code: &str, rhost: &str, outcome: &str) {
         let attempt = Attempt::new(user, &[password, code]).from_host(rhost);
-        pam::authenticate(&self.stack, &attempt).code
+        let got = pam::authenticate(&self.stack, &attempt).code;
+        let want = if outcome == "outcome=allow" {
+            PAM_SUCCESS
+        } else {
+            PAM_AUTH_ERR
+        };
+        assert_eq!(
+            got,
+            want,
+            "host {}: {user}'s login was {}, not {outcome}:\n{}",
+            self.name,
+            pam::code_name(got),
+            self.veild.stderr()
+        );
+        self.said(user, outcome);
     }
 
     /// The audit line for `user` with `outcome` (e.g. `reason=locked`).
@@ -91,6 +107,8 @@ fn schema(cluster: &Cluster) -> (i64, i64) {
 #[test]
 #[ignore = "needs the pinned release's binaries: VEIL_PINNED_BIN_DIR=$(scripts/build-pinned.sh) (scripts/test.sh)"]
 fn hosts_on_the_pinned_release_and_the_tree_share_one_database_during_an_upgrade() {
+    // Before anything: without the pinned build the test fails here.
+    eprintln!("pinned binaries: {}", pinned::bin_dir().display());
     let cluster = Cluster::start();
     let owner = cluster.database("rolling");
     // Host A as 0.3.0 recommends: a login role of its own.
@@ -139,9 +157,8 @@ fn hosts_on_the_pinned_release_and_the_tree_share_one_database_during_an_upgrade
     assert_eq!(before.0, 4, "0.3.0 makes PostgreSQL schema 4");
 
     // Before the upgrade: A logs alice in.
-    let code = code_now(&secret("alice"));
-    assert_eq!(a.login("alice", PASSWORD, &code, "192.0.2.1"), PAM_SUCCESS);
-    a.said("alice", "outcome=allow");
+    let alice = code_now(&secret("alice"));
+    a.login("alice", PASSWORD, &alice, "192.0.2.1", "outcome=allow");
 
     // Host B, the tree, on the owner's role: it migrates at start.
     let b = Host::new(
@@ -150,55 +167,48 @@ fn hosts_on_the_pinned_release_and_the_tree_share_one_database_during_an_upgrade
         &paths::module(),
     );
     let after = schema(&cluster);
+    let (version_a, version_b) = (a.version(), b.version());
     eprintln!(
-        "host A: {}\nhost B: {}\nschema after B started: (version, readers_from) = {after:?}",
-        a.version(),
-        b.version()
+        "host A: {version_a}\nhost B: {version_b}\n\
+         schema after B started: (version, readers_from) = {after:?}"
     );
-    assert!(
-        a.version()
-            .starts_with(&format!("veild {} ", pinned::VERSION))
-    );
-    assert!(
-        b.version()
-            .starts_with(&format!("veild {} ", env!("CARGO_PKG_VERSION")))
-    );
+    assert!(version_a.starts_with(&format!("veild {} ", pinned::VERSION)));
+    assert!(version_b.starts_with(&format!("veild {} ", env!("CARGO_PKG_VERSION"))));
     assert_eq!(after.0, PgStore::SCHEMA_VERSION, "B migrated to the tree's");
 
     // Both log users in; a code used on one is a replay on the other.
-    let code = code_now(&secret("bob"));
-    assert_eq!(a.login("bob", PASSWORD, &code, "192.0.2.2"), PAM_SUCCESS);
-    a.said("bob", "outcome=allow");
-    assert_eq!(b.login("bob", PASSWORD, &code, "192.0.2.2"), PAM_AUTH_ERR);
-    b.said("bob", "reason=replayed-code");
-    // A restarts on the migrated schema (as a host does during the
-    // upgrade: a reboot): the schema's readers_from must admit it, it
-    // refuses to start otherwise. (A running veild checks the schema only
-    // when it connects: bob's login above may have used a connection made
-    // before B migrated.)
+    let bob = code_now(&secret("bob"));
+    a.login("bob", PASSWORD, &bob, "192.0.2.2", "outcome=allow");
+    b.login("bob", PASSWORD, &bob, "192.0.2.2", "reason=replayed-code");
+    // A restarts on the migrated schema, as hosts do during an upgrade (a
+    // reboot): it refuses to start unless the schema's readers_from admits
+    // it. (A running veild checks the schema when it connects: bob's login
+    // may have used a connection made before B migrated.)
     a.veild.stop();
     a.veild.spawn();
-    let code = code_now(&secret("carol"));
-    assert_eq!(b.login("carol", PASSWORD, &code, "192.0.2.3"), PAM_SUCCESS);
-    b.said("carol", "outcome=allow");
-    assert_eq!(a.login("carol", PASSWORD, &code, "192.0.2.3"), PAM_AUTH_ERR);
-    a.said("carol", "reason=replayed-code");
+    let carol = code_now(&secret("carol"));
+    b.login("carol", PASSWORD, &carol, "192.0.2.3", "outcome=allow");
+    a.login(
+        "carol",
+        PASSWORD,
+        &carol,
+        "192.0.2.3",
+        "reason=replayed-code",
+    );
 
     // Failures count across hosts, and a lock made on one holds on the
-    // other: dave's last failure (the lock) is on B, erin's on A.
+    // other: dave's last failure (the one that locks) is on B, erin's on A.
     for (user, first, last, rhost) in [("dave", &a, &b, "192.0.2.4"), ("erin", &b, &a, "192.0.2.5")]
     {
         let wrong = wrong_code(&secret(user));
         for _ in 1..DENY {
-            assert_eq!(first.login(user, "wrong", &wrong, rhost), PAM_AUTH_ERR);
+            first.login(user, "wrong", &wrong, rhost, "reason=wrong-password");
         }
-        assert_eq!(last.login(user, "wrong", &wrong, rhost), PAM_AUTH_ERR);
-        last.said(user, "reason=wrong-password");
+        last.login(user, "wrong", &wrong, rhost, "reason=wrong-password");
         // The right password and a fresh code, on the host that did not
         // make the lock: refused as locked.
         let code = code_now(&secret(user));
-        assert_eq!(first.login(user, PASSWORD, &code, rhost), PAM_AUTH_ERR);
-        first.said(user, "reason=locked");
+        first.login(user, PASSWORD, &code, rhost, "reason=locked");
     }
 
     for host in [&a, &b] {
