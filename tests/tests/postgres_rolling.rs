@@ -8,9 +8,12 @@
 //! other, a lock made on either holds on the other, a code used on either
 //! is a replay on the other.
 //!
-//! Fails when an older host cannot run on the tree's schema: a migration
-//! whose READERS_FROM is its own number makes the pinned veild refuse the
-//! database ("written by a newer veil"), and its logins are store errors.
+//! Fails when an older host cannot run on the tree's schema (tried with a
+//! temporary migration 0005 on the tree): with READERS_FROM 5, host A's
+//! first login after the migration was a store error ("this veil (0.3.0)
+//! speaks schema 4; ..."); with READERS_FROM 4 but revoking
+//! `veil_success` from `veil_login`, a store error ("permission denied");
+//! with READERS_FROM 4 and only a new table, it passed.
 
 use std::process::Command;
 use std::time::Duration;
