@@ -6,7 +6,8 @@
 //! in through real libpam (each with its own pam_veil.so), and the fleet's
 //! guarantees hold across the two releases: failures on one count on the
 //! other, a lock made on either holds on the other, a code used on either
-//! is a replay on the other.
+//! is a replay on the other; the old veilctl lifts a lock on the new
+//! schema.
 //!
 //! Fails when an older host cannot run on the tree's schema (tried with a
 //! temporary migration 0005 on the tree): with READERS_FROM 5, host A's
@@ -213,6 +214,16 @@ fn hosts_on_the_pinned_release_and_the_tree_share_one_database_during_an_upgrade
         let code = code_now(&secret(user));
         first.login(user, PASSWORD, &code, rhost, "reason=locked");
     }
+
+    // The old veilctl on A (its login role) lifts dave's lock, made on B;
+    // B then logs him in.
+    let (code, out, err) = a.veild.ctl(&["unlock", "dave"], "");
+    assert_eq!(
+        code, 0,
+        "old veilctl unlock on the migrated schema: {out}{err}"
+    );
+    let dave = code_now(&secret("dave"));
+    b.login("dave", PASSWORD, &dave, "192.0.2.4", "outcome=allow");
 
     for host in [&a, &b] {
         assert!(
