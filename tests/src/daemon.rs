@@ -256,7 +256,8 @@ impl Veild {
         match (&self.bin_dir, name) {
             (Some(dir), _) => dir.join(name),
             (None, "veild") => paths::veild(),
-            (None, _) => paths::veilctl(),
+            (None, "veilctl") => paths::veilctl(),
+            (None, other) => panic!("veild runs no binary {other}"),
         }
     }
 
