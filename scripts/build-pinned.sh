@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 pinned=125444872a0ac094a8818e253301294ac58a3066
 pinned_version=0.3.0
 
-target=${CARGO_TARGET_DIR:-$PWD/target}
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 dir="$target/pinned/$pinned"
 files=(veild veilctl libpam_veil.so)
 
