@@ -116,6 +116,9 @@ pub struct Veild {
     pub dir: TempDir,
     /// Extra environment for veild (kept across restarts), e.g. libfaketime's.
     pub env: Vec<(String, String)>,
+    /// Where this veild's `veild` and `veilctl` are when not the tree's
+    /// (an earlier release: see [`crate::pinned`]).
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl Veild {
@@ -143,6 +146,7 @@ impl Veild {
             child: None,
             dir,
             env: Vec::new(),
+            bin_dir: None,
         };
         veild.write_config(Config {
             socket: veild.socket(),
@@ -172,6 +176,7 @@ impl Veild {
             child: None,
             dir,
             env: Vec::new(),
+            bin_dir: None,
         };
         veild.write_config(Config {
             socket: veild.socket(),
@@ -205,7 +210,7 @@ impl Veild {
     /// its workers running.
     pub fn spawn(&mut self) {
         let stderr = File::create(self.stderr_path()).expect("create the stderr file");
-        let mut command = Command::new(paths::veild());
+        let mut command = Command::new(self.binary("veild"));
         crate::ffi::kill_with_parent(&mut command);
         let child = command
             .arg("--config")
@@ -244,6 +249,16 @@ impl Veild {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The path of `veild` or `veilctl` that this veild runs.
+    pub fn binary(&self, name: &str) -> PathBuf {
+        match (&self.bin_dir, name) {
+            (Some(dir), _) => dir.join(name),
+            (None, "veild") => paths::veild(),
+            (None, "veilctl") => paths::veilctl(),
+            (None, other) => panic!("veild runs no binary {other}"),
+        }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -323,7 +338,7 @@ impl Veild {
 
     /// Likewise, with `env` added to veilctl's environment.
     fn run_veilctl_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-        let mut child = Command::new(paths::veilctl())
+        let mut child = Command::new(self.binary("veilctl"))
             .arg("--config")
             .arg(self.config_path())
             .args(args)

@@ -14,6 +14,7 @@ pub mod daemon;
 mod ffi;
 pub mod pam;
 pub mod paths;
+pub mod pinned;
 pub mod postgres;
 pub mod recorder;
 pub mod root;
