@@ -152,9 +152,14 @@ pub fn run(options: &Options) -> ExitCode {
     let pending = std::sync::Arc::new(std::sync::Mutex::new(
         self_service::PendingEnrolments::default(),
     ));
+    let recent = std::sync::Arc::default();
     let workers = (0..config.workers())
         .map(|_| server::Worker {
-            verifier: Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone()),
+            verifier: {
+                let mut v = Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone());
+                v.share_recent(std::sync::Arc::clone(&recent));
+                v
+            },
             self_service: self_service::SelfService::new(
                 &config,
                 hasher.clone(),

@@ -21,6 +21,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_recovery_codes.sql"),
     // 4: least privilege: the login, admin and self-service roles.
     include_str!("migrations/0004_roles.sql"),
+    // 5 here; 0007 in the merged series (after the functions file and
+    // 0006): the fresh-code window's session bindings.
+    include_str!("migrations/0007_fresh_code_sessions.sql"),
 ];
 
 /// For each migration, the oldest schema a veil may speak and still run
@@ -32,7 +35,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// host migrates, as long as every migration since allows it.
 /// 4 only adds functions, roles and grants (the owner keeps every
 /// privilege, so a schema-3 host on the owner's role runs as before).
-pub(super) const READERS_FROM: [i64; 4] = [1, 2, 3, 3];
+/// The fresh-code table only adds a table older hosts never touch.
+pub(super) const READERS_FROM: [i64; 5] = [1, 2, 3, 3, 3];
 const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
 
 pub(super) fn migrate(
