@@ -660,6 +660,8 @@ pub fn charge_of(
 }
 
 #[cfg(test)]
+mod fresh_tests;
+#[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
 mod tests;
