@@ -533,4 +533,6 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_fresh;
+#[cfg(test)]
 mod tests_roles;
