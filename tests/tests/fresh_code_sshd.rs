@@ -137,6 +137,12 @@ fn without_a_window_sudo_in_an_ssh_session_needs_the_code() {
     let (verdict, output) = ssh_then_sudo(&veild);
     let log = veild.log_with(2);
     assert_eq!(verdict, "denied", "{output}\n{log}");
+    // The session phase reached veild, which bound nothing.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("event=session") && l.contains("outcome=no-window-configured")),
+        "{log}"
+    );
     assert!(
         log.lines().any(|l| l.contains("service=sudo") && l.contains("reason=wrong-code")),
         "{log}"
