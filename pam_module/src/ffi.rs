@@ -15,11 +15,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth;
 use crate::client::SocketClient;
-use crate::session;
-use veil_proto::session::SessionOp;
 use crate::handle::Pam;
+use crate::session;
 use crate::sys::{PamConv, PamMessage, PamResponse};
 use crate::vocab::{Item, Level, MessageStyle, PamCode, PamFailure};
+use veil_proto::session::SessionOp;
 
 #[link(name = "pam")]
 unsafe extern "C" {
@@ -377,7 +377,11 @@ fn session_entry(
     }) {
         Some(code) => code.to_raw(),
         None => {
-            log_raw(pamh, Level::Err, "internal error (panic) in the session phase; ignored");
+            log_raw(
+                pamh,
+                Level::Err,
+                "internal error (panic) in the session phase; ignored",
+            );
             PamCode::Ignore.to_raw()
         }
     }

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
+use veil_proto::Verdict;
 use veil_proto::sanitize::sanitize;
 use veil_proto::session::{SessionNote, SessionOp};
-use veil_proto::Verdict;
 
 use crate::args;
 use crate::client::Veild;
@@ -34,7 +34,10 @@ pub fn note_session<'a>(
         for problem in &parsed.problems {
             pam.log(
                 Level::Err,
-                &format!("module argument: {problem}; session {} not noted", op.as_str()),
+                &format!(
+                    "module argument: {problem}; session {} not noted",
+                    op.as_str()
+                ),
             );
         }
         return PamCode::Ignore;
@@ -53,7 +56,10 @@ pub fn note_session<'a>(
     let timeout = args.timeout.min(SESSION_TIMEOUT);
     let (level, text) = match veild.note(&args.socket, &note, timeout, server_uid) {
         Ok(Verdict::Allow) => (Level::Debug, "veild noted it".to_owned()),
-        Ok(Verdict::Deny) => (Level::Debug, "veild did not bind it (its log says why)".into()),
+        Ok(Verdict::Deny) => (
+            Level::Debug,
+            "veild did not bind it (its log says why)".into(),
+        ),
         Err(e) => (Level::Err, format!("no answer from veild: {e}")),
     };
     if level == Level::Err || args.debug {

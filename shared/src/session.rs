@@ -103,7 +103,9 @@ mod tests {
         let got = decode_incoming(&body(&note)).unwrap();
         assert!(matches!(got, Incoming::Session(n) if n == note));
         let close = SessionNote::new(SessionOp::Close, "alice", "");
-        assert!(matches!(decode_incoming(&body(&close)).unwrap(), Incoming::Session(n) if n == close));
+        assert!(
+            matches!(decode_incoming(&body(&close)).unwrap(), Incoming::Session(n) if n == close)
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ fn login_then_sudo(user: &str, login: &PamStack, sudo: &PamStack) -> String {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -81,7 +85,8 @@ fn in_the_login_session_sudo_takes_the_password_alone_and_nowhere_else() {
     require_root();
     let mut accounts = Accounts::new();
     accounts.add("v21fresh");
-    let veild = Veild::from_toml("[lockout]\ndeny = 5\n[service.veil-sudo]\nfresh_code_window_s = 600\n");
+    let veild =
+        Veild::from_toml("[lockout]\ndeny = 5\n[service.veil-sudo]\nfresh_code_window_s = 600\n");
     veild.add_user("v21fresh", PASSWORD);
     veild.enroll_totp("v21fresh", DEMO_SECRET);
     let (login, sudo) = stacks(&veild);
@@ -95,16 +100,24 @@ fn in_the_login_session_sudo_takes_the_password_alone_and_nowhere_else() {
     assert!(lines[1].starts_with("auth auth=7 "), "{out}");
     // A wrong password inside the window: PAM_AUTH_ERR.
     assert!(lines[2].starts_with("auth auth=7 "), "{out}");
-    assert!(lines[3].starts_with("login auth=0 open=0 close=0 "), "{out}");
+    assert!(
+        lines[3].starts_with("login auth=0 open=0 close=0 "),
+        "{out}"
+    );
     let ids = sessions(&out);
     assert_eq!(ids[0], ids[3], "sudo ran in the login's session: {out}");
     assert_ne!(ids[1], ids[3], "{out}");
-    assert_ne!(ids[3], "4294967295", "pam_loginuid gave the login a session: {out}");
+    assert_ne!(
+        ids[3], "4294967295",
+        "pam_loginuid gave the login a session: {out}"
+    );
 
     let log = veild.log_with(4);
     let bound = format!("audit_session={}", ids[3]);
     assert!(
-        log.lines().any(|l| l.contains("event=session") && l.contains("outcome=bound") && l.contains(&bound)),
+        log.lines().any(|l| l.contains("event=session")
+            && l.contains("outcome=bound")
+            && l.contains(&bound)),
         "{log}"
     );
     let attempts: Vec<&str> = log
@@ -118,10 +131,15 @@ fn in_the_login_session_sudo_takes_the_password_alone_and_nowhere_else() {
     // The failures inside the window counted, as any failure does.
     let (rc, status, err) = veild.ctl(&["status", "v21fresh", "--json"], "");
     assert_eq!(rc, 0, "{err}");
-    assert!(status.contains("\"failures\":2") || status.contains("\"failures\": 2"), "{status}");
+    assert!(
+        status.contains("\"failures\":2") || status.contains("\"failures\": 2"),
+        "{status}"
+    );
     // The session closed: its binding is gone.
     assert!(
-        log.lines().any(|l| l.contains("event=session") && l.contains("op=close") && l.contains("outcome=closed")),
+        log.lines().any(|l| l.contains("event=session")
+            && l.contains("op=close")
+            && l.contains("outcome=closed")),
         "{log}"
     );
 }
@@ -140,10 +158,14 @@ fn without_a_window_sudo_in_the_login_session_still_needs_the_code() {
     let out = login_then_sudo("v21nowin", &login, &sudo);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("auth auth=7 "), "{out}");
-    assert!(lines[3].starts_with("login auth=0 open=0 close=0 "), "{out}");
+    assert!(
+        lines[3].starts_with("login auth=0 open=0 close=0 "),
+        "{out}"
+    );
     let log = veild.log_with(4);
     assert!(
-        log.lines().any(|l| l.contains("event=session") && l.contains("outcome=no-window-configured")),
+        log.lines()
+            .any(|l| l.contains("event=session") && l.contains("outcome=no-window-configured")),
         "{log}"
     );
 }

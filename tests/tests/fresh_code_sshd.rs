@@ -110,18 +110,21 @@ fn account() -> Accounts {
 fn sudo_in_an_ssh_session_takes_the_password_alone_within_the_window() {
     require_root();
     let _made = account();
-    let veild = Veild::from_toml("[lockout]\ndeny = 5\n[service.sudo]\nfresh_code_window_s = 600\n");
+    let veild =
+        Veild::from_toml("[lockout]\ndeny = 5\n[service.sudo]\nfresh_code_window_s = 600\n");
     veild.add_user(USER, PASSWORD);
     veild.enroll_totp(USER, DEMO_SECRET);
     let (verdict, output) = ssh_then_sudo(&veild);
     let log = veild.log_with(2);
     assert_eq!(verdict, "ok", "{output}\n{log}");
     assert!(
-        log.lines().any(|l| l.contains("event=session") && l.contains("outcome=bound")),
+        log.lines()
+            .any(|l| l.contains("event=session") && l.contains("outcome=bound")),
         "{log}"
     );
     assert!(
-        log.lines().any(|l| l.contains("service=sudo") && l.contains("reason=fresh-code-window")),
+        log.lines()
+            .any(|l| l.contains("service=sudo") && l.contains("reason=fresh-code-window")),
         "{log}"
     );
 }
@@ -144,7 +147,8 @@ fn without_a_window_sudo_in_an_ssh_session_needs_the_code() {
         "{log}"
     );
     assert!(
-        log.lines().any(|l| l.contains("service=sudo") && l.contains("reason=wrong-code")),
+        log.lines()
+            .any(|l| l.contains("service=sudo") && l.contains("reason=wrong-code")),
         "{log}"
     );
 }

@@ -171,8 +171,13 @@ pub fn window_open(bound_at: Option<i64>, window_s: u64, now: i64) -> bool {
 /// What veild made of a session note, for its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoteOutcome {
-    Bound { session: u32 },
-    Closed { session: u32, rows: usize },
+    Bound {
+        session: u32,
+    },
+    Closed {
+        session: u32,
+        rows: usize,
+    },
     /// Not bound: why.
     Ignored(&'static str),
 }

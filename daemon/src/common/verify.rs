@@ -242,10 +242,7 @@ impl Verifier {
     /// phase to bind (only when some service has a window).
     fn remember_fresh_login(&mut self, request: &Request, peer: Peer, checks: &Checks, now: u64) {
         let verified_both = checks.enrolled && checks.code_used && !request.code_only;
-        if !verified_both
-            || peer.uid != 0
-            || request.ruid != 0
-            || !self.policies.any_fresh_window()
+        if !verified_both || peer.uid != 0 || request.ruid != 0 || !self.policies.any_fresh_window()
         {
             return;
         }
@@ -327,8 +324,14 @@ impl Verifier {
         let reason = match (reason, reservation) {
             (Reason::FreshWindow, Some(res)) => {
                 // No code was accepted: no step is written.
-                match self.commit_success(request, res, read.record(), CodeCheck::Wrong, None, now_i)
-                {
+                match self.commit_success(
+                    request,
+                    res,
+                    read.record(),
+                    CodeCheck::Wrong,
+                    None,
+                    now_i,
+                ) {
                     Reason::Success => Reason::FreshWindow,
                     other => other,
                 }

@@ -71,7 +71,12 @@ impl Veild for Notes {
     }
 }
 
-fn run(user: Option<&str>, args: &[&str], answer: fn() -> Result<Verdict, ClientError>, op: SessionOp) -> (PamCode, ItemsOnly, Notes) {
+fn run(
+    user: Option<&str>,
+    args: &[&str],
+    answer: fn() -> Result<Verdict, ClientError>,
+    op: SessionOp,
+) -> (PamCode, ItemsOnly, Notes) {
     let pam = ItemsOnly {
         user: user.map(str::to_owned),
         ..ItemsOnly::default()
@@ -92,7 +97,12 @@ fn run(user: Option<&str>, args: &[&str], answer: fn() -> Result<Verdict, Client
 #[test]
 fn open_and_close_send_the_user_and_service_with_a_short_timeout() {
     for op in [SessionOp::Open, SessionOp::Close] {
-        let (code, pam, veild) = run(Some("alice"), &["timeout=30", "socket=/run/x.sock"], || Ok(Verdict::Allow), op);
+        let (code, pam, veild) = run(
+            Some("alice"),
+            &["timeout=30", "socket=/run/x.sock"],
+            || Ok(Verdict::Allow),
+            op,
+        );
         assert_eq!(code, PamCode::Ignore);
         assert_eq!(veild.sent.len(), 1);
         let (socket, note, timeout) = &veild.sent[0];
@@ -107,16 +117,30 @@ fn open_and_close_send_the_user_and_service_with_a_short_timeout() {
 fn whatever_veild_does_the_answer_is_ignore() {
     let (code, _, _) = run(Some("alice"), &[], || Ok(Verdict::Deny), SessionOp::Open);
     assert_eq!(code, PamCode::Ignore);
-    let (code, pam, _) = run(Some("alice"), &[], || Err(ClientError::TimedOut), SessionOp::Open);
+    let (code, pam, _) = run(
+        Some("alice"),
+        &[],
+        || Err(ClientError::TimedOut),
+        SessionOp::Open,
+    );
     assert_eq!(code, PamCode::Ignore);
-    assert!(pam.logs.borrow()[0].1.contains("no answer from veild"), "{:?}", pam.logs);
+    assert!(
+        pam.logs.borrow()[0].1.contains("no answer from veild"),
+        "{:?}",
+        pam.logs
+    );
 }
 
 #[test]
 fn no_user_or_bad_arguments_send_nothing() {
     let (code, _, veild) = run(None, &[], || Ok(Verdict::Allow), SessionOp::Open);
     assert_eq!((code, veild.sent.len()), (PamCode::Ignore, 0));
-    let (code, pam, veild) = run(Some("alice"), &["bogus"], || Ok(Verdict::Allow), SessionOp::Open);
+    let (code, pam, veild) = run(
+        Some("alice"),
+        &["bogus"],
+        || Ok(Verdict::Allow),
+        SessionOp::Open,
+    );
     assert_eq!((code, veild.sent.len()), (PamCode::Ignore, 0));
     assert_eq!(pam.logs.borrow()[0].0, Level::Err);
 }

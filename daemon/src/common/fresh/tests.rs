@@ -113,10 +113,19 @@ fn a_note_binds_the_peers_session_only_after_its_login() {
     recent.record("alice", "sshd", ROOT_AUTH.pid, Some(ROOT_MONITOR.pid), NOW);
     // A peer that is not root, one without an audit session, a host
     // without any window: nothing bound, and the login still waits.
-    let user_peer = Peer { uid: 1000, pid: 100 };
+    let user_peer = Peer {
+        uid: 1000,
+        pid: 100,
+    };
     let got = apply(&mut store, &mut recent, user_peer, in_session(7), true);
     assert_eq!(got, NoteOutcome::Ignored("peer-not-root"));
-    let got = apply(&mut store, &mut recent, ROOT_MONITOR, ProcInfo::default(), true);
+    let got = apply(
+        &mut store,
+        &mut recent,
+        ROOT_MONITOR,
+        ProcInfo::default(),
+        true,
+    );
     assert_eq!(got, NoteOutcome::Ignored("no-audit-session"));
     let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_session(7), false);
     assert_eq!(got, NoteOutcome::Ignored("no-window-configured"));
@@ -134,7 +143,10 @@ fn a_note_binds_the_peers_session_only_after_its_login() {
         boot: "b2".into(),
         ..host.clone()
     };
-    assert_eq!(store.fresh_bound_at(&rebooted.key(7, "alice")).unwrap(), None);
+    assert_eq!(
+        store.fresh_bound_at(&rebooted.key(7, "alice")).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -142,7 +154,9 @@ fn closing_the_session_ends_its_binding_and_prune_takes_old_ones() {
     let (_dir, mut store) = sqlite();
     let host = host();
     store.fresh_bind(&host.key(7, "alice"), NOW as i64).unwrap();
-    store.fresh_bind(&host.key(9, "alice"), NOW as i64 - 4000).unwrap();
+    store
+        .fresh_bind(&host.key(9, "alice"), NOW as i64 - 4000)
+        .unwrap();
     let close = SessionNote::new(SessionOp::Close, "alice", "sshd");
     let got = apply_note(
         store.as_mut(),
@@ -154,12 +168,16 @@ fn closing_the_session_ends_its_binding_and_prune_takes_old_ones() {
         NOW,
     )
     .unwrap();
-    assert_eq!(got, NoteOutcome::Closed { session: 7, rows: 1 });
+    assert_eq!(
+        got,
+        NoteOutcome::Closed {
+            session: 7,
+            rows: 1
+        }
+    );
     assert_eq!(store.fresh_bound_at(&host.key(7, "alice")).unwrap(), None);
     assert_eq!(
-        store
-            .fresh_prune(NOW as i64 - MAX_WINDOW_S as i64)
-            .unwrap(),
+        store.fresh_prune(NOW as i64 - MAX_WINDOW_S as i64).unwrap(),
         1
     );
     assert_eq!(store.fresh_bound_at(&host.key(9, "alice")).unwrap(), None);

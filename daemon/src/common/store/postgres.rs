@@ -288,7 +288,13 @@ impl Store for PgStore {
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (host, boot, session, username)
                  DO UPDATE SET bound_at = excluded.bound_at",
-                &[&key.host, &key.boot, &i64::from(key.session), &key.user, &now],
+                &[
+                    &key.host,
+                    &key.boot,
+                    &i64::from(key.session),
+                    &key.user,
+                    &now,
+                ],
             )
         })?;
         Ok(())

@@ -57,7 +57,15 @@ fn fixture(window: Option<u64>) -> Fixture {
     }
 }
 
-fn ask(f: &mut Fixture, service: &str, peer: Peer, ruid: u32, pw: &str, code: &str, now: u64) -> Decision {
+fn ask(
+    f: &mut Fixture,
+    service: &str,
+    peer: Peer,
+    ruid: u32,
+    pw: &str,
+    code: &str,
+    now: u64,
+) -> Decision {
     let mut request = Request::new("alice", Reply::from(pw), Reply::from(code));
     request.service = service.into();
     request.ruid = ruid;
@@ -70,13 +78,18 @@ fn ssh_login_and_bind(f: &mut Fixture) -> fresh::NoteOutcome {
     let d = ask(f, "sshd", SSHD_AUTH, 0, "right", &code, NOW);
     assert_eq!(d.reason, Reason::Success);
     let note = SessionNote::new(SessionOp::Open, "alice", "sshd");
-    f.verifier.session_note(&note, SSHD_MONITOR, NOW + 1).unwrap()
+    f.verifier
+        .session_note(&note, SSHD_MONITOR, NOW + 1)
+        .unwrap()
 }
 
 #[test]
 fn after_the_bind_the_password_alone_passes_in_the_same_session_only() {
     let mut f = fixture(Some(300));
-    assert_eq!(ssh_login_and_bind(&mut f), fresh::NoteOutcome::Bound { session: 7 });
+    assert_eq!(
+        ssh_login_and_bind(&mut f),
+        fresh::NoteOutcome::Bound { session: 7 }
+    );
     let d = ask(&mut f, "sudo", SUDO_SAME, 1000, "right", "", NOW + 10);
     assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::FreshWindow));
     // Another audit session of the same user.
@@ -86,7 +99,15 @@ fn after_the_bind_the_password_alone_passes_in_the_same_session_only() {
     let d = ask(&mut f, "su", SUDO_SAME, 1000, "right", "", NOW + 10);
     assert_eq!(d.reason, Reason::WrongCode);
     // A code typed anyway is checked as always.
-    let d = ask(&mut f, "sudo", SUDO_SAME, 1000, "right", "000000", NOW + 300 - 1);
+    let d = ask(
+        &mut f,
+        "sudo",
+        SUDO_SAME,
+        1000,
+        "right",
+        "000000",
+        NOW + 300 - 1,
+    );
     assert_eq!(d.reason, Reason::WrongCode);
 }
 
@@ -120,7 +141,10 @@ fn a_setuid_front_ends_login_binds_nothing() {
     let d = ask(&mut f, "sshd", SSHD_AUTH, 1000, "right", &code, NOW);
     assert_eq!(d.reason, Reason::Success);
     let note = SessionNote::new(SessionOp::Open, "alice", "sshd");
-    let got = f.verifier.session_note(&note, SSHD_MONITOR, NOW + 1).unwrap();
+    let got = f
+        .verifier
+        .session_note(&note, SSHD_MONITOR, NOW + 1)
+        .unwrap();
     assert_eq!(got, fresh::NoteOutcome::Ignored("no-fresh-login"));
 }
 
@@ -142,8 +166,17 @@ fn a_closed_session_has_no_window() {
     let mut f = fixture(Some(300));
     ssh_login_and_bind(&mut f);
     let close = SessionNote::new(SessionOp::Close, "alice", "sshd");
-    let got = f.verifier.session_note(&close, SSHD_MONITOR, NOW + 5).unwrap();
-    assert_eq!(got, fresh::NoteOutcome::Closed { session: 7, rows: 1 });
+    let got = f
+        .verifier
+        .session_note(&close, SSHD_MONITOR, NOW + 5)
+        .unwrap();
+    assert_eq!(
+        got,
+        fresh::NoteOutcome::Closed {
+            session: 7,
+            rows: 1
+        }
+    );
     let d = ask(&mut f, "sudo", SUDO_SAME, 1000, "right", "", NOW + 10);
     assert_eq!(d.reason, Reason::WrongCode);
 }

@@ -69,8 +69,14 @@ mod tests {
     fn sshd_without_the_session_line_is_told_where_it_goes() {
         let p = policies("[service.sudo]\nfresh_code_window_s = 300\n");
         let got = advice(&p, "sshd", SSHD);
-        assert!(got.contains("add `session    optional     pam_veil.so`"), "{got}");
-        assert!(got.contains("after its `session required pam_loginuid.so` line"), "{got}");
+        assert!(
+            got.contains("add `session    optional     pam_veil.so`"),
+            "{got}"
+        );
+        assert!(
+            got.contains("after its `session required pam_loginuid.so` line"),
+            "{got}"
+        );
         let with_line = SSHD.replace(
             "session    required     pam_loginuid.so\n",
             "session    required     pam_loginuid.so\nsession optional pam_veil.so\n",
@@ -83,7 +89,10 @@ mod tests {
     fn the_windowed_service_reports_its_window_and_no_window_says_nothing() {
         let p = policies("[service.sudo]\nfresh_code_window_s = 300\n");
         let got = advice(&p, "sudo", "auth required pam_unix.so\n");
-        assert!(got.starts_with("fresh-code window for sudo: 300 s"), "{got}");
+        assert!(
+            got.starts_with("fresh-code window for sudo: 300 s"),
+            "{got}"
+        );
         let none = policies("");
         assert_eq!(advice(&none, "sshd", SSHD), "");
         assert_eq!(advice(&none, "sudo", ""), "");

@@ -380,7 +380,11 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     }
     report.push_str(&policy.describe(service));
     report.push('\n');
-    report.push_str(&fresh_advice::advice(&Policies::from(config), service, &edited.text));
+    report.push_str(&fresh_advice::advice(
+        &Policies::from(config),
+        service,
+        &edited.text,
+    ));
     report.push_str(&format!(
         "users who can log in through veil: {}\n\
          keep this session open and try a login in another one; undo with: veilctl disable {service}\n",

@@ -37,13 +37,22 @@ fn a_login_role_binds_reads_unbinds_and_prunes_per_host() {
     .unwrap();
     host.fresh_bind(&key("h1", 7, "alice"), 1000).unwrap();
     host.fresh_bind(&key("h2", 7, "alice"), 500).unwrap();
-    assert_eq!(host.fresh_bound_at(&key("h1", 7, "alice")).unwrap(), Some(1000));
+    assert_eq!(
+        host.fresh_bound_at(&key("h1", 7, "alice")).unwrap(),
+        Some(1000)
+    );
     // Another host's session 7 is another session.
-    assert_eq!(host.fresh_bound_at(&key("h2", 7, "alice")).unwrap(), Some(500));
+    assert_eq!(
+        host.fresh_bound_at(&key("h2", 7, "alice")).unwrap(),
+        Some(500)
+    );
     assert_eq!(host.fresh_bound_at(&key("h3", 7, "alice")).unwrap(), None);
     // A new bind of the same session moves it.
     host.fresh_bind(&key("h1", 7, "alice"), 1100).unwrap();
-    assert_eq!(host.fresh_bound_at(&key("h1", 7, "alice")).unwrap(), Some(1100));
+    assert_eq!(
+        host.fresh_bound_at(&key("h1", 7, "alice")).unwrap(),
+        Some(1100)
+    );
     assert_eq!(host.fresh_prune(600).unwrap(), 1);
     assert_eq!(host.fresh_bound_at(&key("h2", 7, "alice")).unwrap(), None);
     assert_eq!(host.fresh_unbind(&key("h1", 7, "alice")).unwrap(), 1);
