@@ -135,13 +135,13 @@ fn in_the_login_session_sudo_takes_the_password_alone_and_nowhere_else() {
         status.contains("\"failures\":2") || status.contains("\"failures\": 2"),
         "{status}"
     );
-    // The session closed: its binding is gone.
-    assert!(
-        log.lines().any(|l| l.contains("event=session")
-            && l.contains("op=close")
-            && l.contains("outcome=closed")),
-        "{log}"
+    // The session closed: its binding is gone. (Logged after the attempts,
+    // by veild's audit thread: waited for.)
+    let closed = veild.wait_for_line(
+        &["event=session", "op=close", "outcome=closed", &bound],
+        std::time::Duration::from_secs(10),
     );
+    assert!(closed.is_some(), "{}", veild.stderr());
 }
 
 #[test]
