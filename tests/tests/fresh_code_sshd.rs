@@ -105,11 +105,15 @@ fn account() -> Accounts {
     made
 }
 
+/// One test, two veilds in turn: both runs replace the one
+/// /etc/pam.d/sudo and use one account, so they must not overlap.
 #[test]
 #[ignore = "needs root (an account, /etc/pam.d/sudo, sudoers, sshd): scripts/test.sh runs it as root"]
-fn sudo_in_an_ssh_session_takes_the_password_alone_within_the_window() {
+fn sudo_in_an_ssh_session_takes_the_password_alone_within_the_window_only() {
     require_root();
     let _made = account();
+
+    // With [service.sudo] fresh_code_window_s: the password alone passes.
     let veild =
         Veild::from_toml("[lockout]\ndeny = 5\n[service.sudo]\nfresh_code_window_s = 600\n");
     veild.add_user(USER, PASSWORD);
@@ -127,13 +131,9 @@ fn sudo_in_an_ssh_session_takes_the_password_alone_within_the_window() {
             .any(|l| l.contains("service=sudo") && l.contains("reason=fresh-code-window")),
         "{log}"
     );
-}
+    drop(veild);
 
-#[test]
-#[ignore = "needs root (an account, /etc/pam.d/sudo, sudoers, sshd): scripts/test.sh runs it as root"]
-fn without_a_window_sudo_in_an_ssh_session_needs_the_code() {
-    require_root();
-    let _made = account();
+    // Without a window: the same login and sudo need the code.
     let veild = Veild::from_toml("[lockout]\ndeny = 5\n");
     veild.add_user(USER, PASSWORD);
     veild.enroll_totp(USER, DEMO_SECRET);
