@@ -140,8 +140,25 @@ fn not_the_owner(settings: &PgSettings, e: postgres::Error, version: i32) -> Sto
 /// Creates the roles that are missing (if this role may) and grants them
 /// their privileges again; returns what it could not do ("" when all).
 pub fn grant_roles(store: &PgStore) -> Result<String, StoreError> {
-    store.with(|c, _| c.query_one("SELECT veil_grant_roles()", &[])?.try_get(0))
+    store.with(|c, _| {
+        let missing = c.query_one("SELECT veil_grant_roles()", &[])?.try_get(0)?;
+        // The fresh-code table came after veil_grant_roles: its grants
+        // are given again here, for roles a superuser made since.
+        c.batch_execute(FRESH_GRANTS)?;
+        Ok(missing)
+    })
 }
+
+/// The fresh-code table's grants (as its migration gives them).
+const FRESH_GRANTS: &str = "DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'veil_login') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON fresh_code_sessions TO veil_login;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'veil_admin') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON fresh_code_sessions TO veil_admin;
+    END IF;
+END $$;";
 
 /// The schema version a store has, for `veilctl store init`.
 pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {
