@@ -32,7 +32,8 @@ fn a_host_on_the_login_role_logs_users_in_and_its_veilctl_needs_the_admin_url() 
     let admin = [("VEIL_ADMIN_URL", owner.as_str())];
     let (code, out, err) = d.ctl_env(&["store", "init"], "", &admin);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("schema version 4"), "{out}");
+    let version = veil_daemon::common::store::PgStore::SCHEMA_VERSION;
+    assert!(out.contains(&format!("schema version {version}")), "{out}");
     cluster.sql("postgres", "GRANT veil_login TO host1");
 
     // The host's own veilctl may not add a user: a clear refusal.
