@@ -104,6 +104,21 @@ impl HostKey {
     }
 }
 
+/// Why this veild cannot tell sessions apart, if it cannot: another
+/// user's /proc entries are hidden from it (`ProtectProc=invisible` in
+/// veild.service, `hidepid=`), or the boot id is (`ProcSubset=pid`).
+/// Then no window ever opens; veild says so at start.
+pub fn proc_problem(host: &HostKey) -> Option<&'static str> {
+    if host.boot.is_empty() {
+        return Some("/proc/sys/kernel/random/boot_id is not readable (ProcSubset=pid?)");
+    }
+    // PID 1 is root's: visible only without hidepid.
+    if std::fs::read_to_string("/proc/1/sessionid").is_err() {
+        return Some("other users' /proc/PID/sessionid is hidden (ProtectProc=invisible?)");
+    }
+    None
+}
+
 /// One login that verified password and code, not yet bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Login {
@@ -209,6 +224,11 @@ pub fn apply_note(
     let Some(session) = proc.session else {
         return Ok(NoteOutcome::Ignored("no-audit-session"));
     };
+    if host.boot.is_empty() {
+        // Session ids start again at each boot: without the boot in the
+        // key, a binding could outlive a reboot.
+        return Ok(NoteOutcome::Ignored("no-boot-id"));
+    }
     let key = host.key(session, &note.user);
     match note.op {
         SessionOp::Close => Ok(NoteOutcome::Closed {

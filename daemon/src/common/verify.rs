@@ -224,6 +224,9 @@ impl Verifier {
         let Some(session) = (self.proc_of)(peer.pid).session else {
             return false;
         };
+        if self.host.boot.is_empty() {
+            return false;
+        }
         let host = self.host.clone();
         let started = std::time::Instant::now();
         let bound_at = match self.store.as_ref() {

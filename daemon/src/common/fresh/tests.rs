@@ -182,3 +182,26 @@ fn closing_the_session_ends_its_binding_and_prune_takes_old_ones() {
     );
     assert_eq!(store.fresh_bound_at(&host.key(9, "alice")).unwrap(), None);
 }
+
+#[test]
+fn without_a_boot_id_nothing_binds_and_the_cause_is_named() {
+    let (_dir, mut store) = sqlite();
+    let no_boot = HostKey {
+        host: "h1".into(),
+        boot: String::new(),
+    };
+    assert!(proc_problem(&no_boot).unwrap().contains("boot_id"));
+    let mut recent = Recent::default();
+    recent.record("alice", "sshd", ROOT_AUTH.pid, Some(ROOT_MONITOR.pid), NOW);
+    let got = apply_note(
+        store.as_mut(),
+        &mut recent,
+        &no_boot,
+        &open_note("alice"),
+        (ROOT_MONITOR, in_session(7)),
+        true,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(got, NoteOutcome::Ignored("no-boot-id"));
+}
