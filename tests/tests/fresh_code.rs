@@ -169,3 +169,60 @@ fn without_a_window_sudo_in_the_login_session_still_needs_the_code() {
         "{log}"
     );
 }
+
+/// The shipped unit's `ProtectProc=invisible` as a mount of /proc with
+/// `hidepid=invisible`, veild running as another uid (nobody): it cannot
+/// read root's /proc entries, so with a window set it says at start that
+/// no window can open, and how to fix it. Fails on the old main, which
+/// had no such check (nor the key).
+#[test]
+#[ignore = "needs root: a mount namespace with /proc hidepid=invisible, veild as nobody"]
+fn a_veild_that_cannot_see_roots_proc_says_no_window_can_open() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut config = veil_tests::daemon::with_toml(
+        veil_tests::daemon::quick_config(),
+        "[service.sudo]\nfresh_code_window_s = 60\n",
+    );
+    config.socket = dir.path().join("veild.sock");
+    config.database = dir.path().join("veil.db");
+    config.metrics.interval_s = 0;
+    let config_path = dir.path().join("veild.toml");
+    std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t proc -o hidepid=invisible proc /proc && \
+             exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" --config \"$1\" --log-stderr",
+        )
+        .arg(paths::veild())
+        .arg(&config_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    veil_tests::kill_with_parent(&mut command);
+    let mut child = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let warning = loop {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| {
+            l.contains("no\\x20window\\x20can\\x20open") || l.contains("no window can open")
+        }) {
+            break Some(line.to_owned());
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let line = warning.unwrap_or_else(|| panic!("no warning: {text}"));
+    assert!(line.contains("ProtectProc"), "{line}");
+}
