@@ -255,7 +255,7 @@ EOF
   up_ssh new-carol carol "${pw[carol]}" "$(code carol)" 255     # the lock is kept
   up_ssh new-dave dave "${pw[dave]}" "$(code dave)" 0          # 0.2.0: a bare '!' is no lock
   up_ssh new-frank frank "${pw[frank]}" "$(code frank)" 0       # the window charged nothing
-  [ "$(schema_version)" = 5 ] || fail "schema $(schema_version) after the upgrade, not 5"
+  [ "$(schema_version)" = 6 ] || fail "schema $(schema_version) after the upgrade, not 6"
   veild_is_new "$(in_ct systemctl show veild.service -p MainPID --value)" || fail "veild not the new one after the logins"
   in_ct veilctl locks >&2
   in_ct veild --check-config --config /root/veild-old.toml >"$tmp/check-old.log" 2>&1 ||

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use veil_proto::session::SessionNote;
 use veil_proto::{ClientError, Request, Verdict};
 
 /// Asks veild for a verdict. The real one is [`SocketClient`]; tests use fakes.
@@ -19,6 +20,14 @@ pub trait Veild {
         &mut self,
         socket: &Path,
         request: &Request,
+        timeout: Duration,
+        server_uid: Option<u32>,
+    ) -> Result<Verdict, ClientError>;
+    /// Sends one session note, under the same rules as [`Veild::ask`].
+    fn note(
+        &mut self,
+        socket: &Path,
+        note: &SessionNote,
         timeout: Duration,
         server_uid: Option<u32>,
     ) -> Result<Verdict, ClientError>;
@@ -46,6 +55,16 @@ impl Veild for SocketClient {
         server_uid: Option<u32>,
     ) -> Result<Verdict, ClientError> {
         veil_proto::ask(socket, request, timeout, server_uid)
+    }
+
+    fn note(
+        &mut self,
+        socket: &Path,
+        note: &SessionNote,
+        timeout: Duration,
+        server_uid: Option<u32>,
+    ) -> Result<Verdict, ClientError> {
+        veil_proto::client::note_session(socket, note, timeout, server_uid)
     }
 }
 

@@ -16,8 +16,10 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::auth;
 use crate::client::SocketClient;
 use crate::handle::Pam;
+use crate::session;
 use crate::sys::{PamConv, PamMessage, PamResponse};
 use crate::vocab::{Item, Level, MessageStyle, PamCode, PamFailure};
+use veil_proto::session::SessionOp;
 
 #[link(name = "pam")]
 unsafe extern "C" {
@@ -256,8 +258,7 @@ unsafe fn raw_args<'a>(argc: c_int, argv: *const *const c_char) -> Vec<Option<&'
 /// stderr (a login terminal), so a silent one is installed; it lives in this
 /// library's own copy of std and governs only panics raised in pam_veil.
 fn firewall(pamh: *mut PamHandle, body: impl FnOnce() -> PamCode) -> c_int {
-    static QUIET: Once = Once::new();
-    QUIET.call_once(|| panic::set_hook(Box::new(|_| {})));
+    quiet_panics();
     match guard(body) {
         Some(code) => code.to_raw(),
         None => {
@@ -267,6 +268,12 @@ fn firewall(pamh: *mut PamHandle, body: impl FnOnce() -> PamCode) -> c_int {
             PamCode::AuthErr.to_raw()
         }
     }
+}
+
+/// Installs the silent panic hook once (see [`firewall`]).
+fn quiet_panics() {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| panic::set_hook(Box::new(|_| {})));
 }
 
 /// `catch_unwind`, dropping a panic payload without letting its own drop unwind.
@@ -349,6 +356,64 @@ pub unsafe extern "C" fn pam_sm_chauthtok(
     _argv: *const *const c_char,
 ) -> c_int {
     firewall(pamh, || PamCode::Ignore)
+}
+
+/// Runs a session entry point: never a failure (a panic, a null handle
+/// or anything else is `PAM_IGNORE`), so no login depends on veil here.
+fn session_entry(
+    pamh: *mut PamHandle,
+    argc: c_int,
+    argv: *const *const c_char,
+    op: SessionOp,
+) -> c_int {
+    if pamh.is_null() {
+        return PamCode::Ignore.to_raw();
+    }
+    quiet_panics();
+    match guard(|| {
+        // SAFETY: libpam passes argc/argv of the module line, alive for this call.
+        let args = unsafe { raw_args(argc, argv) };
+        session::note_session(&FfiPam { pamh }, &mut SocketClient, args, op)
+    }) {
+        Some(code) => code.to_raw(),
+        None => {
+            log_raw(
+                pamh,
+                Level::Err,
+                "internal error (panic) in the session phase; ignored",
+            );
+            PamCode::Ignore.to_raw()
+        }
+    }
+}
+
+/// Tells veild the session opened (for the fresh-code window); always
+/// `PAM_IGNORE`.
+///
+/// # Safety
+/// Called by libpam with its handle and the module arguments of the line.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_open_session(
+    pamh: *mut PamHandle,
+    _flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    session_entry(pamh, argc, argv, SessionOp::Open)
+}
+
+/// Tells veild the session closed (its window ends); always `PAM_IGNORE`.
+///
+/// # Safety
+/// Called by libpam with its handle and the module arguments of the line.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_close_session(
+    pamh: *mut PamHandle,
+    _flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    session_entry(pamh, argc, argv, SessionOp::Close)
 }
 
 #[cfg(test)]

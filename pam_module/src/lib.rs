@@ -10,7 +10,9 @@
 //! prompts and without a message. `pam_sm_setcred` answers `PAM_SUCCESS`
 //! (no credentials to establish); `pam_sm_acct_mgmt` and `pam_sm_chauthtok`
 //! answer `PAM_IGNORE` (veil manages neither accounts nor, through PAM, its
-//! secrets). There are no session hooks.
+//! secrets). `pam_sm_open_session` and `pam_sm_close_session` send veild a
+//! session note for the fresh-code window ([`session`]) and answer
+//! `PAM_IGNORE` whatever happens.
 //!
 //! The modules, leaves first (each uses only those above it):
 //! [`vocab`] (codes, styles, items, levels, failures) and [`sys`] (the C
@@ -27,7 +29,11 @@ pub mod conv;
 mod ffi;
 pub mod handle;
 pub mod outcome;
+pub mod session;
 pub mod sys;
 pub mod vocab;
 
-pub use ffi::{pam_sm_acct_mgmt, pam_sm_authenticate, pam_sm_chauthtok, pam_sm_setcred};
+pub use ffi::{
+    pam_sm_acct_mgmt, pam_sm_authenticate, pam_sm_chauthtok, pam_sm_close_session,
+    pam_sm_open_session, pam_sm_setcred,
+};

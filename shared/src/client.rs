@@ -71,6 +71,25 @@ pub fn ask(
     Verdict::from_response(&response).ok_or(ClientError::Garbage)
 }
 
+/// Sends one session note under the same rules as [`ask`]; veild answers
+/// ALLOW when it bound or closed a window, DENY otherwise (the module
+/// ignores either).
+pub fn note_session(
+    socket: &Path,
+    note: &crate::session::SessionNote,
+    timeout: Duration,
+    server_uid: Option<u32>,
+) -> Result<Verdict, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let frame = crate::session::encode_session_note(note);
+    let mut stream = connect(socket, deadline)?;
+    check_server(&stream, server_uid)?;
+    set_timeouts(&stream, deadline)?;
+    send_all(&stream, &frame)?;
+    let response = read_response(&mut stream, deadline)?;
+    Verdict::from_response(&response).ok_or(ClientError::Garbage)
+}
+
 /// What veild made of a self-service request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SelfOutcome {

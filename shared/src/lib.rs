@@ -13,6 +13,7 @@ pub mod one_prompt;
 pub mod proto;
 pub mod sanitize;
 pub mod self_service;
+pub mod session;
 
 pub use client::{ClientError, SelfOutcome, ask, ask_self};
 pub use codec::{DecodeError, FrameReader, decode_request, encode_request};

@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{DecodeError, check_name, decode_request, encode_frame};
 use crate::proto::{ALLOW, DENY, LEN_PREFIX, MAX_REQUEST, Reply, Request};
+use crate::session::{SessionNote, decode_session_note};
 
 /// Version of the self-service kind, carried under `"self"`.
 pub const SELF_SERVICE_VERSION: u32 = 1;
@@ -199,19 +200,22 @@ pub enum SelfAnswer {
     Refused { reason: Refusal },
 }
 
-/// What arrived on veild's socket: a login or a self-service request.
+/// What arrived on veild's socket: a login, a self-service request or a
+/// session note ([`crate::session`]).
 #[derive(Debug)]
 pub enum Incoming {
     Login(Request),
     SelfService(SelfRequest),
+    Session(SessionNote),
 }
 
-/// Only whether the key `"self"` is present. Every other value is
-/// skipped without being copied (it may be a password).
+/// Only whether the key `"self"` or `"session"` is present. Every other
+/// value is skipped without being copied (it may be a password).
 #[derive(Deserialize)]
 struct Kind {
     #[serde(rename = "self")]
     self_version: Option<serde::de::IgnoredAny>,
+    session: Option<serde::de::IgnoredAny>,
 }
 
 /// Decodes a request body of either kind. A body without the key `"self"`
@@ -221,13 +225,17 @@ struct Kind {
 pub fn decode_incoming(body: &[u8]) -> Result<Incoming, DecodeError> {
     // Only a JSON object can be self-service (serde would read a struct
     // from an array too, and a login in array form must stay a login).
-    let is_self = std::str::from_utf8(body)
+    let kind = std::str::from_utf8(body)
         .ok()
         .filter(|text| text.trim_start().starts_with('{'))
-        .and_then(|text| serde_json::from_str::<Kind>(text).ok())
-        .is_some_and(|k| k.self_version.is_some());
+        .and_then(|text| serde_json::from_str::<Kind>(text).ok());
+    let (is_self, is_session) = kind.map_or((false, false), |k| {
+        (k.self_version.is_some(), k.session.is_some())
+    });
     if is_self {
         decode_self_request(body).map(Incoming::SelfService)
+    } else if is_session {
+        decode_session_note(body).map(Incoming::Session)
     } else {
         decode_request(body).map(Incoming::Login)
     }

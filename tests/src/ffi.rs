@@ -28,6 +28,8 @@ unsafe extern "C" {
     ) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_open_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_close_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut PamHandle, pam_status: c_int) -> c_int;
 }
 
@@ -72,6 +74,27 @@ pub fn run_authenticate(
     items: &[(c_int, CString)],
     script: &mut Script,
 ) -> RawRun {
+    run_login(confdir, service, user, items, script, None::<fn()>).0
+}
+
+/// What the session phase of [`run_login`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCodes {
+    pub open: c_int,
+    pub close: c_int,
+}
+
+/// [`run_authenticate`], and when it succeeded and `during` is given, a
+/// login's session phase on the same handle, as sshd's monitor or login
+/// runs it: pam_open_session, `during` (the session), pam_close_session.
+pub fn run_login<F: FnOnce()>(
+    confdir: &CStr,
+    service: &CStr,
+    user: Option<&CStr>,
+    items: &[(c_int, CString)],
+    script: &mut Script,
+    during: Option<F>,
+) -> (RawRun, Option<SessionCodes>) {
     let conv = PamConv {
         conv: Some(converse),
         appdata_ptr: ptr::from_mut(script).cast(),
@@ -90,11 +113,12 @@ pub fn run_authenticate(
         )
     };
     if start != PAM_SUCCESS || pamh.is_null() {
-        return RawRun {
+        let run = RawRun {
             start,
             set_items: Vec::new(),
             authenticate: -1,
         };
+        return (run, None);
     }
     let mut set_items = Vec::new();
     for (item, value) in items {
@@ -105,13 +129,25 @@ pub fn run_authenticate(
     // SAFETY: live handle; the conversation's appdata (`script`) is borrowed
     // mutably for this whole function and only touched through `converse`.
     let authenticate = unsafe { pam_authenticate(pamh, 0) };
+    let session = match during {
+        Some(during) if authenticate == PAM_SUCCESS => {
+            // SAFETY: live handle, authenticated.
+            let open = unsafe { pam_open_session(pamh, 0) };
+            during();
+            // SAFETY: live handle; closed once, after the open above.
+            let close = unsafe { pam_close_session(pamh, 0) };
+            Some(SessionCodes { open, close })
+        }
+        _ => None,
+    };
     // SAFETY: live handle, ended exactly once.
     unsafe { pam_end(pamh, authenticate) };
-    RawRun {
+    let run = RawRun {
         start,
         set_items,
         authenticate,
-    }
+    };
+    (run, session)
 }
 
 /// The application's conversation: records every message; answers prompts

@@ -307,3 +307,29 @@ pub fn code_name(code: i32) -> &'static str {
 pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_AUTH_ERR: i32 = 7;
 pub const PAM_BAD_ITEM: i32 = 29;
+
+/// One login through libpam as a login program runs it (pam-login's
+/// core): pam_authenticate answering `answers`, then, when it succeeded
+/// and `during` is given, pam_open_session, `during`, pam_close_session.
+/// Returns the authenticate code and the open and close codes.
+pub fn login_session<F: FnOnce()>(
+    confdir: &Path,
+    service: &str,
+    user: &str,
+    answers: &[String],
+    during: Option<F>,
+) -> (i32, Option<(i32, i32)>) {
+    let mut script = Script {
+        answers: answers.iter().cloned().collect(),
+        seen: Vec::new(),
+    };
+    let (raw, codes) = ffi::run_login(
+        &c_string(&confdir.to_string_lossy()),
+        &c_string(service),
+        Some(&c_string(user)),
+        &[],
+        &mut script,
+        during,
+    );
+    (raw.authenticate, codes.map(|c| (c.open, c.close)))
+}

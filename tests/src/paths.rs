@@ -62,6 +62,11 @@ pub fn subuid_peers() -> PathBuf {
     built("subuid-peers", "cargo build -p veil-tests")
 }
 
+/// A login and the programs run inside it, as processes (see its source).
+pub fn pam_login() -> PathBuf {
+    built("pam-login", "cargo build -p veil-tests")
+}
+
 fn built(name: &str, how: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(

@@ -73,6 +73,34 @@ lassign [wait] pid spawn_id os_error status
 exit $status
 "#;
 
+/// A password-and-code login that runs `$env(SSHD_COMMAND)` remotely
+/// (with a terminal, as a person's shell has one).
+const PASSWORD_AND_CODE_RUN: &str = r#"set timeout 60
+lassign $argv port user
+log_user 1
+spawn -noecho ssh -tt -F /dev/null -p $port -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PubkeyAuthentication=no \
+    -o PreferredAuthentications=keyboard-interactive -o NumberOfPasswordPrompts=1 \
+    $user@127.0.0.1 $env(SSHD_COMMAND)
+expect {
+    -re {Password: $} { send -- "$env(SSHD_PASSWORD)\r" }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {Verification code: $} { send -- "$env(SSHD_CODE)\r" }
+    timeout { exit 90 }
+    eof { lassign [wait] pid spawn_id os_error status; exit $status }
+}
+expect {
+    -re {(Password|Verification code): $} { exit 91 }
+    timeout { exit 90 }
+    eof
+}
+lassign [wait] pid spawn_id os_error status
+exit $status
+"#;
+
 /// The expect script for a code-only login, with the client key or none:
 /// a password prompt is exit 91, a second code prompt 92.
 const CODE_ONLY: &str = r#"set timeout 30
@@ -180,7 +208,24 @@ impl Sshd {
         )
     }
 
+    /// [`Sshd::start`] (keyboard-interactive alone) whose PAM session
+    /// stack is `session_lines` instead of `session required pam_permit.so`.
+    pub fn start_with_session(tag: &str, auth_lines: &str, session_lines: &str) -> Sshd {
+        Sshd::launch_with(
+            tag,
+            auth_lines,
+            session_lines,
+            "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+             PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n\
+             MaxAuthTries 2\nMaxStartups 100\n",
+        )
+    }
+
     fn launch(tag: &str, auth_lines: &str, methods: &str) -> Sshd {
+        Sshd::launch_with(tag, auth_lines, "session required pam_permit.so", methods)
+    }
+
+    fn launch_with(tag: &str, auth_lines: &str, session_lines: &str, methods: &str) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix(&format!("{tag}-sshd-"))
             .tempdir()
@@ -198,7 +243,7 @@ impl Sshd {
             &pam_file,
             format!(
                 "{auth_lines}\naccount required pam_permit.so\n\
-                 session required pam_permit.so\npassword required pam_deny.so\n"
+                 {session_lines}\npassword required pam_deny.so\n"
             ),
         )
         .unwrap();
@@ -290,6 +335,32 @@ impl Sshd {
             first_prompt,
             total,
         }
+    }
+
+    /// One keyboard-interactive login answering `Password:` and
+    /// `Verification code:` that runs `command` (one shell word list, in
+    /// a terminal): (exit status, output). 91: asked again; 90: timed out.
+    pub fn login_running(
+        &self,
+        user: &str,
+        password: &str,
+        code: &str,
+        command: &str,
+    ) -> (i32, String) {
+        let script = self.script("login-run.exp", PASSWORD_AND_CODE_RUN);
+        let out = Command::new("expect")
+            .arg("-f")
+            .arg(&script)
+            .args([&self.port.to_string(), user])
+            .env("SSHD_PASSWORD", password)
+            .env("SSHD_CODE", code)
+            .env("SSHD_COMMAND", command)
+            .output()
+            .expect("run expect (scripts/deps.sh test installs it)");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        )
     }
 
     /// One login answering only `Verification code:`, with the client key

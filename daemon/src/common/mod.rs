@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod crypt;
 pub mod files;
+pub mod fresh;
 pub mod ledger;
 pub mod password;
 pub mod peer;

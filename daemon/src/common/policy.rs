@@ -119,6 +119,26 @@ impl Policies {
         required && policy.asks_code()
     }
 
+    /// `[service.NAME] fresh_code_window_s` for a request naming
+    /// `service` from a peer of `peer_uid`: 0 (off) for a peer other than
+    /// root, which names its service itself.
+    pub fn fresh_window(&self, service: &str, peer_uid: u32) -> u64 {
+        if peer_uid != 0 {
+            return 0;
+        }
+        self.services
+            .get(service)
+            .and_then(|s| s.fresh_code_window_s)
+            .unwrap_or(0)
+    }
+
+    /// Whether any service has a fresh-code window (else nothing is bound).
+    pub fn any_fresh_window(&self) -> bool {
+        self.services
+            .values()
+            .any(|s| s.fresh_code_window_s.unwrap_or(0) > 0)
+    }
+
     /// The host's rollout rules.
     pub fn rollout(&self) -> &Rollout {
         &self.rollout

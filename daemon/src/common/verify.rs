@@ -9,12 +9,14 @@
 //! account's lock and expiry.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use veil_proto::one_prompt;
 use veil_proto::{Reply, Request, Verdict};
 
 use crate::common::config::Config;
 use crate::common::crypt::{self, Scratch};
+use crate::common::fresh::{self, HostKey, ProcInfo, Recent};
 use crate::common::ledger::{self, Key, Limits, Origin};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
@@ -104,6 +106,9 @@ struct Checks {
     policy_ok: bool,
     /// The code counts (not under `factors = ["password"]`).
     code_used: bool,
+    /// The service's fresh-code window is open for this user in the
+    /// peer's audit session.
+    fresh: bool,
 }
 
 /// One worker's verifier: its own database connection, the shared dummy record.
@@ -120,6 +125,11 @@ pub struct Verifier {
     scratch: Scratch,
     /// Time spent in the store since [`Verifier::take_store_time`].
     store_time: std::time::Duration,
+    /// Logins that may bind their session (shared by veild's workers).
+    recent: Arc<Mutex<Recent>>,
+    host: HostKey,
+    /// How a peer's /proc is read (tests put in what the kernel would say).
+    proc_of: fn(i32) -> ProcInfo,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -161,7 +171,87 @@ impl Verifier {
             system,
             scratch: Scratch::default(),
             store_time: std::time::Duration::ZERO,
+            recent: Arc::default(),
+            host: HostKey::this_host(),
+            proc_of: fresh::read_proc,
         }
+    }
+
+    /// Shares the logins waiting for their session phase with the other
+    /// workers (a session note may reach any of them).
+    pub fn share_recent(&mut self, recent: Arc<Mutex<Recent>>) {
+        self.recent = recent;
+    }
+
+    /// Reads peers' /proc with `proc_of` (tests).
+    #[cfg(test)]
+    pub fn set_proc_reader(&mut self, proc_of: fn(i32) -> ProcInfo) {
+        self.proc_of = proc_of;
+    }
+
+    /// Applies a session note ([`fresh::apply_note`]) at `now`.
+    pub fn session_note(
+        &mut self,
+        note: &veil_proto::session::SessionNote,
+        peer: Peer,
+        now: u64,
+    ) -> Result<fresh::NoteOutcome, VerifierError> {
+        let any_window = self.policies.any_fresh_window();
+        let proc = (self.proc_of)(peer.pid);
+        let recent = Arc::clone(&self.recent);
+        let host = self.host.clone();
+        let store = self.store()?;
+        let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(fresh::apply_note(
+            store,
+            &mut recent,
+            &host,
+            note,
+            (peer, proc),
+            any_window,
+            now,
+        )?)
+    }
+
+    /// Whether the service's window is open for this request: the same
+    /// work (a /proc read and one store read) for every request of a
+    /// service with a window, whoever the user is.
+    fn fresh_window(&mut self, request: &Request, peer: Peer, now: i64) -> bool {
+        let window = self.policies.fresh_window(&request.service, peer.uid);
+        if window == 0 || request.code_only || request.one_prompt {
+            return false;
+        }
+        let Some(session) = (self.proc_of)(peer.pid).session else {
+            return false;
+        };
+        if self.host.boot.is_empty() {
+            return false;
+        }
+        let host = self.host.clone();
+        let started = std::time::Instant::now();
+        let bound_at = match self.store.as_ref() {
+            Some(store) => store
+                .fresh_bound_at(&host.key(session, &request.user))
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        self.store_time += started.elapsed();
+        fresh::window_open(bound_at, window, now)
+    }
+
+    /// After a success that verified password and code from a root peer
+    /// whose real uid is 0 (sshd, login): remember it, for its session
+    /// phase to bind (only when some service has a window).
+    fn remember_fresh_login(&mut self, request: &Request, peer: Peer, checks: &Checks, now: u64) {
+        let verified_both = checks.enrolled && checks.code_used && !request.code_only;
+        if !verified_both || peer.uid != 0 || request.ruid != 0 || !self.policies.any_fresh_window()
+        {
+            return;
+        }
+        let ppid = (self.proc_of)(peer.pid).ppid;
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.record(&request.user, &request.service, peer.pid, ppid, now);
     }
 
     /// The store, reopened if it was never opened, the file was deleted or
@@ -225,7 +315,8 @@ impl Verifier {
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
         let read = self.read(request, peer, permitted, now);
         let policy = self.policies.of(&request.service, peer.uid);
-        let checks = self.check(request, &read, &policy, now);
+        let mut checks = self.check(request, &read, &policy, now);
+        checks.fresh = self.fresh_window(request, peer, now_i);
         let reason = self.reason(request, &read, &checks, permitted);
 
         let used_slot = match (&reason, checks.recovery) {
@@ -234,11 +325,28 @@ impl Verifier {
         };
         let reservation = read.reservation.as_ref();
         let reason = match (reason, reservation) {
+            (Reason::FreshWindow, Some(res)) => {
+                // No code was accepted: no step is written.
+                match self.commit_success(
+                    request,
+                    res,
+                    read.record(),
+                    CodeCheck::Wrong,
+                    None,
+                    now_i,
+                ) {
+                    Reason::Success => Reason::FreshWindow,
+                    other => other,
+                }
+            }
             (r, Some(res)) if r.allows() => {
                 self.commit_success(request, res, read.record(), checks.code, used_slot, now_i)
             }
             (other, _) => other,
         };
+        if matches!(reason, Reason::Success | Reason::RecoveryCode { .. }) {
+            self.remember_fresh_login(request, peer, &checks, now);
+        }
         let locked = match (&reason, reservation) {
             (_, None) => Vec::new(),
             (r, _) if r.allows() => Vec::new(),
@@ -373,6 +481,7 @@ impl Verifier {
             // it is a line the policy does not accept.
             policy_ok: policy.accepts(code_only) && (policy.asks_code() || !request.one_prompt),
             code_used: policy.asks_code(),
+            fresh: false,
         }
     }
 
@@ -402,6 +511,10 @@ impl Verifier {
             Reason::NoTotp
         } else if !checks.enrolled || !checks.code_used {
             Reason::Success
+        } else if checks.fresh && request.code.is_whole() && request.code.bytes().is_empty() {
+            // Inside the window an empty code stands for the one this
+            // session's login gave; a typed code is checked as always.
+            Reason::FreshWindow
         } else if let Some(unusable) = unusable("code", &request.code) {
             unusable
         } else {
@@ -509,11 +622,15 @@ impl Verifier {
         Ok(self.store()?.ledger_rows()?)
     }
 
-    /// Deletes expired ledger rows.
+    /// Deletes expired ledger rows and fresh-code bindings older than
+    /// the largest window.
     pub fn prune(&mut self, now: u64) -> Result<usize, VerifierError> {
         let limits = self.limits.clone();
         let store = self.store()?;
-        Ok(store.prune(&limits, now.min(i64::MAX as u64) as i64)?)
+        let now = now.min(i64::MAX as u64) as i64;
+        let ledger = store.prune(&limits, now)?;
+        let bindings = store.fresh_prune(now.saturating_sub(fresh::MAX_WINDOW_S as i64))?;
+        Ok(ledger + bindings)
     }
 }
 
@@ -548,6 +665,8 @@ pub fn charge_of(
     }
 }
 
+#[cfg(test)]
+mod fresh_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 pub const SOCKET_ENV: &str = "VEIL_JOURNAL_SOCKET";
 
 /// One fixed id per event kind; veil.catalog has the same ids.
-const MESSAGE_IDS: [(&str, &str); 19] = [
+const MESSAGE_IDS: [(&str, &str); 20] = [
     ("attempt", "70c29d4ab07748c691d1eae0892e2d82"),
     ("lock", "08ba1e75ae1c483287bbb8da4bbb90fc"),
     ("recovery-code-used", "14c95d824d37482c88a5c80a35d53366"),
@@ -43,6 +43,7 @@ const MESSAGE_IDS: [(&str, &str); 19] = [
     ("timeout", "54eb2d2241e94617964e483ab78467e9"),
     ("metrics", "6b0edc4a0bda4d119d551974b7f1a564"),
     ("alert", "0849412c12ad4d6883c4e5d36f4c6635"),
+    ("session", "9efc208ffb8143ffa48014c89d21cdb6"),
 ];
 
 /// The line's keys that become fields of their own (`VEIL_` + upper case).

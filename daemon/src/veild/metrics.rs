@@ -70,7 +70,7 @@ const DENY_REASONS: [&str; 22] = [
     "store-error",
     "internal-error",
 ];
-const ALLOW_REASONS: [&str; 2] = ["success", "recovery-code"];
+const ALLOW_REASONS: [&str; 3] = ["success", "recovery-code", "fresh-code-window"];
 const KINDS: [KeyKind; 6] = [
     KeyKind::UserSource,
     KeyKind::UserRemote,

@@ -152,9 +152,14 @@ pub fn run(options: &Options) -> ExitCode {
     let pending = std::sync::Arc::new(std::sync::Mutex::new(
         self_service::PendingEnrolments::default(),
     ));
+    let recent = std::sync::Arc::default();
     let workers = (0..config.workers())
         .map(|_| server::Worker {
-            verifier: Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone()),
+            verifier: {
+                let mut v = Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone());
+                v.share_recent(std::sync::Arc::clone(&recent));
+                v
+            },
             self_service: self_service::SelfService::new(
                 &config,
                 hasher.clone(),
@@ -240,6 +245,25 @@ pub fn run(options: &Options) -> ExitCode {
                 )
                 .finish(),
         );
+    }
+    if crate::common::policy::Policies::from(&config).any_fresh_window() {
+        let host = crate::common::fresh::HostKey::this_host();
+        if let Some(problem) = crate::common::fresh::proc_problem(&host) {
+            audit.log(
+                Severity::Warning,
+                Line::new("config")
+                    .field(
+                        "warning",
+                        "fresh_code_window_s is set, but no window can open",
+                    )
+                    .field("cause", problem)
+                    .field(
+                        "fix",
+                        "systemctl edit veild: [Service] ProtectProc=default ProcSubset=all",
+                    )
+                    .finish(),
+            );
+        }
     }
     if config.failure_delay_ms == 0 {
         audit.log(

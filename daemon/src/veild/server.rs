@@ -323,6 +323,24 @@ impl EventLoop {
                     self.schedule_deny(token, received);
                 }
             }
+            Ok(Some(Incoming::Session(note))) => {
+                // No verdict on credentials: answered as soon as applied,
+                // DENY at once when no worker can take it.
+                conn.state = State::Working;
+                let job = Job::Session {
+                    token,
+                    note: Box::new(note),
+                    peer,
+                };
+                let sent = match &self.job_tx {
+                    Some(tx) => tx.try_send(job),
+                    None => Err(TrySendError::Disconnected(job)),
+                };
+                if sent.is_err() {
+                    self.audit.metrics().overload("queue");
+                    self.reply(token, Verdict::Deny);
+                }
+            }
             Ok(Some(Incoming::Login(request))) => {
                 conn.state = State::Working;
                 let received = started_at(&request, peer.uid, received, received_ns);
@@ -460,6 +478,7 @@ impl EventLoop {
                 answer: SelfAnswer::Failed,
                 received,
             } => self.schedule_self_failed(token, received),
+            Done::Session { token, verdict } => self.reply(token, verdict),
             Done::SelfService { token, answer, .. } => self.reply_self(token, &answer),
         }
     }

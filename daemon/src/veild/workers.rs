@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Token, Waker};
 use veil_proto::self_service::{SelfAnswer, SelfRequest};
+use veil_proto::session::SessionNote;
 use veil_proto::{Request, Verdict};
 
 use crate::common::clock::unix_now;
+use crate::common::fresh::NoteOutcome;
 use crate::common::peer::Peer;
 use crate::common::verify::{Decision, Reason, Verifier};
 use crate::veild::audit::{Audit, Line, Severity, audit_decision};
@@ -32,6 +34,12 @@ pub(super) enum Job {
         peer: Peer,
         received: Instant,
     },
+    /// A session note (pam_veil's session phase).
+    Session {
+        token: Token,
+        note: Box<SessionNote>,
+        peer: Peer,
+    },
     Prune,
 }
 
@@ -48,6 +56,8 @@ pub(super) enum Done {
         answer: SelfAnswer,
         received: Instant,
     },
+    /// ALLOW when a window was bound or closed, DENY otherwise.
+    Session { token: Token, verdict: Verdict },
 }
 
 /// One worker's tools: the login verifier and the self-service handler.
@@ -140,6 +150,11 @@ pub(super) fn spawn_workers(
                                 });
                                 let _ = waker.wake();
                             }
+                            Ok(Job::Session { token, note, peer }) => {
+                                let verdict = serve_note(&mut verifier, &audit, &note, peer);
+                                let _ = done.send(Done::Session { token, verdict });
+                                let _ = waker.wake();
+                            }
                             Ok(Job::Prune) => {
                                 let now = verifier.fleet_now(unix_now());
                                 let pruned = verifier.prune(now);
@@ -173,6 +188,43 @@ pub(super) fn spawn_workers(
         );
     }
     Ok(handles)
+}
+
+/// One session note on a worker: applied, and logged (admin-only: which
+/// session was bound or why not).
+fn serve_note(verifier: &mut Verifier, audit: &Audit, note: &SessionNote, peer: Peer) -> Verdict {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let now = verifier.fleet_now(unix_now());
+        verifier.session_note(note, peer, now)
+    }));
+    let mut line = Line::new("session")
+        .field("op", note.op.as_str())
+        .field("user", &note.user)
+        .field("service", &note.service)
+        .field("peer_uid", peer.uid)
+        .field("peer_pid", peer.pid);
+    let (severity, verdict) = match outcome {
+        Ok(Ok(result)) => {
+            line = line.field("outcome", result.reason());
+            match result {
+                NoteOutcome::Bound { session } | NoteOutcome::Closed { session, .. } => {
+                    line = line.field("audit_session", session);
+                    (Severity::Info, Verdict::Allow)
+                }
+                NoteOutcome::Ignored(_) => (Severity::Info, Verdict::Deny),
+            }
+        }
+        Ok(Err(e)) => {
+            line = line.field("outcome", "store-error").field("error", e);
+            (Severity::Error, Verdict::Deny)
+        }
+        Err(_) => {
+            line = line.field("outcome", "internal-error");
+            (Severity::Error, Verdict::Deny)
+        }
+    };
+    audit.log(severity, line.finish());
+    verdict
 }
 
 /// One self-service request on a worker: its answer, and its audit lines

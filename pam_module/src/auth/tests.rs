@@ -162,6 +162,16 @@ impl Veild for FakeVeild {
             .push((socket.to_owned(), request.clone(), timeout));
         (self.answer)()
     }
+
+    fn note(
+        &mut self,
+        _: &Path,
+        _: &veil_proto::session::SessionNote,
+        _: Duration,
+        _: Option<u32>,
+    ) -> Result<Verdict, ClientError> {
+        panic!("authentication never sends a session note")
+    }
 }
 
 struct Run {

@@ -214,10 +214,12 @@ mod properties {
         fn no_body_is_both_kinds(data in proptest::collection::vec(any::<u8>(), 0..2_000)) {
             let login = decode_request(&data).is_ok();
             let own = decode_self_request(&data).is_ok();
-            prop_assert!(!(login && own));
+            let note = crate::session::decode_session_note(&data).is_ok();
+            prop_assert!(u8::from(login) + u8::from(own) + u8::from(note) <= 1);
             match decode_incoming(&data) {
                 Ok(Incoming::Login(_)) => prop_assert!(login),
                 Ok(Incoming::SelfService(_)) => prop_assert!(own),
+                Ok(Incoming::Session(_)) => prop_assert!(note),
                 Err(_) => prop_assert!(!login),
             }
         }

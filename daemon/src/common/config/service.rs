@@ -79,6 +79,11 @@ pub struct Service {
     /// Unset: `[totp] policy` (and its rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_policy: Option<TotpPolicy>,
+    /// Seconds after a login that passed password and code (bound to its
+    /// audit session by pam_veil's session line) in which this service
+    /// accepts an empty code in that session. Unset or 0: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_code_window_s: Option<u64>,
 }
 
 /// A PAM service name as libpam finds it: a file name in /etc/pam.d.
@@ -102,6 +107,19 @@ pub(super) fn check(services: &BTreeMap<String, Service>) -> Result<(), Invalid>
             return Err(invalid(format!(
                 "{:?} is not a PAM service name (the file name in /etc/pam.d)",
                 veil_proto::sanitize::sanitize(name)
+            )));
+        }
+        let window = service.fresh_code_window_s.unwrap_or(0);
+        if window > crate::common::fresh::MAX_WINDOW_S {
+            return Err(invalid(format!(
+                "service.{name}: fresh_code_window_s = {window} is above {} (an hour)",
+                crate::common::fresh::MAX_WINDOW_S
+            )));
+        }
+        if window > 0 && matches!(service.factors, Some(Factors::Password | Factors::Code)) {
+            return Err(invalid(format!(
+                "service.{name}: fresh_code_window_s needs a line that asks password and code \
+                 (factors = [\"password\", \"code\"] or unset)"
             )));
         }
         match (service.factors, service.totp_policy) {

@@ -175,3 +175,21 @@ fn alert_settings_out_of_bounds_are_errors_that_name_the_key() {
     let c = parse("[alerts]\ncommand = \"/usr/local/sbin/veil-alert\"\nargs = [\"-v\"]\n").unwrap();
     assert_eq!(c.alerts.args, ["-v"]);
 }
+
+#[test]
+fn the_fresh_code_window_is_bounded_and_needs_a_line_with_both_factors() {
+    let ok = parse("[service.sudo]\nfresh_code_window_s = 3600\n").unwrap();
+    assert_eq!(ok.service["sudo"].fresh_code_window_s, Some(3600));
+    let too_long = parse("[service.sudo]\nfresh_code_window_s = 3601\n").unwrap_err();
+    assert!(
+        too_long.to_string().contains("fresh_code_window_s"),
+        "{too_long}"
+    );
+    for factors in ["[\"password\"]", "[\"code\"]"] {
+        let text = format!("[service.sudo]\nfactors = {factors}\nfresh_code_window_s = 60\n");
+        let e = parse(&text).unwrap_err();
+        assert!(e.to_string().contains("fresh_code_window_s"), "{e}");
+    }
+    // 0 is off and allowed anywhere.
+    parse("[service.sudo]\nfactors = [\"password\"]\nfresh_code_window_s = 0\n").unwrap();
+}

@@ -230,6 +230,17 @@ pub struct RecoveryUse<'a> {
     pub key: &'a [u8],
 }
 
+/// One audit session's fresh-code binding ([`crate::common::fresh`]):
+/// the host and boot its session id belongs to (ids are per kernel and
+/// start again at each boot), the id, and the user who bound it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionKey<'a> {
+    pub host: &'a str,
+    pub boot: &'a str,
+    pub session: u32,
+    pub user: &'a str,
+}
+
 /// Everything veild and veilctl ask of a store.
 pub trait Store: Send + std::fmt::Debug {
     /// False once the store can no longer be used (its file was deleted or
@@ -266,6 +277,16 @@ pub trait Store: Send + std::fmt::Debug {
     fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
         Ok(local_now)
     }
+
+    // The fresh-code window (veild).
+    /// Binds the session at `now` (a new bind of the same key moves it).
+    fn fresh_bind(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError>;
+    /// When the session was bound, if it is.
+    fn fresh_bound_at(&self, key: &SessionKey) -> Result<Option<i64>, StoreError>;
+    /// Ends the session's binding; returns the rows removed.
+    fn fresh_unbind(&mut self, key: &SessionKey) -> Result<usize, StoreError>;
+    /// Deletes bindings made before `before`; returns how many.
+    fn fresh_prune(&mut self, before: i64) -> Result<usize, StoreError>;
 
     // Self-service (veild, for the user it checked). On PostgreSQL these
     // are the only writes to a user's credentials a login role may make,

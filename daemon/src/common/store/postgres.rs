@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use postgres::{Client, Statement};
 use zeroize::Zeroizing;
 
-use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
+use super::{OpenMode, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
 pub use crate::common::config::pg::{check_config, is_url, redact};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
@@ -292,6 +292,55 @@ impl Store for PgStore {
         Ok(removed)
     }
 
+    fn fresh_bind(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
+        self.with(|c, _| {
+            c.execute(
+                "INSERT INTO fresh_code_sessions (host, boot, session, username, bound_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (host, boot, session, username)
+                 DO UPDATE SET bound_at = excluded.bound_at",
+                &[
+                    &key.host,
+                    &key.boot,
+                    &i64::from(key.session),
+                    &key.user,
+                    &now,
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn fresh_bound_at(&self, key: &SessionKey) -> Result<Option<i64>, StoreError> {
+        self.with(|c, _| {
+            Ok(c.query_opt(
+                "SELECT bound_at FROM fresh_code_sessions
+                 WHERE host = $1 AND boot = $2 AND session = $3 AND username = $4",
+                &[&key.host, &key.boot, &i64::from(key.session), &key.user],
+            )?
+            .map(|row| row.get(0)))
+        })
+    }
+
+    fn fresh_unbind(&mut self, key: &SessionKey) -> Result<usize, StoreError> {
+        self.with(|c, _| {
+            Ok(c.execute(
+                "DELETE FROM fresh_code_sessions
+                 WHERE host = $1 AND boot = $2 AND session = $3 AND username = $4",
+                &[&key.host, &key.boot, &i64::from(key.session), &key.user],
+            )? as usize)
+        })
+    }
+
+    fn fresh_prune(&mut self, before: i64) -> Result<usize, StoreError> {
+        self.with(|c, _| {
+            Ok(c.execute(
+                "DELETE FROM fresh_code_sessions WHERE bound_at < $1",
+                &[&before],
+            )? as usize)
+        })
+    }
+
     fn self_passwd(
         &mut self,
         name: &str,
@@ -500,6 +549,8 @@ impl PgStore {
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_fresh;
 #[cfg(test)]
 mod tests_functions;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 use zeroize::Zeroizing;
 
-use super::{OpenMode, Store, StoreError, Success, UserRecord, UserSummary};
+use super::{OpenMode, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
 use crate::common::ledger::{Charge, Entry, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 
@@ -29,6 +29,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/migrations/0004_recovery_codes.sql"),
     // 5: `harmless_at`, indexed: what prune and eviction may take.
     include_str!("sqlite/migrations/0005_harmless_at.sql"),
+    // 6: the fresh-code window's session bindings.
+    include_str!("sqlite/migrations/0006_fresh_code_sessions.sql"),
 ];
 
 /// A row's recovery columns as a set; absent or malformed columns are no set.
@@ -430,6 +432,57 @@ impl Store for SqliteStore {
 
     fn prune(&mut self, limits: &Limits, now: i64) -> Result<usize, StoreError> {
         Ok(ledger::prune(&mut self.conn, limits, now)?)
+    }
+
+    fn fresh_bind(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO fresh_code_sessions (host, boot, session, user, bound_at)
+                 VALUES (:host, :boot, :session, :user, :now)
+                 ON CONFLICT (host, boot, session, user) DO UPDATE SET bound_at = excluded.bound_at",
+            )?
+            .execute(named_params! {
+                ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
+                ":user": key.user, ":now": now,
+            })?;
+        Ok(())
+    }
+
+    fn fresh_bound_at(&self, key: &SessionKey) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT bound_at FROM fresh_code_sessions
+                 WHERE host = :host AND boot = :boot AND session = :session AND user = :user",
+            )?
+            .query_row(
+                named_params! {
+                    ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
+                    ":user": key.user,
+                },
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn fresh_unbind(&mut self, key: &SessionKey) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "DELETE FROM fresh_code_sessions
+                 WHERE host = :host AND boot = :boot AND session = :session AND user = :user",
+            )?
+            .execute(named_params! {
+                ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
+                ":user": key.user,
+            })?)
+    }
+
+    fn fresh_prune(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM fresh_code_sessions WHERE bound_at < :before")?
+            .execute(named_params! {":before": before})?)
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {

@@ -43,6 +43,9 @@ pub enum Reason {
     RecoveryCode {
         left: u32,
     },
+    /// The password alone, with the code left empty, inside the service's
+    /// fresh-code window of this audit session ([`crate::common::fresh`]).
+    FreshWindow,
     /// A recovery code that was already used.
     UsedRecoveryCode,
     Store(String),
@@ -76,6 +79,7 @@ impl Reason {
             Reason::WrongCode => "wrong-code",
             Reason::ReplayedCode => "replayed-code",
             Reason::RecoveryCode { .. } => "recovery-code",
+            Reason::FreshWindow => "fresh-code-window",
             Reason::UsedRecoveryCode => "used-recovery-code",
             Reason::Store(_) => "store-error",
             Reason::Internal => "internal-error",
@@ -84,6 +88,9 @@ impl Reason {
 
     /// Whether this reason is a success (ALLOW).
     pub fn allows(&self) -> bool {
-        matches!(self, Reason::Success | Reason::RecoveryCode { .. })
+        matches!(
+            self,
+            Reason::Success | Reason::RecoveryCode { .. } | Reason::FreshWindow
+        )
     }
 }

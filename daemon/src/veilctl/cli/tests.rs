@@ -75,6 +75,7 @@ fn every_config_key_is_in_veild_toml_5() {
         veil_daemon::common::config::Service {
             factors: Some(veil_daemon::common::config::Factors::Code),
             totp_policy: Some(veil_daemon::common::config::TotpPolicy::Required),
+            fresh_code_window_s: Some(300),
         },
     );
     let table = toml::Table::try_from(config).unwrap();

@@ -42,6 +42,7 @@
 //! [`disable`] are the thin I/O layer.
 
 mod files;
+mod fresh_advice;
 mod key_advice;
 mod pam_stack;
 mod sshd_access;
@@ -271,9 +272,10 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
             )
         };
         return Ok(format!(
-            "veil is already enabled in {}{checked}\n{}\n{mismatch}",
+            "veil is already enabled in {}{checked}\n{}\n{mismatch}{}",
             path.display(),
-            policy.describe(service)
+            policy.describe(service),
+            fresh_advice::advice(&Policies::from(config), service, &original),
         ));
     }
     // Fails here, before anything is written, if the file cannot be handled.
@@ -378,6 +380,11 @@ pub fn enable(config: &Config, args: &EnableArgs) -> Result<String, Failure> {
     }
     report.push_str(&policy.describe(service));
     report.push('\n');
+    report.push_str(&fresh_advice::advice(
+        &Policies::from(config),
+        service,
+        &edited.text,
+    ));
     report.push_str(&format!(
         "users who can log in through veil: {}\n\
          keep this session open and try a login in another one; undo with: veilctl disable {service}\n",

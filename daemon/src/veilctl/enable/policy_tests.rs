@@ -17,6 +17,7 @@ fn with_policy(config: &mut Config, factors: Option<Factors>, totp: Option<TotpP
         Service {
             factors,
             totp_policy: totp,
+            ..Service::default()
         },
     );
 }

@@ -25,6 +25,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_roles.sql"),
     // 5: the functions' generation (the functions are in functions.sql).
     include_str!("migrations/0005_functions_generation.sql"),
+    // 6: the fresh-code window's session bindings.
+    include_str!("migrations/0006_fresh_code_sessions.sql"),
 ];
 
 /// For each migration, the oldest schema a veil may speak and still run
@@ -39,7 +41,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// 5 only adds columns to `veil_schema` that older hosts do not read, and
 /// functions.sql's generation 1 keeps their functions as they were.
 /// The functions file keeps what every host admitted here calls.
-pub(super) const READERS_FROM: [i64; 5] = [1, 2, 3, 3, 3];
+/// 6 only adds a table older hosts never touch (fresh-code bindings).
+pub(super) const READERS_FROM: [i64; 6] = [1, 2, 3, 3, 3, 3];
 const _: () = assert!(READERS_FROM.len() == MIGRATIONS.len());
 
 /// What a build brings to a database: its migrations, the oldest schema
@@ -177,8 +180,25 @@ fn not_the_owner(settings: &PgSettings, e: postgres::Error, what: String) -> Sto
 /// Creates the roles that are missing (if this role may) and grants them
 /// their privileges again; returns what it could not do ("" when all).
 pub fn grant_roles(store: &PgStore) -> Result<String, StoreError> {
-    store.with(|c, _| c.query_one("SELECT veil_grant_roles()", &[])?.try_get(0))
+    store.with(|c, _| {
+        let missing = c.query_one("SELECT veil_grant_roles()", &[])?.try_get(0)?;
+        // The fresh-code table came after veil_grant_roles: its grants
+        // are given again here, for roles a superuser made since.
+        c.batch_execute(FRESH_GRANTS)?;
+        Ok(missing)
+    })
 }
+
+/// The fresh-code table's grants (as its migration gives them).
+const FRESH_GRANTS: &str = "DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'veil_login') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON fresh_code_sessions TO veil_login;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'veil_admin') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON fresh_code_sessions TO veil_admin;
+    END IF;
+END $$;";
 
 /// The schema version a store has, for `veilctl store init`.
 pub fn schema_version(store: &PgStore) -> Result<i64, StoreError> {

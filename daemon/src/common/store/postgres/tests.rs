@@ -40,6 +40,7 @@ fn schema_is_made_once_and_refused_when_missing_or_newer(cluster: &Cluster) {
          DROP FUNCTION veil_put_dummy; DROP FUNCTION veil_self_passwd;
          DROP FUNCTION veil_self_enrol; DROP FUNCTION veil_self_recovery;
          DROP FUNCTION veil_grant_roles; DROP FUNCTION veil_list_users;
+         DROP TABLE fresh_code_sessions;
          ALTER TABLE users DROP COLUMN recovery_key, DROP COLUMN recovery_hashes,
                            DROP COLUMN recovery_used;
          ALTER TABLE veil_schema DROP COLUMN functions_generation,
