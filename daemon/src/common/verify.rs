@@ -26,7 +26,9 @@ use crate::common::store::{
 };
 use crate::common::totp::{self, CodeCheck};
 
+mod outage;
 mod reason;
+pub use outage::{HandOver, OutageError};
 pub use reason::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub struct Decision {
     pub locked: Vec<Key>,
     /// The ledger was full: the attempt was charged to overflow keys.
     pub ledger_full: bool,
+    /// Decided on the host's outage copy (`[postgres] outage = "local"`):
+    /// the shared store did not answer.
+    pub offline: bool,
 }
 
 /// What the verifier reads of the system's accounts, set at start.
@@ -83,6 +88,8 @@ struct Read {
     account: Result<Option<shadow::Entry>, ShadowUnreadable>,
     state: Option<State>,
     store_error: Option<String>,
+    /// The store failed for want of an answer ([`StoreError::is_outage`]).
+    outage: bool,
 }
 
 impl Read {
@@ -120,6 +127,11 @@ pub struct Verifier {
     scratch: Scratch,
     /// Time spent in the store since [`Verifier::take_store_time`].
     store_time: std::time::Duration,
+    /// `[postgres] outage = "local"`: the copy's file, and the copy once opened.
+    outage_cache: Option<PathBuf>,
+    cache: Option<store::outage::Cache>,
+    /// The request being decided is decided on the copy.
+    offline: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -161,6 +173,9 @@ impl Verifier {
             system,
             scratch: Scratch::default(),
             store_time: std::time::Duration::ZERO,
+            outage_cache: outage::cache_path(config),
+            cache: None,
+            offline: false,
         }
     }
 
@@ -168,6 +183,9 @@ impl Verifier {
     /// replaced, or (PostgreSQL) the connection failed. A missing file or
     /// schema is never recreated here.
     fn store(&mut self) -> Result<&mut dyn Store, VerifierError> {
+        if self.offline {
+            return Ok(self.cache()?.store());
+        }
         let store = match self.store.take() {
             Some(store) if store.still_usable() => store,
             _ => {
@@ -223,7 +241,21 @@ impl Verifier {
         // oracle for codes.
         let code_only = request.code_only;
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
-        let read = self.read(request, peer, permitted, now);
+        self.offline = false;
+        let connected = self.store.as_ref().is_some_and(|s| s.still_usable());
+        let mut read = self.read(request, peer, permitted, now);
+        if read.outage && connected && self.outage_cache.is_some() {
+            // A connection made before a server restart fails once: a new
+            // one answers, and the fleet (not the copy) decides (a failed
+            // reservation was not committed, so this is charged once).
+            read = self.read(request, peer, permitted, now);
+        }
+        if read.outage && self.outage_cache.is_some() {
+            // The shared store did not answer: the same decision on the
+            // host's copy, its own ledger charged (see outage.rs).
+            self.offline = true;
+            read = self.read(request, peer, permitted, now);
+        }
         let policy = self.policies.of(&request.service, peer.uid);
         let checks = self.check(request, &read, &policy, now);
         let reason = self.reason(request, &read, &checks, permitted);
@@ -244,6 +276,16 @@ impl Verifier {
             (r, _) if r.allows() => Vec::new(),
             (_, Some(r)) => r.locking.clone(),
         };
+        let reason = match (self.offline, reservation) {
+            (true, Some(res)) => {
+                self.journal(res, &reason, checks.code, used_slot, read.record(), now_i)
+            }
+            (false, Some(_)) if reason.allows() => {
+                self.cache_success(request, read.record(), checks.code, used_slot, now_i);
+                reason
+            }
+            _ => reason,
+        };
         let verdict = if reason.allows() {
             Verdict::Allow
         } else {
@@ -254,6 +296,7 @@ impl Verifier {
             reason,
             locked,
             ledger_full: reservation.is_some_and(|r| r.overflow),
+            offline: self.offline,
         }
     }
 
@@ -264,29 +307,38 @@ impl Verifier {
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
         let mut store_error: Option<String> = None;
+        let mut outage = false;
         let started = std::time::Instant::now();
         let reservation = match self.store() {
             Ok(store) => match store.reserve(&limits, charge, now_i) {
                 Ok(r) => Some(r),
                 Err(e) => {
+                    outage = e.is_outage();
                     store_error = Some(format!("ledger: {e}"));
                     None
                 }
             },
             Err(e) => {
+                outage = matches!(&e, VerifierError::Store(e) if e.is_outage());
                 store_error = Some(e.to_string());
                 None
             }
         };
         // One row read either way: the user's, or the dummy row veild
         // wrote at start; the in-memory copy only if the store failed.
-        let (row, found) = match self.store.as_ref().map(|s| s.user_or_dummy(&request.user)) {
+        let users: Option<&dyn Store> = if self.offline {
+            self.cache.as_ref().map(|c| c.store_ref() as &dyn Store)
+        } else {
+            self.store.as_deref()
+        };
+        let (row, found) = match users.map(|s| s.user_or_dummy(&request.user)) {
             Some(Ok(Some((row, found)))) => (Some(row), found),
             Some(Ok(None)) => {
                 store_error.get_or_insert("users: the dummy row is missing".to_owned());
                 (None, false)
             }
             Some(Err(e)) => {
+                outage |= e.is_outage();
                 store_error.get_or_insert(format!("users: {e}"));
                 (None, false)
             }
@@ -312,6 +364,7 @@ impl Verifier {
             account,
             state,
             store_error,
+            outage,
         }
     }
 

@@ -15,7 +15,7 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::clock::unix_now;
 use crate::common::peer::Peer;
-use crate::common::verify::{Decision, Reason, Verifier};
+use crate::common::verify::{Decision, OutageError, Reason, Verifier};
 use crate::veild::audit::{Audit, Line, Severity, audit_decision};
 use crate::veild::self_service::SelfService;
 
@@ -33,6 +33,8 @@ pub(super) enum Job {
         received: Instant,
     },
     Prune,
+    /// `outage = "local"`: hand the journal over, refresh the copy.
+    OutageTick,
 }
 
 /// A finished job. A login's is a [`Verdict`] and nothing else, so the
@@ -106,6 +108,7 @@ pub(super) fn spawn_workers(
                                             reason: Reason::Internal,
                                             locked: Vec::new(),
                                             ledger_full: false,
+                                            offline: false,
                                         }
                                     });
                                 audit.metrics().verification(started.elapsed());
@@ -166,6 +169,7 @@ pub(super) fn spawn_workers(
                                     audit.metrics().set_ledger_rows(rows);
                                 }
                             }
+                            Ok(Job::OutageTick) => outage_tick(&mut verifier, &audit),
                             Err(_) => return,
                         }
                     }
@@ -173,6 +177,41 @@ pub(super) fn spawn_workers(
         );
     }
     Ok(handles)
+}
+
+/// The outage copy's tick: logged when it handed anything over, removed
+/// a user, or failed for another reason than the store being away.
+fn outage_tick(verifier: &mut Verifier, audit: &Audit) {
+    let now = verifier.fleet_now(unix_now());
+    let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verifier.outage_tick(now)));
+    match tick {
+        Ok(Ok(Some(done))) => {
+            audit.metrics().set_outage_cache_users(done.users);
+            if done.failures + done.uses + done.removed > 0 {
+                audit.log(
+                    Severity::Notice,
+                    Line::new("outage-hand-over")
+                        .field("failures", done.failures)
+                        .field("uses", done.uses)
+                        .field("users", done.users)
+                        .field("removed", done.removed)
+                        .finish(),
+                );
+            }
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(OutageError::Shared(_))) => {}
+        Ok(Err(e)) => audit.log(
+            Severity::Error,
+            Line::new("outage-cache").field("error", e).finish(),
+        ),
+        Err(_) => audit.log(
+            Severity::Error,
+            Line::new("outage-cache")
+                .field("error", "internal")
+                .finish(),
+        ),
+    }
 }
 
 /// One self-service request on a worker: its answer, and its audit lines

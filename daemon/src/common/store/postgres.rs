@@ -168,6 +168,46 @@ impl PgStore {
         Ok(())
     }
 
+    /// Every user's record (not the dummy's), for a host's outage copy:
+    /// one statement, the columns a login role may read.
+    pub fn records(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        self.with(|c, _| {
+            let rows = c.query(
+                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
+                        recovery_used, name FROM users WHERE name <> '' ORDER BY name",
+                &[],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(6), record(r))).collect())
+        })
+    }
+
+    /// Raises a user's code watermark to `step` (never lowers it), and
+    /// marks the recovery slots `used` as used when the set is still the
+    /// one with `key`: what a host used while the server was unreachable.
+    /// Both columns a login role may update.
+    pub fn hand_over_use(
+        &self,
+        name: &str,
+        step: i64,
+        recovery: Option<(&[u8], i64)>,
+    ) -> Result<(), StoreError> {
+        self.with(|c, _| {
+            c.execute(
+                "UPDATE users SET totp_last_step = greatest(totp_last_step, $2)
+                 WHERE name = $1 AND name <> ''",
+                &[&name, &step],
+            )?;
+            if let Some((key, used)) = recovery {
+                c.execute(
+                    "UPDATE users SET recovery_used = recovery_used | $3
+                     WHERE name = $1 AND name <> '' AND recovery_key = $2",
+                    &[&name, &key, &used],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Copies users, TOTP state, ledger rows and known-good pairs in, in
     /// one transaction; refuses (and writes nothing) if a user exists here
     /// with a different hash or secret. Returns (users added, users already
@@ -204,6 +244,10 @@ fn record(row: &postgres::Row) -> UserRecord {
 impl Store for PgStore {
     fn still_usable(&self) -> bool {
         !self.broken.get() && !self.client.borrow().is_closed()
+    }
+
+    fn as_pg(&mut self) -> Option<&mut PgStore> {
+        Some(self)
     }
 
     fn put_dummy(&mut self, record: &UserRecord, now: i64) -> Result<(), StoreError> {

@@ -1,0 +1,232 @@
+//! `[postgres] outage = "local"` (issue 20, item 5): veild "hosts" on one
+//! real PostgreSQL cluster, which the test stops. A host with the option
+//! verifies against its own copy (a SQLite file it refreshes), charges
+//! failures to a local ledger with the same limits, keeps codes from
+//! being replayed on it, journals every offline decision, and hands the
+//! journal to the fleet when the server is back: the failures show in the
+//! fleet's ledger and a code used offline is refused on another host.
+//! A host without the option (`deny`, the default) denies.
+//!
+//! Every test here fails on the old main: it has no `outage` key, so
+//! `host_config` (which validates the TOML as veild does) panics on it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use veil_proto::{ALLOW, DENY};
+use veil_tests::Veild;
+use veil_tests::postgres::{Cluster, host_config};
+use veil_tests::wire::*;
+
+fn query_i64(url: &str, sql: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A host's config with `outage = "local"`, its copy in `dir`, refreshed
+/// every second, `deny = 3`.
+fn local_host(url: &str, dir: &Path) -> veil_daemon::common::config::Config {
+    host_config(
+        url,
+        &format!(
+            "[postgres]\noutage = \"local\"\noutage_cache = {:?}\noutage_refresh_s = 1\n\
+             [lockout]\ndeny = 3\n",
+            dir.join("outage-cache.db").display().to_string()
+        ),
+    )
+}
+
+/// Waits until the host's copy holds `user` (or, with `present` false, not).
+fn wait_cached(dir: &Path, user: &str, present: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let path = dir.join("outage-cache.db");
+    loop {
+        let found = rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM users WHERE name = ?1", [user], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .unwrap_or(0)
+            == 1;
+        if found == present {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy never {} {user}",
+            if present { "held" } else { "dropped" }
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `n`th (from 1) attempt line for `user`: audit lines trail the answer.
+fn attempt(veild: &Veild, user: &str, n: usize) -> String {
+    let user = format!("user={user} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = veild.stderr();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("event=attempt") && l.contains(&user))
+            .nth(n - 1);
+        if let Some(line) = line {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no attempt {n} for {user}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_outage_is_served_from_the_local_copy_and_handed_to_the_fleet() {
+    let mut cluster = Cluster::start();
+    let url = cluster.database("outage_local");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Veild::launch_shared(local_host(&url, dir_a.path()));
+    let b = Veild::launch_shared(local_host(&url, dir_b.path()));
+    // The default: no copy, every login denied during the outage.
+    let strict = Veild::launch_shared(host_config(&url, ""));
+    a.enrol("alice", true);
+    a.enrol("bob", true);
+    wait_cached(dir_a.path(), "alice", true);
+    wait_cached(dir_a.path(), "bob", true);
+    let copy = std::fs::metadata(dir_a.path().join("outage-cache.db")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&copy.permissions()) & 0o777,
+        0o600
+    );
+
+    cluster.stop();
+    // A fresh code for a cached user passes; the same code again does not.
+    let code = code_now();
+    assert_eq!(a.ask_from("alice", PASSWORD, &code, "192.0.2.1"), ALLOW);
+    let line = attempt(&a, "alice", 1);
+    assert!(
+        line.contains("offline=1") && line.contains("reason=success"),
+        "{line}"
+    );
+    assert_eq!(a.ask_from("alice", PASSWORD, &code, "192.0.2.1"), DENY);
+    let line = attempt(&a, "alice", 2);
+    assert!(
+        line.contains("offline=1") && line.contains("reason=replayed-code"),
+        "{line}"
+    );
+    // A wrong password fails, with the bytes of any denial.
+    assert_eq!(
+        a.ask_from("bob", "wrong", &code_at(1), "198.51.100.9"),
+        DENY
+    );
+    let line = attempt(&a, "bob", 1);
+    assert!(
+        line.contains("offline=1") && line.contains("reason=wrong-password"),
+        "{line}"
+    );
+    // deny = 3: the third failure locks the pair, locally; then even the
+    // right password and a fresh code are refused.
+    assert_eq!(
+        a.ask_from("bob", "wrong", &code_at(1), "198.51.100.9"),
+        DENY
+    );
+    assert_eq!(
+        a.ask_from("bob", "wrong", &code_at(1), "198.51.100.9"),
+        DENY
+    );
+    assert_eq!(
+        a.ask_from("bob", PASSWORD, &code_now(), "198.51.100.9"),
+        DENY
+    );
+    let line = attempt(&a, "bob", 4);
+    assert!(
+        line.contains("offline=1") && line.contains("reason=locked"),
+        "{line}"
+    );
+    // A name the copy does not hold never passes.
+    assert_eq!(a.ask("mallory", PASSWORD, &code_now()), DENY);
+    let line = attempt(&a, "mallory", 1);
+    assert!(
+        line.contains("reason=unknown-user") && line.contains("offline=1"),
+        "{line}"
+    );
+    // `deny`: the store's error, as before.
+    assert_eq!(
+        strict.ask_from("alice", PASSWORD, &code_at(1), "192.0.2.1"),
+        DENY
+    );
+    let line = attempt(&strict, "alice", 1);
+    assert!(
+        line.contains("reason=store-error") && !line.contains("offline"),
+        "{line}"
+    );
+
+    cluster.start_again();
+    let handed = a
+        .wait_for_line(&["event=outage-hand-over"], Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no hand-over:\n{}", a.stderr()));
+    // Every offline denial is a failure for the fleet (bob's four,
+    // alice's replay, mallory's); alice's success a used step.
+    assert!(
+        handed.contains("failures=6") && handed.contains("uses=1"),
+        "{handed}"
+    );
+    // The code alice used offline is used for the fleet: refused on b.
+    assert_eq!(b.ask_from("alice", PASSWORD, &code, "192.0.2.1"), DENY);
+    let line = attempt(&b, "alice", 1);
+    assert!(line.contains("reason=replayed-code"), "{line}");
+    assert!(!line.contains("offline"), "{line}");
+    // bob's offline failures are in the fleet's ledger: his pair is locked
+    // for b too.
+    let failures = query_i64(
+        &cluster.url("outage_local"),
+        "SELECT coalesce(max(failures), 0) FROM ledger
+         WHERE kind = 'user+source' AND username = 'bob'",
+    );
+    assert!(failures >= 3, "fleet failures for bob: {failures}");
+    assert_eq!(
+        b.ask_from("bob", PASSWORD, &code_at(1), "198.51.100.9"),
+        DENY
+    );
+    let line = attempt(&b, "bob", 1);
+    assert!(line.contains("reason=locked"), "{line}");
+    // Handed over once: the journal is empty after.
+    let journal = rusqlite::Connection::open(dir_a.path().join("outage-cache.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM outage_journal", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(journal, 0);
+}
+
+#[test]
+fn a_user_removed_from_the_fleet_leaves_the_copy_and_never_logs_in_offline() {
+    let mut cluster = Cluster::start();
+    let url = cluster.database("outage_removed");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Veild::launch_shared(local_host(&url, dir.path()));
+    a.enrol("carol", true);
+    a.enrol("dave", true);
+    wait_cached(dir.path(), "carol", true);
+    let (rc, _, err) = a.ctl(&["user", "del", "carol"], "");
+    assert_eq!(rc, 0, "{err}");
+    wait_cached(dir.path(), "carol", false);
+
+    cluster.stop();
+    assert_eq!(a.ask("carol", PASSWORD, &code_now()), DENY);
+    let line = attempt(&a, "carol", 1);
+    assert!(
+        line.contains("reason=unknown-user") && line.contains("offline=1"),
+        "{line}"
+    );
+    // The copy still serves the others.
+    assert_eq!(a.ask("dave", PASSWORD, &code_now()), ALLOW);
+    let line = attempt(&a, "dave", 1);
+    assert!(
+        line.contains("reason=success") && line.contains("offline=1"),
+        "{line}"
+    );
+}
