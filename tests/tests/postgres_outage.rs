@@ -203,23 +203,58 @@ fn an_outage_is_served_from_the_local_copy_and_handed_to_the_fleet() {
 }
 
 #[test]
-fn a_user_removed_from_the_fleet_leaves_the_copy_and_never_logs_in_offline() {
+fn the_copy_holds_what_the_fleet_held_at_its_last_refresh_users_and_locks() {
     let mut cluster = Cluster::start();
-    let url = cluster.database("outage_removed");
+    let url = cluster.database("outage_refresh");
     let dir = tempfile::tempdir().unwrap();
     let a = Veild::launch_shared(local_host(&url, dir.path()));
+    let b = Veild::launch_shared(host_config(&url, "[lockout]\ndeny = 3\n"));
     a.enrol("carol", true);
     a.enrol("dave", true);
+    a.enrol("erin", true);
     wait_cached(dir.path(), "carol", true);
+    // Removed in the fleet: gone from the copy at the next refresh.
     let (rc, _, err) = a.ctl(&["user", "del", "carol"], "");
     assert_eq!(rc, 0, "{err}");
     wait_cached(dir.path(), "carol", false);
+    // Locked in the fleet (through another host): locked in the copy.
+    for _ in 0..3 {
+        assert_eq!(
+            b.ask_from("erin", "wrong", &code_now(), "203.0.113.5"),
+            DENY
+        );
+    }
+    let path = dir.path().join("outage-cache.db");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rusqlite::Connection::open(&path)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM ledger WHERE user = 'erin' AND locked_until > 0",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the copy never got erin's lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     cluster.stop();
     assert_eq!(a.ask("carol", PASSWORD, &code_now()), DENY);
     let line = attempt(&a, "carol", 1);
     assert!(
         line.contains("reason=unknown-user") && line.contains("offline=1"),
+        "{line}"
+    );
+    assert_eq!(
+        a.ask_from("erin", PASSWORD, &code_now(), "203.0.113.5"),
+        DENY
+    );
+    let line = attempt(&a, "erin", 1);
+    assert!(
+        line.contains("reason=locked") && line.contains("offline=1"),
         "{line}"
     );
     // The copy still serves the others.

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use rusqlite::params;
 
-use super::{OpenMode, SqliteStore, Store, StoreError, UserRecord};
-use crate::common::ledger::{Charge, Key, KeyKind};
+use super::{LedgerRow, OpenMode, SqliteStore, Store, StoreError, UserRecord};
+use crate::common::ledger::{Charge, Counter, Key, KeyKind, Limits};
 
 /// The journal, beside the store's own tables (not a migration: only a
 /// cache file has it).
@@ -133,6 +133,48 @@ impl Cache {
         }
         tx.commit()?;
         Ok(removed)
+    }
+
+    /// Replaces the copy's ledger with the fleet's rows that limit
+    /// something ([`super::PgStore::limiting_rows`]): locks and counts in
+    /// force in the fleet hold on the copy, and a key the fleet unlocked
+    /// is unlocked here. Called right after the journal was handed over,
+    /// so the fleet's rows already hold this host's offline failures.
+    pub fn put_ledger(&mut self, rows: &[LedgerRow], limits: &Limits) -> Result<(), StoreError> {
+        let tx = self.store.conn().transaction()?;
+        tx.execute("DELETE FROM ledger", [])?;
+        for row in rows {
+            let counter = Counter {
+                failures: row.failures,
+                window_start: row.window_start,
+                locked_until: row.locked_until,
+                locks: row.locks,
+                locks_remembered_until: row.locks_remembered_until,
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO ledger (kind, user, source, failures, window_start,
+                     locked_until, last_seen, locks, locks_remembered_until, writes, harmless_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
+                params![
+                    row.kind,
+                    row.user,
+                    row.source,
+                    row.failures,
+                    row.window_start,
+                    row.locked_until,
+                    row.last_seen,
+                    row.locks,
+                    row.locks_remembered_until,
+                    counter.harmless_at(limits),
+                ],
+            )?;
+        }
+        tx.execute(
+            "UPDATE ledger_size SET rows = (SELECT count(*) FROM ledger) WHERE id = 1",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Users in the copy (the dummy aside).

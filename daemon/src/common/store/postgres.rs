@@ -181,6 +181,42 @@ impl PgStore {
         })
     }
 
+    /// The fleet's ledger rows that limit something at `now` (a lock in
+    /// force or remembered, failures in their window), the most recent
+    /// `cap` of them: what a host's outage copy starts from, so that an
+    /// outage does not wipe a lock or a count.
+    pub fn limiting_rows(
+        &self,
+        now: i64,
+        fail_interval: i64,
+        cap: i64,
+    ) -> Result<Vec<super::LedgerRow>, StoreError> {
+        self.with(|c, _| {
+            let rows = c.query(
+                "SELECT kind, username, source, failures, window_start, locked_until,
+                        last_seen, locks, locks_remembered_until FROM ledger
+                 WHERE locked_until > $1 OR locks_remembered_until > $1
+                    OR (failures > 0 AND window_start > $1 - $2)
+                 ORDER BY last_seen DESC LIMIT $3",
+                &[&now, &fail_interval, &cap],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| super::LedgerRow {
+                    kind: r.get(0),
+                    user: r.get(1),
+                    source: r.get(2),
+                    failures: r.get(3),
+                    window_start: r.get(4),
+                    locked_until: r.get(5),
+                    last_seen: r.get(6),
+                    locks: r.get(7),
+                    locks_remembered_until: r.get(8),
+                })
+                .collect())
+        })
+    }
+
     /// Raises a user's code watermark to `step` (never lowers it), and
     /// marks the recovery slots `used` as used when the set is still the
     /// one with `key`: what a host used while the server was unreachable.

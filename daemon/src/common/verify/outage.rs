@@ -40,6 +40,8 @@ pub struct HandOver {
     pub users: usize,
     /// Users removed from the copy (gone from the fleet).
     pub removed: usize,
+    /// The fleet's ledger rows copied (locks and counts in force).
+    pub ledger_rows: usize,
 }
 
 /// Why a tick could not hand over or refresh.
@@ -185,15 +187,26 @@ impl Verifier {
                 .map_err(OutageError::Cache)?;
         }
         let store = self.store().map_err(OutageError::Shared)?;
-        let users = match store.as_pg() {
-            Some(pg) => pg.records().map_err(|e| OutageError::Shared(e.into()))?,
+        let (users, rows) = match store.as_pg() {
+            Some(pg) => {
+                let shared = |e: StoreError| OutageError::Shared(e.into());
+                let users = pg.records().map_err(shared)?;
+                let rows = pg
+                    .limiting_rows(now, limits.fail_interval, limits.max_rows)
+                    .map_err(shared)?;
+                (users, rows)
+            }
             None => return Ok(Some(done)),
         };
         done.users = users.len();
-        done.removed = self
-            .cache()
-            .and_then(|c| Ok(c.put_users(&users, true, now)?))
-            .map_err(OutageError::Cache)?;
+        done.ledger_rows = rows.len();
+        let cache = self.cache().map_err(OutageError::Cache)?;
+        done.removed = cache
+            .put_users(&users, true, now)
+            .map_err(|e| OutageError::Cache(e.into()))?;
+        cache
+            .put_ledger(&rows, &limits)
+            .map_err(|e| OutageError::Cache(e.into()))?;
         Ok(Some(done))
     }
 }
