@@ -280,4 +280,15 @@ fn the_copy_holds_what_the_fleet_held_at_its_last_refresh_users_and_locks() {
         line.contains("reason=success") && line.contains("offline=1"),
         "{line}"
     );
+
+    // A veild started during the outage serves from the copy it kept,
+    // step included: dave's code again is a replay, the next one passes.
+    let config = a.config();
+    let used = code_now();
+    let mut a = a;
+    a.restart(config);
+    a.wait_for_line(&["event=store", "action=deciding"], Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no start line:\n{}", a.stderr()));
+    assert_eq!(a.ask("dave", PASSWORD, &used), DENY);
+    assert_eq!(a.ask("dave", PASSWORD, &code_at(1)), ALLOW);
 }
