@@ -5,7 +5,9 @@
 //! being replayed on it, journals every offline decision, and hands the
 //! journal to the fleet when the server is back: the failures show in the
 //! fleet's ledger and a code used offline is refused on another host.
-//! A host without the option (`deny`, the default) denies.
+//! A host without the option (`deny`, the default) denies. The PAM test
+//! plays sshd, so it needs root: ignored in a plain `cargo test`, run by
+//! scripts/test.sh as root (`--include-ignored`); as another user it fails.
 //!
 //! Every test here fails on the old main: it has no `outage` key, so
 //! `host_config` (which validates the TOML as veild does) panics on it.
@@ -14,9 +16,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use veil_proto::{ALLOW, DENY};
-use veil_tests::Veild;
+use veil_tests::pam;
 use veil_tests::postgres::{Cluster, host_config};
 use veil_tests::wire::*;
+use veil_tests::{Attempt, PamStack, Veild};
 
 fn query_i64(url: &str, sql: &str) -> i64 {
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
@@ -291,4 +294,41 @@ fn the_copy_holds_what_the_fleet_held_at_its_last_refresh_users_and_locks() {
         .unwrap_or_else(|| panic!("no start line:\n{}", a.stderr()));
     assert_eq!(a.ask("dave", PASSWORD, &used), DENY);
     assert_eq!(a.ask("dave", PASSWORD, &code_at(1)), ALLOW);
+}
+
+/// Through real libpam and pam_veil.so, as sshd would ask: during the
+/// outage a cached user with a fresh code gets PAM_SUCCESS, a wrong
+/// password PAM_AUTH_ERR, as online. Root only: only a root peer's
+/// PAM_RHOST is believed (and a non-root peer may ask only for itself).
+#[test]
+#[ignore = "needs root (plays sshd, whose PAM_RHOST is believed): scripts/test.sh runs it as root"]
+fn through_pam_an_outage_login_passes_and_a_wrong_password_fails() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test plays sshd: run it as root (scripts/test.sh does)"
+    );
+    let mut cluster = Cluster::start();
+    let url = cluster.database("outage_pam");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Veild::launch_shared(local_host(&url, dir.path(), 1, ""));
+    a.enrol("frank", true);
+    wait_cached(dir.path(), "frank", true);
+    let stack = PamStack::veil(&pam::socket_args(&a.socket(), "10"));
+
+    cluster.stop();
+    let run = pam::authenticate(
+        &stack,
+        &Attempt::new("frank", &["wrong", &code_now()]).from_host("192.0.2.77"),
+    );
+    assert_eq!(run.code, pam::PAM_AUTH_ERR, "{}", a.stderr());
+    let run = pam::authenticate(
+        &stack,
+        &Attempt::new("frank", &[PASSWORD, &code_now()]).from_host("192.0.2.77"),
+    );
+    assert_eq!(run.code, pam::PAM_SUCCESS, "{}", a.stderr());
+    let line = attempt(&a, "frank", 2);
+    assert!(
+        line.contains("reason=success") && line.contains("offline=1"),
+        "{line}"
+    );
 }
