@@ -182,9 +182,10 @@ impl PgStore {
     }
 
     /// The fleet's ledger rows that limit something at `now` (a lock in
-    /// force or remembered, failures in their window), the most recent
-    /// `cap` of them: what a host's outage copy starts from, so that an
-    /// outage does not wipe a lock or a count.
+    /// force or remembered, failures in their window), at most `cap` of
+    /// them, locks in force first, then the most recent: what a host's
+    /// outage copy starts from, so that an outage does not wipe a lock or
+    /// a count.
     pub fn limiting_rows(
         &self,
         now: i64,
@@ -197,7 +198,7 @@ impl PgStore {
                         last_seen, locks, locks_remembered_until FROM ledger
                  WHERE locked_until > $1 OR locks_remembered_until > $1
                     OR (failures > 0 AND window_start > $1 - $2)
-                 ORDER BY last_seen DESC LIMIT $3",
+                 ORDER BY locked_until > $1 DESC, last_seen DESC LIMIT $3",
                 &[&now, &fail_interval, &cap],
             )?;
             Ok(rows

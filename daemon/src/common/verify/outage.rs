@@ -20,6 +20,10 @@ use super::{Reason, Verifier, VerifierError};
 
 static TICK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The most ledger rows a refresh copies (locks first): a spray's worth of
+/// counts is not copied to every host every minute.
+pub const COPIED_ROWS: i64 = 100_000;
+
 /// The copy's path, when the config asks for one (a PostgreSQL store
 /// with `outage = "local"`).
 pub(super) fn cache_path(config: &Config) -> Option<PathBuf> {
@@ -192,7 +196,7 @@ impl Verifier {
                 let shared = |e: StoreError| OutageError::Shared(e.into());
                 let users = pg.records().map_err(shared)?;
                 let rows = pg
-                    .limiting_rows(now, limits.fail_interval, limits.max_rows)
+                    .limiting_rows(now, limits.fail_interval, limits.max_rows.min(COPIED_ROWS))
                     .map_err(shared)?;
                 (users, rows)
             }
