@@ -15,7 +15,7 @@ use veil_proto::{Request, Verdict};
 
 use crate::common::clock::unix_now;
 use crate::common::peer::Peer;
-use crate::common::verify::{Decision, OutageError, Reason, Verifier};
+use crate::common::verify::{Decision, HandOver, OutageError, Reason, Verifier};
 use crate::veild::audit::{Audit, Line, Severity, audit_decision};
 use crate::veild::self_service::SelfService;
 
@@ -183,24 +183,26 @@ pub(super) fn spawn_workers(
 /// a user, or failed for another reason than the store being away.
 fn outage_tick(verifier: &mut Verifier, audit: &Audit) {
     let now = verifier.fleet_now(unix_now());
-    let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verifier.outage_tick(now)));
+    let mut done = HandOver::default();
+    let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        verifier.outage_tick(now, &mut done)
+    }));
+    if matches!(tick, Ok(Ok(true))) {
+        audit.metrics().set_outage_cache_users(done.users);
+    }
+    if done.failures + done.uses + done.removed > 0 {
+        audit.log(
+            Severity::Notice,
+            Line::new("outage-hand-over")
+                .field("failures", done.failures)
+                .field("uses", done.uses)
+                .field("users", done.users)
+                .field("removed", done.removed)
+                .finish(),
+        );
+    }
     match tick {
-        Ok(Ok(Some(done))) => {
-            audit.metrics().set_outage_cache_users(done.users);
-            if done.failures + done.uses + done.removed > 0 {
-                audit.log(
-                    Severity::Notice,
-                    Line::new("outage-hand-over")
-                        .field("failures", done.failures)
-                        .field("uses", done.uses)
-                        .field("users", done.users)
-                        .field("removed", done.removed)
-                        .finish(),
-                );
-            }
-        }
-        Ok(Ok(None)) => {}
-        Ok(Err(OutageError::Shared(_))) => {}
+        Ok(Ok(_)) | Ok(Err(OutageError::Shared(_))) => {}
         Ok(Err(e)) => audit.log(
             Severity::Error,
             Line::new("outage-cache").field("error", e).finish(),

@@ -148,20 +148,22 @@ impl Verifier {
     /// Off the login path: hands the journal to the fleet (each entry
     /// once: forgotten as soon as the fleet has it), then copies every
     /// user's row from the fleet. Nothing to do without `outage = "local"`.
-    pub fn outage_tick(&mut self, now: u64) -> Result<Option<HandOver>, OutageError> {
+    /// `done` counts what was handed over even when a later step fails
+    /// (each entry handed over is forgotten at once, so it is logged now).
+    /// `Ok(false)`: nothing to do (no copy configured, or a tick running).
+    pub fn outage_tick(&mut self, now: u64, done: &mut HandOver) -> Result<bool, OutageError> {
         if self.outage_cache.is_none() {
-            return Ok(None);
+            return Ok(false);
         }
         // One tick at a time in this process: two would hand an entry over twice.
         let Ok(_one) = TICK.try_lock() else {
-            return Ok(None);
+            return Ok(false);
         };
         let now = now.min(i64::MAX as u64) as i64;
         let limits = self.limits.clone();
         self.offline = false;
         let journal = self.cache().and_then(|c| Ok(c.journal()?));
         let journal = journal.map_err(OutageError::Cache)?;
-        let mut done = HandOver::default();
         for (id, entry) in journal {
             let store = self.store().map_err(OutageError::Shared)?;
             if !entry.allowed {
@@ -200,7 +202,7 @@ impl Verifier {
                     .map_err(shared)?;
                 (users, rows)
             }
-            None => return Ok(Some(done)),
+            None => return Ok(true),
         };
         done.users = users.len();
         done.ledger_rows = rows.len();
@@ -211,6 +213,6 @@ impl Verifier {
         cache
             .put_ledger(&rows, &limits)
             .map_err(|e| OutageError::Cache(e.into()))?;
-        Ok(Some(done))
+        Ok(true)
     }
 }
