@@ -286,6 +286,9 @@ impl Verifier {
             }
             _ => reason,
         };
+        // Only this request: the next one, a prune or a tick asks the
+        // shared store first.
+        let offline = std::mem::take(&mut self.offline);
         let verdict = if reason.allows() {
             Verdict::Allow
         } else {
@@ -296,7 +299,7 @@ impl Verifier {
             reason,
             locked,
             ledger_full: reservation.is_some_and(|r| r.overflow),
-            offline: self.offline,
+            offline,
         }
     }
 
