@@ -352,3 +352,35 @@ fn through_pam_an_outage_login_passes_and_a_wrong_password_fails() {
         "{line}"
     );
 }
+
+/// After an offline decision the worker asks the shared store again: its
+/// minute's prune during the outage fails on PostgreSQL (and says so),
+/// rather than pruning the copy and reporting the store up. One worker,
+/// so the prune runs where the offline decision did, and no refresh tick
+/// in between. Waits for the prune
+/// (every 60 s). Fails with the flag left set after the decision (no
+/// `event=prune error=` line: the prune ran on the copy).
+#[test]
+fn the_minutes_prune_during_an_outage_asks_the_shared_store_not_the_copy() {
+    let mut cluster = Cluster::start();
+    let url = cluster.database("outage_prune");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Veild::launch_shared(local_host(
+        &url,
+        dir.path(),
+        3600,
+        "[limits]\nworkers = 1\n",
+    ));
+    // No tick after the one at start (a tick asks the shared store too):
+    // grace reaches the copy through her online login.
+    a.enrol("grace", true);
+    assert_eq!(a.ask("grace", PASSWORD, &code_now()), ALLOW);
+    wait_cached(dir.path(), "grace", true);
+    cluster.stop();
+    assert_eq!(a.ask("grace", PASSWORD, &code_at(1)), ALLOW);
+    assert!(attempt(&a, "grace", 2).contains("offline=1"));
+    let line = a
+        .wait_for_line(&["event=prune", "error="], Duration::from_secs(75))
+        .unwrap_or_else(|| panic!("no failed prune:\n{}", a.stderr()));
+    assert!(line.contains("PostgreSQL"), "{line}");
+}
