@@ -28,7 +28,9 @@ use crate::common::store::{
 };
 use crate::common::totp::{self, CodeCheck};
 
+mod outage;
 mod reason;
+pub use outage::{HandOver, OutageError};
 pub use reason::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,9 @@ pub struct Decision {
     pub locked: Vec<Key>,
     /// The ledger was full: the attempt was charged to overflow keys.
     pub ledger_full: bool,
+    /// Decided on the host's outage copy (`[postgres] outage = "local"`):
+    /// the shared store did not answer.
+    pub offline: bool,
 }
 
 /// What the verifier reads of the system's accounts, set at start.
@@ -85,6 +90,8 @@ struct Read {
     account: Result<Option<shadow::Entry>, ShadowUnreadable>,
     state: Option<State>,
     store_error: Option<String>,
+    /// The store failed for want of an answer ([`StoreError::is_outage`]).
+    outage: bool,
 }
 
 impl Read {
@@ -130,6 +137,11 @@ pub struct Verifier {
     host: HostKey,
     /// How a peer's /proc is read (tests put in what the kernel would say).
     proc_of: fn(i32) -> ProcInfo,
+    /// `[postgres] outage = "local"`: the copy's file, and the copy once opened.
+    outage_cache: Option<PathBuf>,
+    cache: Option<store::outage::Cache>,
+    /// The request being decided is decided on the copy.
+    offline: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -174,6 +186,9 @@ impl Verifier {
             recent: Arc::default(),
             host: HostKey::this_host(),
             proc_of: fresh::read_proc,
+            outage_cache: outage::cache_path(config),
+            cache: None,
+            offline: false,
         }
     }
 
@@ -258,6 +273,9 @@ impl Verifier {
     /// replaced, or (PostgreSQL) the connection failed. A missing file or
     /// schema is never recreated here.
     fn store(&mut self) -> Result<&mut dyn Store, VerifierError> {
+        if self.offline {
+            return Ok(self.cache()?.store());
+        }
         let store = match self.store.take() {
             Some(store) if store.still_usable() => store,
             _ => {
@@ -313,7 +331,21 @@ impl Verifier {
         // oracle for codes.
         let code_only = request.code_only;
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
-        let read = self.read(request, peer, permitted, now);
+        self.offline = false;
+        let connected = self.store.as_ref().is_some_and(|s| s.still_usable());
+        let mut read = self.read(request, peer, permitted, now);
+        if read.outage && connected && self.outage_cache.is_some() {
+            // A connection made before a server restart fails once: a new
+            // one answers, and the fleet (not the copy) decides (a failed
+            // reservation was not committed, so this is charged once).
+            read = self.read(request, peer, permitted, now);
+        }
+        if read.outage && self.outage_cache.is_some() {
+            // The shared store did not answer: the same decision on the
+            // host's copy, its own ledger charged (see outage.rs).
+            self.offline = true;
+            read = self.read(request, peer, permitted, now);
+        }
         let policy = self.policies.of(&request.service, peer.uid);
         let mut checks = self.check(request, &read, &policy, now);
         checks.fresh = self.fresh_window(request, peer, now_i);
@@ -352,6 +384,19 @@ impl Verifier {
             (r, _) if r.allows() => Vec::new(),
             (_, Some(r)) => r.locking.clone(),
         };
+        let reason = match (self.offline, reservation) {
+            (true, Some(res)) => {
+                self.journal(res, &reason, checks.code, used_slot, read.record(), now_i)
+            }
+            (false, Some(_)) if reason.allows() => {
+                self.cache_success(request, read.record(), checks.code, used_slot, now_i);
+                reason
+            }
+            _ => reason,
+        };
+        // Only this request: the next one, a prune or a tick asks the
+        // shared store first.
+        let offline = std::mem::take(&mut self.offline);
         let verdict = if reason.allows() {
             Verdict::Allow
         } else {
@@ -362,6 +407,7 @@ impl Verifier {
             reason,
             locked,
             ledger_full: reservation.is_some_and(|r| r.overflow),
+            offline,
         }
     }
 
@@ -372,29 +418,38 @@ impl Verifier {
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
         let mut store_error: Option<String> = None;
+        let mut outage = false;
         let started = std::time::Instant::now();
         let reservation = match self.store() {
             Ok(store) => match store.reserve(&limits, charge, now_i) {
                 Ok(r) => Some(r),
                 Err(e) => {
+                    outage = e.is_outage();
                     store_error = Some(format!("ledger: {e}"));
                     None
                 }
             },
             Err(e) => {
+                outage = matches!(&e, VerifierError::Store(e) if e.is_outage());
                 store_error = Some(e.to_string());
                 None
             }
         };
         // One row read either way: the user's, or the dummy row veild
         // wrote at start; the in-memory copy only if the store failed.
-        let (row, found) = match self.store.as_ref().map(|s| s.user_or_dummy(&request.user)) {
+        let users: Option<&dyn Store> = if self.offline {
+            self.cache.as_ref().map(|c| c.store_ref() as &dyn Store)
+        } else {
+            self.store.as_deref()
+        };
+        let (row, found) = match users.map(|s| s.user_or_dummy(&request.user)) {
             Some(Ok(Some((row, found)))) => (Some(row), found),
             Some(Ok(None)) => {
                 store_error.get_or_insert("users: the dummy row is missing".to_owned());
                 (None, false)
             }
             Some(Err(e)) => {
+                outage |= e.is_outage();
                 store_error.get_or_insert(format!("users: {e}"));
                 (None, false)
             }
@@ -420,6 +475,7 @@ impl Verifier {
             account,
             state,
             store_error,
+            outage,
         }
     }
 

@@ -268,10 +268,12 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
         "deny"
     };
     count_decision(audit.metrics(), decision);
-    // Every decision but a panic's read the store first.
+    // Every decision but a panic's read the store first. One made on the
+    // outage copy is the shared store's silence.
     match &decision.reason {
         Reason::Store(e) => audit.store_answered(false, Some(e)),
         Reason::Internal => {}
+        _ if decision.offline => audit.store_answered(false, Some("no answer: outage copy")),
         _ => audit.store_answered(true, None),
     }
     // A non-root peer's rhost and ruid are only what it claims, and
@@ -299,6 +301,9 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     }
     if request.code_only {
         line = line.field("factors", "code");
+    }
+    if decision.offline {
+        line = line.field("offline", 1);
     }
     let mut severity = if decision.verdict == Verdict::Allow {
         Severity::Info
@@ -392,6 +397,9 @@ fn count_decision(metrics: &Metrics, decision: &Decision) {
     }
     if decision.ledger_full {
         metrics.ledger_full();
+    }
+    if decision.offline {
+        metrics.offline_decision();
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Metrics {
     alert_failures: AtomicU64,
     /// -1 until first counted.
     ledger_rows: AtomicI64,
+    /// `outage = "local"`: decisions made on the host's copy.
+    offline_decisions: AtomicU64,
+    /// Users in the outage copy at its last refresh; -1 until then.
+    outage_cache_users: AtomicI64,
     ledger_max_rows: i64,
     /// Audit lines dropped because the writer's queue was full.
     pub audit_dropped: AtomicU64,
@@ -142,6 +146,8 @@ impl Metrics {
             alerts_dropped: Default::default(),
             alert_failures: AtomicU64::new(0),
             ledger_rows: AtomicI64::new(-1),
+            offline_decisions: AtomicU64::new(0),
+            outage_cache_users: AtomicI64::new(-1),
             ledger_max_rows,
             audit_dropped: AtomicU64::new(0),
             start_time: crate::common::clock::unix_now(),
@@ -225,6 +231,15 @@ impl Metrics {
 
     pub fn set_ledger_rows(&self, rows: i64) {
         self.ledger_rows.store(rows, Ordering::Relaxed);
+    }
+
+    pub fn offline_decision(&self) {
+        self.offline_decisions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_outage_cache_users(&self, users: usize) {
+        let users = i64::try_from(users).unwrap_or(i64::MAX);
+        self.outage_cache_users.store(users, Ordering::Relaxed);
     }
 
     /// The metrics in Prometheus' text format, one `# HELP` and `# TYPE`
@@ -375,6 +390,27 @@ impl Metrics {
 
     fn render_more(&self, out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        head(
+            out,
+            "veil_offline_decisions_total",
+            "counter",
+            "Logins decided on the host's outage copy while PostgreSQL did not answer.",
+        );
+        let _ = writeln!(
+            out,
+            "veil_offline_decisions_total {}",
+            load(&self.offline_decisions)
+        );
+        head(
+            out,
+            "veil_outage_cache_users",
+            "gauge",
+            "Users in the host's outage copy at its last refresh.",
+        );
+        let cached = self.outage_cache_users.load(Ordering::Relaxed);
+        if cached >= 0 {
+            let _ = writeln!(out, "veil_outage_cache_users {cached}");
+        }
         head(
             out,
             "veil_recovery_codes_used_total",

@@ -212,11 +212,17 @@ pub fn run(options: &Options) -> ExitCode {
     });
     if let Some(e) = unreachable {
         audit.store_answered(false, Some(&e));
+        let action = match config.postgres.outage {
+            crate::common::config::pg::Outage::Local => {
+                "deciding logins on this host's outage copy until it answers"
+            }
+            crate::common::config::pg::Outage::Deny => "denying every login until it answers",
+        };
         audit.log(
             Severity::Error,
             Line::new("store")
                 .field("error", &e)
-                .field("action", "denying every login until it answers")
+                .field("action", action)
                 .finish(),
         );
     }

@@ -55,6 +55,9 @@ pub fn self_service_config(config: &Config) -> Config {
     // is how such a user gets one, so they do not apply here.
     config.totp.required_groups.clear();
     config.totp.enrol_by = None;
+    // A change of credentials is the fleet's to write: during an outage
+    // it is refused, never checked against a host's outage copy.
+    config.postgres.outage = crate::common::config::pg::Outage::Deny;
     config
 }
 

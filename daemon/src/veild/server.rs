@@ -20,6 +20,7 @@ use veil_proto::{DENY, FrameReader, Request, Verdict};
 use crate::common::config::Config;
 use crate::common::ledger::{Origin, Sources};
 use crate::common::peer::Peer;
+use crate::common::store;
 use crate::veild::audit::{Audit, Line, Severity};
 use crate::veild::conn::{Conn, State, read_incoming};
 use crate::veild::conn::{deny_at, started_at};
@@ -103,6 +104,12 @@ pub fn serve(
     let mut draining = false;
     let mut listener = Some(listener);
     let mut next_prune = Instant::now() + PRUNE_EVERY;
+    // `[postgres] outage = "local"`: the copy is filled at start, then
+    // refreshed (and the journal handed over) every outage_refresh_s.
+    let outage_every = (config.postgres.outage == crate::common::config::pg::Outage::Local
+        && store::postgres::is_url(&config.database))
+    .then(|| Duration::from_secs(config.postgres.outage_refresh_s));
+    let mut next_outage = outage_every.map(|_| Instant::now());
     audit.log(
         Severity::Info,
         Line::new("start")
@@ -121,7 +128,8 @@ pub fn serve(
             .peek()
             .map(|Reverse((t, _))| *t)
             .unwrap_or(now + PRUNE_EVERY)
-            .min(next_prune);
+            .min(next_prune)
+            .min(next_outage.unwrap_or(next_prune));
         let timeout = next_timer.saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -175,6 +183,14 @@ pub fn serve(
             next_prune = Instant::now() + PRUNE_EVERY;
             if let Some(tx) = &loop_state.job_tx {
                 let _ = tx.try_send(Job::Prune);
+            }
+        }
+        if let (Some(at), Some(every)) = (next_outage, outage_every) {
+            if Instant::now() >= at {
+                next_outage = Some(Instant::now() + every);
+                if let Some(tx) = &loop_state.job_tx {
+                    let _ = tx.try_send(Job::OutageTick);
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use veil_proto::{Request, Verdict};
 use crate::common::clock::unix_now;
 use crate::common::fresh::NoteOutcome;
 use crate::common::peer::Peer;
-use crate::common::verify::{Decision, Reason, Verifier};
+use crate::common::verify::{Decision, HandOver, OutageError, Reason, Verifier};
 use crate::veild::audit::{Audit, Line, Severity, audit_decision};
 use crate::veild::self_service::SelfService;
 
@@ -41,6 +41,8 @@ pub(super) enum Job {
         peer: Peer,
     },
     Prune,
+    /// `outage = "local"`: hand the journal over, refresh the copy.
+    OutageTick,
 }
 
 /// A finished job. A login's is a [`Verdict`] and nothing else, so the
@@ -116,6 +118,7 @@ pub(super) fn spawn_workers(
                                             reason: Reason::Internal,
                                             locked: Vec::new(),
                                             ledger_full: false,
+                                            offline: false,
                                         }
                                     });
                                 audit.metrics().verification(started.elapsed());
@@ -181,6 +184,7 @@ pub(super) fn spawn_workers(
                                     audit.metrics().set_ledger_rows(rows);
                                 }
                             }
+                            Ok(Job::OutageTick) => outage_tick(&mut verifier, &audit),
                             Err(_) => return,
                         }
                     }
@@ -225,6 +229,43 @@ fn serve_note(verifier: &mut Verifier, audit: &Audit, note: &SessionNote, peer: 
     };
     audit.log(severity, line.finish());
     verdict
+}
+
+/// The outage copy's tick: logged when it handed anything over, removed
+/// a user, or failed for another reason than the store being away.
+fn outage_tick(verifier: &mut Verifier, audit: &Audit) {
+    let now = verifier.fleet_now(unix_now());
+    let mut done = HandOver::default();
+    let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        verifier.outage_tick(now, &mut done)
+    }));
+    if matches!(tick, Ok(Ok(true))) {
+        audit.metrics().set_outage_cache_users(done.users);
+    }
+    if done.failures + done.uses + done.removed > 0 {
+        audit.log(
+            Severity::Notice,
+            Line::new("outage-hand-over")
+                .field("failures", done.failures)
+                .field("uses", done.uses)
+                .field("users", done.users)
+                .field("removed", done.removed)
+                .finish(),
+        );
+    }
+    match tick {
+        Ok(Ok(_)) | Ok(Err(OutageError::Shared(_))) => {}
+        Ok(Err(e)) => audit.log(
+            Severity::Error,
+            Line::new("outage-cache").field("error", e).finish(),
+        ),
+        Err(_) => audit.log(
+            Severity::Error,
+            Line::new("outage-cache")
+                .field("error", "internal")
+                .finish(),
+        ),
+    }
 }
 
 /// One self-service request on a worker: its answer, and its audit lines

@@ -28,6 +28,27 @@ pub struct Postgres {
     /// so an unreachable or slow server gives a DENY within PAM's timeout.
     pub connect_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// What a login gets while the server cannot be reached: `deny`, or
+    /// `local`: verified against this host's copy ([`Postgres::outage_cache`]).
+    pub outage: Outage,
+    /// The local copy for `outage = "local"`: a SQLite file (mode 0600)
+    /// with the users' rows, a local ledger and the journal of offline
+    /// decisions handed to the fleet when it is back.
+    pub outage_cache: PathBuf,
+    /// How often (seconds) the copy is refreshed and the journal handed over.
+    pub outage_refresh_s: u64,
+}
+
+/// `[postgres] outage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outage {
+    /// Every login is denied while the server is unreachable.
+    #[default]
+    Deny,
+    /// Logins are verified against the local copy, failures charged to a
+    /// local ledger with the same limits.
+    Local,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +66,9 @@ impl Default for Postgres {
             ca_file: None,
             connect_timeout_ms: 1000,
             statement_timeout_ms: 1000,
+            outage: Outage::Deny,
+            outage_cache: PathBuf::from("/var/lib/veil/outage-cache.db"),
+            outage_refresh_s: 60,
         }
     }
 }
@@ -121,6 +145,15 @@ pub fn check_config(database: &Path, pg: &Postgres) -> Result<(), Invalid> {
         if !(100..=30_000).contains(&ms) {
             return Err(invalid(key, "must be between 100 and 30000"));
         }
+    }
+    if !(1..=86_400).contains(&pg.outage_refresh_s) {
+        return Err(invalid(
+            "postgres.outage_refresh_s",
+            "must be between 1 and 86400",
+        ));
+    }
+    if pg.outage == Outage::Local && !pg.outage_cache.is_absolute() {
+        return Err(invalid("postgres.outage_cache", "must be an absolute path"));
     }
     Ok(())
 }

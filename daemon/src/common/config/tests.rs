@@ -193,3 +193,31 @@ fn the_fresh_code_window_is_bounded_and_needs_a_line_with_both_factors() {
     // 0 is off and allowed anywhere.
     parse("[service.sudo]\nfactors = [\"password\"]\nfresh_code_window_s = 0\n").unwrap();
 }
+
+/// `[postgres] outage` (issue 20, item 5): `deny` by default, `local` on
+/// request, bounds named by key. Fails on the old main: no such keys.
+#[test]
+fn the_outage_option_defaults_to_deny_and_names_its_keys() {
+    let url = "database = \"postgresql://veil@%2Frun%2Fpostgresql/veil\"\n";
+    let c = parse(url).unwrap();
+    assert_eq!(c.postgres.outage, pg::Outage::Deny);
+    let c = parse(&format!("{url}[postgres]\noutage = \"local\"\n")).unwrap();
+    assert_eq!(c.postgres.outage, pg::Outage::Local);
+    assert_eq!(
+        c.postgres.outage_cache,
+        Path::new("/var/lib/veil/outage-cache.db")
+    );
+    assert_eq!(c.postgres.outage_refresh_s, 60);
+    let err = parse(&format!("{url}[postgres]\noutage = \"allow\"\n")).unwrap_err();
+    assert!(err.to_string().contains("outage"), "{err}");
+    let err = parse(&format!("{url}[postgres]\noutage_refresh_s = 0\n")).unwrap_err();
+    assert!(
+        err.to_string().contains("postgres.outage_refresh_s"),
+        "{err}"
+    );
+    let err = parse(&format!(
+        "{url}[postgres]\noutage = \"local\"\noutage_cache = \"cache.db\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("postgres.outage_cache"), "{err}");
+}

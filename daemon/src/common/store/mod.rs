@@ -4,6 +4,7 @@
 //! ledger's and the verifier's. SQLite ([`SqliteStore`]) keeps one host's
 //! store in a file; PostgreSQL ([`PgStore`]) one store for many hosts.
 
+pub mod outage;
 pub mod postgres;
 mod sqlite;
 
@@ -89,6 +90,21 @@ impl StoreError {
     pub fn is_pg_permission_denied(&self) -> bool {
         matches!(self, StoreError::Postgres { source, .. }
             if source.code() == Some(&::postgres::error::SqlState::INSUFFICIENT_PRIVILEGE))
+    }
+
+    /// PostgreSQL could not be reached or went away: no answer from the
+    /// server (refused, timed out, closed), or its connection-exception
+    /// (08) or operator-intervention (57: shutting down, starting up)
+    /// classes. Not a wrong statement, a missing privilege or a full disk:
+    /// those are the store's answer, and `outage = "local"` does not apply.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Postgres { source, .. } => match source.code() {
+                None => true,
+                Some(state) => matches!(&state.code()[..2], "08" | "57"),
+            },
+            _ => false,
+        }
     }
 }
 
@@ -246,6 +262,12 @@ pub trait Store: Send + std::fmt::Debug {
     /// False once the store can no longer be used (its file was deleted or
     /// replaced): the caller opens it again.
     fn still_usable(&self) -> bool;
+
+    /// The PostgreSQL store, if this is one (the outage hand-over's
+    /// statements are its own).
+    fn as_pg(&mut self) -> Option<&mut PgStore> {
+        None
+    }
 
     // The login path.
     /// Writes the record unknown names are checked against, as a row that

@@ -224,6 +224,8 @@ fn a_stopped_server_fails_quickly_and_a_new_connection_recovers(cluster: &mut Cl
         .reserve(&limits, charge_for(&limits, "alice", &Origin::Console), 1)
         .unwrap_err();
     assert!(matches!(err, StoreError::Postgres { .. }), "{err}");
+    // `outage = "local"` decides on the host's copy for these only.
+    assert!(err.is_outage(), "{err}");
     assert!(!store.still_usable(), "an error drops the connection");
     let reopen = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
@@ -231,6 +233,7 @@ fn a_stopped_server_fails_quickly_and_a_new_connection_recovers(cluster: &mut Cl
         reopen.to_string().contains("PostgreSQL postgresql://"),
         "{reopen}"
     );
+    assert!(reopen.is_outage(), "{reopen}");
     cluster.start_again();
     let mut store = PgStore::open(&settings(&url), OpenMode::MustExist).unwrap();
     store
