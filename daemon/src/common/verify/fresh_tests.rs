@@ -198,7 +198,8 @@ fn a_closed_session_has_no_window() {
 /// A process that is not root (a screen locker run by the user: peer
 /// uid = the account's) names the session bound by its user's ssh login:
 /// veild takes no claim of its, so no window opens, nor can it bind one.
-/// The belief rule itself is [`Claimed`]'s (fresh/tests.rs).
+/// Two guards hold this (windows are root peers' only, and [`Claimed`]
+/// drops a non-root peer's claims); fresh/tests.rs checks the second alone.
 #[test]
 fn a_non_root_peers_claimed_session_opens_no_window() {
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
