@@ -15,9 +15,11 @@ use crate::process::ProcessFacts;
 /// 4: every request carries `answered`, the module's `CLOCK_MONOTONIC`
 /// when the conversation returned the last answer; veild's failure
 /// deadline starts there. A protocol-3 request is refused the same way.
-/// Also new in 4: `one_prompt` (left out when false), and later the
-/// optional `audit_session`, `boot_id` and `ppid` (left out when the
-/// module has none; an older protocol-4 veild refuses a request with them).
+/// Also new in 4: `one_prompt` (left out when false). Added within 4,
+/// optional: `audit_session`, `boot_id` and `ppid` (the fresh-code window;
+/// left out when the module has none). A veild from before them (0.3.0)
+/// refuses a request that carries them as malformed; this veild takes a
+/// request without them, so no bump was needed.
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where veild listens unless configured otherwise (the Debian package's
