@@ -8,6 +8,7 @@
 //! ever sent to the person on failure, and every failure is `PAM_AUTH_ERR`.
 #![forbid(unsafe_code)]
 
+use veil_proto::process::ProcessFacts;
 use veil_proto::sanitize::sanitize;
 use veil_proto::{Request, Secret, Verdict};
 use veil_proto::{monotonic, one_prompt};
@@ -40,6 +41,9 @@ pub fn authenticate<'a>(
     // load a library now, and (sshd having looked up unknown names
     // already) only for real accounts. Here it happens before the stamp.
     let server_uid = veild.server_uid(&args.server_user);
+    // What the kernel says of this process (for the fresh-code window),
+    // read before the prompts too: it depends on the process only.
+    let process = ProcessFacts::of_this_process();
     let credentials = conv::ask_credentials(pam, args.password, args.factors, args.one_prompt);
     let answered = monotonic::now_ns();
     for problem in &credentials.problems {
@@ -69,7 +73,14 @@ pub fn authenticate<'a>(
     } else {
         match user {
             Err(e) => Outcome::Denied(Denial::NoUser(e)),
-            Ok(user) => decide(pam, veild, &args, user, credentials, (server_uid, answered)),
+            Ok(user) => decide(
+                pam,
+                veild,
+                &args,
+                user,
+                credentials,
+                (server_uid, answered, &process),
+            ),
         }
     };
     report(pam, &args, &outcome);
@@ -83,7 +94,7 @@ fn decide(
     args: &Args,
     user: String,
     credentials: Credentials,
-    (server_uid, answered): (Option<u32>, u64),
+    (server_uid, answered, process): (Option<u32>, u64, &ProcessFacts),
 ) -> Outcome {
     let mut request = Request::new(&user, credentials.password, credentials.code);
     request.answered = answered;
@@ -96,6 +107,7 @@ fn decide(
     request.ruid = nix::unistd::getuid().as_raw();
     request.code_only = args.factors == args::Factors::Code;
     request.one_prompt = args.one_prompt;
+    request.set_process(process);
     match veild.ask(&args.socket, &request, args.timeout, server_uid) {
         Ok(Verdict::Allow) => Outcome::Allowed,
         Ok(Verdict::Deny) => Outcome::Denied(Denial::DaemonDenied),

@@ -1,7 +1,9 @@
 //! `pam_sm_open_session` and `pam_sm_close_session`: tell veild that the
 //! login session of PAM_USER opened or closed, for the fresh-code window.
 //! Placed after `session required pam_loginuid.so`, which gives the
-//! process its audit session id; veild reads that id itself, from /proc.
+//! process its audit session id; the note carries that id and the boot id
+//! as the kernel gives them to this process (`veil_proto::process`), and
+//! veild believes them from a root peer only.
 //!
 //! Nothing here can fail, hang or change a login: every outcome is
 //! `PAM_IGNORE`, the note is sent with a short timeout, and what veild
@@ -11,6 +13,7 @@
 use std::time::Duration;
 
 use veil_proto::Verdict;
+use veil_proto::process::ProcessFacts;
 use veil_proto::sanitize::sanitize;
 use veil_proto::session::{SessionNote, SessionOp};
 
@@ -51,7 +54,7 @@ pub fn note_session<'a>(
         return PamCode::Ignore;
     };
     let service = pam.item(Item::Service).unwrap_or_default();
-    let note = SessionNote::new(op, &user, &service);
+    let note = SessionNote::new(op, &user, &service).with_process(&ProcessFacts::of_this_process());
     let server_uid = veild.server_uid(&args.server_user);
     let timeout = args.timeout.min(SESSION_TIMEOUT);
     let (level, text) = match veild.note(&args.socket, &note, timeout, server_uid) {

@@ -115,7 +115,17 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     ] {
         check_name(name, value, true)?;
     }
+    check_boot_id(request.boot_id.as_deref())?;
     Ok(request)
+}
+
+/// A boot id, if given, must be of the kernel's form: it becomes part of
+/// a store key.
+pub(crate) fn check_boot_id(boot_id: Option<&str>) -> Result<(), DecodeError> {
+    match boot_id {
+        Some(id) if !crate::process::is_boot_id(id) => Err(DecodeError::BadField("boot_id")),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn check_name(

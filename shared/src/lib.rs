@@ -10,6 +10,7 @@ pub mod client;
 pub mod codec;
 pub mod monotonic;
 pub mod one_prompt;
+pub mod process;
 pub mod proto;
 pub mod sanitize;
 pub mod self_service;

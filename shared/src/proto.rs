@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::process::ProcessFacts;
+
 /// Version carried in every request; anything else is a decode error.
 /// 2: replies are fixed-size byte fields ([`Reply`]) instead of strings.
 /// 3: every request carries `ruid`, the PAM application's real uid (who
@@ -13,7 +15,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// 4: every request carries `answered`, the module's `CLOCK_MONOTONIC`
 /// when the conversation returned the last answer; veild's failure
 /// deadline starts there. A protocol-3 request is refused the same way.
-/// Also new in 4: `one_prompt` (left out when false).
+/// Also new in 4: `one_prompt` (left out when false). Added within 4,
+/// optional: `audit_session`, `boot_id` and `ppid` (the fresh-code window;
+/// left out when the module has none). A veild from before them (0.3.0)
+/// refuses a request that carries them as malformed; this veild takes a
+/// request without them, so no bump was needed.
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where veild listens unless configured otherwise (the Debian package's
@@ -319,6 +325,26 @@ pub struct Request {
     /// like `code_only`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub one_prompt: bool,
+    /// The PAM application's audit session id (`/proc/self/sessionid`),
+    /// for the fresh-code window; left out when unset. This and the next
+    /// two fields describe the application's process, never the account
+    /// or a reply ([`crate::process`]); veild believes them from a root
+    /// peer only and reads no /proc of its own. Optional, so a veild of
+    /// this version still takes an older module's request (no window for
+    /// it); an older veild refuses one that carries them, as any
+    /// malformed request: DENY, charged to no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_session: Option<u32>,
+    /// The kernel's boot id (session ids start again at each boot);
+    /// left out when unreadable. Checked to be of the kernel's form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The application's parent pid (`getppid()`): sshd runs
+    /// `pam_authenticate` in a child of the process that opens the
+    /// session, and veild binds a login to that session only from the
+    /// process that ran it or its parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -341,7 +367,17 @@ impl Request {
             answered: 0,
             code_only: false,
             one_prompt: false,
+            audit_session: None,
+            boot_id: None,
+            ppid: None,
         }
+    }
+
+    /// Carries what the kernel says of this process ([`crate::process`]).
+    pub fn set_process(&mut self, facts: &ProcessFacts) {
+        self.audit_session = facts.session;
+        self.boot_id = facts.boot_id.clone();
+        self.ppid = facts.ppid;
     }
 }
 

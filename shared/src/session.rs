@@ -1,8 +1,9 @@
 //! Session notes: `pam_sm_open_session` and `pam_sm_close_session` tell
 //! veild that a login session opened or closed, for the fresh-code window
-//! (`[service.NAME] fresh_code_window_s`). A note carries no secret and
-//! claims nothing veild believes about the session: veild reads the
-//! audit session id of the peer process itself, from `/proc`.
+//! (`[service.NAME] fresh_code_window_s`). A note carries no secret; it
+//! carries what the kernel says of the application's process (its audit
+//! session id and the boot id, [`crate::process`]), which veild believes
+//! from a root peer only.
 //!
 //! A request kind of its own, like self-service: its body names this
 //! kind's version under the key `"session"`; a body with it is a
@@ -13,7 +14,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::codec::{DecodeError, check_name, encode_frame};
+use crate::codec::{DecodeError, check_boot_id, check_name, encode_frame};
+use crate::process::ProcessFacts;
 use crate::proto::MAX_REQUEST;
 
 /// Version of the session kind, carried under `"session"`.
@@ -50,6 +52,14 @@ pub struct SessionNote {
     pub user: String,
     #[serde(default)]
     pub service: String,
+    /// The application's audit session id, set by pam_loginuid before
+    /// this module's session line; left out when unset (then nothing is
+    /// bound, and veild says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_session: Option<u32>,
+    /// The kernel's boot id; left out when unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl SessionNote {
@@ -59,7 +69,16 @@ impl SessionNote {
             op,
             user: user.to_owned(),
             service: service.to_owned(),
+            audit_session: None,
+            boot_id: None,
         }
+    }
+
+    /// Carries what the kernel says of this process ([`crate::process`]).
+    pub fn with_process(mut self, facts: &ProcessFacts) -> SessionNote {
+        self.audit_session = facts.session;
+        self.boot_id = facts.boot_id.clone();
+        self
     }
 }
 
@@ -80,6 +99,7 @@ pub fn decode_session_note(body: &[u8]) -> Result<SessionNote, DecodeError> {
     }
     check_name("user", &note.user, false)?;
     check_name("service", &note.service, true)?;
+    check_boot_id(note.boot_id.as_deref())?;
     Ok(note)
 }
 
@@ -105,6 +125,29 @@ mod tests {
         let close = SessionNote::new(SessionOp::Close, "alice", "");
         assert!(
             matches!(decode_incoming(&body(&close)).unwrap(), Incoming::Session(n) if n == close)
+        );
+    }
+
+    #[test]
+    fn a_note_carries_the_process_facts_only_when_the_module_has_them() {
+        let bare = SessionNote::new(SessionOp::Open, "alice", "sshd");
+        let text = String::from_utf8(body(&bare)).unwrap();
+        assert!(
+            !text.contains("audit_session") && !text.contains("boot_id"),
+            "{text}"
+        );
+        let facts = ProcessFacts {
+            session: Some(7),
+            boot_id: Some("6f1c6a2e-3b8d-4c1e-9f0a-2d5b7c9e1a34".into()),
+            ppid: Some(1),
+        };
+        let note = bare.with_process(&facts);
+        let got = decode_incoming(&body(&note)).unwrap();
+        assert!(matches!(got, Incoming::Session(n) if n == note));
+        let odd = br#"{"session":1,"op":"open","user":"alice","audit_session":7,"boot_id":"x"}"#;
+        assert_eq!(
+            decode_session_note(odd).unwrap_err(),
+            DecodeError::BadField("boot_id")
         );
     }
 

@@ -209,8 +209,23 @@ impl Veild {
     /// Starts veild on the written config and waits until it listens with
     /// its workers running.
     pub fn spawn(&mut self) {
+        self.spawn_via(&[]);
+    }
+
+    /// [`Veild::spawn`] with `veild` and its arguments run by the command
+    /// `prefix` (e.g. `unshare ... sh -c '... exec "$@"' sh`): veild in a
+    /// namespace or as another user. Empty: veild itself.
+    pub fn spawn_via(&mut self, prefix: &[&std::ffi::OsStr]) {
         let stderr = File::create(self.stderr_path()).expect("create the stderr file");
-        let mut command = Command::new(self.binary("veild"));
+        let veild = self.binary("veild");
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&veild);
+                c
+            }
+            None => Command::new(&veild),
+        };
         crate::ffi::kill_with_parent(&mut command);
         let child = command
             .arg("--config")

@@ -23,7 +23,12 @@ use veil_tests::{PamStack, Veild, paths};
 const PASSWORD: &str = "fresh-pass-1";
 
 fn stacks(veild: &Veild) -> (PamStack, PamStack) {
-    let args = socket_args(&veild.socket(), "5");
+    stacks_with(&socket_args(&veild.socket(), "5"))
+}
+
+/// The login and sudo stacks with the module arguments `args`.
+fn stacks_with(args: &str) -> (PamStack, PamStack) {
+    let args = args.to_owned();
     let session = format!("session optional {} {args}", paths::module().display());
     let login = PamStack::service(
         "veil-login",
@@ -170,59 +175,94 @@ fn without_a_window_sudo_in_the_login_session_still_needs_the_code() {
     );
 }
 
-/// The shipped unit's `ProtectProc=invisible` as a mount of /proc with
-/// `hidepid=invisible`, veild running as another uid (nobody): it cannot
-/// read root's /proc entries, so with a window set it says at start that
-/// no window can open, and how to fix it. Fails on the old main, which
-/// had no such check (nor the key).
+/// The shipped unit's `ProtectProc=invisible` (and `ProcSubset=pid`) as a
+/// mount namespace with /proc mounted `hidepid=invisible,subset=pid`,
+/// veild running there as nobody: it can read nothing of root's processes
+/// nor the boot id, and the window works all the same, because the module
+/// sends what the kernel says of its own process. Fails on the old main,
+/// where veild read the peers' /proc itself: the login's session phase
+/// was ignored (`no-audit-session`), so sudo's empty code was a wrong code
+/// (`auth=7`).
 #[test]
 #[ignore = "needs root: a mount namespace with /proc hidepid=invisible, veild as nobody"]
-fn a_veild_that_cannot_see_roots_proc_says_no_window_can_open() {
-    use std::os::unix::fs::PermissionsExt;
+fn a_veild_that_cannot_see_roots_proc_still_opens_the_window() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut config = veil_tests::daemon::with_toml(
-        veil_tests::daemon::quick_config(),
-        "[service.sudo]\nfresh_code_window_s = 60\n",
-    );
-    config.socket = dir.path().join("veild.sock");
-    config.database = dir.path().join("veil.db");
-    config.metrics.interval_s = 0;
-    let config_path = dir.path().join("veild.toml");
-    std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-    let stderr_path = dir.path().join("stderr");
-    let mut command = Command::new("unshare");
-    command
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(
-            "mount -t proc -o hidepid=invisible proc /proc && \
-             exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" --config \"$1\" --log-stderr",
-        )
-        .arg(paths::veild())
-        .arg(&config_path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap());
-    veil_tests::kill_with_parent(&mut command);
-    let mut child = command.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let warning = loop {
-        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| {
-            l.contains("no\\x20window\\x20can\\x20open") || l.contains("no window can open")
-        }) {
-            break Some(line.to_owned());
-        }
-        if std::time::Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut accounts = Accounts::new();
+    accounts.add("v21hide");
+    let mut veild =
+        Veild::from_toml("[lockout]\ndeny = 5\n[service.veil-sudo]\nfresh_code_window_s = 600\n");
+    veild.add_user("v21hide", PASSWORD);
+    veild.enroll_totp("v21hide", DEMO_SECRET);
+    veild.stop();
+    // veild as nobody owns its directory and database, as user veil does.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let own = |path: &std::path::Path| {
+        std::os::unix::fs::chown(path, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+            .unwrap()
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let line = warning.unwrap_or_else(|| panic!("no warning: {text}"));
-    assert!(line.contains("ProtectProc"), "{line}");
+    own(veild.dir());
+    for entry in std::fs::read_dir(veild.dir()).unwrap() {
+        own(&entry.unwrap().path());
+    }
+    let script = format!(
+        "mount -t proc -o hidepid=invisible,subset=pid proc /proc && \
+         exec setpriv --reuid={uid} --regid={gid} --clear-groups \"$@\"",
+        uid = nobody.uid,
+        gid = nobody.gid
+    );
+    let prefix = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ];
+    let prefix: Vec<&std::ffi::OsStr> = prefix.iter().map(std::ffi::OsStr::new).collect();
+    veild.spawn_via(&prefix);
+    // The precondition, seen from outside: veild is nobody's, and its
+    // /proc hides other users' processes and the rest of /proc.
+    let pid = veild.pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(&nobody.uid.to_string()),
+        "{status}"
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    // The last /proc mounted is the one veild sees.
+    let proc_mount = mounts
+        .lines()
+        .rfind(|l| l.split_whitespace().nth(4) == Some("/proc"))
+        .unwrap_or_else(|| panic!("no /proc in veild's namespace: {mounts}"));
+    assert!(proc_mount.contains("hidepid=invisible"), "{proc_mount}");
+    assert!(proc_mount.contains("subset=pid"), "{proc_mount}");
+
+    let args = format!(
+        "socket={} timeout=5 server_user=nobody",
+        veild.socket().display()
+    );
+    let (login, sudo) = stacks_with(&args);
+    let out = login_then_sudo("v21hide", &login, &sudo);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    // In the login's session: the password alone passes.
+    assert!(
+        lines[0].starts_with("auth auth=0 "),
+        "{out}\n{}",
+        veild.stderr()
+    );
+    // Another audit session: the code is needed.
+    assert!(lines[1].starts_with("auth auth=7 "), "{out}");
+    let ids = sessions(&out);
+    let log = veild.log_with(3);
+    let bound = format!("audit_session={}", ids[3]);
+    assert!(
+        log.lines().any(|l| l.contains("event=session")
+            && l.contains("outcome=bound")
+            && l.contains(&bound)),
+        "{log}"
+    );
 }

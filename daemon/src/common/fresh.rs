@@ -6,26 +6,31 @@
 //! "The same session" is the kernel's word, never a client's: the audit
 //! session id (`/proc/PID/sessionid`), which pam_loginuid gives a login
 //! in its session phase, which every process of the login inherits, and
-//! which only `CAP_AUDIT_CONTROL` can set. veild reads it itself, for the
-//! peer's pid (`SO_PEERCRED`). Two steps:
+//! which only `CAP_AUDIT_CONTROL` can set. pam_veil reads it inside the
+//! PAM application, with the boot id and its parent pid, and sends them
+//! ([`veil_proto::process`]); veild believes them from a root peer only
+//! ([`Claimed`]), as it believes `ruid`, and reads no /proc itself (its
+//! unit hides other users' processes and the boot id from it). The peer's
+//! own pid is the kernel's (`SO_PEERCRED`). Two steps:
 //!
 //! 1. Binding. A login that verified password and code, from a root peer
 //!    whose real uid is 0 (sshd, login: not a setuid front end), is
-//!    remembered for [`BIND_WITHIN_S`] with the peer's pid and parent pid.
-//!    pam_veil's `open_session` then sends a [`SessionNote`]; veild binds
-//!    the peer's session id to the user only if the peer is root, its
-//!    session id is set, and it is the process that ran that login or its
-//!    parent (sshd runs `pam_authenticate` in a child it forks, and the
-//!    session phase in itself), and each login binds once. So another
-//!    connection's session (one that logged in with a key alone at the
-//!    same moment) cannot take a login that was not its own.
-//! 2. Use. A request of a service with a window reads the peer's session
-//!    id (sudo's own process, which inherits it) and the binding of (host,
-//!    boot, session id, user); with `bound_at + N > now` an empty code
-//!    passes. Every request of such a service does this same work.
+//!    remembered for [`BIND_WITHIN_S`] with the peer's pid and the parent
+//!    pid its module sent. pam_veil's `open_session` then sends a
+//!    [`SessionNote`] with its session id; veild binds that session to the
+//!    user only if the peer is root, sent a session id and boot id, and is
+//!    the process that ran that login or its parent (sshd runs
+//!    `pam_authenticate` in a child it forks, and the session phase in
+//!    itself), and each login binds once. So another connection's session
+//!    (one that logged in with a key alone at the same moment) cannot
+//!    take a login that was not its own.
+//! 2. Use. A request of a service with a window looks up the binding of
+//!    (host, boot, session id, user) its module sent (sudo's own process,
+//!    which inherits the session); with `bound_at + N > now` an empty code
+//!    passes. Every such request that carries a session id does this same
+//!    work.
 
-use std::path::Path;
-
+use veil_proto::Request;
 use veil_proto::session::{SessionNote, SessionOp};
 
 use crate::common::peer::Peer;
@@ -37,86 +42,56 @@ pub const MAX_WINDOW_S: u64 = 3600;
 /// How long after a login its session phase may bind it.
 pub const BIND_WITHIN_S: u64 = 60;
 
-/// `/proc/PID/sessionid` of a process no login session has claimed.
-pub const NO_SESSION: u32 = u32::MAX;
-
 /// Logins waiting for their session phase, at most; the oldest go first.
 const MAX_RECENT: usize = 4096;
 
-/// What the kernel says of a peer process; `None` where /proc did not say.
+/// What a peer's module said of its process, as veild takes it: from a
+/// root peer only. A process that is not root could name any session id
+/// (another user's, or its own user's other login), so its claims count
+/// for nothing; root could set its session id anyway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProcInfo {
-    /// The audit session id, unless unset ([`NO_SESSION`]).
+pub struct Claimed<'a> {
     pub session: Option<u32>,
+    pub boot: Option<&'a str>,
     pub ppid: Option<i32>,
 }
 
-/// Reads `/proc/PID/sessionid` and the parent pid of `/proc/PID/stat`.
-pub fn read_proc(pid: i32) -> ProcInfo {
-    let dir = Path::new("/proc").join(pid.to_string());
-    ProcInfo {
-        session: std::fs::read_to_string(dir.join("sessionid"))
-            .ok()
-            .and_then(|t| parse_session(&t)),
-        ppid: std::fs::read_to_string(dir.join("stat"))
-            .ok()
-            .and_then(|t| parse_ppid(&t)),
-    }
-}
-
-/// A session id, or `None` when unset or unreadable.
-pub fn parse_session(text: &str) -> Option<u32> {
-    text.trim().parse::<u32>().ok().filter(|&s| s != NO_SESSION)
-}
-
-/// The parent pid: the second field after the command, which is in
-/// parentheses and may itself hold spaces and parentheses.
-pub fn parse_ppid(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// This host as its bindings are keyed: its name and its boot (session
-/// ids start again at each boot).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKey {
-    pub host: String,
-    pub boot: String,
-}
-
-impl HostKey {
-    pub fn this_host() -> HostKey {
-        HostKey {
-            host: crate::common::totp::host_name(),
-            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .map(|t| t.trim().to_owned())
-                .unwrap_or_default(),
+impl<'a> Claimed<'a> {
+    /// What an auth request claims, if `peer` is root.
+    pub fn of_request(request: &'a Request, peer: Peer) -> Claimed<'a> {
+        if peer.uid != 0 {
+            return Claimed::default();
+        }
+        Claimed {
+            session: request.audit_session,
+            boot: request.boot_id.as_deref(),
+            ppid: request.ppid.and_then(|p| i32::try_from(p).ok()),
         }
     }
 
-    pub fn key<'a>(&'a self, session: u32, user: &'a str) -> SessionKey<'a> {
-        SessionKey {
-            host: &self.host,
-            boot: &self.boot,
-            session,
+    /// What a session note claims, if `peer` is root.
+    pub fn of_note(note: &'a SessionNote, peer: Peer) -> Claimed<'a> {
+        if peer.uid != 0 {
+            return Claimed::default();
+        }
+        Claimed {
+            session: note.audit_session,
+            boot: note.boot_id.as_deref(),
+            ppid: None,
+        }
+    }
+
+    /// The binding's key on `host` for `user`, if the claim names both a
+    /// session and a boot (session ids start again at each boot: without
+    /// the boot in the key, a binding could outlive a reboot).
+    pub fn key(&self, host: &'a str, user: &'a str) -> Option<SessionKey<'a>> {
+        Some(SessionKey {
+            host,
+            boot: self.boot?,
+            session: self.session?,
             user,
-        }
+        })
     }
-}
-
-/// Why this veild cannot tell sessions apart, if it cannot: another
-/// user's /proc entries are hidden from it (`ProtectProc=invisible` in
-/// veild.service, `hidepid=`), or the boot id is (`ProcSubset=pid`).
-/// Then no window ever opens; veild says so at start.
-pub fn proc_problem(host: &HostKey) -> Option<&'static str> {
-    if host.boot.is_empty() {
-        return Some("/proc/sys/kernel/random/boot_id is not readable (ProcSubset=pid?)");
-    }
-    // PID 1 is root's: visible only without hidepid.
-    if std::fs::read_to_string("/proc/1/sessionid").is_err() {
-        return Some("other users' /proc/PID/sessionid is hidden (ProtectProc=invisible?)");
-    }
-    None
 }
 
 /// One login that verified password and code, not yet bound.
@@ -157,8 +132,10 @@ impl Recent {
     /// same user and service, run by `pid` itself or a child of it, within
     /// [`BIND_WITHIN_S`]. Each login is taken once.
     pub fn claim(&mut self, user: &str, service: &str, pid: i32, now: u64) -> bool {
+        // A pid of 0 is no process (a peer outside veild's pid namespace).
         let found = self.logins.iter().rposition(|l| {
-            l.user == user
+            pid > 0
+                && l.user == user
                 && l.service == service
                 && (l.pid == pid || l.ppid == Some(pid))
                 && l.at <= now
@@ -205,31 +182,43 @@ impl NoteOutcome {
             NoteOutcome::Ignored(why) => why,
         }
     }
+
+    /// What the admin can do about an outcome that is likely a setup
+    /// mistake, for the log line.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            NoteOutcome::Ignored("no-audit-session") => Some(
+                "the module sent no audit session id: put session required pam_loginuid.so before pam_veil.so's session line, and upgrade pam_veil.so with veild",
+            ),
+            NoteOutcome::Ignored("no-boot-id") => {
+                Some("the module could not read /proc/sys/kernel/random/boot_id")
+            }
+            _ => None,
+        }
+    }
 }
 
-/// Applies one session note from `peer`, whose /proc says `proc`. `any_window`:
-/// some service has a window (else nothing is bound).
+/// Applies one session note from `peer` on `host`. `any_window`: some
+/// service has a window (else nothing is bound).
 pub fn apply_note(
     store: &mut dyn Store,
     recent: &mut Recent,
-    host: &HostKey,
+    host: &str,
     note: &SessionNote,
-    (peer, proc): (Peer, ProcInfo),
+    peer: Peer,
     any_window: bool,
     now: u64,
 ) -> Result<NoteOutcome, StoreError> {
     if peer.uid != 0 {
         return Ok(NoteOutcome::Ignored("peer-not-root"));
     }
-    let Some(session) = proc.session else {
+    let claimed = Claimed::of_note(note, peer);
+    let Some(session) = claimed.session else {
         return Ok(NoteOutcome::Ignored("no-audit-session"));
     };
-    if host.boot.is_empty() {
-        // Session ids start again at each boot: without the boot in the
-        // key, a binding could outlive a reboot.
+    let Some(key) = claimed.key(host, &note.user) else {
         return Ok(NoteOutcome::Ignored("no-boot-id"));
-    }
-    let key = host.key(session, &note.user);
+    };
     match note.op {
         SessionOp::Close => Ok(NoteOutcome::Closed {
             session,

@@ -16,7 +16,7 @@ use veil_proto::{Reply, Request, Verdict};
 
 use crate::common::config::Config;
 use crate::common::crypt::{self, Scratch};
-use crate::common::fresh::{self, HostKey, ProcInfo, Recent};
+use crate::common::fresh::{self, Claimed, Recent};
 use crate::common::ledger::{self, Key, Limits, Origin};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
@@ -134,9 +134,8 @@ pub struct Verifier {
     store_time: std::time::Duration,
     /// Logins that may bind their session (shared by veild's workers).
     recent: Arc<Mutex<Recent>>,
-    host: HostKey,
-    /// How a peer's /proc is read (tests put in what the kernel would say).
-    proc_of: fn(i32) -> ProcInfo,
+    /// This host's name, in the fresh-code bindings' key.
+    host: String,
     /// `[postgres] outage = "local"`: the copy's file, and the copy once opened.
     outage_cache: Option<PathBuf>,
     cache: Option<store::outage::Cache>,
@@ -184,8 +183,7 @@ impl Verifier {
             scratch: Scratch::default(),
             store_time: std::time::Duration::ZERO,
             recent: Arc::default(),
-            host: HostKey::this_host(),
-            proc_of: fresh::read_proc,
+            host: totp::host_name(),
             outage_cache: outage::cache_path(config),
             cache: None,
             offline: false,
@@ -198,12 +196,6 @@ impl Verifier {
         self.recent = recent;
     }
 
-    /// Reads peers' /proc with `proc_of` (tests).
-    #[cfg(test)]
-    pub fn set_proc_reader(&mut self, proc_of: fn(i32) -> ProcInfo) {
-        self.proc_of = proc_of;
-    }
-
     /// Applies a session note ([`fresh::apply_note`]) at `now`.
     pub fn session_note(
         &mut self,
@@ -212,7 +204,6 @@ impl Verifier {
         now: u64,
     ) -> Result<fresh::NoteOutcome, VerifierError> {
         let any_window = self.policies.any_fresh_window();
-        let proc = (self.proc_of)(peer.pid);
         let recent = Arc::clone(&self.recent);
         let host = self.host.clone();
         let store = self.store()?;
@@ -222,33 +213,27 @@ impl Verifier {
             &mut recent,
             &host,
             note,
-            (peer, proc),
+            peer,
             any_window,
             now,
         )?)
     }
 
     /// Whether the service's window is open for this request: the same
-    /// work (a /proc read and one store read) for every request of a
-    /// service with a window, whoever the user is.
+    /// work (one store read) for every request of a service with a window
+    /// whose module sent a session and boot id, whoever the user is.
     fn fresh_window(&mut self, request: &Request, peer: Peer, now: i64) -> bool {
         let window = self.policies.fresh_window(&request.service, peer.uid);
         if window == 0 || request.code_only || request.one_prompt {
             return false;
         }
-        let Some(session) = (self.proc_of)(peer.pid).session else {
+        let claimed = Claimed::of_request(request, peer);
+        let Some(key) = claimed.key(&self.host, &request.user) else {
             return false;
         };
-        if self.host.boot.is_empty() {
-            return false;
-        }
-        let host = self.host.clone();
         let started = std::time::Instant::now();
         let bound_at = match self.store.as_ref() {
-            Some(store) => store
-                .fresh_bound_at(&host.key(session, &request.user))
-                .ok()
-                .flatten(),
+            Some(store) => store.fresh_bound_at(&key).ok().flatten(),
             None => None,
         };
         self.store_time += started.elapsed();
@@ -264,7 +249,7 @@ impl Verifier {
         {
             return;
         }
-        let ppid = (self.proc_of)(peer.pid).ppid;
+        let ppid = Claimed::of_request(request, peer).ppid;
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.record(&request.user, &request.service, peer.pid, ppid, now);
     }

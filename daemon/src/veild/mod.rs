@@ -252,25 +252,6 @@ pub fn run(options: &Options) -> ExitCode {
                 .finish(),
         );
     }
-    if crate::common::policy::Policies::from(&config).any_fresh_window() {
-        let host = crate::common::fresh::HostKey::this_host();
-        if let Some(problem) = crate::common::fresh::proc_problem(&host) {
-            audit.log(
-                Severity::Warning,
-                Line::new("config")
-                    .field(
-                        "warning",
-                        "fresh_code_window_s is set, but no window can open",
-                    )
-                    .field("cause", problem)
-                    .field(
-                        "fix",
-                        "systemctl edit veild: [Service] ProtectProc=default ProcSubset=all",
-                    )
-                    .finish(),
-            );
-        }
-    }
     if config.failure_delay_ms == 0 {
         audit.log(
             Severity::Warning,

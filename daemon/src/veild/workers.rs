@@ -215,7 +215,12 @@ fn serve_note(verifier: &mut Verifier, audit: &Audit, note: &SessionNote, peer: 
                     line = line.field("audit_session", session);
                     (Severity::Info, Verdict::Allow)
                 }
-                NoteOutcome::Ignored(_) => (Severity::Info, Verdict::Deny),
+                NoteOutcome::Ignored(_) => {
+                    if let Some(hint) = result.hint() {
+                        line = line.field("hint", hint);
+                    }
+                    (Severity::Info, Verdict::Deny)
+                }
             }
         }
         Ok(Err(e)) => {

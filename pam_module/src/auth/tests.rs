@@ -234,6 +234,13 @@ fn allow_is_success_after_both_prompts_and_the_request_carries_every_item() {
         ),
         ("sshd", "192.0.2.7", "ssh", "bob")
     );
+    // What the kernel says of this process, for the fresh-code window.
+    let facts = veil_proto::process::ProcessFacts::of_this_process();
+    assert_eq!(
+        (request.audit_session, &request.boot_id, request.ppid),
+        (facts.session, &facts.boot_id, facts.ppid)
+    );
+    assert!(request.ppid.is_some() && request.boot_id.is_some());
     assert_eq!(
         got.stored.len(),
         1,

@@ -107,7 +107,13 @@ fn open_and_close_send_the_user_and_service_with_a_short_timeout() {
         assert_eq!(veild.sent.len(), 1);
         let (socket, note, timeout) = &veild.sent[0];
         assert_eq!(socket, Path::new("/run/x.sock"));
-        assert_eq!(*note, SessionNote::new(op, "alice", "sshd"));
+        // With what the kernel says of this process (pam_loginuid's id).
+        let facts = veil_proto::process::ProcessFacts::of_this_process();
+        assert_eq!(
+            *note,
+            SessionNote::new(op, "alice", "sshd").with_process(&facts)
+        );
+        assert!(note.boot_id.is_some());
         assert_eq!(*timeout, SESSION_TIMEOUT);
         assert!(pam.logs.borrow().is_empty(), "{:?}", pam.logs);
     }

@@ -108,3 +108,30 @@ fn replies_are_redacted_in_debug_output() {
         "{shown}"
     );
 }
+
+#[test]
+fn the_process_facts_travel_only_when_the_module_has_them() {
+    use crate::codec::decode_request;
+    use crate::process::ProcessFacts;
+    // Without them (an older module, or a process outside any session) the
+    // request is what it was: a veild of this version decodes it.
+    let bare = Request::new("alice", Reply::from("pw"), Reply::from("1"));
+    let text = wire(&bare);
+    for key in ["audit_session", "boot_id", "ppid"] {
+        assert!(!text.contains(key), "{text}");
+    }
+    assert_eq!(decode_request(text.as_bytes()).unwrap(), bare);
+    let mut full = bare.clone();
+    full.set_process(&ProcessFacts {
+        session: Some(4242),
+        boot_id: Some("6f1c6a2e-3b8d-4c1e-9f0a-2d5b7c9e1a34".into()),
+        ppid: Some(100),
+    });
+    assert_eq!(decode_request(wire(&full).as_bytes()).unwrap(), full);
+    // A boot id not of the kernel's form never reaches a store key.
+    full.boot_id = Some("../x".into());
+    assert_eq!(
+        decode_request(wire(&full).as_bytes()).unwrap_err(),
+        crate::codec::DecodeError::BadField("boot_id")
+    );
+}

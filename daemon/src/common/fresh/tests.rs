@@ -1,5 +1,5 @@
-//! The binding and window rules, with injected clocks and /proc readings,
-//! on a real SQLite store.
+//! The binding and window rules, with injected clocks and what modules
+//! claim of their processes, on a real SQLite store.
 
 use super::*;
 use crate::common::store::{self, Location, OpenMode};
@@ -8,36 +8,58 @@ const NOW: u64 = 1_700_000_000;
 const ROOT_AUTH: Peer = Peer { uid: 0, pid: 101 };
 /// sshd's session phase runs in the process that forked the auth child.
 const ROOT_MONITOR: Peer = Peer { uid: 0, pid: 100 };
+const HOST: &str = "h1";
+const BOOT: &str = "6f1c6a2e-3b8d-4c1e-9f0a-2d5b7c9e1a34";
 
-fn host() -> HostKey {
-    HostKey {
-        host: "h1".into(),
-        boot: "b1".into(),
+fn key(session: u32, user: &str) -> SessionKey<'_> {
+    SessionKey {
+        host: HOST,
+        boot: BOOT,
+        session,
+        user,
     }
 }
 
-fn open_note(user: &str) -> SessionNote {
-    SessionNote::new(SessionOp::Open, user, "sshd")
+/// A note from a process in audit session `session` (`None`: unset).
+fn note(op: SessionOp, user: &str, session: Option<u32>) -> SessionNote {
+    let mut note = SessionNote::new(op, user, "sshd");
+    note.audit_session = session;
+    note.boot_id = Some(BOOT.into());
+    note
 }
 
-fn in_session(session: u32) -> ProcInfo {
-    ProcInfo {
-        session: Some(session),
-        ppid: Some(1),
-    }
-}
-
+/// veild read no /proc of its own: a non-root peer's claims are nothing,
+/// so it cannot name a session (another user's, or another login of its
+/// own user) to borrow that session's window.
 #[test]
-fn proc_files_parse_as_the_kernel_writes_them() {
-    assert_eq!(parse_session("4294967295"), None);
-    assert_eq!(parse_session("12\n"), Some(12));
-    assert_eq!(parse_session(""), None);
-    // A command name with spaces and parentheses does not shift the fields.
-    let stat = "4242 (sshd: a) (b) S 4100 4242 4242 0 -1 4194560 0";
-    assert_eq!(parse_ppid(stat), Some(4100));
-    assert_eq!(parse_ppid("garbage"), None);
-    // This process: a parent exists, whatever its session.
-    assert!(read_proc(std::process::id() as i32).ppid.is_some());
+fn only_a_root_peers_claims_count() {
+    let mut open = note(SessionOp::Open, "alice", Some(7));
+    let user_peer = Peer {
+        uid: 1000,
+        pid: 100,
+    };
+    assert_eq!(Claimed::of_note(&open, user_peer), Claimed::default());
+    let root = Claimed::of_note(&open, ROOT_MONITOR);
+    assert_eq!((root.session, root.boot), (Some(7), Some(BOOT)));
+    assert_eq!(root.key(HOST, "alice"), Some(key(7, "alice")));
+    // A session without a boot keys nothing.
+    open.boot_id = None;
+    assert_eq!(
+        Claimed::of_note(&open, ROOT_MONITOR).key(HOST, "alice"),
+        None
+    );
+    let mut request = Request::new("alice", "pw".into(), "".into());
+    request.audit_session = Some(7);
+    request.boot_id = Some(BOOT.into());
+    request.ppid = Some(100);
+    assert_eq!(Claimed::of_request(&request, user_peer), Claimed::default());
+    assert_eq!(
+        Claimed::of_request(&request, user_peer).key(HOST, "alice"),
+        None
+    );
+    let root = Claimed::of_request(&request, ROOT_AUTH);
+    assert_eq!(root.ppid, Some(100));
+    assert_eq!(root.key(HOST, "alice"), Some(key(7, "alice")));
 }
 
 #[test]
@@ -93,77 +115,64 @@ fn sqlite() -> (tempfile::TempDir, Box<dyn Store>) {
 #[test]
 fn a_note_binds_the_peers_session_only_after_its_login() {
     let (_dir, mut store) = sqlite();
-    let host = host();
     let mut recent = Recent::default();
-    let apply = |store: &mut Box<dyn Store>, recent: &mut Recent, peer, proc, window| {
-        apply_note(
-            store.as_mut(),
-            recent,
-            &host,
-            &open_note("alice"),
-            (peer, proc),
-            window,
-            NOW,
-        )
-        .unwrap()
+    let apply = |store: &mut Box<dyn Store>, recent: &mut Recent, peer, note, window| {
+        apply_note(store.as_mut(), recent, HOST, &note, peer, window, NOW).unwrap()
     };
+    let in_7 = || note(SessionOp::Open, "alice", Some(7));
     // No login to bind.
-    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_session(7), true);
+    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_7(), true);
     assert_eq!(got, NoteOutcome::Ignored("no-fresh-login"));
     recent.record("alice", "sshd", ROOT_AUTH.pid, Some(ROOT_MONITOR.pid), NOW);
-    // A peer that is not root, one without an audit session, a host
-    // without any window: nothing bound, and the login still waits.
+    // A peer that is not root, one without an audit session or boot id,
+    // a host without any window: nothing bound, and the login still waits.
     let user_peer = Peer {
         uid: 1000,
         pid: 100,
     };
-    let got = apply(&mut store, &mut recent, user_peer, in_session(7), true);
+    let got = apply(&mut store, &mut recent, user_peer, in_7(), true);
     assert_eq!(got, NoteOutcome::Ignored("peer-not-root"));
-    let got = apply(
-        &mut store,
-        &mut recent,
-        ROOT_MONITOR,
-        ProcInfo::default(),
-        true,
-    );
+    let unset = note(SessionOp::Open, "alice", None);
+    let got = apply(&mut store, &mut recent, ROOT_MONITOR, unset, true);
     assert_eq!(got, NoteOutcome::Ignored("no-audit-session"));
-    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_session(7), false);
+    assert!(got.hint().unwrap().contains("pam_loginuid"));
+    let mut no_boot = in_7();
+    no_boot.boot_id = None;
+    let got = apply(&mut store, &mut recent, ROOT_MONITOR, no_boot, true);
+    assert_eq!(got, NoteOutcome::Ignored("no-boot-id"));
+    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_7(), false);
     assert_eq!(got, NoteOutcome::Ignored("no-window-configured"));
-    assert_eq!(store.fresh_bound_at(&host.key(7, "alice")).unwrap(), None);
-    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_session(7), true);
+    assert_eq!(store.fresh_bound_at(&key(7, "alice")).unwrap(), None);
+    let got = apply(&mut store, &mut recent, ROOT_MONITOR, in_7(), true);
     assert_eq!(got, NoteOutcome::Bound { session: 7 });
     assert_eq!(
-        store.fresh_bound_at(&host.key(7, "alice")).unwrap(),
+        store.fresh_bound_at(&key(7, "alice")).unwrap(),
         Some(NOW as i64)
     );
     // Keyed by host, boot, session and user.
-    assert_eq!(store.fresh_bound_at(&host.key(8, "alice")).unwrap(), None);
-    assert_eq!(store.fresh_bound_at(&host.key(7, "bob")).unwrap(), None);
-    let rebooted = HostKey {
-        boot: "b2".into(),
-        ..host.clone()
+    assert_eq!(store.fresh_bound_at(&key(8, "alice")).unwrap(), None);
+    assert_eq!(store.fresh_bound_at(&key(7, "bob")).unwrap(), None);
+    let rebooted = SessionKey {
+        boot: "00000000-3b8d-4c1e-9f0a-2d5b7c9e1a34",
+        ..key(7, "alice")
     };
-    assert_eq!(
-        store.fresh_bound_at(&rebooted.key(7, "alice")).unwrap(),
-        None
-    );
+    assert_eq!(store.fresh_bound_at(&rebooted).unwrap(), None);
 }
 
 #[test]
 fn closing_the_session_ends_its_binding_and_prune_takes_old_ones() {
     let (_dir, mut store) = sqlite();
-    let host = host();
-    store.fresh_bind(&host.key(7, "alice"), NOW as i64).unwrap();
+    store.fresh_bind(&key(7, "alice"), NOW as i64).unwrap();
     store
-        .fresh_bind(&host.key(9, "alice"), NOW as i64 - 4000)
+        .fresh_bind(&key(9, "alice"), NOW as i64 - 4000)
         .unwrap();
-    let close = SessionNote::new(SessionOp::Close, "alice", "sshd");
+    let close = note(SessionOp::Close, "alice", Some(7));
     let got = apply_note(
         store.as_mut(),
         &mut Recent::default(),
-        &host,
+        HOST,
         &close,
-        (ROOT_MONITOR, in_session(7)),
+        ROOT_MONITOR,
         true,
         NOW,
     )
@@ -175,33 +184,19 @@ fn closing_the_session_ends_its_binding_and_prune_takes_old_ones() {
             rows: 1
         }
     );
-    assert_eq!(store.fresh_bound_at(&host.key(7, "alice")).unwrap(), None);
+    assert_eq!(store.fresh_bound_at(&key(7, "alice")).unwrap(), None);
     assert_eq!(
         store.fresh_prune(NOW as i64 - MAX_WINDOW_S as i64).unwrap(),
         1
     );
-    assert_eq!(store.fresh_bound_at(&host.key(9, "alice")).unwrap(), None);
+    assert_eq!(store.fresh_bound_at(&key(9, "alice")).unwrap(), None);
 }
 
 #[test]
-fn without_a_boot_id_nothing_binds_and_the_cause_is_named() {
-    let (_dir, mut store) = sqlite();
-    let no_boot = HostKey {
-        host: "h1".into(),
-        boot: String::new(),
-    };
-    assert!(proc_problem(&no_boot).unwrap().contains("boot_id"));
+fn a_peer_pid_of_zero_takes_no_login() {
+    // SO_PEERCRED says 0 for a peer outside veild's pid namespace; two
+    // such peers must not pass for one process.
     let mut recent = Recent::default();
-    recent.record("alice", "sshd", ROOT_AUTH.pid, Some(ROOT_MONITOR.pid), NOW);
-    let got = apply_note(
-        store.as_mut(),
-        &mut recent,
-        &no_boot,
-        &open_note("alice"),
-        (ROOT_MONITOR, in_session(7)),
-        true,
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(got, NoteOutcome::Ignored("no-boot-id"));
+    recent.record("alice", "sshd", 0, None, NOW);
+    assert!(!recent.claim("alice", "sshd", 0, NOW));
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use veil_proto::Reply;
+use veil_proto::process::ProcessFacts;
 use veil_proto::session::{SessionNote, SessionOp};
 
 const NOW: u64 = 1_700_000_000;
@@ -14,22 +15,32 @@ const SSHD_MONITOR: Peer = Peer { uid: 0, pid: 100 };
 const SUDO_SAME: Peer = Peer { uid: 0, pid: 200 };
 const SUDO_OTHER: Peer = Peer { uid: 0, pid: 300 };
 
-/// What the kernel would say: pid 300 is in session 8, every other in 7;
-/// each process's parent is the pid below it.
-fn fake_proc(pid: i32) -> fresh::ProcInfo {
-    fresh::ProcInfo {
-        session: Some(if pid == 300 { 8 } else { 7 }),
-        ppid: Some(pid - 1),
+const BOOT: &str = "6f1c6a2e-3b8d-4c1e-9f0a-2d5b7c9e1a34";
+
+/// What each process's module sends, as the kernel told it: pid 300 is in
+/// audit session 8, every other in 7; each process's parent is the pid
+/// below it.
+fn facts(peer: Peer) -> ProcessFacts {
+    ProcessFacts {
+        session: Some(if peer.pid == 300 { 8 } else { 7 }),
+        boot_id: Some(BOOT.into()),
+        ppid: Some(peer.pid as u32 - 1),
     }
 }
 
 struct Fixture {
+    user: &'static str,
     _dir: tempfile::TempDir,
     verifier: Verifier,
     secret: Vec<u8>,
 }
 
 fn fixture(window: Option<u64>) -> Fixture {
+    fixture_for("alice", window)
+}
+
+/// A veil user `user` with password "right" and a code; `window`: sudo's.
+fn fixture_for(user: &'static str, window: Option<u64>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut text = format!(
         "database = {:?}\n[argon2]\nm_cost_kib = 64\nt_cost = 1\n[lockout]\ndeny = 3\n",
@@ -43,14 +54,14 @@ fn fixture(window: Option<u64>) -> Fixture {
     let mut store = store::open(&Location::of(&config), OpenMode::CreateIfMissing).unwrap();
     let secret = totp::new_secret().unwrap().to_vec();
     store
-        .add_user("alice", &hasher.hash(b"right").unwrap(), 0)
+        .add_user(user, &hasher.hash(b"right").unwrap(), 0)
         .unwrap();
-    store.set_totp_pending("alice", &secret, 0).unwrap();
-    store.activate_totp("alice", -1, 0).unwrap();
+    store.set_totp_pending(user, &secret, 0).unwrap();
+    store.activate_totp(user, -1, 0).unwrap();
     let dummy = dummy_record(&hasher).unwrap();
-    let mut verifier = Verifier::new(&config, hasher, dummy, SystemAccounts::default());
-    verifier.set_proc_reader(fake_proc);
+    let verifier = Verifier::new(&config, hasher, dummy, SystemAccounts::default());
     Fixture {
+        user,
         _dir: dir,
         verifier,
         secret,
@@ -66,9 +77,10 @@ fn ask(
     code: &str,
     now: u64,
 ) -> Decision {
-    let mut request = Request::new("alice", Reply::from(pw), Reply::from(code));
+    let mut request = Request::new(f.user, Reply::from(pw), Reply::from(code));
     request.service = service.into();
     request.ruid = ruid;
+    request.set_process(&facts(peer));
     f.verifier.decide(&request, peer, now)
 }
 
@@ -77,7 +89,7 @@ fn ssh_login_and_bind(f: &mut Fixture) -> fresh::NoteOutcome {
     let code = totp::code_at(&f.secret, totp::step_of(NOW)).to_string();
     let d = ask(f, "sshd", SSHD_AUTH, 0, "right", &code, NOW);
     assert_eq!(d.reason, Reason::Success);
-    let note = SessionNote::new(SessionOp::Open, "alice", "sshd");
+    let note = SessionNote::new(SessionOp::Open, f.user, "sshd").with_process(&facts(SSHD_MONITOR));
     f.verifier
         .session_note(&note, SSHD_MONITOR, NOW + 1)
         .unwrap()
@@ -140,7 +152,8 @@ fn a_setuid_front_ends_login_binds_nothing() {
     let code = totp::code_at(&f.secret, totp::step_of(NOW)).to_string();
     let d = ask(&mut f, "sshd", SSHD_AUTH, 1000, "right", &code, NOW);
     assert_eq!(d.reason, Reason::Success);
-    let note = SessionNote::new(SessionOp::Open, "alice", "sshd");
+    let note =
+        SessionNote::new(SessionOp::Open, "alice", "sshd").with_process(&facts(SSHD_MONITOR));
     let got = f
         .verifier
         .session_note(&note, SSHD_MONITOR, NOW + 1)
@@ -165,7 +178,8 @@ fn a_wrong_password_inside_the_window_is_denied_and_counted() {
 fn a_closed_session_has_no_window() {
     let mut f = fixture(Some(300));
     ssh_login_and_bind(&mut f);
-    let close = SessionNote::new(SessionOp::Close, "alice", "sshd");
+    let close =
+        SessionNote::new(SessionOp::Close, "alice", "sshd").with_process(&facts(SSHD_MONITOR));
     let got = f
         .verifier
         .session_note(&close, SSHD_MONITOR, NOW + 5)
@@ -179,4 +193,40 @@ fn a_closed_session_has_no_window() {
     );
     let d = ask(&mut f, "sudo", SUDO_SAME, 1000, "right", "", NOW + 10);
     assert_eq!(d.reason, Reason::WrongCode);
+}
+
+/// A process that is not root (a screen locker run by the user: peer
+/// uid = the account's) names the session bound by its user's ssh login:
+/// veild takes no claim of its, so no window opens, nor can it bind one.
+/// Two guards hold this (windows are root peers' only, and [`Claimed`]
+/// drops a non-root peer's claims); fresh/tests.rs checks the second alone.
+#[test]
+fn a_non_root_peers_claimed_session_opens_no_window() {
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let mut f = fixture_for("nobody", Some(300));
+    ssh_login_and_bind(&mut f);
+    // Root in that session: the window is open.
+    let d = ask(&mut f, "sudo", SUDO_SAME, 0, "right", "", NOW + 10);
+    assert_eq!(d.reason, Reason::FreshWindow);
+    let locker = Peer {
+        uid: nobody.uid.as_raw(),
+        pid: 200,
+    };
+    let d = ask(&mut f, "sudo", locker, locker.uid, "right", "", NOW + 11);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::WrongCode));
+    let note = SessionNote::new(SessionOp::Open, "nobody", "sshd").with_process(&facts(locker));
+    let got = f.verifier.session_note(&note, locker, NOW + 1).unwrap();
+    assert_eq!(got, fresh::NoteOutcome::Ignored("peer-not-root"));
+}
+
+/// An older module sends no session id: no window, the code is needed.
+#[test]
+fn a_request_without_a_session_id_gets_no_window() {
+    let mut f = fixture(Some(300));
+    ssh_login_and_bind(&mut f);
+    let mut request = Request::new(f.user, Reply::from("right"), Reply::from(""));
+    request.service = "sudo".into();
+    request.ruid = 1000;
+    let d = f.verifier.decide(&request, SUDO_SAME, NOW + 10);
+    assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::WrongCode));
 }
