@@ -592,4 +592,21 @@ mod tests {
         m.set_locks_in_force(None);
         assert!(!m.render().contains("veil_locks_in_force{"));
     }
+
+    /// Every family veild writes has a row in README's "Watching veil".
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../../README.md");
+        let m = Metrics::new(1000, "sqlite");
+        m.set_locks_in_force(Some(&[]));
+        let text = m.render();
+        let missing: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .filter(|name| {
+                !readme.contains(&format!("| `{name}")) && !readme.contains(&format!(", `{name}"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
 }
