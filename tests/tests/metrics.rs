@@ -282,3 +282,52 @@ fn locks_in_force_are_read_from_the_ledger_and_a_relock_counts_as_an_escalation(
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, text);
 }
+
+/// Fails on the old main (no `veil_locks_in_force`). On PostgreSQL the
+/// gauge is the fleet's: host b counts the lock host a made (b made none),
+/// and b reads it on the least-privileged login role.
+#[test]
+fn on_postgresql_every_host_sees_the_fleets_locks_in_force() {
+    use veil_tests::postgres::{Cluster, host_config};
+    let cluster = Cluster::start();
+    let owner = cluster.database("metrics");
+    let out = tempfile::tempdir().unwrap();
+    let settings = |name: &str| {
+        let file = out.path().join(name);
+        format!(
+            "[lockout]\ndeny = 2\n[metrics]\nfile = {:?}\ninterval_s = 3600\n",
+            file.to_str().unwrap()
+        )
+    };
+    let mut a = Veild::launch_shared(host_config(&owner, &settings("a.prom")));
+    a.enrol("alice", true);
+    cluster.sql("postgres", "CREATE ROLE host1 LOGIN");
+    cluster.sql("postgres", "GRANT veil_login TO host1");
+    let login_role = owner.replacen("veil@", "host1@", 1);
+    let mut b = Veild::launch_shared(host_config(&login_role, &settings("b.prom")));
+    for _ in 0..2 {
+        assert_eq!(
+            a.ask_from("alice", "wrong", &wrong_code(), "198.51.100.30"),
+            DENY
+        );
+    }
+    b.stop();
+    a.stop();
+    let us = "{kind=\"user+source\"}";
+    for (name, made) in [("a.prom", 1.0), ("b.prom", 0.0)] {
+        let text = std::fs::read_to_string(out.path().join(name)).unwrap();
+        promtool_check(&text);
+        assert!(text.contains("across the fleet"), "{text}");
+        assert_eq!(
+            value(&text, &format!("veil_locks_total{us}")),
+            made,
+            "{name}"
+        );
+        assert_eq!(
+            value(&text, &format!("veil_locks_in_force{us}")),
+            1.0,
+            "{name}"
+        );
+        assert_eq!(value(&text, "veil_locks_in_force{kind=\"source\"}"), 0.0);
+    }
+}
