@@ -207,3 +207,127 @@ fn a_metrics_file_that_cannot_be_written_is_logged_and_logins_go_on() {
     d.enrol("alice", true);
     assert_eq!(d.ask("alice", PASSWORD, &code_now()), ALLOW);
 }
+
+/// Ends a user's (user, source) lock in the SQLite file as if its time had
+/// passed; the key keeps its lock history (`locks`, remembered for a day).
+fn end_lock(d: &Veild, user: &str) {
+    let conn = rusqlite::Connection::open(d.database()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let n = conn
+        .execute(
+            "UPDATE ledger SET locked_until = 1 WHERE kind = 'user+source' AND user = ?1",
+            [user],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "{user}'s (user, source) row");
+}
+
+/// Fails on the old main: it had neither `veil_lock_escalations_total`
+/// nor `veil_locks_in_force` (the series are missing), and the `lock`
+/// line had no `locks=`. The gauge is read from the ledger (1), not worked
+/// out from the locks made (3).
+#[test]
+fn locks_in_force_are_read_from_the_ledger_and_a_relock_counts_as_an_escalation() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("veil.prom");
+    let mut d = Veild::from_toml(&format!(
+        "[lockout]\ndeny = 2\nuser_deny = 100\nsource_deny = 100\n\
+         [metrics]\nfile = {:?}\ninterval_s = 3600\n",
+        file.to_str().unwrap()
+    ));
+    d.enrol("alice", true);
+    d.enrol("bob", true);
+    let host = "198.51.100.20";
+    for user in ["alice", "bob"] {
+        for _ in 0..2 {
+            assert_eq!(d.ask_from(user, "wrong", &wrong_code(), host), DENY);
+        }
+    }
+    // alice's lock ends; two more failures lock her key a second time.
+    end_lock(&d, "alice");
+    for _ in 0..2 {
+        assert_eq!(d.ask_from("alice", "wrong", &wrong_code(), host), DENY);
+    }
+    // bob's ends too: made, no longer in force.
+    end_lock(&d, "bob");
+    // The final write (at SIGTERM) counts the ledger as it is now.
+    d.stop();
+    let text = std::fs::read_to_string(&file).unwrap();
+    promtool_check(&text);
+    let us = "{kind=\"user+source\"}";
+    assert_eq!(value(&text, &format!("veil_locks_total{us}")), 3.0);
+    assert_eq!(
+        value(&text, &format!("veil_lock_escalations_total{us}")),
+        1.0
+    );
+    assert_eq!(value(&text, &format!("veil_locks_in_force{us}")), 1.0);
+    for kind in ["user+remote", "source", "user", "peer", "overflow"] {
+        let k = format!("{{kind=\"{kind}\"}}");
+        assert_eq!(value(&text, &format!("veil_locks_in_force{k}")), 0.0);
+        assert_eq!(
+            value(&text, &format!("veil_lock_escalations_total{k}")),
+            0.0
+        );
+    }
+    let log = d.stderr();
+    let locks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("event=lock ") && l.contains("user=alice"))
+        .collect();
+    assert_eq!(locks.len(), 2, "{log}");
+    assert!(locks[0].ends_with("locks=1"), "{}", locks[0]);
+    assert!(locks[1].ends_with("locks=2"), "{}", locks[1]);
+    let (code, stdout, stderr) = d.ctl(&["metrics"], "");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, text);
+}
+
+/// Fails on the old main (no `veil_locks_in_force`). On PostgreSQL the
+/// gauge is the fleet's: host b counts the lock host a made (b made none),
+/// and b reads it on the least-privileged login role.
+#[test]
+fn on_postgresql_every_host_sees_the_fleets_locks_in_force() {
+    use veil_tests::postgres::{Cluster, host_config};
+    let cluster = Cluster::start();
+    let owner = cluster.database("metrics");
+    let out = tempfile::tempdir().unwrap();
+    let settings = |name: &str| {
+        let file = out.path().join(name);
+        format!(
+            "[lockout]\ndeny = 2\n[metrics]\nfile = {:?}\ninterval_s = 3600\n",
+            file.to_str().unwrap()
+        )
+    };
+    let mut a = Veild::launch_shared(host_config(&owner, &settings("a.prom")));
+    a.enrol("alice", true);
+    cluster.sql("postgres", "CREATE ROLE host1 LOGIN");
+    cluster.sql("postgres", "GRANT veil_login TO host1");
+    let login_role = owner.replacen("veil@", "host1@", 1);
+    let mut b = Veild::launch_shared(host_config(&login_role, &settings("b.prom")));
+    for _ in 0..2 {
+        assert_eq!(
+            a.ask_from("alice", "wrong", &wrong_code(), "198.51.100.30"),
+            DENY
+        );
+    }
+    b.stop();
+    a.stop();
+    let us = "{kind=\"user+source\"}";
+    for (name, made) in [("a.prom", 1.0), ("b.prom", 0.0)] {
+        let text = std::fs::read_to_string(out.path().join(name)).unwrap();
+        promtool_check(&text);
+        assert!(text.contains("across the fleet"), "{text}");
+        assert_eq!(
+            value(&text, &format!("veil_locks_total{us}")),
+            made,
+            "{name}"
+        );
+        assert_eq!(
+            value(&text, &format!("veil_locks_in_force{us}")),
+            1.0,
+            "{name}"
+        );
+        assert_eq!(value(&text, "veil_locks_in_force{kind=\"source\"}"), 0.0);
+    }
+}

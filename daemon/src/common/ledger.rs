@@ -347,10 +347,25 @@ pub struct Reservation {
     /// the password says.
     pub refused: Option<Refusal>,
     /// Keys that reach their limit with this attempt (locked if it fails).
-    pub locking: Vec<Key>,
+    pub locking: Vec<Lock>,
     /// The ledger was full: keys without a row were charged to overflow
     /// keys (the store sets this; the admin is told in the audit line).
     pub overflow: bool,
+}
+
+/// A key an attempt locks, and which consecutive lock of it this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub key: Key,
+    /// 1 for a first lock; more: an escalation (a key still remembering
+    /// earlier locks), which lasts longer.
+    pub nth: i64,
+}
+
+impl Lock {
+    pub fn escalated(&self) -> bool {
+        self.nth > 1
+    }
 }
 
 /// One key's counter as stored.
@@ -542,7 +557,10 @@ pub fn plan(
             c.failures += 1;
             if c.failures >= limit {
                 c.lock(now, limits);
-                locking.push(key.clone());
+                locking.push(Lock {
+                    key: key.clone(),
+                    nth: c.locks,
+                });
             }
         } else if c.locked_until <= now && c.failures >= limit {
             // A refusing key over its limit but not locked (the limit was

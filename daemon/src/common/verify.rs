@@ -17,7 +17,7 @@ use veil_proto::{Reply, Request, Verdict};
 use crate::common::config::Config;
 use crate::common::crypt::{self, Scratch};
 use crate::common::fresh::{self, Claimed, Recent};
-use crate::common::ledger::{self, Key, Limits, Origin};
+use crate::common::ledger::{self, Limits, Lock, Origin};
 use crate::common::password::{HashError, Hasher, Memory};
 use crate::common::peer::{self, Peer};
 use crate::common::policy::{Policies, Policy};
@@ -37,8 +37,8 @@ pub use reason::Reason;
 pub struct Decision {
     pub verdict: Verdict,
     pub reason: Reason,
-    /// Keys this failure locked.
-    pub locked: Vec<Key>,
+    /// Keys this failure locked, each with its escalation.
+    pub locked: Vec<Lock>,
     /// The ledger was full: the attempt was charged to overflow keys.
     pub ledger_full: bool,
     /// Decided on the host's outage copy (`[postgres] outage = "local"`):

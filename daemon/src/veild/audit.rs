@@ -357,13 +357,15 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
                 .finish(),
         );
     }
-    for key in &decision.locked {
+    for lock in &decision.locked {
+        let key = &lock.key;
         audit.log(
             Severity::Warning,
             Line::new("lock")
                 .field("key", key)
                 .field("user", &request.user)
                 .field("source", audit_source(request, peer))
+                .field("locks", lock.nth)
                 .finish(),
         );
         if alerts::is_wide(key.kind) {
@@ -386,8 +388,8 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
 /// it made, a store failure, a charge to overflow keys.
 fn count_decision(metrics: &Metrics, decision: &Decision) {
     metrics.attempt(decision.verdict == Verdict::Allow, decision.reason.as_str());
-    for key in &decision.locked {
-        metrics.lock(key.kind);
+    for lock in &decision.locked {
+        metrics.lock(lock.key.kind, lock.escalated());
     }
     if let Reason::RecoveryCode { .. } = decision.reason {
         metrics.recovery_code_used();

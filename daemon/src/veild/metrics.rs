@@ -94,6 +94,10 @@ pub const OVERLOAD_LIMITS: [&str; 4] = [
 pub struct Metrics {
     attempts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     locks: [AtomicU64; KINDS.len()],
+    escalations: [AtomicU64; KINDS.len()],
+    /// Ledger rows locked now, by kind, as the store last counted them;
+    /// -1: not counted (the store did not answer).
+    in_force: [AtomicI64; KINDS.len()],
     overload: [AtomicU64; OVERLOAD_LIMITS.len()],
     store_errors_login: AtomicU64,
     store_errors_prune: AtomicU64,
@@ -133,6 +137,8 @@ impl Metrics {
         Metrics {
             attempts: Mutex::new(attempts),
             locks: Default::default(),
+            escalations: Default::default(),
+            in_force: std::array::from_fn(|_| AtomicI64::new(-1)),
             overload: Default::default(),
             store_errors_login: AtomicU64::new(0),
             store_errors_prune: AtomicU64::new(0),
@@ -162,10 +168,31 @@ impl Metrics {
         *map.entry((outcome, reason)).or_insert(0) += 1;
     }
 
-    pub fn lock(&self, kind: KeyKind) {
+    /// A key locked; `escalated`: it remembered an earlier lock.
+    pub fn lock(&self, kind: KeyKind, escalated: bool) {
         if let Some(i) = KINDS.iter().position(|k| *k == kind) {
             self.locks[i].fetch_add(1, Ordering::Relaxed);
+            if escalated {
+                self.escalations[i].fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// The locks in force now, by kind, as the store counted them (kinds
+    /// not named have none); `None`: the store did not answer, and the
+    /// gauge is left out rather than shown stale.
+    pub fn set_locks_in_force(&self, counted: Option<&[(KeyKind, i64)]>) {
+        for (kind, slot) in KINDS.iter().zip(&self.in_force) {
+            let n = counted.map_or(-1, |c| {
+                c.iter().filter(|(k, _)| k == kind).map(|(_, n)| *n).sum()
+            });
+            slot.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the store answered the last login or prune.
+    pub fn store_is_up(&self) -> bool {
+        self.store_up.load(Ordering::Relaxed)
     }
 
     /// A connection or request refused by `limit` (one of [`OVERLOAD_LIMITS`]).
@@ -305,6 +332,37 @@ impl Metrics {
                 kind.as_str(),
                 load(n)
             );
+        }
+        head(
+            out,
+            "veil_lock_escalations_total",
+            "counter",
+            "Locks of a key that remembered an earlier lock (each lasts longer), by key kind.",
+        );
+        for (kind, n) in KINDS.iter().zip(&self.escalations) {
+            let _ = writeln!(
+                out,
+                "veil_lock_escalations_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                load(n)
+            );
+        }
+        head(
+            out,
+            "veil_locks_in_force",
+            "gauge",
+            match self.store_kind {
+                "postgresql" => {
+                    "Ledger rows locked now, by key kind, across the fleet (every host sharing the PostgreSQL store)."
+                }
+                _ => "Ledger rows locked now, by key kind.",
+            },
+        );
+        for (kind, n) in KINDS.iter().zip(&self.in_force) {
+            let n = n.load(Ordering::Relaxed);
+            if n >= 0 {
+                let _ = writeln!(out, "veil_locks_in_force{{kind=\"{}\"}} {n}", kind.as_str());
+            }
         }
         head(
             out,
@@ -501,7 +559,10 @@ mod tests {
         m.attempt(false, "wrong-code");
         m.attempt(false, "wrong-code");
         m.attempt(true, "success");
-        m.lock(KeyKind::UserSource);
+        m.lock(KeyKind::UserSource, false);
+        m.lock(KeyKind::UserSource, true);
+        m.lock(KeyKind::Source, false);
+        m.set_locks_in_force(Some(&[(KeyKind::UserSource, 2), (KeyKind::Overflow, 1)]));
         m.overload("queue");
         m.verification(Duration::from_millis(30));
         m.verification(Duration::from_secs(60));
@@ -520,7 +581,13 @@ mod tests {
             "veil_attempts_total{outcome=\"deny\",reason=\"wrong-code\"} 2",
             "veil_attempts_total{outcome=\"allow\",reason=\"success\"} 1",
             "veil_attempts_total{outcome=\"deny\",reason=\"unknown-user\"} 0",
-            "veil_locks_total{kind=\"user+source\"} 1",
+            "veil_locks_total{kind=\"user+source\"} 2",
+            "veil_locks_total{kind=\"source\"} 1",
+            "veil_lock_escalations_total{kind=\"user+source\"} 1",
+            "veil_lock_escalations_total{kind=\"source\"} 0",
+            "veil_locks_in_force{kind=\"user+source\"} 2",
+            "veil_locks_in_force{kind=\"overflow\"} 1",
+            "veil_locks_in_force{kind=\"user+remote\"} 0",
             "veil_overload_denials_total{limit=\"queue\"} 1",
             "veil_verification_duration_seconds_bucket{le=\"0.025\"} 0",
             "veil_verification_duration_seconds_bucket{le=\"0.05\"} 1",
@@ -543,5 +610,39 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn locks_in_force_are_left_out_when_the_store_did_not_answer() {
+        let m = Metrics::new(1000, "postgresql");
+        // Not counted yet: no series, rather than a made-up 0.
+        assert!(!m.render().contains("veil_locks_in_force{"));
+        m.set_locks_in_force(Some(&[]));
+        let text = m.render();
+        assert!(
+            text.lines()
+                .any(|l| l == "veil_locks_in_force{kind=\"source\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("across the fleet"), "{text}");
+        m.set_locks_in_force(None);
+        assert!(!m.render().contains("veil_locks_in_force{"));
+    }
+
+    /// Every family veild writes has a row in README's "Watching veil".
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../../README.md");
+        let m = Metrics::new(1000, "sqlite");
+        m.set_locks_in_force(Some(&[]));
+        let text = m.render();
+        let missing: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .filter(|name| {
+                !readme.contains(&format!("| `{name}")) && !readme.contains(&format!(", `{name}"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
     }
 }

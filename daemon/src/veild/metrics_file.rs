@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use nix::unistd::{Gid, Group};
 
+use crate::common::clock::unix_now;
 use crate::common::config::metrics::{DEFAULT_GROUP, Metrics as Settings};
+use crate::common::ledger::KeyKind;
+use crate::common::store::{self, Location, OpenMode, Store, StoreError};
 use crate::veild::audit::{Audit, Line, Severity};
 use crate::veild::metrics::Metrics;
 
@@ -131,12 +134,48 @@ pub fn write(target: &Target, text: &str) -> Result<(), MetricsFileError> {
     }
 }
 
+/// The metrics thread's own store connection (never a worker's, so no
+/// login waits on it), for the locks-in-force gauge: opened when first
+/// needed and again after a failure.
+struct InForce {
+    location: Location,
+    store: Option<Box<dyn Store>>,
+}
+
+impl InForce {
+    fn count(&mut self, metrics: &Metrics) {
+        // While the store fails logins no connection is tried (it would
+        // hold the file back by a connect timeout); the gauge is left out.
+        let counted = if metrics.store_is_up() {
+            self.try_count()
+        } else {
+            Err(None)
+        };
+        if counted.is_err() {
+            self.store = None;
+        }
+        metrics.set_locks_in_force(counted.ok().as_deref());
+    }
+
+    fn try_count(&mut self) -> Result<Vec<(KeyKind, i64)>, Option<StoreError>> {
+        let store = match self.store.take() {
+            Some(s) if s.still_usable() => s,
+            _ => store::open(&self.location, OpenMode::MustExist)?,
+        };
+        let store = self.store.insert(store);
+        let now = store.fleet_now(unix_now().min(i64::MAX as u64) as i64)?;
+        Ok(store.locks_in_force(now)?)
+    }
+}
+
 /// Stops the writer (after a last write) when dropped or sent to.
 pub type Stop = Sender<()>;
 
-/// Starts the writer thread: a write now, every interval, and at stop.
+/// Starts the writer thread: a write now, every interval, and at stop,
+/// each after counting the locks in force in the store at `location`.
 pub fn start(
     target: Target,
+    location: Location,
     metrics: Arc<Metrics>,
     audit: Audit,
 ) -> std::io::Result<(Stop, JoinHandle<()>)> {
@@ -146,26 +185,33 @@ pub fn start(
         .name("metrics".into())
         .spawn(move || {
             let mut failing = false;
-            let mut write_now = || match write(&target, &metrics.render()) {
-                Ok(()) if failing => {
-                    failing = false;
-                    audit.log(
-                        Severity::Notice,
-                        Line::new("metrics")
-                            .field("file", target.path.display())
-                            .field("state", "written-again")
-                            .finish(),
-                    );
+            let mut in_force = InForce {
+                location,
+                store: None,
+            };
+            let mut write_now = || {
+                in_force.count(&metrics);
+                match write(&target, &metrics.render()) {
+                    Ok(()) if failing => {
+                        failing = false;
+                        audit.log(
+                            Severity::Notice,
+                            Line::new("metrics")
+                                .field("file", target.path.display())
+                                .field("state", "written-again")
+                                .finish(),
+                        );
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        audit.log(
+                            Severity::Warning,
+                            Line::new("metrics").field("error", e).finish(),
+                        );
+                    }
+                    Err(_) => {}
                 }
-                Ok(()) => {}
-                Err(e) if !failing => {
-                    failing = true;
-                    audit.log(
-                        Severity::Warning,
-                        Line::new("metrics").field("error", e).finish(),
-                    );
-                }
-                Err(_) => {}
             };
             loop {
                 write_now();

@@ -201,14 +201,19 @@ pub fn run(options: &Options) -> ExitCode {
     let audit = base_audit.clone().with_alerts(alerts);
     audit.log(Severity::Notice, passwords_line);
     let metrics_writer = metrics_target.and_then(|target| {
-        metrics_file::start(target, std::sync::Arc::clone(&metrics), base_audit.clone())
-            .map_err(|e| {
-                audit.log(
-                    Severity::Error,
-                    Line::new("metrics").field("error", e).finish(),
-                )
-            })
-            .ok()
+        metrics_file::start(
+            target,
+            location.clone(),
+            std::sync::Arc::clone(&metrics),
+            base_audit.clone(),
+        )
+        .map_err(|e| {
+            audit.log(
+                Severity::Error,
+                Line::new("metrics").field("error", e).finish(),
+            )
+        })
+        .ok()
     });
     if let Some(e) = unreachable {
         audit.store_answered(false, Some(&e));

@@ -10,6 +10,7 @@ use crate::common::store::postgres::scratch::Cluster;
 use crate::common::store::{Location, OpenMode, PgSettings, SqliteStore, Store, Success};
 
 mod capacity;
+mod in_force;
 
 thread_local! {
     /// Set while a test runs against PostgreSQL: the database to use.
@@ -692,6 +693,10 @@ fn the_rules_hold_on_postgresql() {
         (
             "stale_rows",
             capacity::stale_rows_make_room_and_the_count_stays_true,
+        ),
+        (
+            "in_force",
+            in_force::locks_in_force_are_counted_by_kind_and_a_relock_is_an_escalation,
         ),
         ("concurrent", concurrent_guesses_never_exceed_the_limit),
         (

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::ledger::{Charge, Entry, KeyKind, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 
 pub use postgres::{PgSettings, PgStore};
@@ -395,6 +395,9 @@ pub trait Store: Send + std::fmt::Debug {
     fn unlock_source(&mut self, source: &str) -> Result<usize, StoreError>;
     /// Rows in the ledger.
     fn ledger_rows(&self) -> Result<i64, StoreError>;
+    /// How many keys of each kind are locked at `now` (kinds with none
+    /// left out). One query; not on a login's path (veild's metrics).
+    fn locks_in_force(&self, now: i64) -> Result<Vec<(KeyKind, i64)>, StoreError>;
 }
 
 /// Where a config's store is: `database` as a path, or as a URL.

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::{OpenMode, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
 pub use crate::common::config::pg::{check_config, is_url, redact};
-use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::ledger::{Charge, Entry, KeyKind, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 pub use connect::{PasswordFileError, PgSettings, SetupError, TlsError, read_password_file};
 pub use ledger::UserConflict;
@@ -617,6 +617,10 @@ impl Store for PgStore {
 
     fn ledger_rows(&self) -> Result<i64, StoreError> {
         self.with(|c, _| Ok(c.query_one("SELECT count(*) FROM ledger", &[])?.get(0)))
+    }
+
+    fn locks_in_force(&self, now: i64) -> Result<Vec<(KeyKind, i64)>, StoreError> {
+        self.with(|c, _| ledger::locks_in_force(c, now))
     }
 }
 

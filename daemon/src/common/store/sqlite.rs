@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 use zeroize::Zeroizing;
 
 use super::{OpenMode, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
-use crate::common::ledger::{Charge, Entry, Limits, Reservation};
+use crate::common::ledger::{Charge, Entry, KeyKind, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
@@ -636,6 +636,10 @@ impl Store for SqliteStore {
 
     fn ledger_rows(&self) -> Result<i64, StoreError> {
         Ok(ledger::row_count(&self.conn)?)
+    }
+
+    fn locks_in_force(&self, now: i64) -> Result<Vec<(KeyKind, i64)>, StoreError> {
+        Ok(ledger::locks_in_force(&self.conn, now)?)
     }
 }
 

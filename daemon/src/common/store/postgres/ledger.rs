@@ -439,6 +439,25 @@ pub fn locks(
     Ok(entries(&rows, limits))
 }
 
+/// Keys locked at `now` (the fleet's clock), counted by kind, across every
+/// host of the fleet. A scan, like `ledger_rows`' count: no index on
+/// `locked_until`, so no schema change; run every `[metrics] interval_s`
+/// per host, never on a login's path.
+pub fn locks_in_force(
+    client: &mut Client,
+    now: i64,
+) -> Result<Vec<(KeyKind, i64)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT kind, count(*) FROM ledger WHERE locked_until > $1 GROUP BY kind",
+        &[&now],
+    )?;
+    // A kind this build does not know (a newer host's) is not counted.
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((KeyKind::parse(r.get(0))?, r.get::<_, i64>(1))))
+        .collect())
+}
+
 pub fn status(
     client: &mut Client,
     limits: &Limits,
