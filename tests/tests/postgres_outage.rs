@@ -330,7 +330,21 @@ fn through_pam_an_outage_login_passes_and_a_wrong_password_fails() {
     let mut cluster = Cluster::start();
     let url = cluster.database("outage_pam");
     let dir = tempfile::tempdir().unwrap();
-    let a = Veild::launch_shared(local_host(&url, dir.path(), 1, ""));
+    // The alert for the outage says logins go on, on the copy (on the old
+    // main it said they were denied while this host still served them).
+    let record = dir.path().join("record.sh");
+    std::fs::write(
+        &record,
+        "#!/bin/sh\nenv > \"$1/$VEIL_EVENT.tmp\" && mv \"$1/$VEIL_EVENT.tmp\" \"$1/$VEIL_EVENT.env\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&record, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let alerts = format!(
+        "[alerts]\ncommand = {:?}\nargs = [{:?}]\n",
+        record.display().to_string(),
+        dir.path().display().to_string()
+    );
+    let a = Veild::launch_shared(local_host(&url, dir.path(), 1, &alerts));
     a.enrol("frank", true);
     wait_cached(dir.path(), "frank", true);
     let stack = PamStack::veil(&pam::socket_args(&a.socket(), "10"));
@@ -350,6 +364,21 @@ fn through_pam_an_outage_login_passes_and_a_wrong_password_fails() {
     assert!(
         line.contains("reason=success") && line.contains("offline=1"),
         "{line}"
+    );
+    let env = dir.path().join("store-outage.env");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !env.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no store-outage alert: {}",
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        text.contains(r"logins\x20are\x20decided\x20on\x20this\x20host's\x20outage\x20copy"),
+        "{text}"
     );
 }
 

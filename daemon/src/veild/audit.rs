@@ -25,6 +25,9 @@ use syslog::{Facility, Formatter3164};
 pub use veil_proto::sanitize::{MAX_VALUE, sanitize};
 const QUEUE: usize = 4096;
 
+/// The store error an offline decision reports: the shared store did not
+/// answer and the host's outage copy decided.
+const OUTAGE_COPY: &str = "no answer: outage copy";
 /// Hands lines to the writer thread, and holds the metrics every place
 /// that makes an audit event counts into. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -83,6 +86,12 @@ impl Audit {
     pub fn store_answered(&self, up: bool, error: Option<&str>) {
         if self.metrics.store_answered(up) {
             self.alert(|| match error {
+                // `[postgres] outage = "local"`: logins go on, on the copy.
+                Some(e) if !up && e == OUTAGE_COPY => Event::new(
+                    "store-outage",
+                    "the store failed; logins are decided on this host's outage copy",
+                )
+                .var("VEIL_ERROR", e),
                 Some(e) if !up => Event::new("store-outage", "the store failed; logins are denied")
                     .var("VEIL_ERROR", e),
                 _ if !up => Event::new("store-outage", "the store failed; logins are denied"),
@@ -273,7 +282,7 @@ pub fn audit_decision(audit: &Audit, request: &Request, peer: Peer, decision: &D
     match &decision.reason {
         Reason::Store(e) => audit.store_answered(false, Some(e)),
         Reason::Internal => {}
-        _ if decision.offline => audit.store_answered(false, Some("no answer: outage copy")),
+        _ if decision.offline => audit.store_answered(false, Some(OUTAGE_COPY)),
         _ => audit.store_answered(true, None),
     }
     // A non-root peer's rhost and ruid are only what it claims, and
