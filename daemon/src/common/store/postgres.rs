@@ -12,9 +12,11 @@ mod connect;
 mod functions;
 mod ledger;
 mod locks;
+mod outage;
 mod schema;
 #[cfg(any(test, feature = "pg-scratch"))]
 pub mod scratch;
+mod sessions;
 
 use std::cell::{Cell, RefCell};
 
@@ -179,83 +181,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Every user's record (not the dummy's), for a host's outage copy:
-    /// one statement, the columns a login role may read.
-    pub fn records(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
-        self.with(|c, _| {
-            let rows = c.query(
-                "SELECT phc, totp_secret, totp_last_step, recovery_key, recovery_hashes,
-                        recovery_used, name FROM users WHERE name <> '' ORDER BY name",
-                &[],
-            )?;
-            Ok(rows.iter().map(|r| (r.get(6), record(r))).collect())
-        })
-    }
-
-    /// The fleet's ledger rows that limit something at `now` (a lock in
-    /// force or remembered, failures in their window), at most `cap` of
-    /// them, locks in force first, then the most recent: what a host's
-    /// outage copy starts from, so that an outage does not wipe a lock or
-    /// a count.
-    pub fn limiting_rows(
-        &self,
-        now: i64,
-        fail_interval: i64,
-        cap: i64,
-    ) -> Result<Vec<super::LedgerRow>, StoreError> {
-        self.with(|c, _| {
-            let rows = c.query(
-                "SELECT kind, username, source, failures, window_start, locked_until,
-                        last_seen, locks, locks_remembered_until FROM ledger
-                 WHERE locked_until > $1 OR locks_remembered_until > $1
-                    OR (failures > 0 AND window_start > $1 - $2)
-                 ORDER BY locked_until > $1 DESC, last_seen DESC LIMIT $3",
-                &[&now, &fail_interval, &cap],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| super::LedgerRow {
-                    kind: r.get(0),
-                    user: r.get(1),
-                    source: r.get(2),
-                    failures: r.get(3),
-                    window_start: r.get(4),
-                    locked_until: r.get(5),
-                    last_seen: r.get(6),
-                    locks: r.get(7),
-                    locks_remembered_until: r.get(8),
-                })
-                .collect())
-        })
-    }
-
-    /// Raises a user's code watermark to `step` (never lowers it), and
-    /// marks the recovery slots `used` as used when the set is still the
-    /// one with `key`: what a host used while the server was unreachable.
-    /// Both columns a login role may update.
-    pub fn hand_over_use(
-        &self,
-        name: &str,
-        step: i64,
-        recovery: Option<(&[u8], i64)>,
-    ) -> Result<(), StoreError> {
-        self.with(|c, _| {
-            c.execute(
-                "UPDATE users SET totp_last_step = greatest(totp_last_step, $2)
-                 WHERE name = $1 AND name <> ''",
-                &[&name, &step],
-            )?;
-            if let Some((key, used)) = recovery {
-                c.execute(
-                    "UPDATE users SET recovery_used = recovery_used | $3
-                     WHERE name = $1 AND name <> '' AND recovery_key = $2",
-                    &[&name, &key, &used],
-                )?;
-            }
-            Ok(())
-        })
-    }
-
     /// Copies users, TOTP state, ledger rows and known-good pairs in, in
     /// one transaction; refuses (and writes nothing) if a user exists here
     /// with a different hash or secret. Returns (users added, users already
@@ -374,52 +299,20 @@ impl Store for PgStore {
     }
 
     fn fresh_bind(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
-        self.with(|c, _| {
-            c.execute(
-                "INSERT INTO fresh_code_sessions (host, boot, session, username, bound_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (host, boot, session, username)
-                 DO UPDATE SET bound_at = excluded.bound_at",
-                &[
-                    &key.host,
-                    &key.boot,
-                    &i64::from(key.session),
-                    &key.user,
-                    &now,
-                ],
-            )
-        })?;
+        self.with(|c, _| sessions::bind(c, key, now))?;
         Ok(())
     }
 
     fn fresh_bound_at(&self, key: &SessionKey) -> Result<Option<i64>, StoreError> {
-        self.with(|c, _| {
-            Ok(c.query_opt(
-                "SELECT bound_at FROM fresh_code_sessions
-                 WHERE host = $1 AND boot = $2 AND session = $3 AND username = $4",
-                &[&key.host, &key.boot, &i64::from(key.session), &key.user],
-            )?
-            .map(|row| row.get(0)))
-        })
+        self.with(|c, _| sessions::bound_at(c, key))
     }
 
     fn fresh_unbind(&mut self, key: &SessionKey) -> Result<usize, StoreError> {
-        self.with(|c, _| {
-            Ok(c.execute(
-                "DELETE FROM fresh_code_sessions
-                 WHERE host = $1 AND boot = $2 AND session = $3 AND username = $4",
-                &[&key.host, &key.boot, &i64::from(key.session), &key.user],
-            )? as usize)
-        })
+        self.with(|c, _| sessions::unbind(c, key))
     }
 
     fn fresh_prune(&mut self, before: i64) -> Result<usize, StoreError> {
-        self.with(|c, _| {
-            Ok(c.execute(
-                "DELETE FROM fresh_code_sessions WHERE bound_at < $1",
-                &[&before],
-            )? as usize)
-        })
+        self.with(|c, _| sessions::prune(c, before))
     }
 
     fn self_passwd(

@@ -3,7 +3,10 @@
 //! committed failure survives a power cut), numbered migrations keyed on
 //! `PRAGMA user_version`.
 
+mod export;
+mod file;
 mod ledger;
+mod sessions;
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -47,55 +50,6 @@ pub struct SqliteStore {
     identity: (u64, u64),
 }
 
-/// Makes an empty database file (SQLite takes an empty file for a new
-/// database) owned by the owner and group of its directory, mode 0600.
-/// It is made under a private name, given its owner, then linked to its
-/// name: whoever opens `path` finds either nothing or the finished file,
-/// never one owned by the caller (root) that veild could not open.
-/// `AlreadyExists` if `path` appeared meanwhile.
-fn create_as_dir_owner(path: &Path) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let owner = std::fs::metadata(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    // A private name; one left by a veilctl that died here is skipped.
-    let mut attempt = 0;
-    let (temp, file) = loop {
-        let temp = dir.join(format!(".{name}.new-{}-{attempt}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-        {
-            Ok(file) => break (temp, file),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let linked = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::hard_link(&temp, path));
-    let removed = std::fs::remove_file(&temp);
-    linked?;
-    removed
-}
-
-/// `path` in its directory's real location (links resolved), the file
-/// name as given.
-fn real_dir(path: &Path) -> PathBuf {
-    match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => std::fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| path.to_owned()),
-        _ => path.to_owned(),
-    }
-}
-
 impl SqliteStore {
     pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, StoreError> {
         let io_err = |source: std::io::Error| {
@@ -124,7 +78,7 @@ impl SqliteStore {
                 // Another process may create it meanwhile (veild and veilctl
                 // at once): then that one is used.
                 let created = match mode {
-                    OpenMode::CreateAsDirOwner => create_as_dir_owner(path),
+                    OpenMode::CreateAsDirOwner => file::create_as_dir_owner(path),
                     _ => std::fs::OpenOptions::new()
                         .write(true)
                         .create_new(true)
@@ -158,7 +112,7 @@ impl SqliteStore {
         )
         .map_err(|e| io_err(e.into()))?;
         let conn = Connection::open_with_flags(
-            real_dir(path),
+            file::real_dir(path),
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI
@@ -257,63 +211,6 @@ impl SqliteStore {
         std::fs::metadata(&self.path)
             .map(|m| (m.dev(), m.ino()) == self.identity)
             .unwrap_or(false)
-    }
-
-    /// Everything in the file, for `veilctl store copy` (the dummy row is
-    /// left out: each veild writes its own).
-    pub fn export(&self) -> Result<super::Export, StoreError> {
-        let mut users = self.conn.prepare(
-            "SELECT name, phc, totp_secret, totp_pending, totp_last_step, created_at, updated_at,
-                    recovery_key, recovery_hashes, recovery_used
-             FROM users WHERE name <> '' ORDER BY name",
-        )?;
-        let users = users
-            .query_map([], |r| {
-                Ok(super::ExportedUser {
-                    name: r.get(0)?,
-                    phc: r.get(1)?,
-                    totp_secret: r.get::<_, Option<Vec<u8>>>(2)?.map(Zeroizing::new),
-                    totp_pending: r.get::<_, Option<Vec<u8>>>(3)?.map(Zeroizing::new),
-                    totp_last_step: r.get(4)?,
-                    created_at: r.get(5)?,
-                    updated_at: r.get(6)?,
-                    recovery: match (r.get::<_, Option<Vec<u8>>>(7)?, r.get(8)?) {
-                        (Some(key), Some(hashes)) => Some((Zeroizing::new(key), hashes, r.get(9)?)),
-                        _ => None,
-                    },
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut ledger = self.conn.prepare(
-            "SELECT kind, user, source, failures, window_start, locked_until, last_seen, locks,
-                    locks_remembered_until FROM ledger",
-        )?;
-        let ledger = ledger
-            .query_map([], |r| {
-                Ok(super::LedgerRow {
-                    kind: r.get(0)?,
-                    user: r.get(1)?,
-                    source: r.get(2)?,
-                    failures: r.get(3)?,
-                    window_start: r.get(4)?,
-                    locked_until: r.get(5)?,
-                    last_seen: r.get(6)?,
-                    locks: r.get(7)?,
-                    locks_remembered_until: r.get(8)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut known_good = self
-            .conn
-            .prepare("SELECT user, source, last_success FROM known_good")?;
-        let known_good = known_good
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(super::Export {
-            users,
-            ledger,
-            known_good,
-        })
     }
 
     fn update_one(
@@ -435,54 +332,19 @@ impl Store for SqliteStore {
     }
 
     fn fresh_bind(&mut self, key: &SessionKey, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO fresh_code_sessions (host, boot, session, user, bound_at)
-                 VALUES (:host, :boot, :session, :user, :now)
-                 ON CONFLICT (host, boot, session, user) DO UPDATE SET bound_at = excluded.bound_at",
-            )?
-            .execute(named_params! {
-                ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
-                ":user": key.user, ":now": now,
-            })?;
-        Ok(())
+        Ok(sessions::bind(&self.conn, key, now)?)
     }
 
     fn fresh_bound_at(&self, key: &SessionKey) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT bound_at FROM fresh_code_sessions
-                 WHERE host = :host AND boot = :boot AND session = :session AND user = :user",
-            )?
-            .query_row(
-                named_params! {
-                    ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
-                    ":user": key.user,
-                },
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(sessions::bound_at(&self.conn, key)?)
     }
 
     fn fresh_unbind(&mut self, key: &SessionKey) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "DELETE FROM fresh_code_sessions
-                 WHERE host = :host AND boot = :boot AND session = :session AND user = :user",
-            )?
-            .execute(named_params! {
-                ":host": key.host, ":boot": key.boot, ":session": i64::from(key.session),
-                ":user": key.user,
-            })?)
+        Ok(sessions::unbind(&self.conn, key)?)
     }
 
     fn fresh_prune(&mut self, before: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("DELETE FROM fresh_code_sessions WHERE bound_at < :before")?
-            .execute(named_params! {":before": before})?)
+        Ok(sessions::prune(&self.conn, before)?)
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
