@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::common::config::TotpPolicy;
+use crate::common::crypt;
+use crate::common::shadow;
+use crate::common::store::SYSTEM_ONLY_PHC;
 use std::path::PathBuf;
 use veil_proto::Reply;
 use zeroize::Zeroizing;
