@@ -21,22 +21,23 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 started=$SECONDS
 step() { echo "== test.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 
-# The rolling-upgrade test (tests/tests/postgres_rolling.rs) needs an
-# earlier release's binaries: scripts/build-pinned.sh builds them beside
+# The tests against an earlier release (tests/tests/postgres_rolling.rs,
+# tests/tests/fresh_code_versions.rs: every test with "pinned" in its
+# name) need that release's binaries: scripts/build-pinned.sh builds them beside
 # everything else at the lowest CPU priority, so that it takes the CPU the
 # builds and tests leave idle (cached by commit in the target dir). The test
 # runs once they are there: after the root tests, or last in a full run.
 pinned_pid=
 kill_pinned() { [ -z "$pinned_pid" ] || kill -- "-$pinned_pid" 2>/dev/null || true; }
 rolling_test() {
-  step "tests/tests/postgres_rolling.rs (after scripts/build-pinned.sh)"
+  step "tests against the pinned release (after scripts/build-pinned.sh)"
   local rc=0
   wait "$pinned_pid" || rc=$?
   pinned_pid=
   cat "$pinned_out.log" >&2
   [ "$rc" -eq 0 ] || { echo "scripts/build-pinned.sh failed (status $rc)" >&2; exit 1; }
   VEIL_PINNED_BIN_DIR=$(tail -n 1 "$pinned_out") \
-    cargo test -p veil-tests --test postgres_rolling -- --include-ignored
+    cargo test -p veil-tests --test postgres_rolling --test fresh_code_versions -- --include-ignored
   rm -f "$pinned_out" "$pinned_out.log"
 }
 
@@ -66,7 +67,7 @@ case "$tier" in
       # Tests that play a setuid front end (su, sudo, sshd) need root; they
       # are #[ignore]d for a plain `cargo test` and fail if run as anyone else.
       step "tests, root-only ones included"
-      cargo test --workspace -- --include-ignored --skip hosts_on_the_pinned_release
+      cargo test --workspace -- --include-ignored --skip pinned
       [ "$tier" = all ] || rolling_test
     elif [ "$tier" = root ]; then
       echo "test.sh root: the root tier needs root" >&2
