@@ -23,7 +23,7 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 pub const SOCKET_ENV: &str = "VEIL_JOURNAL_SOCKET";
 
 /// One fixed id per event kind; veil.catalog has the same ids.
-const MESSAGE_IDS: [(&str, &str); 20] = [
+const MESSAGE_IDS: [(&str, &str); 22] = [
     ("attempt", "70c29d4ab07748c691d1eae0892e2d82"),
     ("lock", "08ba1e75ae1c483287bbb8da4bbb90fc"),
     ("recovery-code-used", "14c95d824d37482c88a5c80a35d53366"),
@@ -44,6 +44,8 @@ const MESSAGE_IDS: [(&str, &str); 20] = [
     ("metrics", "6b0edc4a0bda4d119d551974b7f1a564"),
     ("alert", "0849412c12ad4d6883c4e5d36f4c6635"),
     ("session", "9efc208ffb8143ffa48014c89d21cdb6"),
+    ("outage-hand-over", "7d4a63ae8de94c33b083a990b35ecd84"),
+    ("outage-cache", "555baba4ccbc459cbd8dc68a462e6b28"),
 ];
 
 /// The line's keys that become fields of their own (`VEIL_` + upper case).
@@ -238,6 +240,33 @@ mod tests {
         let readme = include_str!("../../../README.md");
         let missing: Vec<_> = ids.iter().filter(|id| !readme.contains(*id)).collect();
         assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
+
+    /// Every event kind veild logs has its id (the two outage events had
+    /// none when they came: this test found them).
+    #[test]
+    fn every_event_kind_in_the_sources_has_a_message_id() {
+        fn walk(dir: &std::path::Path, kinds: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, kinds);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for rest in text.split("Line::new(\"").skip(1) {
+                        kinds.push(rest.split('"').next().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut kinds,
+        );
+        assert!(kinds.len() > 20, "read no sources: {kinds:?}");
+        let missing: Vec<_> = kinds.iter().filter(|k| message_id(k).is_none()).collect();
+        assert!(missing.is_empty(), "no MESSAGE_ID for {missing:?}");
     }
 
     #[test]
