@@ -24,10 +24,19 @@ step() { echo "== test.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 # The tests against an earlier release (tests/tests/postgres_rolling.rs,
 # tests/tests/fresh_code_versions.rs: every test with "pinned" in its
 # name) need that release's binaries: scripts/build-pinned.sh builds them beside
-# everything else at the lowest CPU priority, so that it takes the CPU the
-# builds and tests leave idle (cached by commit in the target dir). The test
-# runs once they are there: after the root tests, or last in a full run.
+# other work at the lowest CPU priority, so that it takes the CPU left idle
+# (cached by commit in the target dir): from the start in the root tier, and
+# beside packaging/nspawn-e2e.sh (which mostly waits for debootstrap and
+# containers) in a full run, where beside the build it cost about 4 min.
+# The tests run once they are there: after the root tests, or last.
 pinned_pid=
+pinned_out=
+start_pinned() {
+  pinned_out=$(mktemp /tmp/veil-pinned.XXXXXX)
+  # A session of its own, so that a failure stops its cargo too.
+  setsid -w nice -n 19 scripts/build-pinned.sh >"$pinned_out" 2>"$pinned_out.log" &
+  pinned_pid=$!
+}
 kill_pinned() { [ -z "$pinned_pid" ] || kill -- "-$pinned_pid" 2>/dev/null || true; }
 rolling_test() {
   step "tests against the pinned release (after scripts/build-pinned.sh)"
@@ -43,11 +52,8 @@ rolling_test() {
 
 if [ "$tier" != package ]; then
   scripts/deps.sh test
-  if { [ "$tier" = root ] || [ "$tier" = all ]; } && is_root; then
-    pinned_out=$(mktemp /tmp/veil-pinned.XXXXXX)
-    # A session of its own, so that a failure stops its cargo too.
-    setsid -w nice -n 19 scripts/build-pinned.sh >"$pinned_out" 2>"$pinned_out.log" &
-    pinned_pid=$!
+  if [ "$tier" = root ] && is_root; then
+    start_pinned
     trap kill_pinned EXIT
   fi
   step "fmt, build, clippy"
@@ -100,6 +106,7 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     # The package under a booted systemd: Debian 12 and 13 roots (cached in
     # the target dir) booted with systemd-nspawn; fails if they cannot boot.
     step "packaging/nspawn-e2e.sh"
+    [ "$tier" != all ] || start_pinned
     bash packaging/nspawn-e2e.sh
     step "packaging/debian-rustc.sh (its output)"
     rustc_rc=0
