@@ -94,11 +94,36 @@ impl Accounts {
 impl Drop for Accounts {
     fn drop(&mut self) {
         for name in &self.names {
-            let mut userdel = Command::new("userdel");
-            if self.remove_homes {
-                userdel.arg("--remove");
+            // userdel refuses while a process of the user still runs (an
+            // sshd session child that has not exited yet): a CI run found
+            // `v21real` left behind, and the next run's `add` refused it.
+            // Wait for it a while, then force.
+            let userdel = |force: bool| {
+                let mut userdel = Command::new("userdel");
+                if self.remove_homes {
+                    userdel.arg("--remove");
+                }
+                if force {
+                    userdel.arg("--force");
+                }
+                // 6: no such user (a test removed it already).
+                userdel
+                    .arg(name)
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| matches!(s.code(), Some(0 | 6)))
+            };
+            let mut gone = false;
+            for _ in 0..50 {
+                if userdel(false) {
+                    gone = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            let _ = userdel.arg(name).stderr(Stdio::null()).status();
+            if !gone && !userdel(true) {
+                eprintln!("accounts: could not remove test account {name}");
+            }
         }
     }
 }
