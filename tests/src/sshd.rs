@@ -238,15 +238,6 @@ impl Sshd {
         std::fs::copy(d.join("client.pub"), &public).unwrap();
         std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
         let service = format!("{tag}-sshd-{}", std::process::id());
-        let pam_file = Path::new("/etc/pam.d").join(&service);
-        std::fs::write(
-            &pam_file,
-            format!(
-                "{auth_lines}\naccount required pam_permit.so\n\
-                 {session_lines}\npassword required pam_deny.so\n"
-            ),
-        )
-        .unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -266,21 +257,49 @@ impl Sshd {
         let program = d.join(&service);
         std::fs::copy("/usr/sbin/sshd", &program).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let child = Command::new(&program)
-            .arg("-D")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .arg("-E")
-            .arg(d.join("sshd.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start sshd (scripts/deps.sh test installs openssh-server)");
+        let spawn = || {
+            Command::new(&program)
+                .arg("-D")
+                .arg("-f")
+                .arg(d.join("sshd_config"))
+                .arg("-E")
+                .arg(d.join("sshd.log"))
+                .stdin(Stdio::null())
+                .spawn()
+        };
+        // The copy was just written: a child another test thread forked
+        // meanwhile may still hold it open for writing until it execs, and
+        // exec then fails with ETXTBSY (seen once: the test failed and,
+        // the PAM file written before, left /etc/pam.d/v21-sshd-PID behind,
+        // which made the package test's purge refuse). Try again briefly.
+        let mut child = spawn();
+        for _ in 0..40 {
+            match &child {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(25));
+                    child = spawn();
+                }
+                _ => break,
+            }
+        }
+        let child = child.expect("start sshd (scripts/deps.sh test installs openssh-server)");
+        // Written once sshd runs, so that nothing above can leave it behind
+        // (sshd reads it at the first login); Drop removes it.
+        let pam_file = Path::new("/etc/pam.d").join(&service);
+        let written = std::fs::write(
+            &pam_file,
+            format!(
+                "{auth_lines}\naccount required pam_permit.so\n\
+                 {session_lines}\npassword required pam_deny.so\n"
+            ),
+        );
         let sshd = Sshd {
             child,
             dir,
             pam_file,
             port,
         };
+        written.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
