@@ -6,7 +6,7 @@
 # `rust-version` (cargo refuses a compiler older than it says) and that the
 # code needs nothing newer than what Debian builds with.
 #
-# usage: packaging/debian-rustc.sh
+# usage: packaging/debian-rustc.sh [tree]   (tree: only make the cached root)
 # Environment: VEIL_NSPAWN_MIRROR overrides the Debian mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,9 @@ mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
 
 # What Debian's own build of veil would pull in (Build-Depends).
 debian_tree trixie-rustc trixie rustc cargo gcc libc6-dev pkg-config libssl-dev libpam0g-dev libcrypt-dev libpwquality-dev
+# `debian-rustc.sh tree`: only the cached root (scripts/test.sh makes it
+# early, beside its build).
+[ "${1:-}" != tree ] || exit 0
 
 work=$(mktemp -d /tmp/veil-debian-rustc.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -31,7 +31,9 @@
 # usage: packaging/nspawn-e2e.sh [RELEASE...]   (default: bookworm trixie)
 # Environment: VEIL_NSPAWN_MIRROR overrides the Debian mirror (default: the
 # one this machine's apt uses); VEIL_NSPAWN_KEEP=1 keeps the booted copies;
-# VEIL_NSPAWN_ONLY=install or =upgrade runs only that half.
+# VEIL_NSPAWN_ONLY=install or =upgrade runs only that half; =trees only
+# makes the cached roots (scripts/test.sh does that early, beside its
+# build: debootstrap mostly waits for the mirror).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,11 +113,20 @@ wrong_code_of() { printf '%06d' $(( (10#$(oathtool --totp -b "$1") + 500000) % 1
 # shellcheck source=packaging/upgrade-e2e.sh
 . packaging/upgrade-e2e.sh
 only=${VEIL_NSPAWN_ONLY:-}
-case $only in '' | install | upgrade) ;; *) fail "VEIL_NSPAWN_ONLY is install or upgrade" ;; esac
-[ "$only" = install ] || old_deb
+case $only in '' | install | upgrade | trees) ;; *) fail "VEIL_NSPAWN_ONLY is install, upgrade or trees" ;; esac
+for r in "${releases[@]}"; do
+  case $r in bookworm | trixie) ;; *) fail "unknown release $r (bookworm or trixie)" ;; esac
+done
+if [ "$only" = trees ]; then
+  for release in "${releases[@]}"; do debian_tree "$release" "$release" "${packages[@]}"; done
+  exit 0
+fi
+# The tree's package first: the old one's build then starts from its
+# compiled dependencies (scripts/seed-target.sh).
 say "build the package"
 deb=$(packaging/build-deb.sh)
 echo "package: $deb" >&2
+[ "$only" = install ] || old_deb
 
 free_port() {
   local p
@@ -512,9 +523,6 @@ EOF
   root= tmp=
 }
 
-for r in "${releases[@]}"; do
-  case $r in bookworm | trixie) ;; *) fail "unknown release $r (bookworm or trixie)" ;; esac
-done
 for r in "${releases[@]}"; do
   [ "$only" = upgrade ] || run_release "$r"
   [ "$only" = install ] || [ "${old_deb_s:-}" = ignored ] || run_upgrade "$r"

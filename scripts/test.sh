@@ -2,10 +2,13 @@
 # The test suite, in tiers. Installs missing system packages.
 #
 #   scripts/test.sh          every tier: what CI runs (.ci/run)
-#   scripts/test.sh quick    fmt, clippy, unit and in-process tests, no root
-#                            tests: the daily loop (about 2 minutes after a build)
+#   scripts/test.sh quick    fmt, clippy, unit and in-process tests, none that
+#                            needs root or takes a minute: the daily loop
+#                            (under 2 minutes after a build)
 #   scripts/test.sh root     quick, then the tests that need root (real su,
-#                            sudo, sshd, polkit; marked #[ignore] otherwise)
+#                            sudo, sshd, polkit) and the slow ones (both
+#                            marked #[ignore] otherwise), then the tests
+#                            against the pinned earlier release
 #   scripts/test.sh package  the Debian package: packaging/e2e.sh, then
 #                            packaging/nspawn-e2e.sh (booted Debian 12 and 13),
 #                            packaging/debian-rustc.sh (built with trixie's rustc)
@@ -23,12 +26,11 @@ step() { echo "== test.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 
 # The tests against an earlier release (tests/tests/postgres_rolling.rs,
 # tests/tests/fresh_code_versions.rs: every test with "pinned" in its
-# name) need that release's binaries: scripts/build-pinned.sh builds them beside
-# other work at the lowest CPU priority, so that it takes the CPU left idle
-# (cached by commit in the target dir): from the start in the root tier, and
-# beside packaging/nspawn-e2e.sh (which mostly waits for debootstrap and
-# containers) in a full run, where beside the build it cost about 4 min.
-# The tests run once they are there: after the root tests, or last.
+# name) need that release's binaries: scripts/build-pinned.sh builds them
+# (cached by commit in the target dir) once the tree's build is done,
+# from its compiled dependencies (scripts/seed-target.sh: veil's own
+# crates only, about 15 s), beside clippy and the tests at the lowest CPU
+# priority. Those tests run after the root tests.
 pinned_pid=
 pinned_out=
 start_pinned() {
@@ -37,7 +39,6 @@ start_pinned() {
   setsid -w nice -n 19 scripts/build-pinned.sh >"$pinned_out" 2>"$pinned_out.log" &
   pinned_pid=$!
 }
-kill_pinned() { [ -z "$pinned_pid" ] || kill -- "-$pinned_pid" 2>/dev/null || true; }
 rolling_test() {
   step "tests against the pinned release (after scripts/build-pinned.sh)"
   local rc=0
@@ -50,37 +51,74 @@ rolling_test() {
   rm -f "$pinned_out" "$pinned_out.log"
 }
 
+# In a full run as root, the Debian roots of the package tier (three
+# debootstraps, about 3 min that mostly wait for the mirror) are made
+# from the start, beside the build and the tests.
+trees_pid=
+trees_log=
+start_trees() {
+  trees_log=$(mktemp /tmp/veil-trees.XXXXXX)
+  setsid -w nice -n 10 bash -c 'VEIL_NSPAWN_ONLY=trees bash packaging/nspawn-e2e.sh &&
+    bash packaging/debian-rustc.sh tree' >"$trees_log" 2>&1 &
+  trees_pid=$!
+}
+wait_trees() {
+  [ -n "$trees_pid" ] || return 0
+  step "the Debian roots (made since the start)"
+  local rc=0
+  wait "$trees_pid" || rc=$?
+  trees_pid=
+  cat "$trees_log" >&2
+  rm -f "$trees_log"
+  [ "$rc" -eq 0 ] || { echo "making the Debian roots failed (status $rc)" >&2; exit 1; }
+}
+
+rustc_pid=
+cleanup() {
+  local pid
+  for pid in "$pinned_pid" "$trees_pid"; do
+    [ -z "$pid" ] || kill -- "-$pid" 2>/dev/null || true
+  done
+  [ -z "$rustc_pid" ] || kill "$rustc_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
 if [ "$tier" != package ]; then
   scripts/deps.sh test
-  if [ "$tier" = root ] && is_root; then
-    start_pinned
-    trap kill_pinned EXIT
+  if [ "$tier" = all ] && is_root; then
+    # Every package first, one apt at a time: nothing below waits for
+    # apt's lock.
+    scripts/deps.sh package
+    scripts/deps.sh nspawn
+    start_trees
   fi
   step "fmt, build, clippy"
   cargo fmt --all --check
   # `cargo test` does not build the cdylib that the libpam tests load.
   cargo build --workspace --all-targets
+  if [ "$tier" != quick ] && is_root; then start_pinned; fi
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
 case "$tier" in
   quick)
-    step "tests (no root-only ones)"
+    step "tests (no root-only or slow ones)"
     cargo test --workspace
     ;;
   root | all)
     if is_root; then
       # Tests that play a setuid front end (su, sudo, sshd) need root; they
-      # are #[ignore]d for a plain `cargo test` and fail if run as anyone else.
-      step "tests, root-only ones included"
+      # are #[ignore]d for a plain `cargo test` and fail if run as anyone
+      # else. So are the slow ones (CONTRIBUTING.md, "Test tiers").
+      step "tests, root-only and slow ones included"
       cargo test --workspace -- --include-ignored --skip pinned
-      [ "$tier" = all ] || rolling_test
+      rolling_test
     elif [ "$tier" = root ]; then
       echo "test.sh root: the root tier needs root" >&2
       exit 1
     else
       cargo test --workspace
-      echo "root-only tests (marked ignored) not run: run scripts/test.sh as root"
+      echo "root-only and slow tests (marked ignored) not run: run scripts/test.sh as root"
     fi
     ;;
 esac
@@ -92,13 +130,13 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     # for apt's lock.
     scripts/deps.sh package
     scripts/deps.sh nspawn
+    wait_trees
     # The code builds with Debian 13's own rustc and cargo (rust-version):
-    # in a root of its own, beside the two below (its debootstrap and
-    # build overlap their waits for logins and containers).
+    # in a root of its own, beside e2e.sh (its build overlaps e2e.sh's
+    # waits for logins).
     rustc_log=$(mktemp /tmp/veil-debian-rustc.XXXXXX)
     bash packaging/debian-rustc.sh >"$rustc_log" 2>&1 &
     rustc_pid=$!
-    trap 'kill "$rustc_pid" 2>/dev/null || true; kill_pinned' EXIT
     # Builds the .deb, installs it, logs in through a second sshd and sudo,
     # then purges it and checks the machine is as it was.
     step "packaging/e2e.sh (packaging/debian-rustc.sh runs beside it)"
@@ -106,12 +144,11 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     # The package under a booted systemd: Debian 12 and 13 roots (cached in
     # the target dir) booted with systemd-nspawn; fails if they cannot boot.
     step "packaging/nspawn-e2e.sh"
-    [ "$tier" != all ] || start_pinned
     bash packaging/nspawn-e2e.sh
     step "packaging/debian-rustc.sh (its output)"
     rustc_rc=0
     wait "$rustc_pid" || rustc_rc=$?
-    trap kill_pinned EXIT
+    rustc_pid=
     cat "$rustc_log" >&2
     rm -f "$rustc_log"
     [ "$rustc_rc" -eq 0 ] || { echo "packaging/debian-rustc.sh failed (status $rustc_rc)" >&2; exit 1; }
@@ -124,5 +161,4 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     echo "packaging/debian-rustc.sh skipped: it needs root (debootstrap, systemd-nspawn)"
   fi
 fi
-[ -z "$pinned_pid" ] || rolling_test
 step "done: tier $tier passed"

@@ -390,6 +390,7 @@ fn through_pam_an_outage_login_passes_and_a_wrong_password_fails() {
 /// (every 60 s). Fails with the flag left set after the decision (no
 /// `event=prune error=` line: the prune ran on the copy).
 #[test]
+#[ignore = "slow: waits up to 75 s for veild's minute prune; scripts/test.sh root and CI run it"]
 fn the_minutes_prune_during_an_outage_asks_the_shared_store_not_the_copy() {
     let mut cluster = Cluster::start();
     let url = cluster.database("outage_prune");
