@@ -20,6 +20,10 @@ if [ ! -d "$from/deps" ]; then
   exit 0
 fi
 mkdir -p "$to/deps"
-cp -a "$from/.fingerprint" "$from/build" "$to/"
-find "$from/deps" -maxdepth 1 -type f -name 'lib*' -exec cp -a -t "$to/deps" {} +
+# Fingerprints first: one copied names outputs complete by then. A build
+# may be running in FROM (clippy beside it makes and renames files): a
+# file gone before it is copied only means a rebuild, so errors here are
+# not fatal.
+cp -a "$from/.fingerprint" "$from/build" "$to/" 2>/dev/null || true
+find "$from/deps" -maxdepth 1 -type f -name 'lib*' -exec cp -a -t "$to/deps" {} + 2>/dev/null || true
 echo "seed-target: $(du -sh "$to" | cut -f1) of dependencies from $from" >&2
