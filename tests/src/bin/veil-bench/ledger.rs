@@ -4,7 +4,7 @@
 //! there. The table is filled directly with live rows (one failure each,
 //! in its window: rows eviction may not take), as an attacker's spray
 //! would leave it, so that the figure does not wait on a million argon2
-//! checks.
+//! checks. The same on PostgreSQL follows (ledger_pg.rs).
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use veil_daemon::common::ledger::{self, Limits, Origin};
 use veil_daemon::common::store::{OpenMode, SqliteStore, Store};
 use veil_tests::stats::{median, quantile};
 
-const NOW: i64 = 1_800_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000;
 
 fn fill(store: &mut SqliteStore, from: i64, to: i64, limits: &Limits) {
     let conn = store.conn();
@@ -62,7 +62,7 @@ pub fn ledger_report(quick: bool, say: &mut dyn FnMut(String)) {
     });
     say("## 6. Ledger write cost against how full it is\n".into());
     say(format!(
-        "One reservation of a fresh remote pair (3 new keys; check + reserve in one `BEGIN IMMEDIATE` transaction, `synchronous = FULL`), {attempts} attempts per row, cap {cap} rows, the table filled with live rows (a failure in its window) first.\n"
+        "On SQLite: one reservation of a fresh remote pair (3 new keys; check + reserve in one `BEGIN IMMEDIATE` transaction, `synchronous = FULL`), {attempts} attempts per row, cap {cap} rows, the table filled with live rows (a failure in its window) first.\n"
     ));
     say("| full | rows before | median µs | p99 µs | overflowed | database MiB |".into());
     say("|---|---|---|---|---|---|".into());
@@ -101,4 +101,6 @@ pub fn ledger_report(quick: bool, say: &mut dyn FnMut(String)) {
         ));
     }
     say(String::new());
+    drop(store);
+    crate::ledger_pg::postgres_table(cap, attempts, say);
 }

@@ -13,7 +13,7 @@
 //! and unknown names, keyboard-interactive and `one_prompt`);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
-//! cap. `--svg DIR` also draws the figures into DIR (scripts/bench.sh
+//! cap (SQLite, then PostgreSQL on a throwaway cluster). `--svg DIR` also draws the figures into DIR (scripts/bench.sh
 //! passes `docs/bench`): denial-time CDFs per class (full, `--quick`,
 //! `--recovery` and `--pairs` runs), success latency against the argon2
 //! floor and throughput against its limit (full and `--quick` runs).
@@ -29,6 +29,7 @@ use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
 mod edges;
 mod ledger;
+mod ledger_pg;
 mod postgres;
 mod ssh_flood;
 mod ssh_timing;
