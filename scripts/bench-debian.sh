@@ -54,7 +54,8 @@ release_dir="$target/release"
 say "veil-bench $* in $release ($root, overlay discarded at exit)"
 # Every library the built binaries link must resolve in the root (built on
 # this host: an older glibc than the root's is fine, a library the root
-# lacks is not).
+# lacks is not). Where /run is no tmpfs (no systemd on the host), nspawn
+# says at exit that it would not remove its propagation directory: noise.
 systemd-nspawn -q --register=no --keep-unit --volatile=overlay --as-pid2 -D "$root" \
   "${binds[@]}" --chdir="$PWD" \
   --setenv=VEIL_BENCH_COMMAND="scripts/bench-debian.sh $release" \
@@ -62,4 +63,5 @@ systemd-nspawn -q --register=no --keep-unit --volatile=overlay --as-pid2 -D "$ro
     for f in "$dir/veild" "$dir/veilctl" "$dir/veil-bench" "$dir/libpam_veil.so"; do
       if ldd "$f" | grep "not found" >&2; then echo "bench-debian: $f: libraries missing in the root" >&2; exit 1; fi
     done
-    exec "$dir/veil-bench" "$@"' sh "$release_dir" "$@"
+    exec "$dir/veil-bench" "$@"' sh "$release_dir" "$@" \
+  2> >(grep --line-buffered -v '^Attempted to remove disk file system under "/run/systemd/nspawn/propagate/' >&2)

@@ -294,10 +294,7 @@ fn main() -> ExitCode {
 
     if opts.postgres {
         postgres::postgres_report(opts.n, &mut say);
-        say(format!(
-            "Command: `{cmd} --postgres --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --postgres --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }
     if opts.ledger {
@@ -309,27 +306,25 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if opts.ssh_per_name {
-        ssh_per_name::ssh_per_name_report(opts.names, opts.per_state, &mut say);
+        let ran = ssh_per_name::ssh_per_name_report(opts.names, opts.per_state, &mut say);
         say(format!(
             "Command: `{cmd} --ssh-timing-per-name --names {} --per-state {}`",
             opts.names, opts.per_state
         ));
-        return ExitCode::SUCCESS;
+        return if ran {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     if opts.ssh_timing {
         ssh_timing::ssh_timing_report(opts.n, &mut say);
-        say(format!(
-            "Command: `{cmd} --ssh-timing --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --ssh-timing --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }
     if opts.recovery {
         recovery_report(opts.n, &figures, &mut say);
-        say(format!(
-            "Command: `{cmd} --recovery --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --recovery --n {}`", opts.n));
         return finish(&figures);
     }
     if opts.pairs || opts.flood || opts.ssh_flood || opts.system {

@@ -16,8 +16,9 @@ use veil_tests::pam::socket_args;
 use veil_tests::paths;
 use veil_tests::sshd::Sshd;
 use veil_tests::stats::{ks_two_sample, median, quantile};
+use veil_tests::totp::{DEMO_SECRET, code_now};
 
-use crate::Daemon;
+use crate::{Daemon, PASSWORD};
 
 /// Names per kind. sshd's password method, when the PAM call outlasts its
 /// keyed per-name delay (5 to 9.2 ms), doubles that delay until it is
@@ -124,6 +125,22 @@ fn run_mode(sshd: &Sshd, dir: &Path, method: &str, answers: &str, n: usize) -> [
         }
     }
     out
+}
+
+/// Panics unless `user` (real, enrolled) logs in over `sshd`'s password
+/// method with `one_prompt`: what answers there is veil, not another PAM
+/// stack. OpenSSH 10.0 ignores the program's name for its PAM service, and
+/// before the test sshd set `PAMServiceName` the password method went to
+/// Debian's own `sshd` stack (pam_unix) and was timed all the same.
+pub(crate) fn assert_veil_answers(sshd: &Sshd, user: &str) {
+    let (status, output) =
+        sshd.login_password(user, &format!("{PASSWORD}{}", code_now(DEMO_SECRET)));
+    assert_eq!(
+        status,
+        0,
+        "the right password and code did not log {user} in over the password method: not veil's stack? {output}\n{}",
+        sshd.log()
+    );
 }
 
 /// Shuffles `v` in place (Fisher–Yates, xorshift from a fixed `seed`, so a
@@ -271,6 +288,8 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     );
     drop(kbd);
     let one = Sshd::start_password("vb21p", &line("one_prompt"));
+    // First: a run that timed another PAM stack would be worthless.
+    assert_veil_answers(&one, &names(0)[0]);
     let runs = run_mode(&one, dir.path(), "password", "wrong-pass000000", n);
     report(
         "password method, one_prompt, failure_delay_ms = 0",
@@ -294,6 +313,8 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     );
     drop(kbd);
     let one = Sshd::start_password("vb21q", &line("one_prompt"));
+    // First: a run that timed another PAM stack would be worthless.
+    assert_veil_answers(&one, &names(0)[1]);
     let runs = run_mode(&one, dir.path(), "password", "wrong-pass000000", n);
     report(
         "password method, one_prompt, failure_delay_ms = 2000 (the default)",
