@@ -436,7 +436,9 @@ impl Sshd {
 /// (Debian 13) refuses a source for a while after a few failed logins,
 /// and every failure here comes from 127.0.0.1, so `PerSourcePenalties
 /// no`; 10.0's PAM service is `sshd` whatever the program's name (the
-/// login runs in sshd-session), so `PAMServiceName` names ours.
+/// login runs in sshd-session), so `PAMServiceName` names ours. Without
+/// these lines one_prompt_sshd.rs fails in a Debian 13 root ("a failure is
+/// charged": its logins went to Debian's own `sshd` stack, never to veil).
 fn newer_options(service: &str) -> String {
     static KNOWN: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
     let knows = |option: &str| {
