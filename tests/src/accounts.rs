@@ -89,39 +89,52 @@ impl Accounts {
         self.add(name);
         run("chpasswd", &[], &format!("{name}:{password}\n"));
     }
+
+    /// `userdel NAME` now (the bench turns a real name into an unknown
+    /// one); panics if it stays.
+    pub fn remove(&mut self, name: &str) {
+        assert!(
+            userdel(name, self.remove_homes),
+            "could not remove test account {name}"
+        );
+        self.names.retain(|n| n != name);
+    }
+}
+
+/// `userdel`, waiting a while for the user's processes to end, then forced.
+fn userdel(name: &str, remove_homes: bool) -> bool {
+    // userdel refuses while a process of the user still runs (an sshd
+    // session child that has not exited yet): a CI run found `v21real`
+    // left behind, and the next run's `add` refused it. Wait for it a
+    // while, then force.
+    let userdel = |force: bool| {
+        let mut userdel = Command::new("userdel");
+        if remove_homes {
+            userdel.arg("--remove");
+        }
+        if force {
+            userdel.arg("--force");
+        }
+        // 6: no such user (a test removed it already).
+        userdel
+            .arg(name)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| matches!(s.code(), Some(0 | 6)))
+    };
+    for _ in 0..50 {
+        if userdel(false) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    userdel(true)
 }
 
 impl Drop for Accounts {
     fn drop(&mut self) {
         for name in &self.names {
-            // userdel refuses while a process of the user still runs (an
-            // sshd session child that has not exited yet): a CI run found
-            // `v21real` left behind, and the next run's `add` refused it.
-            // Wait for it a while, then force.
-            let userdel = |force: bool| {
-                let mut userdel = Command::new("userdel");
-                if self.remove_homes {
-                    userdel.arg("--remove");
-                }
-                if force {
-                    userdel.arg("--force");
-                }
-                // 6: no such user (a test removed it already).
-                userdel
-                    .arg(name)
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| matches!(s.code(), Some(0 | 6)))
-            };
-            let mut gone = false;
-            for _ in 0..50 {
-                if userdel(false) {
-                    gone = true;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            if !gone && !userdel(true) {
+            if !userdel(name, self.remove_homes) {
                 eprintln!("accounts: could not remove test account {name}");
             }
         }

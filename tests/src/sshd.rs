@@ -248,9 +248,10 @@ impl Sshd {
             format!(
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host\nPidFile {dir}/sshd.pid\n\
                  UsePAM yes\n{methods}StrictModes no\nPermitRootLogin no\n\
-                 PrintMotd no\nBanner none\nUseDNS no\n",
+                 PrintMotd no\nBanner none\nUseDNS no\n{newer}",
                 dir = d.display(),
                 methods = methods.replace("%D", &d.display().to_string()),
+                newer = newer_options(&service),
             ),
         )
         .unwrap();
@@ -428,6 +429,40 @@ impl Sshd {
         std::fs::write(&path, text).unwrap();
         path
     }
+}
+
+/// sshd_config lines for options newer than Debian 12's OpenSSH 9.2 (which
+/// refuses options it does not know), where this sshd knows them: 9.8+
+/// (Debian 13) refuses a source for a while after a few failed logins,
+/// and every failure here comes from 127.0.0.1, so `PerSourcePenalties
+/// no`; 10.0's PAM service is `sshd` whatever the program's name (the
+/// login runs in sshd-session), so `PAMServiceName` names ours. Without
+/// these lines one_prompt_sshd.rs fails in a Debian 13 root ("a failure is
+/// charged": its logins went to Debian's own `sshd` stack, never to veil).
+fn newer_options(service: &str) -> String {
+    static KNOWN: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    let knows = |option: &str| {
+        Command::new("/usr/sbin/sshd")
+            .args(["-G", "-f", "/dev/null", "-o", option])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let (penalties, pam_service) = *KNOWN.get_or_init(|| {
+        (
+            knows("PerSourcePenalties=no"),
+            knows("PAMServiceName=veil-probe"),
+        )
+    });
+    let mut lines = String::new();
+    if penalties {
+        lines.push_str("PerSourcePenalties no\n");
+    }
+    if pam_service {
+        lines.push_str(&format!("PAMServiceName {service}\n"));
+    }
+    lines
 }
 
 impl Drop for Sshd {

@@ -11,6 +11,8 @@
 //! `--ssh-flood` the sshd one alone);
 //! `--ssh-timing` only denial timing over a real sshd (issue 21: real
 //! and unknown names, keyboard-interactive and `one_prompt`);
+//! `--ssh-timing-per-name` the same name by name (`--names K` names, each
+//! real and unknown in turn, `--per-state M` logins per name and state);
 //! `--recovery` only the denial table at delay 0 (with the recovery-code
 //! classes); `--ledger` only the ledger's cost at 10, 90 and 100 % of its
 //! cap (SQLite, then PostgreSQL on a throwaway cluster). `--svg DIR` also draws the figures into DIR (scripts/bench.sh
@@ -32,6 +34,7 @@ mod ledger;
 mod ledger_pg;
 mod postgres;
 mod ssh_flood;
+mod ssh_per_name;
 mod ssh_timing;
 mod svg;
 mod system;
@@ -56,6 +59,9 @@ struct Options {
     flood: bool,
     ssh_flood: bool,
     ssh_timing: bool,
+    ssh_per_name: bool,
+    names: usize,
+    per_state: usize,
     system: bool,
     postgres: bool,
     recovery: bool,
@@ -71,6 +77,9 @@ fn options() -> Result<Options, String> {
         flood: false,
         ssh_flood: false,
         ssh_timing: false,
+        ssh_per_name: false,
+        names: 6,
+        per_state: 8,
         system: false,
         postgres: false,
         recovery: false,
@@ -88,20 +97,18 @@ fn options() -> Result<Options, String> {
             "--flood" => o.flood = true,
             "--ssh-flood" => o.ssh_flood = true,
             "--ssh-timing" => o.ssh_timing = true,
+            "--ssh-timing-per-name" => o.ssh_per_name = true,
+            "--names" => o.names = number(args.next(), "--names")?,
+            "--per-state" => o.per_state = number(args.next(), "--per-state")?,
             "--system" => o.system = true,
             "--postgres" => o.postgres = true,
             "--recovery" => o.recovery = true,
             "--ledger" => o.ledger = true,
             "--svg" => o.svg = Some(args.next().ok_or("--svg takes a directory")?.into()),
-            "--n" => {
-                o.n = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--n takes a number")?
-            }
+            "--n" => o.n = number(args.next(), "--n")?,
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--ssh-timing-per-name [--names K] [--per-state M]] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
                 );
                 std::process::exit(0);
             }
@@ -109,6 +116,18 @@ fn options() -> Result<Options, String> {
         }
     }
     Ok(o)
+}
+
+fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{flag} takes a number"))
+}
+
+/// How the report names the command that made it: scripts/bench.sh, or
+/// what scripts/bench-debian.sh sets (the run inside a Debian root).
+fn command() -> String {
+    std::env::var("VEIL_BENCH_COMMAND").unwrap_or_else(|_| "scripts/bench.sh".into())
 }
 
 /// The bench's veild: the one test harness ([`Veild`]) at veild's own
@@ -248,6 +267,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     };
+    let cmd = command();
     let out = &mut String::new();
     let mut say = |s: String| {
         println!("{s}");
@@ -275,34 +295,37 @@ fn main() -> ExitCode {
 
     if opts.postgres {
         postgres::postgres_report(opts.n, &mut say);
-        say(format!(
-            "Command: `scripts/bench.sh --postgres --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --postgres --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }
     if opts.ledger {
         ledger::ledger_report(opts.quick, &mut say);
         say(format!(
-            "Command: `scripts/bench.sh --ledger{}`",
+            "Command: `{cmd} --ledger{}`",
             if opts.quick { " --quick" } else { "" }
         ));
         return ExitCode::SUCCESS;
     }
+    if opts.ssh_per_name {
+        let ran = ssh_per_name::ssh_per_name_report(opts.names, opts.per_state, &mut say);
+        say(format!(
+            "Command: `{cmd} --ssh-timing-per-name --names {} --per-state {}`",
+            opts.names, opts.per_state
+        ));
+        return if ran {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if opts.ssh_timing {
         ssh_timing::ssh_timing_report(opts.n, &mut say);
-        say(format!(
-            "Command: `scripts/bench.sh --ssh-timing --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --ssh-timing --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }
     if opts.recovery {
         recovery_report(opts.n, &figures, &mut say);
-        say(format!(
-            "Command: `scripts/bench.sh --recovery --n {}`",
-            opts.n
-        ));
+        say(format!("Command: `{cmd} --recovery --n {}`", opts.n));
         return finish(&figures);
     }
     if opts.pairs || opts.flood || opts.ssh_flood || opts.system {
@@ -319,7 +342,7 @@ fn main() -> ExitCode {
             edges::pairs_report(opts.n, &figures, &mut say);
         }
         say(format!(
-            "Command: `scripts/bench.sh{}{}{}{}{}{}`",
+            "Command: `{cmd}{}{}{}{}{}{}`",
             if opts.system { " --system" } else { "" },
             if opts.flood { " --flood" } else { "" },
             if opts.ssh_flood { " --ssh-flood" } else { "" },
@@ -517,7 +540,7 @@ fn main() -> ExitCode {
     edges::flood_report(opts.quick, &mut say);
     ssh_flood::ssh_flood_report(opts.quick, &mut say);
     say(format!(
-        "Command: `scripts/bench.sh{}`",
+        "Command: `{cmd}{}`",
         if opts.quick { " --quick" } else { "" }
     ));
     let _ = Path::new(".");

@@ -16,8 +16,9 @@ use veil_tests::pam::socket_args;
 use veil_tests::paths;
 use veil_tests::sshd::Sshd;
 use veil_tests::stats::{ks_two_sample, median, quantile};
+use veil_tests::totp::{DEMO_SECRET, code_now};
 
-use crate::Daemon;
+use crate::{Daemon, PASSWORD};
 
 /// Names per kind. sshd's password method, when the PAM call outlasts its
 /// keyed per-name delay (5 to 9.2 ms), doubles that delay until it is
@@ -36,7 +37,7 @@ type Sample = (String, f64, f64);
 
 /// Prints `first=US` at the first prompt and `result=US` from sending the
 /// last answer to the result; the answers come tab-separated in VB_ANSWERS.
-const TIMED: &str = r#"set timeout 60
+pub(crate) const TIMED: &str = r#"set timeout 60
 lassign $argv port user method
 log_user 0
 set t0 [clock microseconds]
@@ -69,7 +70,7 @@ exit 0
 "#;
 
 /// One timed failed login: (first prompt ms, last answer to result ms).
-fn attempt(
+pub(crate) fn attempt(
     script: &Path,
     port: u16,
     user: &str,
@@ -113,13 +114,7 @@ fn run_mode(sshd: &Sshd, dir: &Path, method: &str, answers: &str, n: usize) -> [
         attempt(&script, sshd.port, &kind[0], method, answers);
     }
     let mut order: Vec<usize> = (0..2 * n).map(|i| i % 2).collect();
-    let mut seed: u64 = 0x2021_0021;
-    for i in (1..order.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        order.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
+    shuffle(&mut order, 0x2021_0021);
     let mut out = [Vec::new(), Vec::new()];
     let mut next = [0usize; 2];
     for kind in order {
@@ -130,6 +125,73 @@ fn run_mode(sshd: &Sshd, dir: &Path, method: &str, answers: &str, n: usize) -> [
         }
     }
     out
+}
+
+/// Panics unless `user` (real, enrolled) logs in over `sshd`'s password
+/// method with `one_prompt`: what answers there is veil, not another PAM
+/// stack. OpenSSH 10.0 ignores the program's name for its PAM service, and
+/// before the test sshd set `PAMServiceName` the password method went to
+/// Debian's own `sshd` stack (pam_unix) and was timed all the same.
+pub(crate) fn assert_veil_answers(sshd: &Sshd, user: &str) {
+    let (status, output) =
+        sshd.login_password(user, &format!("{PASSWORD}{}", code_now(DEMO_SECRET)));
+    assert_eq!(
+        status,
+        0,
+        "the right password and code did not log {user} in over the password method: not veil's stack? {output}\n{}",
+        sshd.log()
+    );
+}
+
+/// Shuffles `v` in place (Fisher–Yates, xorshift from a fixed `seed`, so a
+/// run's order is reproducible).
+pub(crate) fn shuffle<T>(v: &mut [T], mut seed: u64) {
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// The system and its OpenSSH, for a report's header: os-release's name,
+/// the server's version (`sshd -V`, which OpenSSH before 9.x answers with
+/// its version inside a usage message) and package, and `ssh -V`.
+pub(crate) fn openssh_line() -> String {
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "unknown system".into());
+    let version_of = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .and_then(|o| {
+                let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                    + &String::from_utf8_lossy(&o.stdout);
+                text.lines()
+                    .find(|l| l.starts_with("OpenSSH_"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("no version from {program} {arg}"))
+    };
+    let package = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "openssh-server"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|| "not from dpkg".into());
+    format!(
+        "System: {os}; sshd: {} (openssh-server {package}); client: {}.\n",
+        version_of("/usr/sbin/sshd", "-V"),
+        version_of("ssh", "-V")
+    )
 }
 
 /// Over the names: the lowest and highest per-name median of last answer
@@ -210,6 +272,7 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     say(format!(
         "## Denial timing over a real sshd (issue 21; {n} failed logins per kind, {NAMES} real and {NAMES} unknown names taken in turn, kinds interleaved at random; the client waits 50 ms before each answer)\n"
     ));
+    say(openssh_line());
     let kbd = Sshd::start("vb21k", &line(""));
     let runs = run_mode(
         &kbd,
@@ -225,6 +288,8 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     );
     drop(kbd);
     let one = Sshd::start_password("vb21p", &line("one_prompt"));
+    // First: a run that timed another PAM stack would be worthless.
+    assert_veil_answers(&one, &names(0)[0]);
     let runs = run_mode(&one, dir.path(), "password", "wrong-pass000000", n);
     report(
         "password method, one_prompt, failure_delay_ms = 0",
@@ -248,6 +313,8 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     );
     drop(kbd);
     let one = Sshd::start_password("vb21q", &line("one_prompt"));
+    // First: a run that timed another PAM stack would be worthless.
+    assert_veil_answers(&one, &names(0)[1]);
     let runs = run_mode(&one, dir.path(), "password", "wrong-pass000000", n);
     report(
         "password method, one_prompt, failure_delay_ms = 2000 (the default)",
