@@ -50,6 +50,31 @@ fn fill(store: &mut SqliteStore, from: i64, to: i64, limits: &Limits) {
         .unwrap();
 }
 
+/// `attempts` reservations of fresh remote pairs (3 new keys each) for
+/// `round`, timed one by one: their cost in µs, and how many overflowed.
+pub(crate) fn timed_reservations(
+    store: &mut dyn Store,
+    limits: &Limits,
+    round: usize,
+    attempts: usize,
+) -> (Vec<f64>, usize) {
+    let mut cost_us = Vec::with_capacity(attempts);
+    let mut overflowed = 0;
+    for i in 0..attempts {
+        let rhost = format!("203.{round}.{}.{}", i / 256, i % 256);
+        let charge = ledger::charge_for(
+            limits,
+            &format!("fresh{round}-{i}"),
+            &Origin::from_root(&rhost, 0, "sshd"),
+        );
+        let t = Instant::now();
+        let r = store.reserve(limits, charge, NOW + 1).expect("reserve");
+        cost_us.push(t.elapsed().as_secs_f64() * 1e6);
+        overflowed += usize::from(r.overflow);
+    }
+    (cost_us, overflowed)
+}
+
 pub fn ledger_report(quick: bool, say: &mut dyn FnMut(String)) {
     let cap: i64 = if quick { 100_000 } else { 1_000_000 };
     let attempts = if quick { 300 } else { 2_000 };
@@ -73,20 +98,7 @@ pub fn ledger_report(quick: bool, say: &mut dyn FnMut(String)) {
             fill(&mut store, filled, target, &limits);
         }
         let before = store.ledger_rows().unwrap();
-        let mut cost_us = Vec::with_capacity(attempts);
-        let mut overflowed = 0;
-        for i in 0..attempts {
-            let rhost = format!("203.{round}.{}.{}", i / 256, i % 256);
-            let charge = ledger::charge_for(
-                &limits,
-                &format!("fresh{round}-{i}"),
-                &Origin::from_root(&rhost, 0, "sshd"),
-            );
-            let t = Instant::now();
-            let r = store.reserve(&limits, charge, NOW + 1).expect("reserve");
-            cost_us.push(t.elapsed().as_secs_f64() * 1e6);
-            overflowed += usize::from(r.overflow);
-        }
+        let (cost_us, overflowed) = timed_reservations(&mut store, &limits, round, attempts);
         filled = store.ledger_rows().unwrap();
         store
             .conn()

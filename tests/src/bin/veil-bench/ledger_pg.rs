@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use veil_daemon::common::config::{Lockout, Postgres};
-use veil_daemon::common::ledger::{self, Limits, Origin};
+use veil_daemon::common::ledger::Limits;
 use veil_daemon::common::store::{self, Location, OpenMode, PgSettings};
 use veil_tests::postgres::Cluster;
 use veil_tests::stats::{median, quantile};
@@ -79,20 +79,8 @@ pub fn postgres_table(cap: i64, attempts: usize, say: &mut dyn FnMut(String)) {
         let prune_ms = t.elapsed().as_secs_f64() * 1e3;
         // Every row is live: a prune that removed one would measure another table.
         assert_eq!(removed, 0, "the prune removed live rows");
-        let mut cost_us = Vec::with_capacity(attempts);
-        let mut overflowed = 0;
-        for i in 0..attempts {
-            let rhost = format!("203.{round}.{}.{}", i / 256, i % 256);
-            let charge = ledger::charge_for(
-                &limits,
-                &format!("fresh{round}-{i}"),
-                &Origin::from_root(&rhost, 0, "sshd"),
-            );
-            let t = Instant::now();
-            let r = store.reserve(&limits, charge, NOW + 1).expect("reserve");
-            cost_us.push(t.elapsed().as_secs_f64() * 1e6);
-            overflowed += usize::from(r.overflow);
-        }
+        let (cost_us, overflowed) =
+            crate::ledger::timed_reservations(store.as_mut(), &limits, round, attempts);
         filled = store.ledger_rows().expect("count");
         let size: i64 = admin
             .query_one("SELECT pg_total_relation_size('ledger')", &[])
