@@ -24,81 +24,57 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 started=$SECONDS
 step() { echo "== test.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 
+# Work that runs beside the rest, each in a session of its own (so that
+# a failure or an exit stops its children too), its output in a log.
+declare -A bg_pid=() bg_log=()
+# bg_start NAME NICENESS COMMAND...
+bg_start() {
+  local name=$1 niceness=$2
+  shift 2
+  bg_log[$name]=$(mktemp "/tmp/veil-$name.XXXXXX")
+  setsid -w nice -n "$niceness" "$@" >"${bg_log[$name]}" 2>&1 &
+  bg_pid[$name]=$!
+}
+# bg_wait NAME WHAT: waits for NAME, shows its log, fails the run if it
+# failed; its log's last line goes to $bg_last. Nothing if never started.
+bg_last=
+bg_wait() {
+  local name=$1 rc=0
+  [ -n "${bg_pid[$name]:-}" ] || return 0
+  step "$2"
+  wait "${bg_pid[$name]}" || rc=$?
+  unset "bg_pid[$name]"
+  cat "${bg_log[$name]}" >&2
+  bg_last=$(tail -n 1 "${bg_log[$name]}")
+  rm -f "${bg_log[$name]}"
+  [ "$rc" -eq 0 ] || { echo "test.sh: $name failed (status $rc)" >&2; exit 1; }
+}
+
 # The tests against an earlier release (tests/tests/postgres_rolling.rs,
 # tests/tests/fresh_code_versions.rs: every test with "pinned" in its
 # name) need that release's binaries: scripts/build-pinned.sh builds them
 # (cached by commit in the target dir) once the tree's build is done,
 # from its compiled dependencies (scripts/seed-target.sh: veil's own
 # crates only, about 15 s), beside clippy and the tests at the lowest CPU
-# priority. Those tests run after the root tests.
-pinned_pid=
-pinned_out=
-start_pinned() {
-  pinned_out=$(mktemp /tmp/veil-pinned.XXXXXX)
-  # A session of its own, so that a failure stops its cargo too.
-  setsid -w nice -n 19 scripts/build-pinned.sh >"$pinned_out" 2>"$pinned_out.log" &
-  pinned_pid=$!
-}
+# priority; it prints their directory last. Those tests run after the
+# root tests.
 rolling_test() {
-  step "tests against the pinned release (after scripts/build-pinned.sh)"
-  local rc=0
-  wait "$pinned_pid" || rc=$?
-  pinned_pid=
-  cat "$pinned_out.log" >&2
-  [ "$rc" -eq 0 ] || { echo "scripts/build-pinned.sh failed (status $rc)" >&2; exit 1; }
-  VEIL_PINNED_BIN_DIR=$(tail -n 1 "$pinned_out") \
+  bg_wait pinned "tests against the pinned release (after scripts/build-pinned.sh)"
+  VEIL_PINNED_BIN_DIR=$bg_last \
     cargo test -p veil-tests --test postgres_rolling --test fresh_code_versions -- --include-ignored
-  rm -f "$pinned_out" "$pinned_out.log"
 }
 
-# In a full run as root, the Debian roots of the package tier (three
+# In a full run as root: the Debian roots of the package tier (three
 # debootstraps, about 3 min that mostly wait for the mirror) are made
-# from the start, beside the build and the tests.
-trees_pid=
-trees_log=
-start_trees() {
-  trees_log=$(mktemp /tmp/veil-trees.XXXXXX)
-  setsid -w nice -n 10 bash -c 'VEIL_NSPAWN_ONLY=trees bash packaging/nspawn-e2e.sh &&
-    bash packaging/debian-rustc.sh tree' >"$trees_log" 2>&1 &
-  trees_pid=$!
-}
-wait_trees() {
-  [ -n "$trees_pid" ] || return 0
-  step "the Debian roots (made since the start)"
-  local rc=0
-  wait "$trees_pid" || rc=$?
-  trees_pid=
-  cat "$trees_log" >&2
-  rm -f "$trees_log"
-  [ "$rc" -eq 0 ] || { echo "making the Debian roots failed (status $rc)" >&2; exit 1; }
-}
-
-# In a full run as root, the release build of the package (about 4 min of
-# CPU) runs beside clippy and the tests at the lowest priority, where they
-# leave a core idle (waiting for servers, sshd, timeouts); packaging/e2e.sh
-# then finds it built.
-deb_pid=
-deb_log=
-start_deb() {
-  deb_log=$(mktemp /tmp/veil-deb.XXXXXX)
-  setsid -w nice -n 19 packaging/build-deb.sh >"$deb_log" 2>&1 &
-  deb_pid=$!
-}
-wait_deb() {
-  [ -n "$deb_pid" ] || return 0
-  step "the package's release build (since the tests started)"
-  local rc=0
-  wait "$deb_pid" || rc=$?
-  deb_pid=
-  [ "$rc" -eq 0 ] || { cat "$deb_log" >&2; echo "packaging/build-deb.sh failed (status $rc)" >&2; exit 1; }
-  tail -n 2 "$deb_log" >&2
-  rm -f "$deb_log"
-}
+# from the start, beside the build and the tests; the package's release
+# build (about 4 min of CPU) runs beside clippy and the tests at the
+# lowest priority, where they leave a core idle (waiting for servers,
+# sshd, timeouts), and packaging/e2e.sh then finds it built.
 
 rustc_pid=
 cleanup() {
   local pid
-  for pid in "$pinned_pid" "$trees_pid" "$deb_pid"; do
+  for pid in "${bg_pid[@]}"; do
     [ -z "$pid" ] || kill -- "-$pid" 2>/dev/null || true
   done
   [ -z "$rustc_pid" ] || kill "$rustc_pid" 2>/dev/null || true
@@ -112,14 +88,15 @@ if [ "$tier" != package ]; then
     # apt's lock.
     scripts/deps.sh package
     scripts/deps.sh nspawn
-    start_trees
+    bg_start trees 10 bash -c 'VEIL_NSPAWN_ONLY=trees bash packaging/nspawn-e2e.sh &&
+      bash packaging/debian-rustc.sh tree'
   fi
   step "fmt, build, clippy"
   cargo fmt --all --check
   # `cargo test` does not build the cdylib that the libpam tests load.
   cargo build --workspace --all-targets
-  if [ "$tier" != quick ] && is_root; then start_pinned; fi
-  if [ "$tier" = all ] && is_root; then start_deb; fi
+  if [ "$tier" != quick ] && is_root; then bg_start pinned 19 scripts/build-pinned.sh; fi
+  if [ "$tier" = all ] && is_root; then bg_start deb 19 packaging/build-deb.sh; fi
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
@@ -153,8 +130,8 @@ if [ "$tier" = package ] || [ "$tier" = all ]; then
     # for apt's lock.
     scripts/deps.sh package
     scripts/deps.sh nspawn
-    wait_trees
-    wait_deb
+    bg_wait trees "the Debian roots (made since the start)"
+    bg_wait deb "the package's release build (since the tests started)"
     # The code builds with Debian 13's own rustc and cargo (rust-version):
     # in a root of its own, beside e2e.sh (its build overlaps e2e.sh's
     # waits for logins).
