@@ -1,6 +1,10 @@
-# Sourced by packaging/nspawn-e2e.sh and packaging/debian-rustc.sh: cached
-# Debian roots made by debootstrap. Needs from the caller: $cache (where the
-# roots live), $mirror, $keyring, and the functions say and fail.
+# Sourced by packaging/nspawn-e2e.sh, packaging/debian-rustc.sh and
+# scripts/bench-debian.sh: cached Debian roots made by debootstrap. Needs
+# from the caller the functions say and fail; sets, when sourced:
+#   target   the cargo target dir (absolute)
+#   cache    where the roots live, $target/nspawn
+#   keyring  Debian's archive keyring (debootstrap checks signatures with it)
+#   mirror   VEIL_NSPAWN_MIRROR, else the one this machine's apt uses
 
 # The Debian mirror this machine's apt uses (deb822 or one-line sources).
 debian_mirror() {
@@ -43,3 +47,10 @@ debian_tree() {
   tree_made=1
   echo "debootstrap $name ($rel): $(( $(date +%s) - started )) s" >&2
 }
+
+target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
+cache="$target/nspawn"
+mkdir -p "$cache"
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$keyring" ] || fail "no $keyring (package debian-archive-keyring)"
+mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}

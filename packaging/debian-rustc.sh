@@ -18,14 +18,9 @@ say() { printf '\n== [debian-rustc] %s\n' "$*" >&2; }
 scripts/deps.sh nspawn
 command -v git >/dev/null || fail "no git (the source list comes from git ls-files)"
 
-target=${CARGO_TARGET_DIR:-$PWD/target}
-cache="$target/nspawn"
-mkdir -p "$cache"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || fail "no $keyring (package debian-archive-keyring)"
+# debian_tree; $target, $cache, $keyring, $mirror.
 # shellcheck source=packaging/debian-roots.sh
 . packaging/debian-roots.sh
-mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
 
 # What Debian's own build of veil would pull in (Build-Depends).
 debian_tree trixie-rustc trixie rustc cargo gcc libc6-dev pkg-config libssl-dev libpam0g-dev libcrypt-dev libpwquality-dev

@@ -47,21 +47,15 @@ command -v debootstrap >/dev/null || fail "no debootstrap"
 
 releases=("$@")
 [ ${#releases[@]} -gt 0 ] || releases=(bookworm trixie)
-target=${CARGO_TARGET_DIR:-$PWD/target}
-cache="$target/nspawn"
-mkdir -p "$cache"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || fail "no $keyring (package debian-archive-keyring)"
-
 # What the roots hold beyond debootstrap's minbase. The stamp names it: a
 # change here rebuilds the cached trees.
 packages=(systemd systemd-sysv dbus openssh-server sudo libpam-runtime adduser passwd
   util-linux procps iproute2 prometheus-node-exporter acl)
 
-# debian_mirror, and debian_tree NAME RELEASE PACKAGE... (a cached root).
+# debian_tree NAME RELEASE PACKAGE... (a cached root); $target, $cache,
+# $keyring, $mirror.
 # shellcheck source=packaging/debian-roots.sh
 . packaging/debian-roots.sh
-mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
 
 # ------------------------------------------------------------ the README
 # The block after `<!-- first-steps` in README.md, split at its ssh line:

@@ -27,15 +27,9 @@ scripts/deps.sh build
 scripts/deps.sh nspawn
 cargo build --release --quiet -p pam-veil -p veil-daemon -p veil-tests
 
-target=${CARGO_TARGET_DIR:-$PWD/target}
-target=$(realpath "$target")
-cache="$target/nspawn"
-mkdir -p "$cache"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || fail "no $keyring (package debian-archive-keyring)"
+# debian_tree; $target, $cache, $keyring, $mirror.
 # shellcheck source=packaging/debian-roots.sh
 . packaging/debian-roots.sh
-mirror=${VEIL_NSPAWN_MIRROR:-$(debian_mirror)}
 
 # What the bench runs besides its own binaries: sshd and the client driven
 # by expect, the account tools, libpam and libpwquality with the cracklib
