@@ -13,13 +13,11 @@
 use std::time::Instant;
 
 use veil_tests::accounts::{Accounts, exists, run};
-use veil_tests::pam::socket_args;
-use veil_tests::paths;
 use veil_tests::sshd::Sshd;
 use veil_tests::stats::{ks_two_sample, median};
 
 use crate::Daemon;
-use crate::ssh_timing::{TIMED, assert_veil_answers, attempt, openssh_line, shuffle};
+use crate::ssh_timing::{TIMED, assert_veil_answers, attempt, openssh_line, pam_line, shuffle};
 
 /// (title, sshd's method, the answers typed).
 const MODES: [(&str, &str, &str); 2] = [
@@ -113,13 +111,7 @@ pub fn ssh_per_name_report(k: usize, m: usize, say: &mut dyn FnMut(String)) -> b
         made: Accounts::new(),
     };
     let socket = d.socket();
-    let line = |arg: &str| {
-        format!(
-            "auth required {} {} {arg}",
-            paths::module().display(),
-            socket_args(&socket, "30")
-        )
-    };
+    let line = |arg: &str| pam_line(&socket, arg);
     // One sshd per mode for the whole run: the same host key, so the same
     // per-name delays, for both states of a name.
     let sshds = [

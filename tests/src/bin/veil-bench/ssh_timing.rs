@@ -12,8 +12,6 @@ use std::path::Path;
 use std::process::Command;
 
 use veil_tests::accounts::{Accounts, run};
-use veil_tests::pam::socket_args;
-use veil_tests::paths;
 use veil_tests::sshd::Sshd;
 use veil_tests::stats::{ks_two_sample, median, quantile};
 use veil_tests::totp::{DEMO_SECRET, code_now};
@@ -157,6 +155,16 @@ pub(crate) fn shuffle<T>(v: &mut [T], mut seed: u64) {
 /// The system and its OpenSSH, for a report's header: os-release's name,
 /// the server's version (`sshd -V`, which OpenSSH before 9.x answers with
 /// its version inside a usage message) and package, and `ssh -V`.
+/// The PAM line of the bench's sshd: pam_veil.so of the target dir, asking
+/// the veild at `socket` (30 s timeout), with the module argument `arg`.
+pub(crate) fn pam_line(socket: &Path, arg: &str) -> String {
+    format!(
+        "auth required {} {} {arg}",
+        veil_tests::paths::module().display(),
+        veil_tests::pam::socket_args(socket, "30")
+    )
+}
+
 pub(crate) fn openssh_line() -> String {
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -262,13 +270,7 @@ pub fn ssh_timing_report(n: usize, say: &mut dyn FnMut(String)) {
     }
     let dir = tempfile::tempdir().unwrap();
     let socket = d.socket();
-    let line = |arg: &str| {
-        format!(
-            "auth required {} {} {arg}",
-            paths::module().display(),
-            socket_args(&socket, "30")
-        )
-    };
+    let line = |arg: &str| pam_line(&socket, arg);
     say(format!(
         "## Denial timing over a real sshd (issue 21; {n} failed logins per kind, {NAMES} real and {NAMES} unknown names taken in turn, kinds interleaved at random; the client waits 50 ms before each answer)\n"
     ));
