@@ -146,6 +146,14 @@ impl Verifier {
         }
     }
 
+    /// Opens its store from `database` (a clone of the other workers'):
+    /// PostgreSQL connections made from one [`Location`] share what the
+    /// process remembers of known-good pairs (`store/postgres/hints.rs`).
+    pub fn share_database(&mut self, database: &Location) {
+        self.database = database.clone();
+        self.store = None;
+    }
+
     /// The store, reopened if it was never opened, the file was deleted or
     /// replaced, or (PostgreSQL) the connection failed. A missing file or
     /// schema is never recreated here.

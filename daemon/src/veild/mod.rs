@@ -158,6 +158,7 @@ pub fn run(options: &Options) -> ExitCode {
             verifier: {
                 let mut v = Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone());
                 v.share_recent(std::sync::Arc::clone(&recent));
+                v.share_database(&location);
                 v
             },
             self_service: self_service::SelfService::new(

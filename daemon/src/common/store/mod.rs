@@ -257,6 +257,14 @@ pub struct SessionKey<'a> {
     pub user: &'a str,
 }
 
+/// A reservation and the row [`Store::user_or_dummy`] gives for the
+/// request's name, read with it ([`Store::reserve_and_look_up`]).
+#[derive(Debug)]
+pub struct Reserved {
+    pub reservation: Reservation,
+    pub row: Result<Option<(UserRecord, bool)>, StoreError>,
+}
+
 /// Everything veild and veilctl ask of a store.
 pub trait Store: Send + std::fmt::Debug {
     /// False once the store can no longer be used (its file was deleted or
@@ -284,6 +292,22 @@ pub trait Store: Send + std::fmt::Debug {
         charge: Charge,
         now: i64,
     ) -> Result<Reservation, StoreError>;
+    /// [`Store::reserve`], and the row [`Store::user_or_dummy`] gives for
+    /// `name`. PostgreSQL reads the row in the reservation's first
+    /// statement: one round trip fewer per login.
+    fn reserve_and_look_up(
+        &mut self,
+        limits: &Limits,
+        charge: Charge,
+        name: &str,
+        now: i64,
+    ) -> Result<Reserved, StoreError> {
+        let reservation = self.reserve(limits, charge, now)?;
+        Ok(Reserved {
+            reservation,
+            row: self.user_or_dummy(name),
+        })
+    }
     /// A success's writes; `Ok(false)` when the code's step was taken
     /// meanwhile (a replay racing it), or its recovery code's slot was
     /// used meanwhile (or its set replaced), and then nothing is written.

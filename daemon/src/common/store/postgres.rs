@@ -10,6 +10,7 @@
 
 mod connect;
 mod functions;
+mod hints;
 mod ledger;
 mod locks;
 mod outage;
@@ -23,9 +24,9 @@ use std::cell::{Cell, RefCell};
 use postgres::{Client, Statement};
 use zeroize::Zeroizing;
 
-use super::{OpenMode, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
+use super::{OpenMode, Reserved, SessionKey, Store, StoreError, Success, UserRecord, UserSummary};
 pub use crate::common::config::pg::{check_config, is_url, redact};
-use crate::common::ledger::{Charge, Entry, KeyKind, Limits, Reservation};
+use crate::common::ledger::{self as ledger_rules, Charge, Entry, KeyKind, Limits, Reservation};
 use crate::common::recovery::RecoverySet;
 pub use connect::{PasswordFileError, PgSettings, SetupError, TlsError, read_password_file};
 pub use ledger::UserConflict;
@@ -64,7 +65,9 @@ pub fn phc_params(phc: &str) -> &str {
 struct Statements {
     user_or_dummy: Statement,
     read: Statement,
+    read_with_user: Statement,
     reserve: Statement,
+    reserve_with_user: Statement,
     lock_read: Statement,
     write_counters: Statement,
     success: Statement,
@@ -79,7 +82,9 @@ impl Statements {
                  WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
             )?,
             read: client.prepare(ledger::READ)?,
+            read_with_user: client.prepare(ledger::READ_WITH_USER)?,
             reserve: client.prepare(ledger::RESERVE)?,
+            reserve_with_user: client.prepare(ledger::RESERVE_WITH_USER)?,
             lock_read: client.prepare(ledger::LOCK_READ)?,
             write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
             success: client.prepare(ledger::SUCCESS)?,
@@ -202,15 +207,20 @@ impl PgStore {
 /// A row's first six columns: phc, totp_secret, totp_last_step and the
 /// recovery columns (absent or malformed ones are no set).
 fn record(row: &postgres::Row) -> UserRecord {
-    let key: Option<Vec<u8>> = row.get(3);
-    let hashes: Option<Vec<u8>> = row.get(4);
+    record_at(row, 0)
+}
+
+/// [`record`] from the columns that start at `at`.
+fn record_at(row: &postgres::Row, at: usize) -> UserRecord {
+    let key: Option<Vec<u8>> = row.get(at + 3);
+    let hashes: Option<Vec<u8>> = row.get(at + 4);
     UserRecord {
-        phc: row.get(0),
-        totp_secret: row.get::<_, Option<Vec<u8>>>(1).map(Zeroizing::new),
-        totp_last_step: row.get(2),
-        recovery: key
-            .zip(hashes)
-            .and_then(|(key, hashes)| RecoverySet::from_parts(key, &hashes, row.get::<_, i64>(5))),
+        phc: row.get(at),
+        totp_secret: row.get::<_, Option<Vec<u8>>>(at + 1).map(Zeroizing::new),
+        totp_last_step: row.get(at + 2),
+        recovery: key.zip(hashes).and_then(|(key, hashes)| {
+            RecoverySet::from_parts(key, &hashes, row.get::<_, i64>(at + 5))
+        }),
     }
 }
 
@@ -269,9 +279,35 @@ impl Store for PgStore {
         self.with(|c, st| ledger::reserve(c, st, limits, charge, full, now))
     }
 
+    fn reserve_and_look_up(
+        &mut self,
+        limits: &Limits,
+        charge: Charge,
+        name: &str,
+        now: i64,
+    ) -> Result<Reserved, StoreError> {
+        let full = self.ledger_full;
+        let hints = self.settings.hints.clone();
+        let (reservation, row) = self.with(|c, st| {
+            ledger::reserve_looking_up(c, st, limits, charge, name, full, now, &hints)
+        })?;
+        Ok(Reserved {
+            reservation,
+            row: Ok(row.map(|r| (record_at(&r, 8), r.get(14)))),
+        })
+    }
+
     fn commit_success(&mut self, limits: &Limits, success: &Success) -> Result<bool, StoreError> {
         let rehash = self.may_rehash;
-        self.with(|c, st| ledger::commit_success(c, st, limits, success, rehash))
+        let written = self.with(|c, st| ledger::commit_success(c, st, limits, success, rehash))?;
+        if written && ledger_rules::records_known_good(limits) {
+            // As veil_success left it: the pair known-good since now.
+            let pair = success.reservation;
+            self.settings
+                .hints
+                .saw(&pair.user, &pair.source, Some(success.now));
+        }
+        Ok(written)
     }
 
     fn fleet_now(&mut self, local_now: i64) -> Result<i64, StoreError> {
@@ -533,3 +569,5 @@ mod tests_fresh;
 mod tests_functions;
 #[cfg(test)]
 mod tests_roles;
+#[cfg(test)]
+mod tests_round_trips;

@@ -61,29 +61,34 @@ impl Verifier {
         let mut store_error: Option<String> = None;
         let mut outage = false;
         let started = std::time::Instant::now();
-        let reservation = match self.store() {
-            Ok(store) => match store.reserve(&limits, charge, now_i) {
-                Ok(r) => Some(r),
+        // One row read either way: the user's, or the dummy row veild
+        // wrote at start (with the reservation where the store can).
+        let (reservation, looked_up) = match self.store() {
+            Ok(store) => match store.reserve_and_look_up(&limits, charge, &request.user, now_i) {
+                Ok(r) => (Some(r.reservation), Some(r.row)),
                 Err(e) => {
                     outage = e.is_outage();
                     store_error = Some(format!("ledger: {e}"));
-                    None
+                    (None, None)
                 }
             },
             Err(e) => {
                 outage = matches!(&e, VerifierError::Store(e) if e.is_outage());
                 store_error = Some(e.to_string());
-                None
+                (None, None)
             }
         };
-        // One row read either way: the user's, or the dummy row veild
-        // wrote at start; the in-memory copy only if the store failed.
-        let users: Option<&dyn Store> = if self.offline {
-            self.cache.as_ref().map(|c| c.store_ref() as &dyn Store)
-        } else {
-            self.store.as_deref()
-        };
-        let (row, found) = match users.map(|s| s.user_or_dummy(&request.user)) {
+        // No reservation: the row on its own, from the in-memory copy if
+        // the store failed.
+        let looked_up = looked_up.or_else(|| {
+            let users: Option<&dyn Store> = if self.offline {
+                self.cache.as_ref().map(|c| c.store_ref() as &dyn Store)
+            } else {
+                self.store.as_deref()
+            };
+            users.map(|s| s.user_or_dummy(&request.user))
+        });
+        let (row, found) = match looked_up {
             Some(Ok(Some((row, found)))) => (Some(row), found),
             Some(Ok(None)) => {
                 store_error.get_or_insert("users: the dummy row is missing".to_owned());

@@ -185,14 +185,24 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
     let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
     let mut memory = veil_daemon::common::password::Memory::default();
     let extra = "failure_delay_ms = 0\n[totp]\npolicy = \"if-enrolled\"\n[limits]\nqueue = 256\nmax_connections_per_user = 256\n";
+    let metrics_files: Vec<PathBuf> = (0..backends.len())
+        .map(|b| dir.path().join(format!("metrics-{b}.prom")))
+        .collect();
     let daemons: Vec<Veild> = backends
         .iter()
-        .map(|(_, database)| {
-            let d = Veild::launch_shared(backend_config(database, extra));
+        .zip(&metrics_files)
+        .map(|((_, database), metrics)| {
+            let mut config = backend_config(database, extra);
+            config.metrics.file = Some(metrics.clone());
+            config.metrics.interval_s = 1;
+            let d = Veild::launch_shared(config);
             d.add_user("okuser", PASSWORD);
             d
         })
         .collect();
+    // What each veild counted before the rounds (nothing of them yet).
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: Vec<InsideVeild> = metrics_files.iter().map(|f| InsideVeild::read(f)).collect();
     let mut floor = Vec::new();
     let mut e2e: Vec<Vec<f64>> = vec![Vec::new(); daemons.len()];
     for round in 0..n {
@@ -212,6 +222,12 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
             );
         }
     }
+    std::thread::sleep(Duration::from_millis(1500));
+    let inside: Vec<InsideVeild> = metrics_files
+        .iter()
+        .zip(&before)
+        .map(|(f, b)| InsideVeild::read(f).since(b))
+        .collect();
     drop(daemons);
     say("### Success latency against the argon2 floor (socket; floor and both stores sampled in each round, order alternating)\n".into());
     say(format!(
@@ -231,6 +247,18 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
             median(&e2e[b]),
             quantile(&e2e[b], 0.99),
             median(&diffs),
+        ));
+    }
+    say("\nWhere a success's time goes (means over the rounds; veild's own figures from its metrics file: a request's decision, and the store calls within it):\n".into());
+    say("| store | end to end | veild's decision | of which the store | outside the decision (socket, queue, reply) |\n|---|---|---|---|---|".into());
+    for (b, (name, _)) in backends.iter().enumerate() {
+        let e2e_mean = e2e[b].iter().sum::<f64>() / e2e[b].len().max(1) as f64;
+        let i = &inside[b];
+        say(format!(
+            "| {name} | {e2e_mean:.2} ms | {:.2} ms | {:.3} ms | {:.2} ms |",
+            i.decision_ms(),
+            i.store_ms(),
+            e2e_mean - i.decision_ms()
         ));
     }
     let pg_vs_sqlite: Vec<(f64, f64)> =
@@ -332,4 +360,48 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
     say(String::new());
 
     denial_classes(&PathBuf::from(cluster.database("classes")), n, say);
+}
+
+/// Sums and counts of veild's decision and store-time histograms, read
+/// from its metrics file.
+#[derive(Debug, Default, Clone, Copy)]
+struct InsideVeild {
+    decision_s: f64,
+    decisions: f64,
+    store_s: f64,
+    stores: f64,
+}
+
+impl InsideVeild {
+    fn read(file: &Path) -> InsideVeild {
+        let text = std::fs::read_to_string(file).expect("veild's metrics file");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in veild's metrics"))
+        };
+        InsideVeild {
+            decision_s: value("veil_verification_duration_seconds_sum"),
+            decisions: value("veil_verification_duration_seconds_count"),
+            store_s: value("veil_store_duration_seconds_sum"),
+            stores: value("veil_store_duration_seconds_count"),
+        }
+    }
+
+    fn since(self, before: &InsideVeild) -> InsideVeild {
+        InsideVeild {
+            decision_s: self.decision_s - before.decision_s,
+            decisions: self.decisions - before.decisions,
+            store_s: self.store_s - before.store_s,
+            stores: self.stores - before.stores,
+        }
+    }
+
+    fn decision_ms(&self) -> f64 {
+        1000.0 * self.decision_s / self.decisions.max(1.0)
+    }
+
+    fn store_ms(&self) -> f64 {
+        1000.0 * self.store_s / self.stores.max(1.0)
+    }
 }

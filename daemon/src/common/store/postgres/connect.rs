@@ -11,6 +11,7 @@ use postgres::{Client, NoTls};
 use zeroize::Zeroizing;
 
 use super::super::StoreError;
+use super::hints::Hints;
 use crate::common::config::pg::{redact, unix_only};
 use crate::common::config::{PgSslMode, Postgres};
 
@@ -114,6 +115,8 @@ pub struct PgSettings {
     ca_file: Option<PathBuf>,
     connect_timeout: Duration,
     statement_timeout: Duration,
+    /// Shared by every connection made from this value and its clones.
+    pub(super) hints: Hints,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -138,6 +141,7 @@ impl PgSettings {
             ca_file: pg.ca_file.clone(),
             connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
             statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+            hints: Hints::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use postgres::Client;
 
+use super::hints::Hints;
 use super::{Statements, locks};
 use crate::common::ledger::{self, Charge, Counter, Entry, Key, KeyKind, Limits, Reservation};
 use crate::common::store::{Export, Imported, Success};
@@ -27,11 +28,45 @@ pub const READ: &str =
      FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
        ON l.kind = t.k AND l.username = t.u AND l.source = t.s";
 
+/// [`READ`] with the row `user_or_dummy` reads for `$6` after it (kind
+/// [`USER_ROW`], the record in columns 8 to 14): the login's lookup in
+/// the reservation's first round trip.
+pub const READ_WITH_USER: &str =
+    "SELECT NULL::text, NULL::text, NULL::text, g.last_success, 0::int8, 0::int8,
+         0::int8, 0::int8, NULL::text, NULL::bytea, NULL::int8, NULL::bytea, NULL::bytea,
+         NULL::int8, NULL::boolean
+     FROM known_good g WHERE g.username = $4 AND g.source = $5
+     UNION ALL
+     SELECT l.kind, l.username, l.source, l.failures, l.window_start, l.locked_until, l.locks,
+         l.locks_remembered_until, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+     FROM ledger l JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(k, u, s)
+       ON l.kind = t.k AND l.username = t.u AND l.source = t.s
+     UNION ALL
+     (SELECT '@', NULL, NULL, 0, 0, 0, 0, 0, phc, totp_secret, totp_last_step, recovery_key,
+          recovery_hashes, recovery_used, name <> '' FROM users
+      WHERE name IN ($6, '') ORDER BY name DESC LIMIT 1)";
+
+/// The kind of [`READ_WITH_USER`]'s user row: no key has it.
+pub const USER_ROW: &str = "@";
+
 /// The checked write of an optimistic plan (`veil_reserve`).
 pub const RESERVE: &str = "SELECT * FROM veil_reserve($1::text[], $2::text[], $3::text[], $4, $5,
      $6, $7::text[], $8::text[], $9::text[], $10::boolean[], $11::int8[], $12::int8[],
      $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
      $20::int8[], $21)";
+
+/// [`RESERVE`] with the row `user_or_dummy` reads for `$22` after it, as
+/// in [`READ_WITH_USER`].
+pub const RESERVE_WITH_USER: &str = "SELECT r.*, NULL::text, NULL::bytea, NULL::int8, NULL::bytea,
+         NULL::bytea, NULL::int8, NULL::boolean
+     FROM veil_reserve($1::text[], $2::text[], $3::text[], $4, $5,
+     $6, $7::text[], $8::text[], $9::text[], $10::boolean[], $11::int8[], $12::int8[],
+     $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[],
+     $20::int8[], $21) r
+     UNION ALL
+     (SELECT '@', NULL, NULL, 0, 0, 0, 0, 0, phc, totp_secret, totp_last_step, recovery_key,
+          recovery_hashes, recovery_used, name <> '' FROM users
+      WHERE name IN ($22, '') ORDER BY name DESC LIMIT 1)";
 
 /// Optimistic tries before a reservation takes the locks first (a key
 /// that many attempts race for).
@@ -71,7 +106,7 @@ fn parse(rows: &[postgres::Row]) -> (Option<i64>, Found) {
     for r in rows {
         match r.get::<_, Option<String>>(0) {
             None => last = Some(r.get(3)),
-            Some(kind) if kind == "!" => {}
+            Some(kind) if kind == "!" || kind == USER_ROW => {}
             Some(kind) => {
                 found.insert(
                     (kind, r.get(1), r.get(2)),
@@ -143,10 +178,97 @@ pub fn reserve(
     now: i64,
 ) -> Result<Reservation, postgres::Error> {
     let (kinds, users, sources) = columns(&charge.keys);
-    let mut rows = client.query(
+    let rows = client.query(
         &st.read,
         &[&kinds, &users, &sources, &charge.user, &charge.source],
     )?;
+    reserve_from(client, st, limits, charge, full, now, rows)
+}
+
+/// [`reserve`], reading also the row `user_or_dummy` gives for `name`
+/// (`None` only if the dummy row is missing) in its first statement. A
+/// pair `hints` remembers as known-good (and not `full`) skips the read:
+/// its first statement is the checked write of the plan made from what
+/// was remembered ([`super::hints`]), so a repeated login reserves in one
+/// round trip; a stale hint is refused and answered with what is there.
+#[allow(clippy::too_many_arguments)]
+pub fn reserve_looking_up(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    name: &str,
+    full: bool,
+    now: i64,
+    hints: &Hints,
+) -> Result<(Reservation, Option<postgres::Row>), postgres::Error> {
+    let hint = hints
+        .last_success(&charge.user, &charge.source)
+        .filter(|&last| !full && is_known_good(limits, Some(last), now));
+    if let Some(last) = hint {
+        let tried = try_plan(
+            client,
+            st,
+            limits,
+            &charge,
+            (Some(last), &Found::new()),
+            now,
+            Some(name),
+        )?;
+        let (rows, user) = take_user_row(tried.rows);
+        if let Some(reservation) = tried.reservation {
+            return Ok((reservation, user));
+        }
+        hints.saw(&charge.user, &charge.source, parse(&rows).0);
+        let reservation = optimistic(
+            client,
+            st,
+            limits,
+            charge,
+            rows,
+            tried.narrowed,
+            now,
+            OPTIMISTIC_TRIES - 1,
+        )?;
+        return Ok((reservation, user));
+    }
+    let (kinds, users, sources) = columns(&charge.keys);
+    let rows = client.query(
+        &st.read_with_user,
+        &[
+            &kinds,
+            &users,
+            &sources,
+            &charge.user,
+            &charge.source,
+            &name,
+        ],
+    )?;
+    let (rows, user) = take_user_row(rows);
+    hints.saw(&charge.user, &charge.source, parse(&rows).0);
+    let reservation = reserve_from(client, st, limits, charge, full, now, rows)?;
+    Ok((reservation, user))
+}
+
+/// Splits [`USER_ROW`]'s row off the rest.
+fn take_user_row(mut rows: Vec<postgres::Row>) -> (Vec<postgres::Row>, Option<postgres::Row>) {
+    let user = rows
+        .iter()
+        .position(|r| r.get::<_, Option<&str>>(0) == Some(USER_ROW))
+        .map(|i| rows.remove(i));
+    (rows, user)
+}
+
+/// [`reserve`] from its first read's `rows`.
+fn reserve_from(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    full: bool,
+    now: i64,
+    rows: Vec<postgres::Row>,
+) -> Result<Reservation, postgres::Error> {
     if full {
         let (last, found) = parse(&rows);
         let known_good = is_known_good(limits, last, now);
@@ -163,9 +285,33 @@ pub fn reserve(
             return Ok(reservation);
         }
     }
-    let (kinds, users, sources) = (kinds.clone(), users.clone(), sources.clone());
-    let mut narrowed = false;
-    for _ in 0..OPTIMISTIC_TRIES {
+    optimistic(
+        client,
+        st,
+        limits,
+        charge,
+        rows,
+        false,
+        now,
+        OPTIMISTIC_TRIES,
+    )
+}
+
+/// Up to `tries` optimistic tries from `rows` (which cover only the
+/// pair's own keys if `narrowed`), then [`reserve_locked`].
+#[allow(clippy::too_many_arguments)]
+fn optimistic(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: Charge,
+    mut rows: Vec<postgres::Row>,
+    mut narrowed: bool,
+    now: i64,
+    tries: usize,
+) -> Result<Reservation, postgres::Error> {
+    let (kinds, users, sources) = columns(&charge.keys);
+    for _ in 0..tries {
         let (mut last, mut found) = parse(&rows);
         if narrowed && !is_known_good(limits, last, now) {
             // What came back covers only the pair's own keys; the plan
@@ -176,57 +322,111 @@ pub fn reserve(
             )?;
             (last, found) = parse(&rows);
         }
-        let plan = plan_from(limits, charge.clone(), last, &found, now);
-        let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
-        let (ek, eu, es) = columns(&keys);
-        narrowed = is_known_good(limits, last, now);
-        let (lk, lu, ls) = if narrowed {
-            (ek.clone(), eu.clone(), es.clone())
-        } else {
-            (kinds.clone(), users.clone(), sources.clone())
-        };
-        let expected: Vec<Option<Counter>> =
-            keys.iter().map(|k| found.get(&id(k)).copied()).collect();
-        let present: Vec<bool> = expected.iter().map(Option::is_some).collect();
-        let old = |f: fn(&Counter) -> i64| {
-            expected
-                .iter()
-                .map(|c| c.as_ref().map_or(0, f))
-                .collect::<Vec<_>>()
-        };
-        let new =
-            |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-        rows = client.query(
-            &st.reserve,
-            &[
-                &lk,
-                &lu,
-                &ls,
-                &charge.user,
-                &charge.source,
-                &last,
-                &ek,
-                &eu,
-                &es,
-                &present,
-                &old(|c| c.failures),
-                &old(|c| c.window_start),
-                &old(|c| c.locked_until),
-                &old(|c| c.locks),
-                &old(|c| c.locks_remembered_until),
-                &new(|c| c.failures),
-                &new(|c| c.window_start),
-                &new(|c| c.locked_until),
-                &new(|c| c.locks),
-                &new(|c| c.locks_remembered_until),
-                &now,
-            ],
-        )?;
-        if rows.first().is_some_and(|r| r.get::<_, i64>(3) == 1) {
-            return Ok(plan.reservation);
+        let tried = try_plan(client, st, limits, &charge, (last, &found), now, None)?;
+        if let Some(reservation) = tried.reservation {
+            return Ok(reservation);
         }
+        (rows, narrowed) = (tried.rows, tried.narrowed);
     }
     reserve_locked(client, st, limits, charge, now)
+}
+
+/// What one optimistic try came back with.
+struct Tried {
+    /// Written: the plan's reservation.
+    reservation: Option<Reservation>,
+    /// The statement's rows: when refused, what is there now.
+    rows: Vec<postgres::Row>,
+    /// Only the pair's own keys were locked and, when refused, read back.
+    narrowed: bool,
+}
+
+/// Plans from `read` (the pair's last success and the counters found) and
+/// has `veil_reserve` write the plan if nothing changed since; with
+/// `name`, the same statement reads that name's row too
+/// ([`RESERVE_WITH_USER`]).
+fn try_plan(
+    client: &mut Client,
+    st: &Statements,
+    limits: &Limits,
+    charge: &Charge,
+    read: (Option<i64>, &Found),
+    now: i64,
+    name: Option<&str>,
+) -> Result<Tried, postgres::Error> {
+    let (last, found) = read;
+    let (kinds, users, sources) = columns(&charge.keys);
+    let plan = plan_from(limits, charge.clone(), last, found, now);
+    let keys: Vec<Key> = plan.writes.iter().map(|(k, _)| k.clone()).collect();
+    let (ek, eu, es) = columns(&keys);
+    let narrowed = is_known_good(limits, last, now);
+    let (lk, lu, ls) = if narrowed {
+        (ek.clone(), eu.clone(), es.clone())
+    } else {
+        (kinds, users, sources)
+    };
+    let expected: Vec<Option<Counter>> = keys.iter().map(|k| found.get(&id(k)).copied()).collect();
+    let present: Vec<bool> = expected.iter().map(Option::is_some).collect();
+    let old = |f: fn(&Counter) -> i64| {
+        expected
+            .iter()
+            .map(|c| c.as_ref().map_or(0, f))
+            .collect::<Vec<_>>()
+    };
+    let new = |f: fn(&Counter) -> i64| plan.writes.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    let (of, ow, ol, on, or) = (
+        old(|c| c.failures),
+        old(|c| c.window_start),
+        old(|c| c.locked_until),
+        old(|c| c.locks),
+        old(|c| c.locks_remembered_until),
+    );
+    let (nf, nw, nl, nn, nr) = (
+        new(|c| c.failures),
+        new(|c| c.window_start),
+        new(|c| c.locked_until),
+        new(|c| c.locks),
+        new(|c| c.locks_remembered_until),
+    );
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+        &lk,
+        &lu,
+        &ls,
+        &charge.user,
+        &charge.source,
+        &last,
+        &ek,
+        &eu,
+        &es,
+        &present,
+        &of,
+        &ow,
+        &ol,
+        &on,
+        &or,
+        &nf,
+        &nw,
+        &nl,
+        &nn,
+        &nr,
+        &now,
+    ];
+    let statement = match &name {
+        Some(name) => {
+            params.push(name);
+            &st.reserve_with_user
+        }
+        None => &st.reserve,
+    };
+    let rows = client.query(statement, &params)?;
+    let written = rows
+        .iter()
+        .any(|r| r.get::<_, Option<&str>>(0) == Some("!") && r.get::<_, i64>(3) == 1);
+    Ok(Tried {
+        reservation: written.then_some(plan.reservation),
+        rows,
+        narrowed,
+    })
 }
 
 /// The reservation that cannot be overtaken: lock, read, write, commit.

@@ -188,6 +188,75 @@ fn users_dummy_and_totp(cluster: &Cluster) {
     assert!(store.still_usable());
 }
 
+/// The login's reservation reads the user's row (or the dummy's) in its
+/// first statement: the same record `user_or_dummy` gives, the same
+/// reservation `reserve` makes, and no row when the dummy is missing.
+fn the_reservations_read_carries_the_users_row(cluster: &Cluster) {
+    let mut store = open(&cluster.database("reserve_look_up"));
+    let limits = Limits::from(&Lockout::default());
+    let origin = Origin::from_root("198.51.100.7", 0, "sshd");
+    let charge = |user: &str| charge_for(&limits, user, &origin);
+    let no_dummy = store
+        .reserve_and_look_up(&limits, charge("ghost"), "ghost", 10)
+        .unwrap();
+    assert!(no_dummy.row.unwrap().is_none(), "no dummy row yet");
+    assert!(no_dummy.reservation.refused.is_none());
+    store.add_user("alice", "$argon2id$alice", 1).unwrap();
+    store.set_totp_pending("alice", &[5; 20], 1).unwrap();
+    store.activate_totp("alice", 77, 1).unwrap();
+    let codes = crate::common::recovery::generate().unwrap();
+    store.set_recovery("alice", Some(&codes.set), 1).unwrap();
+    let dummy = UserRecord {
+        phc: "$argon2id$dummy".into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+        recovery: None,
+    };
+    store.put_dummy(&dummy, 1).unwrap();
+    for (name, own) in [("alice", true), ("ghost", false)] {
+        let (alone, found) = store.user_or_dummy(name).unwrap().unwrap();
+        let both = store
+            .reserve_and_look_up(&limits, charge(name), name, 20)
+            .unwrap();
+        let (row, row_found) = both.row.unwrap().unwrap();
+        assert_eq!((row_found, found), (own, own), "{name}");
+        assert_eq!(row.phc, alone.phc, "{name}");
+        assert_eq!(row.totp_secret, alone.totp_secret, "{name}");
+        assert_eq!(row.totp_last_step, alone.totp_last_step, "{name}");
+        assert_eq!(
+            row.recovery.map(|r| r.hashes_blob()),
+            alone.recovery.map(|r| r.hashes_blob()),
+            "{name}"
+        );
+        // The same reservation as reserve's on a fresh twin of the keys.
+        let twin = store
+            .reserve(&limits, charge(&format!("{name}2")), 20)
+            .unwrap();
+        assert_eq!(
+            (
+                both.reservation.refused.is_none(),
+                both.reservation.keys.len()
+            ),
+            (twin.refused.is_none(), twin.keys.len()),
+            "{name}"
+        );
+    }
+    // Counted like any reservation: the limit still holds through it.
+    let refused = (0..limits.limit(KeyKind::UserSource) + 1)
+        .map(|i| {
+            store
+                .reserve_and_look_up(&limits, charge("ghost"), "ghost", 30 + i)
+                .unwrap()
+                .reservation
+        })
+        .last()
+        .unwrap();
+    assert!(
+        refused.refused.is_some(),
+        "the key locked through reserve_and_look_up"
+    );
+}
+
 /// Two connections (two hosts) racing one code: it is taken once.
 fn a_time_step_is_accepted_once_across_connections(cluster: &Cluster) {
     let url = cluster.database("steps");
@@ -439,6 +508,7 @@ fn the_postgresql_store_on_a_real_server() {
     let mut cluster = Cluster::start();
     schema_is_made_once_and_refused_when_missing_or_newer(&cluster);
     users_dummy_and_totp(&cluster);
+    the_reservations_read_carries_the_users_row(&cluster);
     a_time_step_is_accepted_once_across_connections(&cluster);
     a_recovery_slot_is_taken_once_and_only_in_the_set_that_was_checked(&cluster);
     the_locked_reservation_keeps_the_limit(&cluster);
