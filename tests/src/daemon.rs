@@ -166,6 +166,16 @@ impl Veild {
 
     /// [`Veild::launch_shared`] with more environment for veild.
     pub fn launch_shared_with_env(config: Config, env: &[(&str, &str)]) -> Veild {
+        Veild::launch_shared_from(config, env, None)
+    }
+
+    /// [`Veild::launch_shared_with_env`] running the `veild` in `bin_dir`
+    /// (another build that reads this tree's config) if given.
+    pub fn launch_shared_from(
+        config: Config,
+        env: &[(&str, &str)],
+        bin_dir: Option<PathBuf>,
+    ) -> Veild {
         let dir = tempfile::Builder::new()
             .prefix("veil-d-")
             .tempdir()
@@ -176,7 +186,7 @@ impl Veild {
             child: None,
             dir,
             env: Vec::new(),
-            bin_dir: None,
+            bin_dir,
         };
         veild.write_config(Config {
             socket: veild.socket(),

@@ -64,6 +64,9 @@ struct Options {
     per_state: usize,
     system: bool,
     postgres: bool,
+    /// `--postgres`: another build's veild (its directory) beside the
+    /// tree's on PostgreSQL in the success rounds, paired with it.
+    baseline: Option<std::path::PathBuf>,
     recovery: bool,
     ledger: bool,
     svg: Option<PathBuf>,
@@ -82,6 +85,7 @@ fn options() -> Result<Options, String> {
         per_state: 8,
         system: false,
         postgres: false,
+        baseline: None,
         recovery: false,
         ledger: false,
         svg: None,
@@ -106,9 +110,16 @@ fn options() -> Result<Options, String> {
             "--ledger" => o.ledger = true,
             "--svg" => o.svg = Some(args.next().ok_or("--svg takes a directory")?.into()),
             "--n" => o.n = number(args.next(), "--n")?,
+            "--baseline-veild" => {
+                o.baseline = Some(
+                    args.next()
+                        .ok_or("--baseline-veild needs a directory")?
+                        .into(),
+                )
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--ssh-timing-per-name [--names K] [--per-state M]] [--system] [--postgres] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--ssh-timing-per-name [--names K] [--per-state M]] [--system] [--postgres [--baseline-veild DIR]] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
                 );
                 std::process::exit(0);
             }
@@ -294,7 +305,7 @@ fn main() -> ExitCode {
     ));
 
     if opts.postgres {
-        postgres::postgres_report(opts.n, &mut say);
+        postgres::postgres_report(opts.n, opts.baseline.as_deref(), &mut say);
         say(format!("Command: `{cmd} --postgres --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }

@@ -94,7 +94,7 @@ fn denial_classes(url: &Path, n: usize, say: &mut impl FnMut(String)) {
     say(String::new());
 }
 
-pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
+pub fn postgres_report(n: usize, baseline: Option<&Path>, say: &mut impl FnMut(String)) {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let backends: Vec<(&str, PathBuf)> = vec![
@@ -185,21 +185,39 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
     let phc = hasher.hash(PASSWORD.as_bytes()).expect("hash");
     let mut memory = veil_daemon::common::password::Memory::default();
     let extra = "failure_delay_ms = 0\n[totp]\npolicy = \"if-enrolled\"\n[limits]\nqueue = 256\nmax_connections_per_user = 256\n";
-    let metrics_files: Vec<PathBuf> = (0..backends.len())
+    // The contenders: each store through this tree's veild, and with
+    // --baseline-veild another build's beside it on the same PostgreSQL
+    // database (same user, same rows), paired with the tree's per round.
+    let mut contenders: Vec<(String, PathBuf, Option<PathBuf>)> = backends
+        .iter()
+        .map(|(name, database)| (name.to_string(), database.clone(), None))
+        .collect();
+    if let Some(dir) = baseline {
+        contenders.push((
+            format!("PostgreSQL, veild of {}", dir.display()),
+            backends[1].1.clone(),
+            Some(dir.to_owned()),
+        ));
+    }
+    let metrics_files: Vec<PathBuf> = (0..contenders.len())
         .map(|b| dir.path().join(format!("metrics-{b}.prom")))
         .collect();
-    let daemons: Vec<Veild> = backends
+    let daemons: Vec<Veild> = contenders
         .iter()
         .zip(&metrics_files)
-        .map(|((_, database), metrics)| {
+        .map(|((_, database, bin_dir), metrics)| {
             let mut config = backend_config(database, extra);
             config.metrics.file = Some(metrics.clone());
             config.metrics.interval_s = 1;
-            let d = Veild::launch_shared(config);
-            d.add_user("okuser", PASSWORD);
-            d
+            Veild::launch_shared_from(config, &[], bin_dir.clone())
         })
         .collect();
+    // A user each, so that no contender's success changes the state
+    // another's next login reads; made by the tree's veilctl.
+    let user = |k: usize| format!("okuser{k}");
+    for k in 0..contenders.len() {
+        daemons[k.min(backends.len() - 1)].add_user(&user(k), PASSWORD);
+    }
     // What each veild counted before the rounds (nothing of them yet).
     std::thread::sleep(Duration::from_millis(1500));
     let before: Vec<InsideVeild> = metrics_files.iter().map(|f| InsideVeild::read(f)).collect();
@@ -212,13 +230,13 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
         for k in 0..daemons.len() {
             let b = (k + round) % daemons.len();
             let t = Instant::now();
-            let v = ask(&daemons[b].socket(), "okuser", PASSWORD, "198.51.100.30");
+            let v = ask(&daemons[b].socket(), &user(b), PASSWORD, "198.51.100.30");
             e2e[b].push(ms(t.elapsed()));
             assert_eq!(
                 v,
                 Some(veil_proto::Verdict::Allow),
                 "{} success",
-                backends[b].0
+                contenders[b].0
             );
         }
     }
@@ -237,7 +255,7 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
         floor.len()
     ));
     say("| store | rounds | success median | p99 | success − floor (median of pairs) | success/floor (95 % bootstrap CI) |\n|---|---|---|---|---|---|".into());
-    for (b, (name, _)) in backends.iter().enumerate() {
+    for (b, (name, _, _)) in contenders.iter().enumerate() {
         let pairs: Vec<(f64, f64)> = e2e[b].iter().copied().zip(floor.iter().copied()).collect();
         let diffs: Vec<f64> = pairs.iter().map(|p| p.0 - p.1).collect();
         let (r, lo, hi) = ratio_ci(&pairs);
@@ -251,7 +269,7 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
     }
     say("\nWhere a success's time goes (means over the rounds; veild's own figures from its metrics file: a request's decision, and the store calls within it):\n".into());
     say("| store | end to end | veild's decision | of which the store | outside the decision (socket, queue, reply) |\n|---|---|---|---|---|".into());
-    for (b, (name, _)) in backends.iter().enumerate() {
+    for (b, (name, _, _)) in contenders.iter().enumerate() {
         let e2e_mean = e2e[b].iter().sum::<f64>() / e2e[b].len().max(1) as f64;
         let i = &inside[b];
         say(format!(
@@ -269,6 +287,14 @@ pub fn postgres_report(n: usize, say: &mut impl FnMut(String)) {
         "\nPostgreSQL − SQLite, per round: median {:+.2} ms (95 % CI {lo:+.2} to {hi:+.2} ms); target: at most +1 ms.\n",
         median(&diffs)
     ));
+    if let Some((name, _, _)) = contenders.get(2) {
+        let diffs: Vec<f64> = e2e[1].iter().zip(&e2e[2]).map(|(t, b)| t - b).collect();
+        let (lo, hi) = bootstrap_median_ci(&diffs);
+        say(format!(
+            "PostgreSQL through this tree's veild − {name}, per round: median {:+.2} ms (95 % CI {lo:+.2} to {hi:+.2} ms).\n",
+            median(&diffs)
+        ));
+    }
 
     // 3. Saturated throughput, and the limit it is held against (argon2
     // verifying on every core in the bench process), in interleaved 2 s
