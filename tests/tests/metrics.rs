@@ -112,6 +112,9 @@ fn logins_and_failures_are_counted_in_a_file_promtool_accepts() {
     // Every login read the store, and it answered.
     assert_eq!(value(&text, "veil_store_duration_seconds_count"), 5.0);
     assert!(value(&text, "veil_store_duration_seconds_sum") > 0.0);
+    // And every login verified a password (argon2id: milliseconds).
+    assert_eq!(value(&text, "veil_check_duration_seconds_count"), 5.0);
+    assert!(value(&text, "veil_check_duration_seconds_sum") > 0.001);
     assert_eq!(value(&text, "veil_store_up"), 1.0);
     assert_eq!(value(&text, "veil_pending_enrolments"), 0.0);
     assert_eq!(

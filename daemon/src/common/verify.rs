@@ -88,6 +88,8 @@ pub struct Verifier {
     scratch: Scratch,
     /// Time spent in the store since [`Verifier::take_store_time`].
     store_time: std::time::Duration,
+    /// Time spent in the checks since [`Verifier::take_check_time`].
+    check_time: std::time::Duration,
     /// Logins that may bind their session (shared by veild's workers).
     recent: Arc<Mutex<Recent>>,
     /// This host's name, in the fresh-code bindings' key.
@@ -138,6 +140,7 @@ impl Verifier {
             system,
             scratch: Scratch::default(),
             store_time: std::time::Duration::ZERO,
+            check_time: std::time::Duration::ZERO,
             recent: Arc::default(),
             host: totp::host_name(),
             outage_cache: outage::cache_path(config),
@@ -193,6 +196,12 @@ impl Verifier {
         std::mem::take(&mut self.store_time)
     }
 
+    /// Time `decide` spent in its checks (password hash, code) since the
+    /// last call.
+    pub fn take_check_time(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.check_time)
+    }
+
     /// Decides one request at Unix time `now` ([`Verifier::fleet_now`]).
     pub fn decide(&mut self, request: &Request, peer: Peer, now: u64) -> Decision {
         // `one_prompt`: the one answer, split by the rule that looks only
@@ -232,7 +241,9 @@ impl Verifier {
             read = self.read(request, peer, permitted, now);
         }
         let policy = self.policies.of(&request.service, peer.uid);
+        let started = std::time::Instant::now();
         let mut checks = self.check(request, &read, &policy, now);
+        self.check_time += started.elapsed();
         checks.fresh = self.fresh_window(request, peer, now_i);
         let reason = self.reason(request, &read, &checks, permitted);
 

@@ -126,6 +126,7 @@ pub(super) fn spawn_workers(
                                 audit
                                     .metrics()
                                     .store_time(fleet_time + verifier.take_store_time());
+                                audit.metrics().check_time(verifier.take_check_time());
                                 audit_decision(&audit, &request, peer, &decision);
                                 drop(request);
                                 let _ = done.send(Done::Login {

@@ -167,6 +167,13 @@ impl Metrics {
         self.store_time.render(out, "veil_store_duration_seconds");
         head(
             out,
+            "veil_check_duration_seconds",
+            "histogram",
+            "Time one login's checks took (password hash, code, recovery code), store not included.",
+        );
+        self.check_time.render(out, "veil_check_duration_seconds");
+        head(
+            out,
             "veil_ledger_rows",
             "gauge",
             "Rows in the lockout ledger (counted at start and at each minute's prune).",

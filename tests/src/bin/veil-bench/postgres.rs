@@ -267,15 +267,16 @@ pub fn postgres_report(n: usize, baseline: Option<&Path>, say: &mut impl FnMut(S
             median(&diffs),
         ));
     }
-    say("\nWhere a success's time goes (means over the rounds; veild's own figures from its metrics file: a request's decision, and the store calls within it):\n".into());
-    say("| store | end to end | veild's decision | of which the store | outside the decision (socket, queue, reply) |\n|---|---|---|---|---|".into());
+    say("\nWhere a success's time goes (means over the rounds; veild's own figures from its metrics file: a request's decision, the store calls and the checks within it):\n".into());
+    say("| store | end to end | veild's decision | of which the store | of which the checks (argon2id, code) | outside the decision (socket, queue, reply) |\n|---|---|---|---|---|---|".into());
     for (b, (name, _, _)) in contenders.iter().enumerate() {
         let e2e_mean = e2e[b].iter().sum::<f64>() / e2e[b].len().max(1) as f64;
         let i = &inside[b];
         say(format!(
-            "| {name} | {e2e_mean:.2} ms | {:.2} ms | {:.3} ms | {:.2} ms |",
+            "| {name} | {e2e_mean:.2} ms | {:.2} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
             i.decision_ms(),
             i.store_ms(),
+            i.check_ms(),
             e2e_mean - i.decision_ms()
         ));
     }
@@ -396,21 +397,25 @@ struct InsideVeild {
     decisions: f64,
     store_s: f64,
     stores: f64,
+    /// None: a veild without the check histogram (before 0.4.1).
+    check: Option<(f64, f64)>,
 }
 
 impl InsideVeild {
     fn read(file: &Path) -> InsideVeild {
         let text = std::fs::read_to_string(file).expect("veild's metrics file");
-        let value = |name: &str| {
+        let maybe = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("{name} in veild's metrics"))
         };
+        let value = |name: &str| maybe(name).unwrap_or_else(|| panic!("{name} in veild's metrics"));
         InsideVeild {
             decision_s: value("veil_verification_duration_seconds_sum"),
             decisions: value("veil_verification_duration_seconds_count"),
             store_s: value("veil_store_duration_seconds_sum"),
             stores: value("veil_store_duration_seconds_count"),
+            check: maybe("veil_check_duration_seconds_sum")
+                .zip(maybe("veil_check_duration_seconds_count")),
         }
     }
 
@@ -420,11 +425,21 @@ impl InsideVeild {
             decisions: self.decisions - before.decisions,
             store_s: self.store_s - before.store_s,
             stores: self.stores - before.stores,
+            check: self
+                .check
+                .zip(before.check)
+                .map(|((s, n), (bs, bn))| (s - bs, n - bn)),
         }
     }
 
     fn decision_ms(&self) -> f64 {
         1000.0 * self.decision_s / self.decisions.max(1.0)
+    }
+
+    /// NaN for a veild without the check histogram.
+    fn check_ms(&self) -> f64 {
+        self.check
+            .map_or(f64::NAN, |(s, n)| 1000.0 * s / n.max(1.0))
     }
 
     fn store_ms(&self) -> f64 {
