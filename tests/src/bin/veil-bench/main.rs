@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use veil_daemon::common::config::{Argon2, Config};
 use veil_daemon::common::password::Hasher;
+mod delay_proxy;
 mod edges;
 mod ledger;
 mod ledger_pg;
@@ -67,6 +68,9 @@ struct Options {
     /// `--postgres`: another build's veild (its directory) beside the
     /// tree's on PostgreSQL in the success rounds, paired with it.
     baseline: Option<std::path::PathBuf>,
+    /// `--postgres`: the success rounds reach PostgreSQL through a proxy
+    /// that holds each chunk this long each way (a server a network away).
+    pg_delay_us: Option<usize>,
     recovery: bool,
     ledger: bool,
     svg: Option<PathBuf>,
@@ -86,6 +90,7 @@ fn options() -> Result<Options, String> {
         system: false,
         postgres: false,
         baseline: None,
+        pg_delay_us: None,
         recovery: false,
         ledger: false,
         svg: None,
@@ -110,6 +115,7 @@ fn options() -> Result<Options, String> {
             "--ledger" => o.ledger = true,
             "--svg" => o.svg = Some(args.next().ok_or("--svg takes a directory")?.into()),
             "--n" => o.n = number(args.next(), "--n")?,
+            "--pg-delay-us" => o.pg_delay_us = Some(number(args.next(), "--pg-delay-us")?),
             "--baseline-veild" => {
                 o.baseline = Some(
                     args.next()
@@ -119,7 +125,7 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--ssh-timing-per-name [--names K] [--per-state M]] [--system] [--postgres [--baseline-veild DIR]] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
+                    "usage: veil-bench [--quick] [--pairs] [--flood] [--ssh-flood] [--ssh-timing] [--ssh-timing-per-name [--names K] [--per-state M]] [--system] [--postgres [--baseline-veild DIR] [--pg-delay-us N]] [--recovery] [--ledger] [--n PER_CLASS] [--svg DIR]"
                 );
                 std::process::exit(0);
             }
@@ -305,7 +311,13 @@ fn main() -> ExitCode {
     ));
 
     if opts.postgres {
-        postgres::postgres_report(opts.n, opts.baseline.as_deref(), &mut say);
+        postgres::postgres_report(
+            opts.n,
+            opts.baseline.as_deref(),
+            opts.pg_delay_us
+                .map(|us| std::time::Duration::from_micros(us as u64)),
+            &mut say,
+        );
         say(format!("Command: `{cmd} --postgres --n {}`", opts.n));
         return ExitCode::SUCCESS;
     }

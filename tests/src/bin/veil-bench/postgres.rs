@@ -94,7 +94,12 @@ fn denial_classes(url: &Path, n: usize, say: &mut impl FnMut(String)) {
     say(String::new());
 }
 
-pub fn postgres_report(n: usize, baseline: Option<&Path>, say: &mut impl FnMut(String)) {
+pub fn postgres_report(
+    n: usize,
+    baseline: Option<&Path>,
+    delay: Option<Duration>,
+    say: &mut impl FnMut(String),
+) {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let backends: Vec<(&str, PathBuf)> = vec![
@@ -188,14 +193,44 @@ pub fn postgres_report(n: usize, baseline: Option<&Path>, say: &mut impl FnMut(S
     // The contenders: each store through this tree's veild, and with
     // --baseline-veild another build's beside it on the same PostgreSQL
     // database (same user, same rows), paired with the tree's per round.
-    let mut contenders: Vec<(String, PathBuf, Option<PathBuf>)> = backends
-        .iter()
-        .map(|(name, database)| (name.to_string(), database.clone(), None))
-        .collect();
+    // With --pg-delay-us, through a proxy that delays each way.
+    let proxy = delay.map(|d| {
+        let proxy = crate::delay_proxy::DelayProxy::start(
+            cluster.dir().join(".s.PGSQL.5432"),
+            d,
+        );
+        let url = proxy.url(&backends[1].1.to_string_lossy(), cluster.dir());
+        let rtt = |url: &str| {
+            let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+            let mut t: Vec<f64> = (0..200)
+                .map(|_| {
+                    let s = Instant::now();
+                    c.simple_query("SELECT 1").expect("SELECT 1");
+                    ms(s.elapsed())
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            median(&t)
+        };
+        say(format!(
+            "PostgreSQL reached through a proxy that holds each chunk {} µs each way: `SELECT 1` takes {:.3} ms through it, {:.3} ms direct (medians of 200).\n",
+            d.as_micros(),
+            rtt(&url),
+            rtt(&backends[1].1.to_string_lossy())
+        ));
+        (proxy, PathBuf::from(url))
+    });
+    let pg_database = proxy
+        .as_ref()
+        .map_or(backends[1].1.clone(), |(_, url)| url.clone());
+    let mut contenders: Vec<(String, PathBuf, Option<PathBuf>)> = vec![
+        ("SQLite".into(), backends[0].1.clone(), None),
+        ("PostgreSQL".into(), pg_database.clone(), None),
+    ];
     if let Some(dir) = baseline {
         contenders.push((
             format!("PostgreSQL, veild of {}", dir.display()),
-            backends[1].1.clone(),
+            pg_database,
             Some(dir.to_owned()),
         ));
     }
