@@ -14,6 +14,7 @@ mod hints;
 mod ledger;
 mod locks;
 mod outage;
+mod reserve;
 mod schema;
 #[cfg(any(test, feature = "pg-scratch"))]
 pub mod scratch;
@@ -81,12 +82,12 @@ impl Statements {
                         recovery_used, name <> '' FROM users
                  WHERE name IN ($1, '') ORDER BY name DESC LIMIT 1",
             )?,
-            read: client.prepare(ledger::READ)?,
-            read_with_user: client.prepare(ledger::READ_WITH_USER)?,
-            reserve: client.prepare(ledger::RESERVE)?,
-            reserve_with_user: client.prepare(ledger::RESERVE_WITH_USER)?,
-            lock_read: client.prepare(ledger::LOCK_READ)?,
-            write_counters: client.prepare(ledger::WRITE_COUNTERS)?,
+            read: client.prepare(reserve::READ)?,
+            read_with_user: client.prepare(reserve::READ_WITH_USER)?,
+            reserve: client.prepare(reserve::RESERVE)?,
+            reserve_with_user: client.prepare(reserve::RESERVE_WITH_USER)?,
+            lock_read: client.prepare(reserve::LOCK_READ)?,
+            write_counters: client.prepare(reserve::WRITE_COUNTERS)?,
             success: client.prepare(ledger::SUCCESS)?,
         })
     }
@@ -276,7 +277,7 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<Reservation, StoreError> {
         let full = self.ledger_full;
-        self.with(|c, st| ledger::reserve(c, st, limits, charge, full, now))
+        self.with(|c, st| reserve::reserve(c, st, limits, charge, full, now))
     }
 
     fn reserve_and_look_up(
@@ -289,7 +290,7 @@ impl Store for PgStore {
         let full = self.ledger_full;
         let hints = self.settings.hints.clone();
         let (reservation, row) = self.with(|c, st| {
-            ledger::reserve_looking_up(c, st, limits, charge, name, full, now, &hints)
+            reserve::reserve_looking_up(c, st, limits, charge, name, full, now, &hints)
         })?;
         Ok(Reserved {
             reservation,

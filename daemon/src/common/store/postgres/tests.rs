@@ -19,6 +19,16 @@ fn settings(url: &str) -> PgSettings {
     PgSettings::new(Path::new(url), &Postgres::default())
 }
 
+/// A dummy row's record (its hash is no real hash: nothing verifies it here).
+pub(super) fn dummy_record() -> UserRecord {
+    UserRecord {
+        phc: "$argon2id$dummy".into(),
+        totp_secret: Some(Zeroizing::new(vec![7; 20])),
+        totp_last_step: -1,
+        recovery: None,
+    }
+}
+
 fn open(url: &str) -> PgStore {
     PgStore::open(&settings(url), OpenMode::CreateIfMissing).unwrap()
 }
@@ -146,12 +156,7 @@ fn users_dummy_and_totp(cluster: &Cluster) {
         store.user_or_dummy("ghost").unwrap().is_none(),
         "no dummy yet"
     );
-    let dummy = UserRecord {
-        phc: "$argon2id$dummy".into(),
-        totp_secret: Some(Zeroizing::new(vec![7; 20])),
-        totp_last_step: -1,
-        recovery: None,
-    };
+    let dummy = dummy_record();
     store.put_dummy(&dummy, 1).unwrap();
     store.put_dummy(&dummy, 2).unwrap();
     let (row, found) = store.user_or_dummy("ghost").unwrap().unwrap();
@@ -206,12 +211,7 @@ fn the_reservations_read_carries_the_users_row(cluster: &Cluster) {
     store.activate_totp("alice", 77, 1).unwrap();
     let codes = crate::common::recovery::generate().unwrap();
     store.set_recovery("alice", Some(&codes.set), 1).unwrap();
-    let dummy = UserRecord {
-        phc: "$argon2id$dummy".into(),
-        totp_secret: Some(Zeroizing::new(vec![7; 20])),
-        totp_last_step: -1,
-        recovery: None,
-    };
+    let dummy = dummy_record();
     store.put_dummy(&dummy, 1).unwrap();
     for (name, own) in [("alice", true), ("ghost", false)] {
         let (alone, found) = store.user_or_dummy(name).unwrap().unwrap();
@@ -428,7 +428,7 @@ fn the_locked_reservation_keeps_the_limit(cluster: &Cluster) {
                         &Origin::from_root("192.0.2.1", 0, "sshd"),
                     );
                     let r = store
-                        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge, 1000))
+                        .with(|c, st| reserve::reserve_locked(c, st, &limits, charge, 1000))
                         .unwrap();
                     if r.refused.is_none() {
                         evaluated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -481,7 +481,7 @@ fn a_known_good_pair_does_not_wait_for_the_wide_keys(cluster: &Cluster) {
     let r = store.reserve(&limits, charge("alice"), now).unwrap();
     assert!(r.refused.is_none());
     let r = store
-        .with(|c, st| ledger::reserve_locked(c, st, &limits, charge("alice"), now))
+        .with(|c, st| reserve::reserve_locked(c, st, &limits, charge("alice"), now))
         .unwrap();
     assert!(r.refused.is_none());
     let err = store

@@ -46,13 +46,7 @@ fn a_repeated_login_reserves_in_one_statement_and_a_stale_memory_counts() {
     let url = cluster.database("trips");
     let mut admin = store(&url, OpenMode::CreateIfMissing);
     admin.add_user("alice", "$argon2id$alice", 1).unwrap();
-    let dummy = UserRecord {
-        phc: "$argon2id$dummy".into(),
-        totp_secret: None,
-        totp_last_step: -1,
-        recovery: None,
-    };
-    admin.put_dummy(&dummy, 1).unwrap();
+    admin.put_dummy(&super::tests::dummy_record(), 1).unwrap();
     cluster.sql("postgres", "CREATE ROLE host1 LOGIN IN ROLE veil_login");
     cluster.sql("trips", "ALTER DATABASE trips SET log_statement = 'all'");
     let mut host = store(&url.replacen("veil@", "host1@", 1), OpenMode::MustExist);
