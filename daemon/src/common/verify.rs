@@ -28,10 +28,12 @@ use crate::common::store::{
 use crate::common::totp::{self, CodeCheck};
 
 mod checks;
+mod known;
 mod outage;
 mod read;
 mod reason;
 mod window;
+pub use known::KnownHashes;
 pub use outage::{HandOver, OutageError};
 pub use read::charge_of;
 pub use reason::Reason;
@@ -99,6 +101,9 @@ pub struct Verifier {
     cache: Option<store::outage::Cache>,
     /// The request being decided is decided on the copy.
     offline: bool,
+    /// The hash each (user, source) pair last logged in with (shared by
+    /// veild's workers).
+    known: KnownHashes,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -107,6 +112,27 @@ impl std::fmt::Debug for Verifier {
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
+}
+
+/// The shared store in `slot`, opened again if it was never opened, the
+/// file was deleted or replaced, or (PostgreSQL) the connection failed.
+/// A function of the fields it needs, so that the caller may borrow the
+/// verifier's others beside it.
+fn shared_store<'a>(
+    slot: &'a mut Option<Box<dyn Store>>,
+    database: &Location,
+    dummy: &UserRecord,
+) -> Result<&'a mut dyn Store, VerifierError> {
+    let store = match slot.take() {
+        Some(store) if store.still_usable() => store,
+        _ => {
+            let mut store = store::open(database, OpenMode::MustExist)?;
+            // Written on every open, so a restored or replaced file has it too.
+            store.put_dummy(dummy, 0).map_err(VerifierError::Dummy)?;
+            store
+        }
+    };
+    Ok(slot.insert(store).as_mut())
 }
 
 /// The record an unknown name is checked against: a hash of random bytes
@@ -146,7 +172,14 @@ impl Verifier {
             outage_cache: outage::cache_path(config),
             cache: None,
             offline: false,
+            known: KnownHashes::default(),
         }
+    }
+
+    /// Shares the pairs' known hashes with the other workers (a pair's
+    /// next login may reach any of them).
+    pub fn share_known(&mut self, known: KnownHashes) {
+        self.known = known;
     }
 
     /// Opens its store from `database` (a clone of the other workers'):
@@ -164,18 +197,7 @@ impl Verifier {
         if self.offline {
             return Ok(self.cache()?.store());
         }
-        let store = match self.store.take() {
-            Some(store) if store.still_usable() => store,
-            _ => {
-                let mut store = store::open(&self.database, OpenMode::MustExist)?;
-                // Written on every open, so a restored or replaced file has it too.
-                store
-                    .put_dummy(&self.dummy, 0)
-                    .map_err(VerifierError::Dummy)?;
-                store
-            }
-        };
-        Ok(self.store.insert(store).as_mut())
+        shared_store(&mut self.store, &self.database, &self.dummy)
     }
 
     /// The Unix time to decide at for a host clock reading `local`: the
@@ -227,18 +249,20 @@ impl Verifier {
         let permitted = peer::permits(peer, &request.user) && (!code_only || peer.uid == 0);
         self.offline = false;
         let connected = self.store.as_ref().is_some_and(|s| s.still_usable());
-        let mut read = self.read(request, peer, permitted, now);
+        let mut read = self.read(request, peer, permitted, now, None);
         if read.outage && connected && self.outage_cache.is_some() {
             // A connection made before a server restart fails once: a new
             // one answers, and the fleet (not the copy) decides (a failed
             // reservation was not committed, so this is charged once).
-            read = self.read(request, peer, permitted, now);
+            let early = read.early.take();
+            read = self.read(request, peer, permitted, now, early);
         }
         if read.outage && self.outage_cache.is_some() {
             // The shared store did not answer: the same decision on the
             // host's copy, its own ledger charged (see outage.rs).
             self.offline = true;
-            read = self.read(request, peer, permitted, now);
+            let early = read.early.take();
+            read = self.read(request, peer, permitted, now, early);
         }
         let policy = self.policies.of(&request.service, peer.uid);
         let started = std::time::Instant::now();
@@ -275,6 +299,7 @@ impl Verifier {
         if matches!(reason, Reason::Success | Reason::RecoveryCode { .. }) {
             self.remember_fresh_login(request, peer, &checks, now);
         }
+        self.learn_hash(request, &read, &reason);
         let locked = match (&reason, reservation) {
             (_, None) => Vec::new(),
             (r, _) if r.allows() => Vec::new(),
@@ -304,6 +329,28 @@ impl Verifier {
             locked,
             ledger_full: reservation.is_some_and(|r| r.overflow),
             offline,
+        }
+    }
+
+    /// Keeps the hash a pair logged in with (`known.rs`), unless it is
+    /// replaced at this login; forgets a kept hash the row no longer has.
+    fn learn_hash(&self, request: &Request, read: &read::Read, reason: &Reason) {
+        let Some(source) = read.pair_source.as_deref() else {
+            return;
+        };
+        let phc = read.record().map(|r| r.phc.as_str());
+        match phc {
+            Some(phc) if reason.allows() && !self.hasher.needs_rehash(phc) => {
+                self.known.remember(&request.user, source, phc);
+            }
+            _ if read
+                .early
+                .as_ref()
+                .is_some_and(|(known, _)| Some(known.as_str()) != phc) =>
+            {
+                self.known.forget(&request.user, source);
+            }
+            _ => {}
         }
     }
 
@@ -392,6 +439,8 @@ impl Verifier {
 
 #[cfg(test)]
 mod fresh_tests;
+#[cfg(test)]
+mod known_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]

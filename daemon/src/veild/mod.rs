@@ -153,11 +153,13 @@ pub fn run(options: &Options) -> ExitCode {
         self_service::PendingEnrolments::default(),
     ));
     let recent = std::sync::Arc::default();
+    let known = crate::common::verify::KnownHashes::default();
     let workers = (0..config.workers())
         .map(|_| server::Worker {
             verifier: {
                 let mut v = Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone());
                 v.share_recent(std::sync::Arc::clone(&recent));
+                v.share_known(known.clone());
                 v.share_database(&location);
                 v
             },

@@ -60,8 +60,13 @@ impl Verifier {
                 } else {
                     &subject.phc
                 };
-                self.hasher
-                    .verify_with(&mut self.memory, phc, request.password.bytes())
+                match &read.early {
+                    // Verified during the reservation, against this hash.
+                    Some((known, matched)) if known.as_str() == phc.as_str() => *matched,
+                    _ => self
+                        .hasher
+                        .verify_with(&mut self.memory, phc, request.password.bytes()),
+                }
             }
         };
         let record = read.record();

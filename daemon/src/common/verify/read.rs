@@ -4,15 +4,17 @@
 //! from the checks made on them (`checks.rs`).
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use veil_proto::Request;
+use zeroize::Zeroizing;
 
 use crate::common::ledger::{self, Limits, Origin};
 use crate::common::peer::Peer;
 use crate::common::shadow::{self, State};
-use crate::common::store::{Store, UserRecord};
+use crate::common::store::{Reserved, Store, StoreError, UserRecord};
 
-use super::{Verifier, VerifierError};
+use super::{Verifier, VerifierError, shared_store};
 
 /// The shadow file could not be read: every request is denied.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,12 @@ pub(super) struct Read {
     /// The store failed for want of an answer
     /// ([`StoreError::is_outage`](crate::common::store::StoreError::is_outage)).
     pub(super) outage: bool,
+    /// The source of the (user, source) pair this login counts for, when
+    /// it may use the pair's known hash (`known.rs`).
+    pub(super) pair_source: Option<String>,
+    /// The password verified against the pair's known hash while the
+    /// store reserved: the hash, and whether it matched.
+    pub(super) early: Option<(Zeroizing<String>, bool)>,
 }
 
 impl Read {
@@ -47,31 +55,42 @@ impl Read {
 
 impl Verifier {
     /// What a request reads, whoever the user is: the ledger's
-    /// reservation, one user-or-dummy row, the shadow file.
+    /// reservation, one user-or-dummy row, the shadow file. `verified`:
+    /// an earlier read of this request already verified its password
+    /// early (the store then failed): kept, not verified again.
     pub(super) fn read(
         &mut self,
         request: &Request,
         peer: Peer,
         permitted: bool,
         now: u64,
+        verified: Option<(Zeroizing<String>, bool)>,
     ) -> Read {
         let now_i = now.min(i64::MAX as u64) as i64;
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
+        // A veil password checked against the user's own row, on the
+        // shared store: the pair's known hash may be verified early.
+        let pair_source =
+            (permitted && !request.code_only && !self.offline && self.system.crypt_dummy.is_none())
+                .then(|| charge.source.clone());
+        let guess = pair_source
+            .as_deref()
+            .filter(|_| verified.is_none())
+            .and_then(|source| self.known.get(&request.user, source));
         let mut store_error: Option<String> = None;
         let mut outage = false;
         let started = std::time::Instant::now();
         // One row read either way: the user's, or the dummy row veild
         // wrote at start (with the reservation where the store can).
-        let (reservation, looked_up) = match self.store() {
-            Ok(store) => match store.reserve_and_look_up(&limits, charge, &request.user, now_i) {
-                Ok(r) => (Some(r.reservation), Some(r.row)),
-                Err(e) => {
-                    outage = e.is_outage();
-                    store_error = Some(format!("ledger: {e}"));
-                    (None, None)
-                }
-            },
+        let (reserved, early) = self.reserve(&limits, charge, request, now_i, guess);
+        let (reservation, looked_up) = match reserved {
+            Ok(Ok(r)) => (Some(r.reservation), Some(r.row)),
+            Ok(Err(e)) => {
+                outage = e.is_outage();
+                store_error = Some(format!("ledger: {e}"));
+                (None, None)
+            }
             Err(e) => {
                 outage = matches!(&e, VerifierError::Store(e) if e.is_outage());
                 store_error = Some(e.to_string());
@@ -101,7 +120,10 @@ impl Verifier {
             }
             None => (None, false),
         };
-        self.store_time += started.elapsed();
+        // Overlapped, the early verify's time is the checks', not the store's.
+        let early_time = early.as_ref().map_or(Duration::ZERO, |e| e.time);
+        self.store_time += started.elapsed().saturating_sub(early_time);
+        self.check_time += early_time;
         // The shadow file, read whole, whoever the user is.
         let account = match &self.system.shadow {
             Some(path) => shadow::lookup(path, &request.user).map_err(|source| ShadowUnreadable {
@@ -122,8 +144,75 @@ impl Verifier {
             state,
             store_error,
             outage,
+            pair_source,
+            early: early.map(|e| (e.phc, e.matched)).or(verified),
         }
     }
+
+    /// The reservation and the user's row; with `guess` (the pair's known
+    /// hash), the password verified against it on this thread while
+    /// another thread waits for the store. The verify's answer is only
+    /// read after the reservation returned, so a guess still counts
+    /// before it is evaluated.
+    fn reserve(
+        &mut self,
+        limits: &Limits,
+        charge: ledger::Charge,
+        request: &Request,
+        now: i64,
+        guess: Option<Zeroizing<String>>,
+    ) -> (
+        Result<Result<Reserved, StoreError>, VerifierError>,
+        Option<Early>,
+    ) {
+        let Some(phc) = guess.filter(|_| !self.offline) else {
+            return match self.store() {
+                Ok(store) => (
+                    Ok(store.reserve_and_look_up(limits, charge, &request.user, now)),
+                    None,
+                ),
+                Err(e) => (Err(e), None),
+            };
+        };
+        let store = match shared_store(&mut self.store, &self.database, &self.dummy) {
+            Ok(store) => store,
+            Err(e) => return (Err(e), None),
+        };
+        let (hasher, memory) = (&self.hasher, &mut self.memory);
+        let spare = charge.clone();
+        let (reserved, matched, time) = std::thread::scope(|scope| {
+            let reserving = std::thread::Builder::new()
+                .name("veild-reserve".into())
+                .spawn_scoped(scope, || {
+                    store.reserve_and_look_up(limits, charge, &request.user, now)
+                });
+            let started = Instant::now();
+            let matched = hasher.verify_with(memory, &phc, request.password.bytes());
+            let time = started.elapsed();
+            let reserved = match reserving {
+                Ok(handle) => Some(
+                    handle
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                ),
+                // No thread to be had (a task limit): the same work in turn.
+                Err(_) => None,
+            };
+            (reserved, matched, time)
+        });
+        let reserved = match reserved {
+            Some(reserved) => reserved,
+            None => store.reserve_and_look_up(limits, spare, &request.user, now),
+        };
+        (Ok(reserved), Some(Early { phc, matched, time }))
+    }
+}
+
+/// A password verified against a pair's known hash during the reservation.
+pub(super) struct Early {
+    phc: Zeroizing<String>,
+    matched: bool,
+    time: Duration,
 }
 
 /// Who an attempt is charged to. Only root (sshd, sudo, su, login) speaks
