@@ -221,7 +221,8 @@ impl Metrics {
         self.verification_time.observe(took);
     }
 
-    /// How long the store took for one login's reads and writes.
+    /// How long one login waited for the store (its reads and writes, less what
+    /// overlapped its checks).
     pub fn store_time(&self, took: Duration) {
         self.store_time.observe(took);
     }

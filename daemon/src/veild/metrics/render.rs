@@ -162,7 +162,7 @@ impl Metrics {
             out,
             "veil_store_duration_seconds",
             "histogram",
-            "Time the store (database) took for one login's reads and writes.",
+            "Time one login waited for the store (database): reads and writes, less what overlapped its checks.",
         );
         self.store_time.render(out, "veil_store_duration_seconds");
         head(
