@@ -5,9 +5,11 @@
 //! used only once the reservation has committed, and only if the row the
 //! store returned carries the same hash; otherwise the password is
 //! verified again against the row. Only pairs that logged in are kept,
-//! keyed by the source too, so a name alone never takes this path (with
-//! `failure_delay_ms = 0` a stranger cannot tell a real name by it).
-//! Shared by veild's workers.
+//! keyed by the source too (an address block, a local uid or a service),
+//! so a name alone never takes this path. A known pair's denial is decided
+//! sooner than a stranger's: the path is off at `failure_delay_ms = 0`,
+//! where a denial leaves as soon as it is decided. Shared by veild's
+//! workers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -145,3 +145,66 @@ fn workers_share_the_pairs() {
     assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
     assert_eq!(verified_early(&mut other, &home), Some(true));
 }
+
+#[test]
+fn no_early_verify_where_it_would_show_or_the_rows_hash_is_not_checked() {
+    let home = request("nototp", "right", HOME);
+    // failure_delay_ms = 0: a denial leaves when decided.
+    let mut f = fixture();
+    f.verifier.early_verify = false;
+    assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
+    assert_eq!(verified_early(&mut f, &home), None, "delay 0");
+
+    let mut f = fixture();
+    assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
+    // Code only: the password is verified against the dummy.
+    let mut code_only = home.clone();
+    code_only.code_only = true;
+    assert_eq!(verified_early(&mut f, &code_only), None, "code only");
+    // System passwords: the shadow file's hash, not the row's.
+    f.verifier.system.crypt_dummy = Some("$5$rounds=1000$x$y".into());
+    assert_eq!(verified_early(&mut f, &home), None, "system passwords");
+}
+
+#[test]
+fn a_store_that_fails_keeps_the_pair() {
+    let mut f = fixture();
+    let home = request("nototp", "right", HOME);
+    assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
+    // The reservation fails on its thread, after the verify started, and
+    // the row cannot be read either.
+    let other = rusqlite::Connection::open(f._dir.path().join("v.db")).unwrap();
+    other
+        .execute_batch(
+            "ALTER TABLE ledger RENAME TO ledger_away; ALTER TABLE users RENAME TO users_away",
+        )
+        .unwrap();
+    let (d, _) = ask(&mut f, &home);
+    assert!(matches!(d.reason, Reason::Store(_)), "{:?}", d.reason);
+    other
+        .execute_batch(
+            "ALTER TABLE ledger_away RENAME TO ledger; ALTER TABLE users_away RENAME TO users",
+        )
+        .unwrap();
+    assert_eq!(verified_early(&mut f, &home), Some(true), "kept");
+}
+
+#[test]
+fn veilds_delay_decides_the_early_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for (delay, early) in [(0, false), (1, true), (2000, true)] {
+        let text = format!(
+            "database = {:?}\nfailure_delay_ms = {delay}\n",
+            dir.path().join("v.db")
+        );
+        let config = Config::parse(&text, std::path::Path::new("veild.toml")).unwrap();
+        let hasher = Hasher::new(&config.argon2).unwrap();
+        let v = Verifier::new(
+            &config,
+            hasher.clone(),
+            dummy_record(&hasher).unwrap(),
+            SystemAccounts::default(),
+        );
+        assert_eq!(v.early_verify, early, "failure_delay_ms = {delay}");
+    }
+}

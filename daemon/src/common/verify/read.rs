@@ -70,10 +70,14 @@ impl Verifier {
         let limits = self.limits.clone();
         let charge = charge_of(&limits, request, peer, permitted);
         // A veil password checked against the user's own row, on the
-        // shared store: the pair's known hash may be verified early.
-        let pair_source =
-            (permitted && !request.code_only && !self.offline && self.system.crypt_dummy.is_none())
-                .then(|| charge.source.clone());
+        // shared store, denials held to their deadline: the pair's known
+        // hash may be verified early.
+        let pair_source = (self.early_verify
+            && permitted
+            && !request.code_only
+            && !self.offline
+            && self.system.crypt_dummy.is_none())
+        .then(|| charge.source.clone());
         let guess = pair_source
             .as_deref()
             .filter(|_| verified.is_none())
