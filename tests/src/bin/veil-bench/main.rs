@@ -33,6 +33,7 @@ mod delay_proxy;
 mod edges;
 mod ledger;
 mod ledger_pg;
+mod pg_success;
 mod postgres;
 mod ssh_flood;
 mod ssh_per_name;
