@@ -191,11 +191,15 @@ fn read(
 }
 
 /// [`reserve`], reading also the row `user_or_dummy` gives for `name`
-/// (`None` only if the dummy row is missing) in its first statement. A
-/// pair `hints` remembers as known-good (and not `full`) skips the read:
-/// its first statement is the checked write of the plan made from what
-/// was remembered ([`super::hints`]), so a repeated login reserves in one
-/// round trip; a stale hint is refused and answered with what is there.
+/// (`None` only if the dummy row is missing) in its first statement,
+/// which (the ledger not `full`) is already the checked write: of the plan
+/// made from what `hints` remembers of a known-good pair ([`super::hints`]),
+/// else of the plan made from nothing stored (a pair's first login: its
+/// keys usually have no rows yet). So a login reserves in one round trip;
+/// when the database holds anything else, `veil_reserve` writes nothing
+/// and answers with what is there, and the plan is made again from that
+/// (two round trips, as a read and a write). A `full` ledger reads first:
+/// whether the attempt goes to overflow keys is decided from that read.
 #[allow(clippy::too_many_arguments)]
 pub fn reserve_looking_up(
     client: &mut Client,
@@ -207,16 +211,16 @@ pub fn reserve_looking_up(
     now: i64,
     hints: &Hints,
 ) -> Result<(Reservation, Option<postgres::Row>), postgres::Error> {
-    let hint = hints
-        .last_success(&charge.user, &charge.source)
-        .filter(|&last| !full && is_known_good(limits, Some(last), now));
-    if let Some(last) = hint {
+    if !full {
+        let hint = hints
+            .last_success(&charge.user, &charge.source)
+            .filter(|&last| is_known_good(limits, Some(last), now));
         let tried = try_plan(
             client,
             st,
             limits,
             &charge,
-            (Some(last), &Found::new()),
+            (hint, &Found::new()),
             now,
             Some(name),
         )?;

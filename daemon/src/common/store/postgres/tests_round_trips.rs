@@ -1,11 +1,12 @@
 //! The statements a login sends, counted in the server's own log
 //! (`log_statement = all`), on a host's login role: a pair's first login
-//! reserves in two (the read, with the user's row in it, and the checked
-//! write), a repeated one in one (the write, from what the host remembers),
-//! and a success in one. A stale memory never costs a count: another
-//! host's failures in between are seen and the lock holds. Fails on the
-//! old main, whose logins read the user's row on its own and read the
-//! ledger before every write (four statements per success).
+//! reserves in one (the checked write of the plan from nothing stored,
+//! with the user's row in it), a repeated one in one (the write, from what
+//! the host remembers), and a success in one. Neither guess ever costs a
+//! count: another host's failures are seen (two statements then) and the
+//! lock holds. Fails on 0.4.0, whose logins read the user's row on its own
+//! and read the ledger before every write (four statements per success),
+//! and on 0.4.1, whose first logins read before they wrote (three).
 
 use std::path::Path;
 
@@ -79,9 +80,10 @@ fn a_repeated_login_reserves_in_one_statement_and_a_stale_memory_counts() {
     let (first, success) = login(&mut host, now);
     assert_eq!(
         first.len(),
-        2,
-        "a first login: the read, the write\n{first:#?}"
+        1,
+        "a first login: the write, planned from nothing stored\n{first:#?}"
     );
+    assert!(first[0].contains("veil_reserve"), "{first:#?}");
     assert_eq!(success.len(), 1, "{success:#?}");
     for _ in 0..3 {
         now += 60;
@@ -114,4 +116,31 @@ fn a_repeated_login_reserves_in_one_statement_and_a_stale_memory_counts() {
         "the user's row all the same"
     );
     assert!(statements_since(&cluster, from).len() >= 2);
+
+    // A pair this host never saw, that another host failed up to one short
+    // of its limit: the plan from nothing stored is refused, the next is
+    // made from the other host's counts, and this attempt locks the key.
+    let elsewhere = Origin::from_root("203.0.113.9", 0, "sshd");
+    let charge = || charge_for(&limits, "alice", &elsewhere);
+    for _ in 0..deny - 1 {
+        now += 1;
+        let r = other.reserve(&limits, charge(), now).unwrap();
+        assert!(r.refused.is_none() && r.locking.is_empty());
+    }
+    now += 1;
+    let from = log_len(&cluster);
+    let counted = host
+        .reserve_and_look_up(&limits, charge(), "alice", now)
+        .unwrap();
+    assert!(counted.reservation.refused.is_none());
+    assert!(
+        !counted.reservation.locking.is_empty(),
+        "the other host's {} failures and this one lock the key",
+        deny - 1
+    );
+    assert_eq!(
+        statements_since(&cluster, from).len(),
+        2,
+        "the refused guess, the write from what was there"
+    );
 }
