@@ -32,6 +32,7 @@ mod known;
 mod outage;
 mod read;
 mod reason;
+mod reserver;
 mod window;
 pub use known::KnownHashes;
 pub use outage::{HandOver, OutageError};
@@ -108,6 +109,9 @@ pub struct Verifier {
     /// `failure_delay_ms = 0`, where a denial leaves when decided and the
     /// time saved would tell which names logged in from a source.
     early_verify: bool,
+    /// The thread that makes a known pair's reservation meanwhile; `None`
+    /// until [`Verifier::start_reserver`] (or if no thread could be had).
+    reserver: Option<reserver::Reserver>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -127,16 +131,25 @@ fn shared_store<'a>(
     database: &Location,
     dummy: &UserRecord,
 ) -> Result<&'a mut dyn Store, VerifierError> {
-    let store = match slot.take() {
-        Some(store) if store.still_usable() => store,
+    let store = open_shared(slot, database, dummy)?;
+    Ok(slot.insert(store).as_mut())
+}
+
+/// [`shared_store`], taken out of `slot` (to lend to another thread).
+fn open_shared(
+    slot: &mut Option<Box<dyn Store>>,
+    database: &Location,
+    dummy: &UserRecord,
+) -> Result<Box<dyn Store>, VerifierError> {
+    match slot.take() {
+        Some(store) if store.still_usable() => Ok(store),
         _ => {
             let mut store = store::open(database, OpenMode::MustExist)?;
             // Written on every open, so a restored or replaced file has it too.
             store.put_dummy(dummy, 0).map_err(VerifierError::Dummy)?;
-            store
+            Ok(store)
         }
-    };
-    Ok(slot.insert(store).as_mut())
+    }
 }
 
 /// The record an unknown name is checked against: a hash of random bytes
@@ -178,6 +191,7 @@ impl Verifier {
             offline: false,
             known: KnownHashes::default(),
             early_verify: config.failure_delay_ms > 0,
+            reserver: None,
         }
     }
 
@@ -185,6 +199,15 @@ impl Verifier {
     /// next login may reach any of them).
     pub fn share_known(&mut self, known: KnownHashes) {
         self.known = known;
+    }
+
+    /// Starts the thread that makes a known pair's reservation while this
+    /// verifier checks the password (`verify/reserver.rs`). Without it
+    /// (veilctl, a start refused a thread) the two run in turn.
+    pub fn start_reserver(&mut self) {
+        if self.early_verify && self.reserver.is_none() {
+            self.reserver = reserver::Reserver::start();
+        }
     }
 
     /// Opens its store from `database` (a clone of the other workers'):

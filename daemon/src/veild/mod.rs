@@ -160,6 +160,7 @@ pub fn run(options: &Options) -> ExitCode {
                 let mut v = Verifier::new(&config, hasher.clone(), dummy.clone(), system.clone());
                 v.share_recent(std::sync::Arc::clone(&recent));
                 v.share_known(known.clone());
+                v.start_reserver();
                 v.share_database(&location);
                 v
             },

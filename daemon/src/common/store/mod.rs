@@ -70,6 +70,10 @@ pub enum StoreError {
         #[source]
         source: postgres::SetupError,
     },
+    /// The thread making a reservation (`verify/reserver.rs`) ended
+    /// without answering: nothing is known of the store's state.
+    #[error("the reservation thread ended without an answer")]
+    ReservationThreadGone,
     /// `veilctl store copy` found a user there with other contents:
     /// nothing was copied.
     #[error("PostgreSQL {target}: {source}")]

@@ -32,9 +32,11 @@ fn fixture() -> Fixture {
         .add_user("nototp", &hasher.hash(b"right").unwrap(), 0)
         .unwrap();
     let dummy = dummy_record(&hasher).unwrap();
+    let mut verifier = Verifier::new(&config, hasher.clone(), dummy, SystemAccounts::default());
+    verifier.start_reserver();
     Fixture {
         _dir: dir,
-        verifier: Verifier::new(&config, hasher.clone(), dummy, SystemAccounts::default()),
+        verifier,
         hasher,
     }
 }
@@ -154,6 +156,14 @@ fn no_early_verify_where_it_would_show_or_the_rows_hash_is_not_checked() {
     f.verifier.early_verify = false;
     assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
     assert_eq!(verified_early(&mut f, &home), None, "delay 0");
+
+    // No thread of its own (veilctl; a start that could have none): in turn.
+    let mut f = fixture();
+    f.verifier.reserver = None;
+    assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);
+    assert_eq!(verified_early(&mut f, &home), None, "no reserver");
+    let (d, verifies) = ask(&mut f, &home);
+    assert_eq!((d.reason, verifies), (Reason::Success, 1));
 
     let mut f = fixture();
     assert_eq!(ask(&mut f, &home).0.reason, Reason::Success);

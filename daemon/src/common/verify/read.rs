@@ -14,7 +14,8 @@ use crate::common::peer::Peer;
 use crate::common::shadow::{self, State};
 use crate::common::store::{Reserved, Store, StoreError, UserRecord};
 
-use super::{Verifier, VerifierError, shared_store};
+use super::reserver::Job;
+use super::{Verifier, VerifierError, open_shared};
 
 /// The shadow file could not be read: every request is denied.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +170,10 @@ impl Verifier {
         Result<Result<Reserved, StoreError>, VerifierError>,
         Option<Early>,
     ) {
-        let Some(phc) = guess.filter(|_| !self.offline) else {
+        // Without a known hash or a thread of its own: the reservation,
+        // then (in `check`) the verify.
+        let (Some(phc), Some(reserver)) = (guess.filter(|_| !self.offline), self.reserver.as_ref())
+        else {
             return match self.store() {
                 Ok(store) => (
                     Ok(store.reserve_and_look_up(limits, charge, &request.user, now)),
@@ -178,36 +182,24 @@ impl Verifier {
                 Err(e) => (Err(e), None),
             };
         };
-        let store = match shared_store(&mut self.store, &self.database, &self.dummy) {
+        let store = match open_shared(&mut self.store, &self.database, &self.dummy) {
             Ok(store) => store,
             Err(e) => return (Err(e), None),
         };
+        let job = Job {
+            store,
+            limits: limits.clone(),
+            charge,
+            user: request.user.clone(),
+            now,
+        };
         let (hasher, memory) = (&self.hasher, &mut self.memory);
-        let spare = charge.clone();
-        let (reserved, matched, time) = std::thread::scope(|scope| {
-            let reserving = std::thread::Builder::new()
-                .name("veild-reserve".into())
-                .spawn_scoped(scope, || {
-                    store.reserve_and_look_up(limits, charge, &request.user, now)
-                });
+        let (store, reserved, (matched, time)) = reserver.reserve_while(job, || {
             let started = Instant::now();
             let matched = hasher.verify_with(memory, &phc, request.password.bytes());
-            let time = started.elapsed();
-            let reserved = match reserving {
-                Ok(handle) => Some(
-                    handle
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                ),
-                // No thread to be had (a task limit): the same work in turn.
-                Err(_) => None,
-            };
-            (reserved, matched, time)
+            (matched, started.elapsed())
         });
-        let reserved = match reserved {
-            Some(reserved) => reserved,
-            None => store.reserve_and_look_up(limits, spare, &request.user, now),
-        };
+        self.store = store;
         (Ok(reserved), Some(Early { phc, matched, time }))
     }
 }
