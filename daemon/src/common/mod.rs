@@ -7,6 +7,7 @@ pub mod crypt;
 pub mod files;
 pub mod fresh;
 pub mod ledger;
+pub mod pairs;
 pub mod password;
 pub mod peer;
 pub mod policy;
