@@ -206,7 +206,7 @@ impl Verifier {
     /// (veilctl, a start refused a thread) the two run in turn.
     pub fn start_reserver(&mut self) {
         if self.early_verify && self.reserver.is_none() {
-            self.reserver = reserver::Reserver::start();
+            self.reserver = reserver::Reserver::start(&self.limits);
         }
     }
 
@@ -378,7 +378,7 @@ impl Verifier {
             _ if read
                 .early
                 .as_ref()
-                .is_some_and(|(known, _)| Some(known.as_str()) != phc) =>
+                .is_some_and(|early| Some(early.phc.as_str()) != phc) =>
             {
                 self.known.forget(&request.user, source);
             }

@@ -62,7 +62,7 @@ impl Verifier {
                 };
                 match &read.early {
                     // Verified during the reservation, against this hash.
-                    Some((known, matched)) if known.as_str() == phc.as_str() => *matched,
+                    Some(early) if early.phc.as_str() == phc.as_str() => early.matched,
                     _ => self
                         .hasher
                         .verify_with(&mut self.memory, phc, request.password.bytes()),

@@ -58,7 +58,7 @@ fn ask(f: &mut Fixture, req: &Request) -> (Decision, usize) {
 /// Whether the read of `req` verified its password during the reservation.
 fn verified_early(f: &mut Fixture, req: &Request) -> Option<bool> {
     let read = f.verifier.read(req, ROOT, true, NOW, None);
-    read.early.map(|(_, matched)| matched)
+    read.early.map(|e| e.matched)
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub(super) struct Read {
     pub(super) pair_source: Option<String>,
     /// The password verified against the pair's known hash while the
     /// store reserved: the hash, and whether it matched.
-    pub(super) early: Option<(Zeroizing<String>, bool)>,
+    pub(super) early: Option<Early>,
 }
 
 impl Read {
@@ -65,7 +65,7 @@ impl Verifier {
         peer: Peer,
         permitted: bool,
         now: u64,
-        verified: Option<(Zeroizing<String>, bool)>,
+        verified: Option<Early>,
     ) -> Read {
         let now_i = now.min(i64::MAX as u64) as i64;
         let limits = self.limits.clone();
@@ -150,7 +150,7 @@ impl Verifier {
             store_error,
             outage,
             pair_source,
-            early: early.map(|e| (e.phc, e.matched)).or(verified),
+            early: early.or(verified),
         }
     }
 
@@ -188,7 +188,6 @@ impl Verifier {
         };
         let job = Job {
             store,
-            limits: limits.clone(),
             charge,
             user: request.user.clone(),
             now,
@@ -206,8 +205,10 @@ impl Verifier {
 
 /// A password verified against a pair's known hash during the reservation.
 pub(super) struct Early {
-    phc: Zeroizing<String>,
-    matched: bool,
+    /// The hash it was verified against.
+    pub(super) phc: Zeroizing<String>,
+    pub(super) matched: bool,
+    /// The verify's own time (the checks', not the store's).
     time: Duration,
 }
 

@@ -15,7 +15,6 @@ use crate::common::store::{Reserved, Store, StoreError};
 /// One reservation to make.
 pub(super) struct Job {
     pub(super) store: Box<dyn Store>,
-    pub(super) limits: Limits,
     pub(super) charge: Charge,
     pub(super) user: String,
     pub(super) now: i64,
@@ -28,6 +27,8 @@ type Done = Result<(Box<dyn Store>, Result<Reserved, StoreError>), Box<dyn Any +
 pub(super) struct Reserver {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Done>,
+    /// The verifier's limits (fixed for veild's life), for a job run here.
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Reserver {
@@ -37,19 +38,20 @@ impl std::fmt::Debug for Reserver {
 }
 
 impl Job {
-    fn run(mut self) -> Done {
+    fn run(mut self, limits: &Limits) -> Done {
         catch_unwind(AssertUnwindSafe(|| {
             self.store
-                .reserve_and_look_up(&self.limits, self.charge, &self.user, self.now)
+                .reserve_and_look_up(limits, self.charge, &self.user, self.now)
         }))
         .map(|reserved| (self.store, reserved))
     }
 }
 
 impl Reserver {
-    /// The thread, or `None` when none can be had (a task limit): the
-    /// verifier then reserves and verifies in turn.
-    pub(super) fn start() -> Option<Reserver> {
+    /// The thread, reserving under `limits`, or `None` when none can be
+    /// had (a task limit): the verifier then reserves and verifies in turn.
+    pub(super) fn start(limits: &Limits) -> Option<Reserver> {
+        let for_thread = limits.clone();
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (outbox, done) = mpsc::channel::<Done>();
         std::thread::Builder::new()
@@ -57,13 +59,17 @@ impl Reserver {
             .spawn(move || {
                 // Ends when its verifier is dropped.
                 for job in inbox {
-                    if outbox.send(job.run()).is_err() {
+                    if outbox.send(job.run(&for_thread)).is_err() {
                         return;
                     }
                 }
             })
             .ok()?;
-        Some(Reserver { jobs, done })
+        Some(Reserver {
+            jobs,
+            done,
+            limits: limits.clone(),
+        })
     }
 
     /// Runs `job` on the thread while `meanwhile` runs on this one; both
@@ -86,7 +92,7 @@ impl Reserver {
             // The thread is gone: the job (and its store) came back.
             Err(mpsc::SendError(job)) => {
                 let value = meanwhile();
-                (job.run(), value)
+                (job.run(&self.limits), value)
             }
         };
         match done {
